@@ -1,0 +1,39 @@
+/** A message on the invalidation bus: keys to drop from every other instance's local tiers. */
+export type InvalidationMessage =
+  | { type: 'delete'; keys: readonly string[] }
+  /** Drop everything local: sent on `clear()`, and raised locally after a reconnect (messages may have been lost). */
+  | { type: 'clear' };
+
+/**
+ * Cross-instance coherence: when one instance writes or deletes a key, every other instance drops
+ * it from its local (L1) tier. Messages carry keys only, never values. Implemented by
+ * `@bgc/cache-l2-redis` over Redis pub/sub.
+ */
+export interface InvalidationBus {
+  /** Sends a message to every other instance. Must not deliver it back to this instance. */
+  publish(message: InvalidationMessage): Promise<void>;
+  /**
+   * Registers the handler for messages from other instances. Implementations also call it with
+   * `{ type: 'clear' }` after a reconnect, since messages sent meanwhile are lost (pub/sub is at-most-once).
+   */
+  subscribe(handler: (message: InvalidationMessage) => void): void;
+  /** Stops listening and releases the connections the bus created. */
+  close(): Promise<void>;
+}
+
+/** A held lease on a key, renewed in the background until released. */
+export interface Lease {
+  /** Releases the lease if this holder still owns it (compare-and-delete). Never rejects. */
+  release(): Promise<void>;
+}
+
+/**
+ * Cross-instance request coalescing: only the lease holder calls the loader for a key; the others
+ * wait for its result to appear in the shared tier. Implemented by `@bgc/cache-l2-redis`.
+ */
+export interface DistributedLock {
+  /** Tries to take the lease on `key` for `leaseMs`. Resolves `undefined` when another holder has it. */
+  tryAcquire(key: string, leaseMs: number): Promise<Lease | undefined>;
+  /** Resolves when the lease on `key` is released or expired, or after `timeoutMs`, whichever comes first. */
+  waitForRelease(key: string, timeoutMs: number): Promise<void>;
+}

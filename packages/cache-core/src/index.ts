@@ -1,0 +1,24 @@
+export { Level, LEVELS, type TierLevel } from './level.js';
+export { type CacheEntry, isServable, isFresh, createEntry, capEntry } from './entry.js';
+export type { Tier, TierWrite } from './tier.js';
+export {
+  type MetricsAdapter,
+  type CacheOperation,
+  type CacheErrorType,
+  type CircuitState,
+  ERROR_TYPES,
+  NOOP_METRICS,
+} from './metrics.js';
+export type { InvalidationBus, InvalidationMessage, DistributedLock, Lease } from './bus.js';
+export { BgcCacheError, type BgcCacheErrorOptions } from './errors/bgc-cache-error.js';
+export { InvalidKeyError } from './errors/invalid-key-error.js';
+export { InvalidValueError } from './errors/invalid-value-error.js';
+export { SerializationError } from './errors/serialization-error.js';
+export { TierError } from './errors/tier-error.js';
+export { TimeoutError } from './errors/timeout-error.js';
+export { CircuitOpenError } from './errors/circuit-open-error.js';
+export { ConfigError } from './errors/config-error.js';
+export { UpstreamError, type UpstreamErrorOptions, isRetryableStatus } from './errors/upstream-error.js';
+export { KeyPattern, type KeyPart, validateKey, MAX_KEY_LENGTH } from './key-pattern.js';
+export { parseDuration } from './duration.js';
+export { type CacheEnvConfig, loadCacheConfigFromEnv, envBool, envInt, envDuration } from './config.js';

@@ -1,0 +1,61 @@
+import type { CacheEntry } from './entry.js';
+import type { TierLevel } from './level.js';
+
+/** A key and the entry to store under it. */
+export interface TierWrite<T = unknown> {
+  key: string;
+  entry: CacheEntry<T>;
+}
+
+/**
+ * The contract every cache tier implements. The orchestrator ({@link MultiLevelCache}) calls it;
+ * applications rarely do.
+ *
+ * Rules every implementation follows:
+ * - Entries carry absolute times. A tier never returns an entry whose `staleUntil` has passed,
+ *   and never extends an entry's lifetime; it may shorten it to its own cap ({@link Tier.maxTtlMs}).
+ * - Keys are opaque strings of any characters (unicode, `:`, `*`, spaces); a tier encodes or hashes
+ *   them as its backend needs, and distinct keys stay distinct.
+ * - A failing backend rejects with an error (the orchestrator reports it and skips the tier);
+ *   a corrupted stored value is reported as a miss, not an error.
+ * - A tier handed an existing client (ioredis, pg Pool) never closes it; one that created its
+ *   client closes it in {@link Tier.close}.
+ */
+export interface Tier {
+  /** Short backend name used in logs and errors, e.g. `"memory"`, `"redis"`, `"postgres"`. */
+  readonly name: string;
+  /** The level this tier serves at: its `level` label in metrics and in `CacheResult.level`. */
+  readonly level: TierLevel;
+  /**
+   * `'local'` for a per-process tier (memory): the orchestrator evicts its keys when another
+   * instance writes (invalidation bus). `'shared'` for tiers every instance sees (Redis, PostgreSQL).
+   */
+  readonly scope: 'local' | 'shared';
+  /** Longest lifetime (ms) this tier keeps an entry for; `undefined` keeps the entry's own. */
+  readonly maxTtlMs?: number;
+
+  /** Reads one entry. Resolves `undefined` on a miss, an expired entry or an unreadable value. */
+  get(key: string): Promise<CacheEntry | undefined>;
+  /** Stores (or overwrites) one entry, shortened to {@link Tier.maxTtlMs} if needed. */
+  set(key: string, entry: CacheEntry): Promise<void>;
+  /** Removes one key. Resolves `true` if the key existed. */
+  delete(key: string): Promise<boolean>;
+  /** Releases the tier's resources (timers, clients it created). Further calls may reject. */
+  close(): Promise<void>;
+
+  /**
+   * Synchronous read for tiers that can answer without I/O (L1). Same semantics as
+   * {@link Tier.get}. The orchestrator uses it on its hot path when present.
+   */
+  getSync?(key: string): CacheEntry | undefined;
+  /** Reads many keys in one round trip. Resolves an array aligned with `keys`, `undefined` on a miss. */
+  getMany?(keys: readonly string[]): Promise<(CacheEntry | undefined)[]>;
+  /** Stores many entries in one round trip. */
+  setMany?(writes: readonly TierWrite[]): Promise<void>;
+  /** Removes many keys in one round trip. Resolves how many existed. */
+  deleteMany?(keys: readonly string[]): Promise<number>;
+  /** Removes every entry this tier holds (under its prefix or namespace), never others'. */
+  clear?(): Promise<void>;
+  /** Cheap health probe: resolves when the backend answers, rejects otherwise. */
+  ping?(): Promise<void>;
+}
