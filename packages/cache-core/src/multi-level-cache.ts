@@ -1,0 +1,894 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { DistributedLock, InvalidationBus, InvalidationMessage, Lease } from './bus.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { type CacheEntry, capEntry } from './entry.js';
+import { BgcCacheError } from './errors/bgc-cache-error.js';
+import { CircuitOpenError } from './errors/circuit-open-error.js';
+import { ConfigError } from './errors/config-error.js';
+import { InvalidValueError } from './errors/invalid-value-error.js';
+import { TimeoutError } from './errors/timeout-error.js';
+import { validateKey } from './key-pattern.js';
+import { Level, type TierLevel } from './level.js';
+import {
+  type CacheErrorType,
+  type CacheOperation,
+  type CircuitState,
+  type MetricsAdapter,
+  NOOP_METRICS,
+} from './metrics.js';
+import type { Tier, TierWrite } from './tier.js';
+import { delay, withTimeout } from './timeout.js';
+
+const tracer = trace.getTracer('@bgc/cache-core');
+
+/** Options of {@link MultiLevelCache}. Durations in ms. */
+export interface MultiLevelCacheOptions {
+  /** The tiers, fastest first (e.g. memory, Redis, PostgreSQL). At least one. */
+  tiers: readonly Tier[];
+  /** Where hits, misses, latencies, promotions and errors are reported. @default NOOP_METRICS */
+  metrics?: MetricsAdapter;
+  /** `connector` label of hit/miss metrics. @default 'default' */
+  connector?: string;
+  /** `endpoint` label of hit/miss metrics, overridable per call. @default 'default' */
+  endpoint?: string;
+  /** Fresh lifetime of entries written without a `ttlMs`. @default 300000 (5 min) */
+  defaultTtlMs?: number;
+  /**
+   * Fail-safe window: how long past fresh-until an entry is kept and may be served when the loader
+   * fails or is slow. @default 0
+   */
+  staleTtlMs?: number;
+  /** Fresh lifetime of `null` loader results (negative caching). @default 60000 */
+  negativeTtlMs?: number;
+  /**
+   * Random reduction of each fresh TTL, as a fraction (0.1 = up to 10% shorter), so that keys
+   * written together do not expire together. @default 0
+   */
+  ttlJitter?: number;
+  /** How long a settled load stays shareable by callers that arrive just after it. @default 10000 */
+  coalesceWindowMs?: number;
+  /** Timeout of each operation on a shared (remote) tier. @default 1000 */
+  tierTimeoutMs?: number;
+  /**
+   * When a stale entry exists and the loader takes longer than this, answer with the stale value
+   * and let the load finish in the background. `0` answers stale at once. @default 1000
+   */
+  softTimeoutMs?: number;
+  /** Longest time a caller waits for a loader; then it gets the stale value or a TimeoutError. @default 10000 */
+  hardTimeoutMs?: number;
+  /** After a failed load served stale, wait this long before the next load attempt. @default 30000 */
+  failSafeBackoffMs?: number;
+  /**
+   * Refresh an entry in the background when it is read after this fraction of its fresh lifetime
+   * (e.g. 0.8). `undefined` disables eager refresh. @default undefined
+   */
+  eagerRefreshThreshold?: number;
+  /** Circuit breaker per shared tier; `false` disables it. @default { failureThreshold: 3, cooldownMs: 5000 } */
+  circuitBreaker?: { failureThreshold?: number; cooldownMs?: number } | false;
+  /** Cross-instance invalidation of local tiers. */
+  bus?: InvalidationBus;
+  /** Cross-instance coalescing of loads (one loader call across instances). */
+  lock?: DistributedLock;
+  /** Lease time of the distributed lock, renewed while the load runs. @default 15000 */
+  lockLeaseMs?: number;
+  /** Longest wait for another instance's load before loading here. @default hardTimeoutMs */
+  lockWaitMs?: number;
+  /** Most keys remembered per tier for auto-recovery after an outage. @default 10000 */
+  recoveryMaxKeys?: number;
+  /** How often failed writes are retried (as invalidations) on a recovering tier. @default 2000 */
+  recoveryIntervalMs?: number;
+  /** Close the tiers, bus on {@link MultiLevelCache.close}. @default true */
+  ownsTiers?: boolean;
+}
+
+/** The result of a lookup. */
+export interface CacheResult<T> {
+  /** The value, or `undefined` on a miss everywhere. */
+  value: T | undefined;
+  /** Where it was found; `Level.External` on a miss (or when the loader answered). */
+  level: Level;
+  /** Whether the value is past its fresh-until time (served by fail-safe or a soft timeout). */
+  stale: boolean;
+}
+
+/** The result of {@link MultiLevelCache.getOrLoad}: always a value. */
+export interface LoadResult<T> extends CacheResult<T> {
+  value: T;
+}
+
+/** Options of one write. */
+export interface SetOptions {
+  /** Fresh lifetime in ms. @default the cache's defaultTtlMs */
+  ttlMs?: number;
+  /** Fail-safe window after fresh-until, in ms. @default the cache's staleTtlMs */
+  staleTtlMs?: number;
+}
+
+/** One item of {@link MultiLevelCache.setMany}. */
+export interface SetManyItem<T = unknown> extends SetOptions {
+  key: string;
+  value: T;
+}
+
+/** What a loader receives. */
+export interface LoaderContext<T> {
+  /** The key being loaded. */
+  key: string;
+  /** Aborted when the hard timeout elapses and nobody waits for the result any more. */
+  signal: AbortSignal;
+  /** The stale entry, when one exists (e.g. for conditional requests). */
+  stale: CacheEntry<T> | undefined;
+}
+
+/** Loads a value from the upstream. Resolve `null` for "not found" (cached for negativeTtlMs). */
+export type Loader<T> = (ctx: LoaderContext<T>) => Promise<T> | T;
+
+/** Options of {@link MultiLevelCache.getOrLoad}. */
+export interface GetOrLoadOptions<T> {
+  /** Fresh lifetime in ms, fixed or computed from the loaded value. */
+  ttlMs?: number | ((value: T) => number);
+  /** Fail-safe window in ms. */
+  staleTtlMs?: number;
+  /** `endpoint` metric label for this call. */
+  endpoint?: string;
+  /** Treat a fresh cached entry as stale when this returns true (e.g. release-aware freshness). */
+  isStale?: (entry: CacheEntry<T>) => boolean;
+}
+
+/** Options of {@link MultiLevelCache.get}. */
+export interface GetOptions {
+  /** `endpoint` metric label for this call. */
+  endpoint?: string;
+  /** Also return a stale (past fresh-until) entry, flagged `stale: true`. @default false */
+  allowStale?: boolean;
+}
+
+/** Emitted as `'error'` (only when a listener exists) for every tier or background failure. */
+export interface CacheErrorEvent {
+  level: Level;
+  tier?: string;
+  operation: CacheOperation;
+  key?: string;
+  error: unknown;
+}
+
+/** Health of one tier. */
+export type TierHealth = 'up' | 'degraded' | 'down';
+
+interface TierState {
+  tier: Tier;
+  index: number;
+  shared: boolean;
+  breaker: CircuitBreaker | undefined;
+  /** Keys whose write or delete failed on this tier, to invalidate when it comes back. */
+  pending: Set<string>;
+  lastError: boolean;
+}
+
+interface Found<T> {
+  entry: CacheEntry<T>;
+  index: number;
+}
+
+interface RecentLoad {
+  result: LoadResult<unknown>;
+  until: number;
+}
+
+const SKIPPED = Symbol('skipped');
+
+/**
+ * The multi-level cache: cascades reads L1 → L2 → L3, promotes hits to the faster tiers with their
+ * remaining lifetime, writes and deletes on every tier, and coalesces loads so one upstream call
+ * serves every concurrent caller (across instances with a {@link DistributedLock}).
+ *
+ * A tier that fails or times out is reported (metrics, `'error'` event) and skipped: a request never
+ * fails because of a cache tier. Shared tiers get a per-operation timeout and a circuit breaker.
+ */
+export class MultiLevelCache extends EventEmitter {
+  private readonly states: TierState[];
+  private readonly local: TierState[];
+  private readonly l1: TierState | undefined;
+  private readonly l1Sync: ((key: string) => CacheEntry | undefined) | undefined;
+  private readonly metrics: MetricsAdapter;
+  private readonly connector: string;
+  private readonly endpoint: string;
+  private readonly opts: Required<
+    Pick<
+      MultiLevelCacheOptions,
+      | 'defaultTtlMs'
+      | 'staleTtlMs'
+      | 'negativeTtlMs'
+      | 'ttlJitter'
+      | 'coalesceWindowMs'
+      | 'tierTimeoutMs'
+      | 'softTimeoutMs'
+      | 'hardTimeoutMs'
+      | 'failSafeBackoffMs'
+      | 'lockLeaseMs'
+      | 'lockWaitMs'
+      | 'recoveryMaxKeys'
+      | 'recoveryIntervalMs'
+    >
+  > & { eagerRefreshThreshold: number | undefined };
+  private readonly bus: InvalidationBus | undefined;
+  private readonly lock: DistributedLock | undefined;
+  private readonly ownsTiers: boolean;
+  private readonly inflight = new Map<string, Promise<LoadResult<unknown>>>();
+  private readonly refreshing = new Set<string>();
+  private readonly recent = new Map<string, RecentLoad>();
+  private readonly background = new Set<Promise<unknown>>();
+  private recoveryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: MultiLevelCacheOptions) {
+    super();
+    if (!options || !Array.isArray(options.tiers)) throw new ConfigError('tiers', 'expected an array of tiers, fastest first');
+    const nonNeg = (name: keyof MultiLevelCacheOptions, v: number | undefined, d: number): number => {
+      if (v === undefined) return d;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+        throw new ConfigError(name, `${String(v)} is not a non-negative number of milliseconds`);
+      }
+      return v;
+    };
+    const hard = nonNeg('hardTimeoutMs', options.hardTimeoutMs, 10_000);
+    const jitter = options.ttlJitter ?? 0;
+    if (!(jitter >= 0 && jitter < 1)) throw new ConfigError('ttlJitter', `${jitter} must be in [0, 1)`);
+    const eager = options.eagerRefreshThreshold;
+    if (eager !== undefined && !(eager > 0 && eager < 1)) {
+      throw new ConfigError('eagerRefreshThreshold', `${eager} must be a fraction in (0, 1)`);
+    }
+    this.opts = {
+      defaultTtlMs: nonNeg('defaultTtlMs', options.defaultTtlMs, 300_000),
+      staleTtlMs: nonNeg('staleTtlMs', options.staleTtlMs, 0),
+      negativeTtlMs: nonNeg('negativeTtlMs', options.negativeTtlMs, 60_000),
+      ttlJitter: jitter,
+      coalesceWindowMs: nonNeg('coalesceWindowMs', options.coalesceWindowMs, 10_000),
+      tierTimeoutMs: nonNeg('tierTimeoutMs', options.tierTimeoutMs, 1000),
+      softTimeoutMs: nonNeg('softTimeoutMs', options.softTimeoutMs, 1000),
+      hardTimeoutMs: hard,
+      failSafeBackoffMs: nonNeg('failSafeBackoffMs', options.failSafeBackoffMs, 30_000),
+      lockLeaseMs: nonNeg('lockLeaseMs', options.lockLeaseMs, 15_000),
+      lockWaitMs: nonNeg('lockWaitMs', options.lockWaitMs, hard),
+      recoveryMaxKeys: nonNeg('recoveryMaxKeys', options.recoveryMaxKeys, 10_000),
+      recoveryIntervalMs: nonNeg('recoveryIntervalMs', options.recoveryIntervalMs, 2000),
+      eagerRefreshThreshold: eager,
+    };
+    this.metrics = options.metrics ?? NOOP_METRICS;
+    this.connector = options.connector ?? 'default';
+    this.endpoint = options.endpoint ?? 'default';
+    const breakerOpts = options.circuitBreaker === false ? undefined : (options.circuitBreaker ?? {});
+    const seen = new Set<string>();
+    this.states = options.tiers.map((tier, index) => {
+      if (!tier || typeof tier.get !== 'function' || typeof tier.set !== 'function') {
+        throw new ConfigError(`tiers[${index}]`, 'is not a Tier (needs get, set, delete and close)');
+      }
+      if (seen.has(tier.level)) throw new ConfigError(`tiers[${index}]`, `two tiers declare level ${tier.level}`);
+      seen.add(tier.level);
+      const shared = tier.scope === 'shared';
+      const state: TierState = { tier, index, shared, breaker: undefined, pending: new Set(), lastError: false };
+      if (shared && breakerOpts) {
+        state.breaker = new CircuitBreaker({
+          ...breakerOpts,
+          onStateChange: (s: CircuitState) => {
+            this.metrics.circuitState?.(tier.level, s);
+            this.emit('circuit', { level: tier.level, tier: tier.name, state: s });
+          },
+        });
+      }
+      return state;
+    });
+    this.local = this.states.filter((s) => !s.shared);
+    this.l1 = this.states[0] && !this.states[0].shared ? this.states[0] : undefined;
+    this.l1Sync = this.l1?.tier.getSync?.bind(this.l1.tier);
+    this.bus = options.bus;
+    this.lock = options.lock;
+    this.ownsTiers = options.ownsTiers ?? true;
+    this.bus?.subscribe((message) => this.onBusMessage(message));
+  }
+
+  /** The tiers, fastest first. */
+  get tiers(): readonly Tier[] {
+    return this.states.map((s) => s.tier);
+  }
+
+  /**
+   * Looks a key up, fastest tier first, and promotes a hit to every faster tier (keeping its
+   * remaining lifetime). Resolves `{ value: undefined, level: 'external' }` on a miss everywhere.
+   */
+  async get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
+    const endpoint = options.endpoint ?? this.endpoint;
+    const now = Date.now();
+    const fast = this.readL1Sync<T>(key, now, endpoint);
+    if (fast && (fast.freshUntil > now || options.allowStale)) {
+      return { value: fast.value, level: Level.L1, stale: fast.freshUntil <= now };
+    }
+    validateKey(key);
+    const found = await this.cascade<T>(key, endpoint, this.l1Sync ? 1 : 0, fast);
+    if (found && (found.fresh || options.allowStale)) {
+      return { value: found.best.entry.value, level: this.levelOf(found.best.index), stale: !found.fresh };
+    }
+    return { value: undefined, level: Level.External, stale: false };
+  }
+
+  /** Looks many keys up, using each tier's batch read where it has one (one Redis round trip). */
+  async getMany<T = unknown>(keys: readonly string[], options: GetOptions = {}): Promise<CacheResult<T>[]> {
+    const endpoint = options.endpoint ?? this.endpoint;
+    for (const k of keys) validateKey(k);
+    const results: CacheResult<T>[] = keys.map(() => ({ value: undefined, level: Level.External, stale: false }));
+    let missing = keys.map((_, i) => i);
+    const hits: { i: number; entry: CacheEntry<T>; index: number }[] = [];
+    for (const state of this.states) {
+      if (missing.length === 0) break;
+      const ks = missing.map((i) => keys[i] as string);
+      const got = await this.tierCall(state, 'get_many', undefined, () =>
+        state.tier.getMany ? state.tier.getMany(ks) : Promise.all(ks.map((k) => state.tier.get(k))),
+      );
+      const still: number[] = [];
+      const now = Date.now();
+      missing.forEach((i, j) => {
+        const e = got === SKIPPED ? undefined : (got[j] as CacheEntry<T> | undefined);
+        if (e && e.staleUntil > now && (e.freshUntil > now || options.allowStale)) {
+          this.metrics.hit(state.tier.level, this.connector, endpoint);
+          results[i] = { value: e.value, level: state.tier.level, stale: e.freshUntil <= now };
+          if (state.index > 0) hits.push({ i, entry: e, index: state.index });
+        } else {
+          this.metrics.miss(state.tier.level, this.connector, endpoint);
+          still.push(i);
+        }
+      });
+      missing = still;
+    }
+    for (const i of missing) this.metrics.miss(Level.External, this.connector, endpoint);
+    if (hits.length > 0) this.track(this.promoteMany(keys, hits));
+    return results;
+  }
+
+  /** Writes a value to every tier and tells other instances to drop their local copy. */
+  async set<T>(key: string, value: T, options: SetOptions = {}): Promise<void> {
+    validateKey(key);
+    this.assertValue(key, value);
+    const entry = this.makeEntry(value, options.ttlMs ?? this.opts.defaultTtlMs, options.staleTtlMs);
+    this.recent.delete(key);
+    await this.writeAll(key, entry);
+    await this.publish({ type: 'delete', keys: [key] });
+  }
+
+  /** Writes many values to every tier, in one round trip per tier that has `setMany`. */
+  async setMany<T>(items: readonly SetManyItem<T>[]): Promise<void> {
+    if (items.length === 0) return;
+    const writes: TierWrite[] = items.map((it) => {
+      validateKey(it.key);
+      this.assertValue(it.key, it.value);
+      this.recent.delete(it.key);
+      return { key: it.key, entry: this.makeEntry(it.value, it.ttlMs ?? this.opts.defaultTtlMs, it.staleTtlMs) };
+    });
+    await Promise.all(
+      this.states.map((state) =>
+        this.tierCall(state, 'set_many', undefined, async () => {
+          if (state.tier.setMany) await state.tier.setMany(writes);
+          else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
+        }).then((r) => {
+          if (r === SKIPPED) for (const w of writes) this.remember(state, w.key);
+        }),
+      ),
+    );
+    await this.publish({ type: 'delete', keys: writes.map((w) => w.key) });
+  }
+
+  /** Removes a key from every tier and from every instance's local tier. */
+  async delete(key: string): Promise<void> {
+    validateKey(key);
+    await this.deleteMany([key]);
+  }
+
+  /** Removes keys from every tier and every instance's local tier. Resolves how many tiers-keys existed at most. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    for (const k of keys) validateKey(k);
+    for (const k of keys) this.recent.delete(k);
+    const counts = await Promise.all(
+      this.states.map((state) =>
+        this.tierCall(state, 'delete', undefined, async () => {
+          if (state.tier.deleteMany) return state.tier.deleteMany(keys);
+          const r = await Promise.all(keys.map((k) => state.tier.delete(k)));
+          return r.filter(Boolean).length;
+        }).then((r) => {
+          if (r === SKIPPED) {
+            for (const k of keys) this.remember(state, k);
+            return 0;
+          }
+          return r;
+        }),
+      ),
+    );
+    await this.publish({ type: 'delete', keys });
+    return Math.max(0, ...counts);
+  }
+
+  /** Empties every tier that supports `clear()` and every instance's local tier. */
+  async clear(): Promise<void> {
+    this.recent.clear();
+    await Promise.all(
+      this.states.map((state) => (state.tier.clear ? this.tierCall(state, 'clear', undefined, () => state.tier.clear!()) : undefined)),
+    );
+    await this.publish({ type: 'clear' });
+  }
+
+  /**
+   * Returns the cached value, or calls `loader` once (however many callers ask at the same time,
+   * and across instances when a lock is configured), stores its result in every tier and returns
+   * it with `level: 'external'`.
+   *
+   * Fail-safe: when the loader fails or exceeds the hard timeout and a stale entry exists, the
+   * stale value is returned (`stale: true`) and kept; otherwise the loader's error (or a
+   * {@link TimeoutError}) is thrown.
+   */
+  async getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T> = {}): Promise<LoadResult<T>> {
+    const endpoint = options.endpoint ?? this.endpoint;
+    const now = Date.now();
+    const fast = this.readL1Sync<T>(key, now, endpoint);
+    if (fast && fast.freshUntil > now && !options.isStale?.(fast)) {
+      this.maybeEagerRefresh(key, fast, loader, options, now);
+      return { value: fast.value, level: Level.L1, stale: false };
+    }
+    validateKey(key);
+    const shared = this.inflight.get(key) ?? this.sharedRecent(key, now);
+    if (shared) return shared as Promise<LoadResult<T>>;
+    const flight = this.resolveMiss(key, loader, options, endpoint, fast).finally(() => {
+      this.inflight.delete(key);
+    });
+    this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
+    flight.then(
+      (result) => {
+        if (this.opts.coalesceWindowMs > 0 && result.level === Level.External && !result.stale) {
+          this.recent.set(key, { result, until: Date.now() + this.opts.coalesceWindowMs });
+          if (this.recent.size > 10_000) this.pruneRecent();
+        }
+      },
+      () => {},
+    );
+    return flight;
+  }
+
+  /**
+   * Health of each tier from its circuit breaker and last operation: `down` while the breaker is
+   * open, `degraded` while probing or after a failed operation, `up` otherwise.
+   */
+  tierStatus(): Partial<Record<TierLevel, TierHealth>> {
+    const out: Partial<Record<TierLevel, TierHealth>> = {};
+    for (const s of this.states) {
+      const b = s.breaker?.state;
+      out[s.tier.level] = b === 'open' ? 'down' : b === 'half_open' || s.lastError ? 'degraded' : 'up';
+    }
+    return out;
+  }
+
+  /** Pings every tier (bounded by tierTimeoutMs) and returns its health. */
+  async checkTiers(): Promise<Partial<Record<TierLevel, TierHealth>>> {
+    await Promise.all(
+      this.states.map((s) => (s.tier.ping ? this.tierCall(s, 'get', undefined, () => s.tier.ping!()) : undefined)),
+    );
+    return this.tierStatus();
+  }
+
+  /** Waits for background work (promotions, refreshes, recoveries) to settle. Useful in tests and on shutdown. */
+  async flush(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  /** Stops timers, waits for background work, and closes the tiers and the bus (when owned). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.recoveryTimer) clearInterval(this.recoveryTimer);
+    await this.flush();
+    if (!this.ownsTiers) return;
+    await this.bus?.close().catch((error: unknown) => this.report(Level.L2, 'clear', undefined, error));
+    await Promise.all(this.states.map((s) => s.tier.close().catch((error: unknown) => this.report(s.tier.level, 'clear', undefined, error))));
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private readL1Sync<T>(key: string, now: number, endpoint: string): CacheEntry<T> | undefined {
+    const sync = this.l1Sync;
+    if (!sync) return undefined;
+    let e: CacheEntry | undefined;
+    const t0 = performance.now();
+    try {
+      e = sync(key);
+    } catch (error) {
+      this.report(Level.L1, 'get', key, error);
+      return undefined;
+    }
+    this.metrics.latency(Level.L1, 'get', (performance.now() - t0) / 1000);
+    if (e && e.staleUntil > now) {
+      if (e.freshUntil > now) this.metrics.hit(Level.L1, this.connector, endpoint);
+      return e as CacheEntry<T>;
+    }
+    return undefined;
+  }
+
+  /**
+   * Reads tiers from `start` on; stops at the first fresh entry, promotes it, and remembers the
+   * freshest stale entry seen for fail-safe.
+   */
+  private async cascade<T>(
+    key: string,
+    endpoint: string,
+    start: number,
+    staleSoFar: CacheEntry<T> | undefined,
+    isStale?: (entry: CacheEntry<T>) => boolean,
+  ): Promise<{ best: Found<T>; fresh: boolean } | undefined> {
+    let stale: Found<T> | undefined = staleSoFar ? { entry: staleSoFar, index: 0 } : undefined;
+    if (start === 1) this.metrics.miss(Level.L1, this.connector, endpoint);
+    for (let i = start; i < this.states.length; i++) {
+      const state = this.states[i] as TierState;
+      const got = await this.tierCall(state, 'get', key, () => state.tier.get(key));
+      const e = got === SKIPPED ? undefined : (got as CacheEntry<T> | undefined);
+      const now = Date.now();
+      if (e && e.staleUntil > now) {
+        if (e.freshUntil > now && !isStale?.(e)) {
+          this.metrics.hit(state.tier.level, this.connector, endpoint);
+          this.promote(key, e, i);
+          return { best: { entry: e, index: i }, fresh: true };
+        }
+        if (!stale || e.staleUntil > stale.entry.staleUntil) stale = { entry: e, index: i };
+      }
+      this.metrics.miss(state.tier.level, this.connector, endpoint);
+    }
+    return stale ? { best: stale, fresh: false } : undefined;
+  }
+
+  private promote(key: string, entry: CacheEntry, from: number): void {
+    if (from === 0) return;
+    const fromLevel = this.levelOf(from);
+    for (let j = 0; j < from; j++) {
+      const state = this.states[j] as TierState;
+      const capped = capEntry(entry, state.tier.maxTtlMs);
+      const p = this.tierCall(state, 'set', key, () => state.tier.set(key, capped)).then((r) => {
+        if (r !== SKIPPED) this.metrics.promotion(fromLevel, state.tier.level);
+      });
+      if (state.shared) this.track(p);
+    }
+  }
+
+  private async promoteMany(keys: readonly string[], hits: { i: number; entry: CacheEntry; index: number }[]): Promise<void> {
+    for (let j = 0; j < this.states.length; j++) {
+      const state = this.states[j] as TierState;
+      const writes = hits.filter((h) => h.index > j).map((h) => ({ key: keys[h.i] as string, entry: capEntry(h.entry, state.tier.maxTtlMs), from: h.index }));
+      if (writes.length === 0) continue;
+      const r = await this.tierCall(state, 'set_many', undefined, async () => {
+        if (state.tier.setMany) await state.tier.setMany(writes);
+        else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
+      });
+      if (r !== SKIPPED) for (const w of writes) this.metrics.promotion(this.levelOf(w.from), state.tier.level);
+    }
+  }
+
+  private async resolveMiss<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    endpoint: string,
+    l1Stale: CacheEntry<T> | undefined,
+  ): Promise<LoadResult<T>> {
+    const span = tracer.startSpan('bgc.cache.get_or_load', { attributes: { 'bgc.cache.endpoint': endpoint } });
+    try {
+      const start = this.l1Sync ? 1 : 0;
+      const found = await this.cascade<T>(key, endpoint, start, l1Stale, options.isStale);
+      if (found?.fresh) {
+        span.setAttribute('bgc.cache.level', this.levelOf(found.best.index));
+        return { value: found.best.entry.value, level: this.levelOf(found.best.index), stale: false };
+      }
+      const stale = found?.best;
+      // A fail-safe entry in its back-off window is served without calling the loader again.
+      if (stale?.entry.meta?.failSafe === true && (stale.entry.meta.retryAt as number) > Date.now()) {
+        return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
+      }
+      this.metrics.miss(Level.External, this.connector, endpoint);
+      span.setAttribute('bgc.cache.level', Level.External);
+      return await this.loadWithLock(key, loader, options, endpoint, stale, span);
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async loadWithLock<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    endpoint: string,
+    stale: Found<T> | undefined,
+    span: Span,
+  ): Promise<LoadResult<T>> {
+    if (!this.lock) return this.load(key, loader, options, stale, undefined);
+    const deadline = Date.now() + this.opts.lockWaitMs;
+    for (;;) {
+      let lease: Lease | undefined;
+      try {
+        lease = await withTimeout(this.lock.tryAcquire(key, this.opts.lockLeaseMs), this.opts.tierTimeoutMs, 'lock acquire');
+      } catch (error) {
+        // No lock service: load here rather than fail the request.
+        this.report(Level.L2, 'load', key, error);
+        return this.load(key, loader, options, stale, undefined);
+      }
+      if (lease) {
+        span.setAttribute('bgc.cache.lock', 'acquired');
+        // Another instance may have finished its load between our read and the lease.
+        const again = await this.cascade<T>(key, endpoint, this.l1Sync ? 1 : 0, undefined, options.isStale);
+        if (again?.fresh) {
+          await lease.release();
+          return { value: again.best.entry.value, level: this.levelOf(again.best.index), stale: false };
+        }
+        return this.load(key, loader, options, stale, lease);
+      }
+      span.setAttribute('bgc.cache.lock', 'waited');
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return this.load(key, loader, options, stale, undefined);
+      // Serve stale at once instead of waiting for the other instance when soft timeout is 0.
+      if (stale && this.opts.softTimeoutMs === 0) return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
+      await this.lock.waitForRelease(key, Math.min(remaining, this.opts.lockLeaseMs)).catch(() => delay(50));
+      const after = await this.cascade<T>(key, endpoint, this.l1Sync ? 1 : 0, undefined, options.isStale);
+      if (after?.fresh) return { value: after.best.entry.value, level: this.levelOf(after.best.index), stale: false };
+    }
+  }
+
+  private async load<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    stale: Found<T> | undefined,
+    lease: Lease | undefined,
+  ): Promise<LoadResult<T>> {
+    const controller = new AbortController();
+    const t0 = performance.now();
+    const run = (async () => {
+      try {
+        const value = await loader({ key, signal: controller.signal, stale: stale?.entry });
+        this.metrics.latency(Level.External, 'load', (performance.now() - t0) / 1000);
+        if (value === undefined) {
+          throw new InvalidValueError(`The loader for key ${JSON.stringify(key)} returned undefined; return null for "not found" or a value to cache`);
+        }
+        const ttl = value === null ? this.opts.negativeTtlMs : typeof options.ttlMs === 'function' ? options.ttlMs(value) : (options.ttlMs ?? this.opts.defaultTtlMs);
+        const entry = this.makeEntry(value, ttl, options.staleTtlMs);
+        await this.writeAll(key, entry);
+        await this.publish({ type: 'delete', keys: [key] });
+        return value;
+      } catch (error) {
+        this.metrics.error(Level.External, 'load', error instanceof TimeoutError ? 'timeout' : 'loader_error');
+        throw error;
+      } finally {
+        await lease?.release();
+      }
+    })();
+    // Keeps a background load (after a soft or hard timeout) from becoming an unhandled rejection.
+    const settled = run.then(
+      () => undefined,
+      (error: unknown) => {
+        if (stale) this.track(this.keepStale(key, stale.entry));
+        this.report(Level.External, 'load', key, error);
+      },
+    );
+    this.track(settled);
+
+    const hard = this.opts.hardTimeoutMs;
+    const soft = stale ? Math.min(this.opts.softTimeoutMs, hard) : hard;
+    try {
+      const value = await withTimeout(run, soft, `Loading key ${JSON.stringify(key)}`);
+      return { value, level: Level.External, stale: false };
+    } catch (error) {
+      if (error instanceof TimeoutError && stale) {
+        return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
+      }
+      if (error instanceof TimeoutError) {
+        controller.abort(error);
+        throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
+      }
+      if (stale) return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
+      throw error;
+    }
+  }
+
+  /** After a failed load, keep the stale entry and hold off further loads for failSafeBackoffMs. */
+  private async keepStale(key: string, entry: CacheEntry): Promise<void> {
+    const retryAt = Date.now() + this.opts.failSafeBackoffMs;
+    const kept: CacheEntry = { ...entry, meta: { ...entry.meta, failSafe: true, retryAt } };
+    await Promise.all(this.local.map((state) => this.tierCall(state, 'set', key, () => state.tier.set(key, kept))));
+  }
+
+  private maybeEagerRefresh<T>(key: string, entry: CacheEntry<T>, loader: Loader<T>, options: GetOrLoadOptions<T>, now: number): void {
+    const threshold = this.opts.eagerRefreshThreshold;
+    if (threshold === undefined || entry.createdAt === undefined) return;
+    if (now < entry.createdAt + (entry.freshUntil - entry.createdAt) * threshold) return;
+    if (this.refreshing.has(key) || this.inflight.has(key)) return;
+    this.refreshing.add(key);
+    const p = this.load(key, loader, options, { entry, index: 0 }, undefined)
+      .catch(() => undefined)
+      .finally(() => this.refreshing.delete(key));
+    this.track(p);
+  }
+
+  private sharedRecent(key: string, now: number): Promise<LoadResult<unknown>> | undefined {
+    const r = this.recent.get(key);
+    if (!r) return undefined;
+    if (r.until <= now) {
+      this.recent.delete(key);
+      return undefined;
+    }
+    return Promise.resolve(r.result);
+  }
+
+  private pruneRecent(): void {
+    const now = Date.now();
+    for (const [k, r] of this.recent) if (r.until <= now) this.recent.delete(k);
+  }
+
+  private makeEntry<T>(value: T, ttlMs: number, staleTtlMs: number | undefined): CacheEntry<T> {
+    if (!Number.isFinite(ttlMs) || ttlMs < 0) throw new InvalidValueError(`ttlMs must be a non-negative number of ms, got ${ttlMs}`);
+    const now = Date.now();
+    const jitter = this.opts.ttlJitter;
+    const ttl = jitter > 0 ? Math.round(ttlMs * (1 - Math.random() * jitter)) : ttlMs;
+    const freshUntil = now + ttl;
+    return { value, freshUntil, staleUntil: freshUntil + (staleTtlMs ?? this.opts.staleTtlMs), createdAt: now };
+  }
+
+  private assertValue(key: string, value: unknown): void {
+    if (value === undefined) {
+      throw new InvalidValueError(`Cannot cache undefined under ${JSON.stringify(key)}; use null for "no value" or delete the key`);
+    }
+    if (typeof value === 'function' || typeof value === 'symbol') {
+      throw new InvalidValueError(`Cannot cache a ${typeof value} under ${JSON.stringify(key)}; cache plain data`);
+    }
+  }
+
+  private async writeAll(key: string, entry: CacheEntry): Promise<void> {
+    await Promise.all(
+      this.states.map((state) =>
+        this.tierCall(state, 'set', key, () => state.tier.set(key, entry)).then((r) => {
+          if (r === SKIPPED) this.remember(state, key);
+        }),
+      ),
+    );
+  }
+
+  private async publish(message: InvalidationMessage): Promise<void> {
+    if (!this.bus) return;
+    try {
+      await withTimeout(this.bus.publish(message), this.opts.tierTimeoutMs, 'invalidation publish');
+    } catch (error) {
+      this.report(Level.L2, message.type === 'clear' ? 'clear' : 'delete', undefined, error);
+    }
+  }
+
+  private onBusMessage(message: InvalidationMessage): void {
+    if (message.type === 'clear') {
+      this.recent.clear();
+      for (const s of this.local) if (s.tier.clear) this.track(this.tierCall(s, 'clear', undefined, () => s.tier.clear!()));
+      return;
+    }
+    for (const k of message.keys) this.recent.delete(k);
+    for (const s of this.local) {
+      this.track(
+        this.tierCall(s, 'delete', undefined, async () => {
+          if (s.tier.deleteMany) await s.tier.deleteMany(message.keys);
+          else await Promise.all(message.keys.map((k) => s.tier.delete(k)));
+        }),
+      );
+    }
+  }
+
+  /**
+   * Runs one tier operation with its timeout and breaker. Never rejects: a failure is reported and
+   * turned into {@link SKIPPED}.
+   */
+  private async tierCall<R>(state: TierState, op: CacheOperation, key: string | undefined, fn: () => Promise<R>): Promise<R | typeof SKIPPED> {
+    const level = state.tier.level;
+    const breaker = state.breaker;
+    if (breaker && !breaker.allow()) {
+      this.metrics.error(level, op, 'circuit_open');
+      if (this.listenerCount('error') > 0) this.emit('error', { level, tier: state.tier.name, operation: op, key, error: new CircuitOpenError(state.tier.name, breaker.retryInMs()) });
+      return SKIPPED;
+    }
+    const t0 = performance.now();
+    try {
+      const p = fn();
+      const r = state.shared ? await withTimeout(p, this.opts.tierTimeoutMs, `${state.tier.name} ${op}`) : await p;
+      this.metrics.latency(level, op, (performance.now() - t0) / 1000);
+      breaker?.success();
+      if (state.lastError) {
+        state.lastError = false;
+        if (state.pending.size > 0) this.scheduleRecovery();
+      }
+      return r;
+    } catch (error) {
+      breaker?.failure();
+      state.lastError = true;
+      this.report(level, op, key, error, state.tier.name);
+      return SKIPPED;
+    }
+  }
+
+  private remember(state: TierState, key: string): void {
+    if (!state.shared) return;
+    if (state.pending.size >= this.opts.recoveryMaxKeys) {
+      const oldest = state.pending.values().next().value as string;
+      state.pending.delete(oldest);
+    }
+    state.pending.add(key);
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer || this.closed) return;
+    this.recoveryTimer = setInterval(() => this.track(this.recover()), this.opts.recoveryIntervalMs);
+    this.recoveryTimer.unref?.();
+  }
+
+  /** Invalidates, on tiers that are reachable again, the keys whose writes failed while they were down. */
+  private async recover(): Promise<void> {
+    let left = 0;
+    for (const state of this.states) {
+      if (state.pending.size === 0) continue;
+      if (state.breaker && state.breaker.state === 'open') {
+        left += state.pending.size;
+        continue;
+      }
+      const keys = [...state.pending];
+      const r = await this.tierCall(state, 'delete', undefined, async () => {
+        if (state.tier.deleteMany) await state.tier.deleteMany(keys);
+        else await Promise.all(keys.map((k) => state.tier.delete(k)));
+      });
+      if (r === SKIPPED) {
+        left += state.pending.size;
+        continue;
+      }
+      for (const k of keys) state.pending.delete(k);
+      this.emit('recovered', { level: state.tier.level, tier: state.tier.name, keys: keys.length });
+      await this.publish({ type: 'delete', keys });
+      left += state.pending.size;
+    }
+    if (left === 0 && this.recoveryTimer) {
+      clearInterval(this.recoveryTimer);
+      this.recoveryTimer = undefined;
+    }
+  }
+
+  private report(level: Level, operation: CacheOperation, key: string | undefined, error: unknown, tier?: string): void {
+    if (level !== Level.External) this.metrics.error(level, operation, classifyError(error, tier));
+    if (this.listenerCount('error') > 0) this.emit('error', { level, tier, operation, key, error } satisfies CacheErrorEvent);
+  }
+
+  private levelOf(index: number): Level {
+    return (this.states[index] as TierState).tier.level;
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch(() => undefined).finally(() => this.background.delete(q));
+    this.background.add(q);
+  }
+}
+
+/** Maps an error to a bounded `error_type` label value. */
+export function classifyError(error: unknown, tier?: string): CacheErrorType {
+  if (error instanceof TimeoutError || (BgcCacheError.isInstance(error) && error.code === 'E_TIMEOUT')) return 'timeout';
+  if (BgcCacheError.isInstance(error)) {
+    if (error.code === 'E_CIRCUIT_OPEN') return 'circuit_open';
+    if (error.code === 'E_SERIALIZATION') return 'serialization_error';
+    if (error.code === 'E_INVALID_VALUE') return 'invalid_value';
+    if (error.code === 'E_VALUE_TOO_LARGE') return 'too_large';
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH)$/.test(code)) return 'connection_error';
+  const msg = error instanceof Error ? error.message : '';
+  if (/Connection is closed|connect ECONNREFUSED|Stream isn't writeable|enableOfflineQueue/i.test(msg)) return 'connection_error';
+  if (tier === 'redis') return 'redis_error';
+  if (tier === 'postgres' || tier === 'pglite') return 'postgres_error';
+  return 'unknown';
+}
