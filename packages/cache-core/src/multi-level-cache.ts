@@ -310,6 +310,7 @@ export class MultiLevelCache extends EventEmitter {
     if (found && (found.fresh || options.allowStale)) {
       return { value: found.best.entry.value, level: this.levelOf(found.best.index), stale: !found.fresh };
     }
+    this.metrics.miss(Level.External, this.connector, endpoint);
     return { value: undefined, level: Level.External, stale: false };
   }
 
@@ -577,6 +578,9 @@ export class MultiLevelCache extends EventEmitter {
   ): Promise<LoadResult<T>> {
     const span = tracer.startSpan('bgc.cache.get_or_load', { attributes: { 'bgc.cache.endpoint': endpoint } });
     try {
+      // A fail-safe entry in its back-off window is served without calling the loader again.
+      const retryAt = l1Stale?.meta?.failSafe === true ? (l1Stale.meta.retryAt as number) : 0;
+      if (l1Stale && retryAt > Date.now()) return { value: l1Stale.value, level: Level.L1, stale: true };
       const start = this.l1Sync ? 1 : 0;
       const found = await this.cascade<T>(key, endpoint, start, l1Stale, options.isStale);
       if (found?.fresh) {
@@ -584,10 +588,6 @@ export class MultiLevelCache extends EventEmitter {
         return { value: found.best.entry.value, level: this.levelOf(found.best.index), stale: false };
       }
       const stale = found?.best;
-      // A fail-safe entry in its back-off window is served without calling the loader again.
-      if (stale?.entry.meta?.failSafe === true && (stale.entry.meta.retryAt as number) > Date.now()) {
-        return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
-      }
       this.metrics.miss(Level.External, this.connector, endpoint);
       span.setAttribute('bgc.cache.level', Level.External);
       return await this.loadWithLock(key, loader, options, endpoint, stale, span);
