@@ -1,0 +1,180 @@
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { ConfigError, envInt, TimeoutError } from '@bgc/cache-core';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+
+/** How to reach Redis when a tier, bus or lock builds its own ioredis client. */
+export interface RedisConnectionOptions {
+  /** `redis://[user:password@]host:port[/db]`, `rediss://...` (TLS) or `host:port`. Fields below override it. */
+  url?: string;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** @default 6379 */
+  port?: number;
+  /** ACL user name. @default undefined (the `default` user) */
+  username?: string;
+  /** Password (never logged nor put in error messages). @default undefined */
+  password?: string;
+  /** Database index (standalone only). @default 0 */
+  db?: number;
+  /** `true` (verify certificates) or node:tls options; implied by a `rediss://` URL. @default false */
+  tls?: boolean | TlsConnectionOptions;
+  /** Cluster startup nodes: when given, a `Cluster` client is built. @default undefined */
+  cluster?: readonly { host: string; port: number }[];
+  /** A command without a reply after this long rejects (ms). @default 100 */
+  commandTimeoutMs?: number;
+  /** Connecting gives up after this long (ms). @default 1500 */
+  connectTimeoutMs?: number;
+  /** Times a command is retried after a reconnect before it rejects. @default 1 */
+  maxRetriesPerRequest?: number;
+  /** Upper bound of the reconnect backoff (ms); reconnecting never stops. @default 5000 */
+  maxReconnectDelayMs?: number;
+  /**
+   * Seed's `REDIS_POOL_SIZE`. ioredis multiplexes every command over one connection (with
+   * pipelining), so it is accepted for compatibility and not used. @default 10
+   */
+  poolSize?: number;
+  /** Connection name shown by `CLIENT LIST`. @default 'bgc-cache' */
+  connectionName?: string;
+}
+
+/**
+ * Reconnect delay for attempt `times` (1-based): exponential from 50 ms, capped, with up to 100 ms
+ * of jitter. Never `null`, so ioredis keeps reconnecting (a `null` stops it for good).
+ */
+export function reconnectDelay(times: number, capMs = 5000): number {
+  return Math.min(50 * 2 ** Math.min(Math.max(times - 1, 0), 16), capMs) + Math.floor(Math.random() * 100);
+}
+
+function parseAddress(addr: string): RedisConnectionOptions {
+  if (/^rediss?:\/\//i.test(addr)) {
+    let url: URL;
+    try {
+      url = new URL(addr);
+    } catch {
+      throw new ConfigError('REDIS_ADDR', `${redactAddress(addr)} is not a valid redis:// URL`);
+    }
+    const out: RedisConnectionOptions = {
+      host: url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+      port: url.port ? Number(url.port) : 6379,
+    };
+    if (url.username) out.username = decodeURIComponent(url.username);
+    if (url.password) out.password = decodeURIComponent(url.password);
+    const db = url.pathname.replace(/^\//, '');
+    if (db !== '') {
+      if (!/^\d+$/.test(db))
+        throw new ConfigError(
+          'REDIS_ADDR',
+          `database ${JSON.stringify(db)} in ${redactAddress(addr)} is not a number`,
+        );
+      out.db = Number(db);
+    }
+    if (url.protocol.toLowerCase() === 'rediss:') out.tls = true;
+    return out;
+  }
+  const m = /^(\[[^\]]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(addr);
+  if (!m)
+    throw new ConfigError(
+      'REDIS_ADDR',
+      `${JSON.stringify(addr)} is neither host:port nor a redis:// or rediss:// URL`,
+    );
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : 6379 };
+}
+
+/** An address with its password replaced by `***`, safe to log. */
+export function redactAddress(addr: string): string {
+  return addr.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
+}
+
+/**
+ * Connection options from the seed's environment variables: `REDIS_ADDR` (`host:port` or a
+ * `redis://`/`rediss://` URL, default `localhost:6379`), `REDIS_PASSWORD`, `REDIS_DB` (0-15),
+ * `REDIS_MAX_RETRIES` (per-command retries, default 1) and `REDIS_POOL_SIZE`.
+ * @throws {ConfigError} naming the invalid variable (never echoing a password).
+ */
+export function redisOptionsFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): RedisConnectionOptions {
+  const addr = env.REDIS_ADDR?.trim() || 'localhost:6379';
+  const out = parseAddress(addr);
+  if (env.REDIS_PASSWORD) out.password = env.REDIS_PASSWORD;
+  if (env.REDIS_DB?.trim()) out.db = envInt(env, 'REDIS_DB', 0, 0, 15);
+  out.maxRetriesPerRequest = envInt(env, 'REDIS_MAX_RETRIES', 1, 0, 100);
+  out.poolSize = envInt(env, 'REDIS_POOL_SIZE', 10, 1, 1000);
+  return out;
+}
+
+/** The ioredis options (standalone) for {@link RedisConnectionOptions}, with the resilient settings. */
+export function toIoredisOptions(options: RedisConnectionOptions): RedisOptions {
+  const merged = { ...(options.url ? parseAddress(options.url) : {}), ...stripUndefined(options) };
+  const cap = merged.maxReconnectDelayMs ?? 5000;
+  const out: RedisOptions = {
+    host: merged.host ?? '127.0.0.1',
+    port: merged.port ?? 6379,
+    db: merged.db ?? 0,
+    connectionName: merged.connectionName ?? 'bgc-cache',
+    // Fail fast instead of queueing while disconnected; a timed-out command must not be replayed later.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: merged.maxRetriesPerRequest ?? 1,
+    commandTimeout: merged.commandTimeoutMs ?? 100,
+    connectTimeout: merged.connectTimeoutMs ?? 1500,
+    retryStrategy: (times: number) => reconnectDelay(times, cap),
+    keepAlive: 30_000,
+  };
+  if (merged.username !== undefined) out.username = merged.username;
+  if (merged.password !== undefined) out.password = merged.password;
+  if (merged.tls) out.tls = merged.tls === true ? {} : merged.tls;
+  return out;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Builds an ioredis client (a `Cluster` when `cluster` is given) with the resilient settings of
+ * the resilience guide: no offline queue, 1 retry per command, a command timeout, a short connect
+ * timeout and a capped reconnect backoff that never gives up.
+ */
+export function createRedisClient(options: RedisConnectionOptions = {}): Redis | Cluster {
+  const redisOptions = toIoredisOptions(options);
+  if (options.cluster && options.cluster.length > 0) {
+    const { host: _h, port: _p, db: _db, retryStrategy, ...nodeOptions } = redisOptions;
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      redisOptions: nodeOptions,
+      clusterRetryStrategy: (times: number) => retryStrategy?.(times) ?? 1000,
+      slotsRefreshTimeout: redisOptions.connectTimeout ?? 1500,
+    };
+    return new Cluster([...options.cluster], clusterOptions);
+  }
+  return new Redis(redisOptions);
+}
+
+/** Whether `client` is an ioredis `Cluster`. */
+export function isCluster(client: Redis | Cluster): client is Cluster {
+  return (client as Cluster).isCluster === true;
+}
+
+/**
+ * Resolves once `client` is connected and ready (at once if it already is).
+ * @throws {TimeoutError} when it is not ready within `timeoutMs` (ms).
+ */
+export function waitForReady(client: Redis | Cluster, timeoutMs = 5000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(
+        new TimeoutError(
+          `Connecting to Redis (status ${client.status}; check the address, password and that Redis runs)`,
+          timeoutMs,
+        ),
+      );
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
+}
