@@ -1,0 +1,12 @@
+export {
+  PrometheusMetrics,
+  type PrometheusMetricsOptions,
+  type PrometheusMetricNames,
+} from './prometheus-metrics.js';
+export {
+  DEFAULT_PREFIX,
+  DEFAULT_LATENCY_BUCKETS,
+  METRIC_SUFFIXES,
+  OPERATIONS,
+  CIRCUIT_STATE_VALUES,
+} from './constants.js';
