@@ -74,6 +74,23 @@ describe('MultiLevelCache.get', () => {
     expect(await cache.get('d')).toEqual({ value: undefined, level: Level.External, stale: false });
   });
 
+  it('getSync answers fresh L1 hits synchronously and nothing else', async () => {
+    const { l1, l2 } = threeTiers();
+    const { m, calls } = recorder();
+    const cache = make({ tiers: [l1, l2], metrics: m });
+    l1.store.set('a', entry('A', 60_000));
+    l2.store.set('b', entry('B', 60_000));
+    const now = Date.now();
+    l1.store.set('s', { value: 'S', freshUntil: now - 1, staleUntil: now + 60_000 });
+    expect(cache.getSync('a')).toEqual({ value: 'A', level: 'l1', stale: false });
+    expect(cache.getSync('b')).toBeUndefined();
+    expect(cache.getSync('s')).toBeUndefined();
+    expect(calls.filter((c) => c.startsWith('hit:l1'))).toHaveLength(1);
+    const noSync = make({ tiers: [new FakeTier()] });
+    await noSync.set('a', 1);
+    expect(noSync.getSync('a')).toBeUndefined();
+  });
+
   it('cascades in order and stops at the first hit', async () => {
     const { l1, l2, l3 } = threeTiers({ sync: false });
     const cache = make({ tiers: [l1, l2, l3] });
