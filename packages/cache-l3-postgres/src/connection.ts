@@ -1,0 +1,110 @@
+import { ConfigError } from '@bgc/cache-core';
+import type { PGlite } from '@electric-sql/pglite';
+import type { SQL } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { Pool, PoolConfig } from 'pg';
+
+/**
+ * A drizzle database over PostgreSQL: `drizzle-orm/node-postgres` or `drizzle-orm/pglite`. Every
+ * query of the package goes through it, so both drivers share one code path.
+ */
+export type L3Database = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;
+
+/**
+ * Where the package's tables live. Give exactly one of `db`, `pool`, `connectionString`,
+ * `pglite` or `dataDir`. A client you hand over (`db`, `pool`, `pglite`) is never closed; one the
+ * package creates (`connectionString`, `dataDir`) is closed by `close()`.
+ */
+export interface L3ConnectionOptions {
+  /** An existing drizzle database (node-postgres or PGlite). Never closed. */
+  db?: L3Database;
+  /** An existing `pg.Pool`. Never closed. */
+  pool?: Pool;
+  /** A PostgreSQL URL; the package creates a `pg.Pool` from it (and the pool options below). */
+  connectionString?: string;
+  /** Size of the created pool. @default 10 */
+  poolSize?: number;
+  /**
+   * `statement_timeout` of the created pool's sessions, in ms: the server cancels longer statements.
+   * @default 1000
+   */
+  statementTimeoutMs?: number;
+  /** How long the created pool waits for a connection (new or free), in ms. @default 1000 */
+  connectionTimeoutMs?: number;
+  /** How long an idle connection of the created pool lives, in ms. @default 30000 */
+  idleTimeoutMs?: number;
+  /** TLS options of the created pool, as `pg` takes them (`true`, or `{ ca, rejectUnauthorized }`). @default undefined */
+  ssl?: PoolConfig['ssl'];
+  /** An existing PGlite instance (embedded PostgreSQL). Never closed. */
+  pglite?: PGlite;
+  /**
+   * Data directory of an embedded PGlite database the package creates; `'memory://'` keeps it in
+   * memory. Requires the optional peer `@electric-sql/pglite`.
+   */
+  dataDir?: string;
+  /** PostgreSQL schema of the package's tables. Must exist unless migrations create it. @default 'public' */
+  schema?: string;
+  /** Called with errors of idle pooled connections (e.g. the server restarted) of a created pool. */
+  onError?: (error: unknown) => void;
+}
+
+/** An opened connection: the drizzle database and how to release what was created for it. */
+export interface L3Connection {
+  db: L3Database;
+  /** `'pg'`, `'pglite'`, or `'drizzle'` when a drizzle database was given. */
+  driver: 'pg' | 'pglite' | 'drizzle';
+  /** Closes the pool or PGlite instance the package created; a no-op for given clients. */
+  close(): Promise<void>;
+}
+
+/** Runs a statement on a drizzle database (or transaction) and resolves its rows, whatever the driver. */
+export async function queryRows<R>(db: Pick<L3Database, 'execute'>, query: SQL): Promise<R[]> {
+  return ((await db.execute(query)) as unknown as { rows: R[] }).rows;
+}
+
+function interopDefault<T>(mod: T | { default: T }): T {
+  return (mod as { default?: T }).default ?? (mod as T);
+}
+
+/**
+ * Opens the connection described by `options`. Drivers are imported on demand, so `pg` and
+ * `@electric-sql/pglite` are only needed when used.
+ * @throws {ConfigError} when not exactly one source is given.
+ */
+export async function openConnection(options: L3ConnectionOptions): Promise<L3Connection> {
+  const sources = (['db', 'pool', 'connectionString', 'pglite', 'dataDir'] as const).filter((k) => options[k] !== undefined);
+  if (sources.length !== 1) {
+    throw new ConfigError(
+      'connection',
+      sources.length === 0
+        ? 'no database given; pass one of db, pool, connectionString, pglite or dataDir'
+        : `${sources.join(' and ')} given together; pass only one of them`,
+    );
+  }
+  const noop = async (): Promise<void> => {};
+  if (options.db) return { db: options.db, driver: 'drizzle', close: noop };
+  if (options.pool || options.connectionString !== undefined) {
+    const { drizzle } = await import('drizzle-orm/node-postgres');
+    if (options.pool) return { db: drizzle({ client: options.pool }) as unknown as L3Database, driver: 'pg', close: noop };
+    const pg = interopDefault(await import('pg'));
+    const statementTimeout = options.statementTimeoutMs ?? 1000;
+    const pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      statement_timeout: statementTimeout,
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? 1000,
+      idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
+      ssl: options.ssl,
+    });
+    // Without a listener, an idle connection dropped by the server would crash the process.
+    pool.on('error', (error) => options.onError?.(error));
+    let closed: Promise<void> | undefined;
+    return { db: drizzle({ client: pool }) as unknown as L3Database, driver: 'pg', close: () => (closed ??= pool.end()) };
+  }
+  const { drizzle } = await import('drizzle-orm/pglite');
+  if (options.pglite) return { db: drizzle({ client: options.pglite }) as unknown as L3Database, driver: 'pglite', close: noop };
+  const { PGlite } = await import('@electric-sql/pglite');
+  const client = await PGlite.create(options.dataDir === 'memory://' ? undefined : options.dataDir);
+  let closed: Promise<void> | undefined;
+  return { db: drizzle({ client }) as unknown as L3Database, driver: 'pglite', close: () => (closed ??= client.close()) };
+}
