@@ -160,11 +160,13 @@ export class RedisTier implements Tier {
         const replies = await Promise.all(groups.map((g) => this.client.mget(g.keys)));
         groups.forEach((g, gi) => {
           const reply = replies[gi] as (string | null)[];
-          g.indexes.forEach((index, j) => (texts[index] = reply[j] ?? null));
+          g.indexes.forEach((index, j) => {
+            texts[index] = reply[j] ?? null;
+          });
         });
       } else {
         const reply = await this.client.mget(redisKeys);
-        reply.forEach((t, i) => (texts[i] = t));
+        for (let i = 0; i < reply.length; i++) texts[i] = reply[i] ?? null;
       }
     } catch (error) {
       throw this.fail('get_many', `${keys.length} keys`, error);

@@ -1,0 +1,192 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { InvalidValueError, TierError } from '@bgc/cache-core';
+import { runTierConformance } from '@bgc/cache-core/testing';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisTier, escapeGlob } from '../src/redis-tier.js';
+import { REDIS_HOST, REDIS_PORT, recordingMetrics, uniquePrefix } from './helpers.js';
+
+const confPrefix = uniquePrefix('conf');
+runTierConformance('redis (standalone, own client)', async () => {
+  const tier = new RedisTier({ host: REDIS_HOST, port: REDIS_PORT, prefix: confPrefix, commandTimeoutMs: 2000 });
+  await tier.ready();
+  return tier;
+});
+
+const sharedClient = new Redis({ host: REDIS_HOST, port: REDIS_PORT, lazyConnect: true });
+const confPrefix2 = uniquePrefix('conf-given');
+runTierConformance(
+  'redis (standalone, given client, msgpack + gzip)',
+  async () => {
+    if (sharedClient.status === 'wait') await sharedClient.connect();
+    return new RedisTier({ client: sharedClient, prefix: confPrefix2, serializer: 'msgpack', compressThresholdBytes: 1024 });
+  },
+  { teardown: () => void sharedClient.quit() },
+);
+
+describe('RedisTier on the real Redis', () => {
+  const prefix = uniquePrefix('tier');
+  const metrics = recordingMetrics();
+  let raw: Redis;
+  let tier: RedisTier;
+  const entry = (value: unknown, ttlMs = 60_000, staleMs = 60_000) => {
+    const now = Date.now();
+    return { value, freshUntil: now + ttlMs, staleUntil: now + ttlMs + staleMs, createdAt: now };
+  };
+
+  beforeAll(async () => {
+    raw = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+    tier = new RedisTier({ client: raw, prefix, metrics, commandTimeoutMs: 2000 });
+    await tier.ready();
+  });
+  afterAll(async () => {
+    await tier.clear();
+    await tier.close();
+    expect(raw.status).toBe('ready'); // a given client is never closed
+    await raw.quit();
+  });
+
+  it('stores under the prefix with a Redis TTL equal to the remaining stale-until time', async () => {
+    await tier.set('comexstat:exp:2024:03', entry({ fob: 1 }, 60_000, 3_600_000));
+    const pttl = await raw.pttl(`${prefix}comexstat:exp:2024:03`);
+    expect(pttl).toBeGreaterThan(3_660_000 - 2_000);
+    expect(pttl).toBeLessThanOrEqual(3_660_000);
+    const ttl = Number(execFileSync('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), 'TTL', `${prefix}comexstat:exp:2024:03`], { encoding: 'utf8' }).trim());
+    expect(ttl).toBeGreaterThan(3_655);
+    expect(ttl).toBeLessThanOrEqual(3_660);
+    expect(await raw.exists('comexstat:exp:2024:03')).toBe(0);
+  });
+
+  it('caps the Redis TTL to maxTtlMs (the seed keeps 7 days)', async () => {
+    const capped = new RedisTier({ client: raw, prefix, maxTtlMs: 10_000 });
+    await capped.set('capped', entry('x', 86_400_000));
+    expect(await raw.pttl(`${prefix}capped`)).toBeLessThanOrEqual(10_000);
+    expect((await capped.get('capped'))!.staleUntil).toBeLessThanOrEqual(Date.now() + 10_000);
+    await capped.close();
+  });
+
+  it('writes an envelope readable with redis-cli GET and decodable by a fresh process', async () => {
+    const value = { ano: 2024, when: new Date('2024-03-01T00:00:00Z'), big: 12345678901234567890n, none: undefined, nil: null, tags: new Set(['a']) };
+    const e = entry(value);
+    await tier.set('envelope', e);
+    const cliText = execFileSync('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), '--no-raw', 'GET', `${prefix}envelope`], { encoding: 'utf8' });
+    expect(cliText).toContain('\\"ano\\":2024');
+    const script = `
+      const { Redis } = require('ioredis');
+      const { RedisTier } = require(${JSON.stringify(new URL('../dist/index.cjs', import.meta.url).pathname)});
+      (async () => {
+        const client = new Redis({ host: ${JSON.stringify(REDIS_HOST)}, port: ${REDIS_PORT} });
+        const tier = new RedisTier({ client, prefix: ${JSON.stringify(prefix)} });
+        const got = await tier.get('envelope');
+        const v = got.value;
+        console.log(JSON.stringify({ ok: v.when instanceof Date && v.when.toISOString(), big: typeof v.big === 'bigint' && v.big.toString(),
+          hasNone: 'none' in v && v.none === undefined, nil: v.nil, tags: v.tags instanceof Set && [...v.tags], f: got.freshUntil, s: got.staleUntil }));
+        await client.quit();
+      })();`;
+    const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname });
+    expect(out.stderr).toBe('');
+    expect(JSON.parse(out.stdout)).toEqual({
+      ok: '2024-03-01T00:00:00.000Z',
+      big: '12345678901234567890',
+      hasNone: true,
+      nil: null,
+      tags: ['a'],
+      f: e.freshUntil,
+      s: e.staleUntil,
+    });
+  });
+
+  it('treats corrupted, foreign and malicious values as a miss plus a serialization_error metric', async () => {
+    metrics.errors.length = 0;
+    await raw.set(`${prefix}corrupt:1`, '{"v":1,"f":1,"s":');
+    await raw.set(`${prefix}corrupt:2`, 'plain text written by another app');
+    await raw.set(`${prefix}corrupt:3`, `{"v":1,"f":${Date.now() + 60_000},"s":${Date.now() + 60_000},"d":{"__proto__":{"polluted":true}}}`);
+    await raw.set(`${prefix}corrupt:4`, `{"v":9,"f":1,"s":2,"d":1}`);
+    for (const k of ['corrupt:1', 'corrupt:2', 'corrupt:3', 'corrupt:4']) expect(await tier.get(k)).toBeUndefined();
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(metrics.errors).toEqual(Array.from({ length: 4 }, () => ['l2', 'get', 'serialization_error']));
+    await tier.set('good', entry('fine'));
+    const many = await tier.getMany(['corrupt:1', 'good', 'nope']);
+    expect(many.map((m) => m?.value)).toEqual([undefined, 'fine', undefined]);
+    expect(metrics.errors).toHaveLength(5);
+    expect(metrics.errors[4]).toEqual(['l2', 'get_many', 'serialization_error']);
+    // A non-string Redis type under our prefix rejects as a Redis error (WRONGTYPE), never crashes.
+    await raw.rpush(`${prefix}corrupt:list`, 'x');
+    await expect(tier.get('corrupt:list')).rejects.toMatchObject({ code: 'E_L2_REDIS' });
+  });
+
+  it('reports the stored size and keeps meta', async () => {
+    await tier.set('meta', { ...entry([1, 2, 3]), meta: { negative: true, source: 'api' } });
+    const got = await tier.get('meta');
+    expect(got?.meta).toEqual({ negative: true, source: 'api' });
+    expect(got?.size).toBe(Buffer.byteLength((await raw.get(`${prefix}meta`))!));
+  });
+
+  it('refuses values over maxValueBytes before Redis, dropping the old value', async () => {
+    const small = new RedisTier({ client: raw, prefix, maxValueBytes: 1000 });
+    await small.set('big', entry('ok'));
+    await expect(small.set('big', entry('é'.repeat(600)))).rejects.toThrow(InvalidValueError);
+    await expect(small.set('big', entry('x'.repeat(2000)))).rejects.toThrow(/over the Redis tier's limit of 1000 bytes/);
+    expect(await raw.exists(`${prefix}big`)).toBe(0);
+    await small.set('big', entry('x'.repeat(500)));
+    expect((await small.get('big'))?.value).toBe('x'.repeat(500));
+    await expect(small.set('fn', entry(() => 1))).rejects.toThrow(InvalidValueError);
+    await expect(small.setMany([{ key: 'a', entry: entry('x'.repeat(2000)) }])).rejects.toThrow(InvalidValueError);
+    await small.close();
+  });
+
+  it('deletes instead of writing an already expired entry', async () => {
+    await tier.set('expired', entry('alive'));
+    const now = Date.now();
+    await tier.set('expired', { value: 'dead', freshUntil: now - 10, staleUntil: now - 1 });
+    expect(await raw.exists(`${prefix}expired`)).toBe(0);
+    await tier.setMany([
+      { key: 'sm:live', entry: entry(1) },
+      { key: 'sm:dead', entry: { value: 2, freshUntil: now - 10, staleUntil: now - 1 } },
+    ]);
+    expect(await raw.exists(`${prefix}sm:live`, `${prefix}sm:dead`)).toBe(1);
+    await tier.setMany([]);
+    expect(await tier.deleteMany([])).toBe(0);
+  });
+
+  it('clear() removes only keys under its prefix (glob characters in the prefix are escaped)', async () => {
+    const base = uniquePrefix('glob');
+    const globTier = new RedisTier({ client: raw, prefix: `${base}a*[x]?:`, clearBatchSize: 7 });
+    const lookalike = `${base}ab[x]z:other`;
+    await raw.set(lookalike, 'must survive', 'PX', 60_000);
+    await raw.set(`${base}outside`, 'must survive', 'PX', 60_000);
+    await globTier.setMany(Array.from({ length: 40 }, (_, i) => ({ key: `k${i}`, entry: entry(i) })));
+    await globTier.clear();
+    expect(await raw.exists(lookalike, `${base}outside`)).toBe(2);
+    expect((await globTier.getMany(['k0', 'k39'])).every((e) => e === undefined)).toBe(true);
+    expect(escapeGlob('a*b?c[d]e\\')).toBe('a\\*b\\?c\\[d\\]e\\\\');
+    await raw.del(lookalike, `${base}outside`);
+    await globTier.close();
+  });
+
+  it('wraps connection failures in typed errors without leaking the password', async () => {
+    const down = new RedisTier({ host: '127.0.0.1', port: 1, password: 'hunter2-secret', connectTimeoutMs: 200, prefix });
+    const errors = await Promise.allSettled([down.get('a'), down.set('a', entry(1)), down.delete('a'), down.getMany(['a']), down.setMany([{ key: 'a', entry: entry(1) }]), down.deleteMany(['a']), down.clear(), down.ping()]);
+    for (const r of errors) {
+      expect(r.status).toBe('rejected');
+      const err = (r as PromiseRejectedResult).reason;
+      expect(TierError.isInstance(err)).toBe(true);
+      expect(err.code).toBe('E_L2_CONNECTION');
+      expect(`${err.message} ${String(err.cause?.message)} ${JSON.stringify(err)}`).not.toContain('hunter2');
+    }
+    await down.close();
+  });
+
+  it('turns a command timeout into a TimeoutError', async () => {
+    const slow = new RedisTier({ host: REDIS_HOST, port: REDIS_PORT, commandTimeoutMs: 50, prefix });
+    await slow.ready();
+    // DEBUG SLEEP would block the shared server; a blocking command on our own connection times out the same way.
+    await expect((slow as unknown as { client: Redis }).client.blpop(`${prefix}never`, 1)).rejects.toThrow(/timed out/);
+    const origGet = slow.client.get.bind(slow.client);
+    (slow.client as Redis).get = (() => (slow.client as Redis).blpop(`${prefix}never`, 1)) as unknown as Redis['get'];
+    await expect(slow.get('x')).rejects.toMatchObject({ code: 'E_TIMEOUT' });
+    (slow.client as Redis).get = origGet;
+    await slow.close();
+    await slow.close();
+  });
+});
