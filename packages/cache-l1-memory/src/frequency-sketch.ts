@@ -1,0 +1,170 @@
+/** Options of {@link FrequencySketch}. */
+export interface FrequencySketchOptions {
+  /** How many distinct items the sketch should tell apart (entries, not bytes). @default 16 */
+  capacity?: number;
+  /**
+   * Put a one-bit Bloom filter (the "doorkeeper") in front of the counters: an item's first
+   * access only sets its doorkeeper bit, so one-hit wonders do not pollute the counters.
+   * @default false
+   */
+  doorkeeper?: boolean;
+  /** Increments between two agings (halvings) of every counter. @default 10 × capacity */
+  sampleSize?: number;
+}
+
+const SEEDS = [0x97cb3127, 0xb7a1c3d5, 0x8f1bbcdc, 0xc2b2ae35] as const;
+const RESET_MASK = 0x77777777;
+
+/**
+ * A 4-bit count-min sketch (TinyLFU's frequency filter): estimates how often an item was seen
+ * recently, in at most 15 (16 with the doorkeeper), using half a byte per counter. Every
+ * `sampleSize` increments all counters are halved, so old popularity fades.
+ *
+ * Items are given as 32-bit hashes; see {@link hashKey}.
+ */
+export class FrequencySketch {
+  /** Increments between two agings. */
+  sampleSize = 0;
+  private table: Uint32Array = new Uint32Array(8);
+  private mask = 7;
+  private additions = 0;
+  private capacity = 0;
+  private door: Uint32Array | undefined;
+  private doorMask = 0;
+  private readonly useDoorkeeper: boolean;
+  private readonly fixedSampleSize: number | undefined;
+
+  constructor(options: FrequencySketchOptions = {}) {
+    this.useDoorkeeper = options.doorkeeper ?? false;
+    this.fixedSampleSize = options.sampleSize;
+    this.ensureCapacity(options.capacity ?? 16);
+  }
+
+  /** The number of distinct items the sketch is currently sized for. */
+  get sizedFor(): number {
+    return this.capacity;
+  }
+
+  /**
+   * Resizes the sketch for `capacity` items if it is sized for fewer. Resizing forgets every
+   * count, so callers grow it by doubling.
+   */
+  ensureCapacity(capacity: number): void {
+    const wanted = Math.max(16, Math.min(capacity, 1 << 26));
+    if (wanted <= this.capacity) return;
+    this.capacity = wanted;
+    // 8 counters per word, 2 words per item: about 16 counters per item as in Caffeine.
+    const words = nextPowerOfTwo(wanted * 2);
+    this.table = new Uint32Array(words);
+    this.mask = words - 1;
+    this.sampleSize = this.fixedSampleSize ?? 10 * wanted;
+    this.additions = 0;
+    if (this.useDoorkeeper) {
+      const doorWords = nextPowerOfTwo(Math.ceil(wanted / 4));
+      this.door = new Uint32Array(doorWords);
+      this.doorMask = doorWords * 32 - 1;
+    }
+  }
+
+  /** The estimated number of occurrences of `hash`, 0..15 (0..16 with the doorkeeper). */
+  frequency(hash: number): number {
+    const h = spread(hash);
+    let min = 15;
+    for (let i = 0; i < 4; i++) {
+      const x = Math.imul(h, SEEDS[i] as number);
+      const word = this.table[(x ^ (x >>> 17)) & this.mask] as number;
+      const c = (word >>> ((x >>> 29) << 2)) & 15;
+      if (c < min) min = c;
+    }
+    if (this.door !== undefined && this.doorContains(h)) min++;
+    return min;
+  }
+
+  /** Records one occurrence of `hash`; ages every counter once `sampleSize` increments were made. */
+  increment(hash: number): void {
+    const h = spread(hash);
+    if (this.door !== undefined && !this.doorAdd(h)) {
+      if (++this.additions >= this.sampleSize) this.reset();
+      return;
+    }
+    let added = false;
+    for (let i = 0; i < 4; i++) {
+      const x = Math.imul(h, SEEDS[i] as number);
+      const index = (x ^ (x >>> 17)) & this.mask;
+      const shift = (x >>> 29) << 2;
+      const word = this.table[index] as number;
+      if (((word >>> shift) & 15) !== 15) {
+        this.table[index] = word + (1 << shift);
+        added = true;
+      }
+    }
+    if (added && ++this.additions >= this.sampleSize) this.reset();
+  }
+
+  /** Halves every counter and clears the doorkeeper. */
+  reset(): void {
+    const t = this.table;
+    for (let i = 0; i < t.length; i++) t[i] = ((t[i] as number) >>> 1) & RESET_MASK;
+    this.door?.fill(0);
+    this.additions = this.additions >>> 1;
+  }
+
+  /** Forgets every count. */
+  clear(): void {
+    this.table.fill(0);
+    this.door?.fill(0);
+    this.additions = 0;
+  }
+
+  /** Sets the item's doorkeeper bits; returns whether they were all set already. */
+  private doorAdd(h: number): boolean {
+    const door = this.door as Uint32Array;
+    let present = true;
+    for (let i = 0; i < 2; i++) {
+      const bit = Math.imul(h, SEEDS[i + 2] as number) & this.doorMask;
+      const w = bit >>> 5;
+      const m = 1 << (bit & 31);
+      if (((door[w] as number) & m) === 0) {
+        present = false;
+        door[w] = (door[w] as number) | m;
+      }
+    }
+    return present;
+  }
+
+  private doorContains(h: number): boolean {
+    const door = this.door as Uint32Array;
+    for (let i = 0; i < 2; i++) {
+      const bit = Math.imul(h, SEEDS[i + 2] as number) & this.doorMask;
+      if (((door[bit >>> 5] as number) & (1 << (bit & 31))) === 0) return false;
+    }
+    return true;
+  }
+}
+
+/** Mixes the bits of a 32-bit hash (murmur3 finalizer), so that close inputs spread far apart. */
+function spread(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
+  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
+  return x ^ (x >>> 16);
+}
+
+function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/**
+ * A 32-bit hash of a string (FNV-1a) or a number. Cost grows with the key's length, so callers
+ * compute it once per entry.
+ */
+export function hashKey(key: unknown): number {
+  if (typeof key === 'number') {
+    return Number.isInteger(key) ? (key | 0) ^ (Math.floor(key / 4294967296) | 0) : hashKey(String(key));
+  }
+  const s = typeof key === 'string' ? key : String(key);
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
+}

@@ -1,0 +1,311 @@
+import {
+  type CacheEntry,
+  ConfigError,
+  InvalidValueError,
+  type MetricsAdapter,
+  NOOP_METRICS,
+  type Tier,
+  type TierWrite,
+} from '@bgc/cache-core';
+import { sizeAndFreeze } from './size-and-freeze.js';
+import { WTinyLfuPolicy } from './w-tiny-lfu-policy.js';
+
+/** Options of {@link MemoryTier}. */
+export interface MemoryTierOptions {
+  /** Capacity in bytes (estimated heap cost of keys and values). @default 104857600 (100 MB) */
+  maxSizeBytes?: number;
+  /** Longest lifetime (ms) an entry is kept; longer entries are shortened. @default 300000 (5 min) */
+  maxTtlMs?: number;
+  /**
+   * Cost of an entry in bytes. By default the larger of `entry.size` (the serialized size, known
+   * when the value came from L2/L3) and an estimate of the value's heap size, plus the key.
+   */
+  cost?: (value: unknown, entry: CacheEntry) => number;
+  /**
+   * Largest share of the capacity one entry may take (0..1]. Bigger entries are refused (not
+   * stored, any previous value of the key dropped, an error metric `too_large` recorded), so one
+   * huge value can never flush the whole tier. @default 0.1
+   */
+  maxEntryFraction?: number;
+  /**
+   * Deep-freeze values when they are stored, so that a caller mutating what `get` returned
+   * cannot corrupt the cached copy (reads hand out the same object, no copy). Turn off only when
+   * values are never mutated and the freeze walk shows in profiles. @default true
+   */
+  freeze?: boolean;
+  /** Where evictions, sizes, errors (and hits/misses when {@link MemoryTierOptions.reportHits}) go. @default NOOP_METRICS */
+  metrics?: MetricsAdapter;
+  /**
+   * Also report hits and misses (label connector/endpoint `"default"`). Off by default because
+   * the orchestrator already reports them with the right labels. @default false
+   */
+  reportHits?: boolean;
+  /** Interval (ms) of the background sweep removing entries past stale-until; 0 disables it. @default 30000 */
+  sweepIntervalMs?: number;
+  /** Clock in epoch ms (tests). @default Date.now */
+  now?: () => number;
+}
+
+/** Statistics of a {@link MemoryTier} since it was created (or cleared). */
+export interface MemoryTierStats {
+  /** Entries held. */
+  entries: number;
+  /** Their total cost, in bytes. */
+  sizeBytes: number;
+  /** Reads that found a servable entry. */
+  hits: number;
+  /** Reads that found nothing servable. */
+  misses: number;
+  /** Entries evicted by the policy to make room. */
+  evictions: number;
+  /** Entries removed because their stale-until passed. */
+  expirations: number;
+  /** Writes refused as too large. */
+  refused: number;
+  /** Current share of the capacity given to the admission window (0..1). */
+  windowFraction: number;
+}
+
+const MB = 1024 * 1024;
+/** Bytes of bookkeeping per entry besides key and value: slot arrays, map entry, entry object. */
+const ENTRY_OVERHEAD = 120;
+/** Entries examined by the incremental sweep on each write. */
+const SWEEP_PER_WRITE = 2;
+
+/**
+ * The L1 tier: an in-process, byte-bounded cache with an adaptive W-TinyLFU policy
+ * ({@link WTinyLfuPolicy}) and per-entry expiry.
+ *
+ * - Writes are visible to the very next read (everything is synchronous underneath).
+ * - Expired entries (past `staleUntil`) are never returned: they are dropped when read, by a
+ *   small incremental sweep on every write and by a periodic background sweep (unref'd timer).
+ *   Entries past `freshUntil` but within `staleUntil` are kept and returned (the orchestrator
+ *   serves them as stale).
+ * - Values are deep-frozen on write (see {@link MemoryTierOptions.freeze}); entries handed out
+ *   are frozen too.
+ *
+ * ```ts
+ * const l1 = new MemoryTier({ maxSizeBytes: 50 * 1024 * 1024 });
+ * const cache = new MultiLevelCache({ tiers: [l1, redisTier] });
+ * ```
+ */
+export class MemoryTier implements Tier {
+  /** `"memory"`. */
+  readonly name = 'memory';
+  /** Always `'l1'`. */
+  readonly level = 'l1' as const;
+  /** Always `'local'`: other instances' writes evict keys from it through the invalidation bus. */
+  readonly scope = 'local' as const;
+  /** Longest lifetime kept, in ms. */
+  readonly maxTtlMs: number;
+  /** Capacity in bytes. */
+  readonly maxSizeBytes: number;
+  /** Largest entry accepted, in bytes. */
+  readonly maxEntryBytes: number;
+  private readonly policy: WTinyLfuPolicy<string>;
+  private entries: (CacheEntry | undefined)[] = [];
+  private readonly metrics: MetricsAdapter;
+  private readonly reportHits: boolean;
+  private readonly freeze: boolean;
+  private readonly cost: ((value: unknown, entry: CacheEntry) => number) | undefined;
+  private readonly now: () => number;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private sweepCursor = 0;
+  private closed = false;
+  private hits = 0;
+  private misses = 0;
+  private evictions = 0;
+  private expirations = 0;
+  private refused = 0;
+
+  constructor(options: MemoryTierOptions = {}) {
+    this.maxSizeBytes = options.maxSizeBytes ?? 100 * MB;
+    if (!(this.maxSizeBytes > 0)) throw new ConfigError('maxSizeBytes', `${this.maxSizeBytes} is not a positive number of bytes`);
+    this.maxTtlMs = options.maxTtlMs ?? 5 * 60_000;
+    if (!(this.maxTtlMs > 0)) throw new ConfigError('maxTtlMs', `${this.maxTtlMs} is not a positive number of ms`);
+    const fraction = options.maxEntryFraction ?? 0.1;
+    if (!(fraction > 0 && fraction <= 1)) throw new ConfigError('maxEntryFraction', `${fraction} is not in (0, 1]`);
+    this.maxEntryBytes = this.maxSizeBytes * fraction;
+    this.metrics = options.metrics ?? NOOP_METRICS;
+    this.reportHits = options.reportHits ?? false;
+    this.freeze = options.freeze ?? true;
+    this.cost = options.cost;
+    this.now = options.now ?? Date.now;
+    this.policy = new WTinyLfuPolicy<string>({
+      maximumWeight: this.maxSizeBytes,
+      expectedEntries: 1024,
+      onEvict: (_key, slot) => {
+        this.entries[slot] = undefined;
+        this.evictions++;
+        this.metrics.eviction('l1', 1);
+      },
+    });
+    const sweepMs = options.sweepIntervalMs ?? 30_000;
+    if (sweepMs > 0) {
+      this.timer = setInterval(() => this.sweep(this.policy.slotLimit), sweepMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Synchronous read (the orchestrator's hot path). `undefined` on a miss or an expired entry. */
+  getSync(key: string): CacheEntry | undefined {
+    const slot = this.policy.find(key);
+    if (slot !== -1) {
+      const entry = this.entries[slot] as CacheEntry;
+      if (entry.staleUntil > this.now()) {
+        this.policy.onHit(slot);
+        this.hits++;
+        if (this.reportHits) this.metrics.hit('l1', 'default', 'default');
+        return entry;
+      }
+      this.expire(slot);
+    }
+    this.policy.onMiss(key);
+    this.misses++;
+    if (this.reportHits) this.metrics.miss('l1', 'default', 'default');
+    return undefined;
+  }
+
+  /** Reads one entry; see {@link MemoryTier.getSync}. */
+  async get(key: string): Promise<CacheEntry | undefined> {
+    return this.getSync(key);
+  }
+
+  /**
+   * Synchronous write: stores `entry` under `key`, capped to {@link MemoryTier.maxTtlMs}. An
+   * entry already past stale-until, or larger than {@link MemoryTier.maxEntryBytes}, is not
+   * stored and removes the key's previous value.
+   * @throws {InvalidValueError} when `entry.value` is `undefined`.
+   */
+  setSync(key: string, entry: CacheEntry): void {
+    if (entry.value === undefined) {
+      throw new InvalidValueError(`Cannot cache undefined under ${JSON.stringify(key)}: store null for "not found" instead`);
+    }
+    const now = this.now();
+    const existing = this.policy.find(key);
+    if (entry.staleUntil <= now) {
+      if (existing !== -1) this.removeSlot(existing);
+      return;
+    }
+    const limit = now + this.maxTtlMs;
+    const stored: CacheEntry =
+      entry.staleUntil <= limit
+        ? { ...entry }
+        : { ...entry, freshUntil: Math.min(entry.freshUntil, limit), staleUntil: limit };
+    const valueBytes = sizeAndFreeze(stored.value, this.freeze);
+    if (stored.meta !== undefined && this.freeze) Object.freeze(stored.meta);
+    const bytes =
+      (this.cost ? this.cost(stored.value, stored) : Math.max(stored.size ?? 0, valueBytes)) + 2 * key.length + ENTRY_OVERHEAD;
+    if (this.freeze) Object.freeze(stored);
+    if (bytes > this.maxEntryBytes) {
+      if (existing !== -1) this.removeSlot(existing);
+      this.refused++;
+      this.metrics.error('l1', 'set', 'too_large');
+      return;
+    }
+    if (existing !== -1) {
+      this.entries[existing] = stored;
+      this.policy.update(existing, bytes);
+    } else {
+      const slot = this.policy.add(key, bytes);
+      if (slot !== -1) this.entries[slot] = stored;
+    }
+    this.sweep(SWEEP_PER_WRITE);
+    this.metrics.size('l1', this.policy.weightedSize);
+  }
+
+  /** Stores one entry; see {@link MemoryTier.setSync}. */
+  async set(key: string, entry: CacheEntry): Promise<void> {
+    this.setSync(key, entry);
+  }
+
+  /** Removes one key synchronously. Returns `true` if it held a servable entry. */
+  deleteSync(key: string): boolean {
+    const slot = this.policy.find(key);
+    if (slot === -1) return false;
+    const servable = (this.entries[slot] as CacheEntry).staleUntil > this.now();
+    this.removeSlot(slot);
+    this.metrics.size('l1', this.policy.weightedSize);
+    return servable;
+  }
+
+  /** Removes one key. Resolves `true` if it held a servable entry. */
+  async delete(key: string): Promise<boolean> {
+    return this.deleteSync(key);
+  }
+
+  /** Reads many keys; the result is aligned with `keys`. */
+  async getMany(keys: readonly string[]): Promise<(CacheEntry | undefined)[]> {
+    return keys.map((key) => this.getSync(key));
+  }
+
+  /** Stores many entries, in order. */
+  async setMany(writes: readonly TierWrite[]): Promise<void> {
+    for (const w of writes) this.setSync(w.key, w.entry);
+  }
+
+  /** Removes many keys; resolves how many held a servable entry. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const key of keys) if (this.deleteSync(key)) n++;
+    return n;
+  }
+
+  /** Removes every entry (and the policy's frequency history). */
+  async clear(): Promise<void> {
+    this.policy.clear();
+    this.entries = [];
+    this.sweepCursor = 0;
+    this.metrics.size('l1', 0);
+  }
+
+  /** Always resolves: memory is always there. */
+  async ping(): Promise<void> {}
+
+  /** Stops the background sweep and drops every entry. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.clear();
+  }
+
+  /** Counters and the policy's state, for dashboards and tests. */
+  stats(): MemoryTierStats {
+    return {
+      entries: this.policy.size,
+      sizeBytes: this.policy.weightedSize,
+      hits: this.hits,
+      misses: this.misses,
+      evictions: this.evictions,
+      expirations: this.expirations,
+      refused: this.refused,
+      windowFraction: this.policy.windowFraction,
+    };
+  }
+
+  /**
+   * Examines up to `count` slots from where the previous sweep stopped and removes entries past
+   * stale-until. Cheap enough to run on every write; a full pass runs on the timer.
+   */
+  private sweep(count: number): void {
+    const limit = this.policy.slotLimit;
+    if (limit === 0) return;
+    const now = this.now();
+    for (let i = 0; i < count; i++) {
+      if (this.sweepCursor >= limit) this.sweepCursor = 0;
+      const slot = this.sweepCursor++;
+      if (this.policy.isOccupied(slot) && (this.entries[slot] as CacheEntry).staleUntil <= now) this.expire(slot);
+    }
+  }
+
+  private expire(slot: number): void {
+    this.removeSlot(slot);
+    this.expirations++;
+  }
+
+  private removeSlot(slot: number): void {
+    this.policy.remove(slot);
+    this.entries[slot] = undefined;
+  }
+}

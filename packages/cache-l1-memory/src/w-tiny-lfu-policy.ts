@@ -1,0 +1,386 @@
+import { FrequencySketch, hashKey } from './frequency-sketch.js';
+
+/** Options of {@link WTinyLfuPolicy}. */
+export interface WTinyLfuPolicyOptions<K> {
+  /** Capacity in cost units: bytes for the memory tier, entries in the simulator. */
+  maximumWeight: number;
+  /** Expected number of entries, to size the frequency sketch (it grows on demand). @default min(maximumWeight, 1024) */
+  expectedEntries?: number;
+  /** Initial share of the capacity given to the admission window (0..1). @default 0.05 */
+  initialWindowFraction?: number;
+  /** Share of the main space kept for the protected segment (0..1). @default 0.8 */
+  protectedFraction?: number;
+  /** Adapt the window size by hill climbing on the hit rate of each sample. @default true */
+  adaptive?: boolean;
+  /** Accesses per hill-climbing sample. @default 10 × the sketch's entry capacity, at most 10 × expectedEntries */
+  climbSampleSize?: number;
+  /** Step of the hill climber, as a share of the capacity. @default 0.0625 */
+  climbStepFraction?: number;
+  /** A hit-rate change (0..1) that restarts the climber with a full step. @default 0.05 */
+  climbRestartThreshold?: number;
+  /** Decay of the step after each sample with a small change. @default 0.98 */
+  climbStepDecay?: number;
+  /** Put a doorkeeper Bloom filter in front of the sketch. @default false */
+  doorkeeper?: boolean;
+  /** Hash of a key; computed once per entry. @default FNV-1a of strings, identity of integers */
+  hash?: (key: K) => number;
+  /** Seed of the admission jitter's pseudo-random generator. @default 0x2545f491 */
+  seed?: number;
+  /** Called for each entry evicted to make room (not for {@link WTinyLfuPolicy.remove}). */
+  onEvict?: (key: K, slot: number) => void;
+}
+
+const FREE = 0;
+const WINDOW = 1;
+const PROBATION = 2;
+const PROTECTED = 3;
+const FIRST_SLOT = 4;
+/** Candidates at least this frequent are admitted at random (1/128) even when not more frequent than the victim. */
+const ADMIT_HASHDOS_THRESHOLD = 6;
+
+/**
+ * The eviction and admission policy of the memory tier, shared with the hit-rate simulator:
+ * an adaptive W-TinyLFU as in Caffeine.
+ *
+ * New entries enter a small LRU *window*; entries leaving it compete for the segmented-LRU *main*
+ * space (probation, then protected after a second hit) against its least recently used victim,
+ * and get in only if the frequency sketch says they are more popular (ties rejected, with a small
+ * random chance of admission for popular candidates so that an attacker cannot pin the cache).
+ * A hill climber resizes the window every sample: a large window behaves like LRU (good for
+ * recency-heavy traffic), a small one like LFU (good for scans and loops).
+ *
+ * Entries live in slots (small integers) of intrusive doubly-linked lists kept in typed arrays,
+ * so a hit costs a map lookup, a sketch increment and a few array writes. Costs are arbitrary
+ * positive numbers (bytes, or 1 per entry).
+ */
+export class WTinyLfuPolicy<K> {
+  /** Capacity in cost units. */
+  readonly maximumWeight: number;
+  private readonly map = new Map<K, number>();
+  private keys: (K | undefined)[] = [];
+  private prev = new Int32Array(64);
+  private next = new Int32Array(64);
+  private queue = new Uint8Array(64);
+  private weights = new Float64Array(64);
+  private hashes = new Int32Array(64);
+  private freeHead = -1;
+  private top = FIRST_SLOT;
+  private windowWeight = 0;
+  private probationWeight = 0;
+  private protectedWeight = 0;
+  private maxWindow: number;
+  private maxProtected: number;
+  private readonly protectedFraction: number;
+  private readonly sketch: FrequencySketch;
+  private readonly hash: (key: K) => number;
+  private readonly onEvict: ((key: K, slot: number) => void) | undefined;
+  private readonly adaptive: boolean;
+  private readonly fixedSampleSize: number | undefined;
+  private readonly stepFraction: number;
+  private readonly restartThreshold: number;
+  private readonly stepDecay: number;
+  private hitsInSample = 0;
+  private missesInSample = 0;
+  private previousHitRate = 0;
+  private stepSize: number;
+  private random: number;
+
+  constructor(options: WTinyLfuPolicyOptions<K>) {
+    if (!(options.maximumWeight > 0)) throw new RangeError('maximumWeight must be a positive number');
+    this.maximumWeight = options.maximumWeight;
+    this.protectedFraction = options.protectedFraction ?? 0.8;
+    this.maxWindow = this.maximumWeight * (options.initialWindowFraction ?? 0.05);
+    this.maxProtected = this.protectedFraction * (this.maximumWeight - this.maxWindow);
+    this.sketch = new FrequencySketch({
+      capacity: options.expectedEntries ?? Math.min(this.maximumWeight, 1024),
+      doorkeeper: options.doorkeeper ?? false,
+    });
+    this.hash = options.hash ?? hashKey;
+    this.onEvict = options.onEvict;
+    this.adaptive = options.adaptive ?? true;
+    this.fixedSampleSize = options.climbSampleSize;
+    this.stepFraction = options.climbStepFraction ?? 0.0625;
+    this.restartThreshold = options.climbRestartThreshold ?? 0.05;
+    this.stepDecay = options.climbStepDecay ?? 0.98;
+    this.stepSize = this.stepFraction * this.maximumWeight;
+    this.random = options.seed ?? 0x2545f491;
+    for (let q = WINDOW; q <= PROTECTED; q++) {
+      this.prev[q] = q;
+      this.next[q] = q;
+    }
+  }
+
+  /** Number of entries held. */
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** Total cost of the entries held. */
+  get weightedSize(): number {
+    return this.windowWeight + this.probationWeight + this.protectedWeight;
+  }
+
+  /** The window's current share of the capacity (0..1), as set by the hill climber. */
+  get windowFraction(): number {
+    return this.maxWindow / this.maximumWeight;
+  }
+
+  /** The slot holding `key`, or -1. Does not count as an access. */
+  find(key: K): number {
+    return this.map.get(key) ?? -1;
+  }
+
+  /** The key held in `slot`. */
+  keyAt(slot: number): K {
+    return this.keys[slot] as K;
+  }
+
+  /** The cost of the entry in `slot`. */
+  weightAt(slot: number): number {
+    return this.weights[slot] as number;
+  }
+
+  /** Records a hit on the entry in `slot`: counts it and moves it up its queue. */
+  onHit(slot: number): void {
+    this.sketch.increment(this.hashes[slot] as number);
+    this.hitsInSample++;
+    const q = this.queue[slot] as number;
+    if (q === PROBATION) {
+      const w = this.weights[slot] as number;
+      this.unlink(slot);
+      this.probationWeight -= w;
+      this.queue[slot] = PROTECTED;
+      this.pushMru(PROTECTED, slot);
+      this.protectedWeight += w;
+      if (this.protectedWeight > this.maxProtected) this.demoteProtected();
+    } else if (this.prev[q] !== slot) {
+      this.unlink(slot);
+      this.pushMru(q, slot);
+    }
+    if (this.adaptive && this.hitsInSample + this.missesInSample >= this.sampleSize()) this.climb();
+  }
+
+  /** Records a miss on `key` (an access to an absent key): counts it in the frequency sketch. */
+  onMiss(key: K): void {
+    this.sketch.increment(this.hash(key));
+    this.missesInSample++;
+    if (this.adaptive && this.hitsInSample + this.missesInSample >= this.sampleSize()) this.climb();
+  }
+
+  /**
+   * Inserts `key` (absent) with cost `weight`, evicting others as needed. Returns its slot, or -1
+   * when the policy rejected the new entry itself (it was the least valuable).
+   */
+  add(key: K, weight: number): number {
+    const slot = this.allocate();
+    this.keys[slot] = key;
+    this.hashes[slot] = this.hash(key);
+    this.weights[slot] = weight;
+    this.queue[slot] = WINDOW;
+    this.map.set(key, slot);
+    this.pushMru(WINDOW, slot);
+    this.windowWeight += weight;
+    // Growing forgets every count: only when clearly undersized, never for a transient extra entry.
+    if (this.map.size > this.sketch.sizedFor * 1.25) this.sketch.ensureCapacity(this.map.size * 2);
+    this.evict();
+    return this.queue[slot] === FREE || this.keys[slot] !== key ? -1 : slot;
+  }
+
+  /** Changes the cost of the entry in `slot` (an overwrite) and makes it most recently used. */
+  update(slot: number, weight: number): void {
+    const old = this.weights[slot] as number;
+    this.weights[slot] = weight;
+    const q = this.queue[slot] as number;
+    if (q === WINDOW) this.windowWeight += weight - old;
+    else if (q === PROBATION) this.probationWeight += weight - old;
+    else this.protectedWeight += weight - old;
+    if (this.prev[q] !== slot) {
+      this.unlink(slot);
+      this.pushMru(q, slot);
+    }
+    if (q === PROTECTED && this.protectedWeight > this.maxProtected) this.demoteProtected();
+    this.evict();
+  }
+
+  /** Removes the entry in `slot` (a delete or an expiry; `onEvict` is not called). */
+  remove(slot: number): void {
+    const q = this.queue[slot] as number;
+    if (q === FREE) return;
+    const w = this.weights[slot] as number;
+    if (q === WINDOW) this.windowWeight -= w;
+    else if (q === PROBATION) this.probationWeight -= w;
+    else this.protectedWeight -= w;
+    this.unlink(slot);
+    this.map.delete(this.keys[slot] as K);
+    this.keys[slot] = undefined;
+    this.queue[slot] = FREE;
+    this.next[slot] = this.freeHead;
+    this.freeHead = slot;
+  }
+
+  /** Removes every entry and forgets every count. */
+  clear(): void {
+    this.map.clear();
+    this.keys = [];
+    this.queue.fill(FREE);
+    this.freeHead = -1;
+    this.top = FIRST_SLOT;
+    for (let q = WINDOW; q <= PROTECTED; q++) {
+      this.prev[q] = q;
+      this.next[q] = q;
+    }
+    this.windowWeight = this.probationWeight = this.protectedWeight = 0;
+    this.sketch.clear();
+  }
+
+  /** Every occupied slot, in no particular order (for sweeps). Upper bound of slot numbers. */
+  get slotLimit(): number {
+    return this.top;
+  }
+
+  /** Whether `slot` holds an entry. */
+  isOccupied(slot: number): boolean {
+    return slot >= FIRST_SLOT && slot < this.top && this.queue[slot] !== FREE;
+  }
+
+  private sampleSize(): number {
+    return this.fixedSampleSize ?? this.sketch.sampleSize;
+  }
+
+  /** Hill climbing (Caffeine): keep moving the window size in the direction that raised the hit rate. */
+  private climb(): void {
+    const requests = this.hitsInSample + this.missesInSample;
+    const hitRate = this.hitsInSample / requests;
+    const change = hitRate - this.previousHitRate;
+    const amount = change >= 0 ? this.stepSize : -this.stepSize;
+    this.stepSize =
+      Math.abs(change) >= this.restartThreshold
+        ? this.stepFraction * this.maximumWeight * (amount >= 0 ? 1 : -1)
+        : this.stepDecay * amount;
+    this.previousHitRate = hitRate;
+    this.hitsInSample = 0;
+    this.missesInSample = 0;
+    this.maxWindow = Math.min(this.maximumWeight, Math.max(0, this.maxWindow + amount));
+    this.maxProtected = this.protectedFraction * (this.maximumWeight - this.maxWindow);
+    if (this.protectedWeight > this.maxProtected) this.demoteProtected();
+    this.evict();
+  }
+
+  private demoteProtected(): void {
+    while (this.protectedWeight > this.maxProtected) {
+      const s = this.next[PROTECTED] as number;
+      if (s === PROTECTED) return;
+      const w = this.weights[s] as number;
+      this.unlink(s);
+      this.protectedWeight -= w;
+      this.queue[s] = PROBATION;
+      this.pushMru(PROBATION, s);
+      this.probationWeight += w;
+    }
+  }
+
+  /**
+   * Restores the bounds: while over capacity, the window's overflow competes with main's LRU
+   * victim (or main's LRU is dropped when the window is within its share), then the window's
+   * overflow moves to probation where there is room.
+   */
+  private evict(): void {
+    while (this.windowWeight + this.probationWeight + this.protectedWeight > this.maximumWeight) {
+      const victim = this.mainVictim();
+      if (this.windowWeight > this.maxWindow || victim === -1) {
+        const candidate = this.next[WINDOW] as number;
+        if (victim === -1) {
+          this.evictSlot(candidate);
+        } else if (this.admit(candidate, victim)) {
+          this.evictSlot(victim);
+        } else {
+          this.evictSlot(candidate);
+        }
+      } else {
+        this.evictSlot(victim);
+      }
+    }
+    while (this.windowWeight > this.maxWindow) {
+      const s = this.next[WINDOW] as number;
+      if (s === WINDOW) break;
+      const w = this.weights[s] as number;
+      this.unlink(s);
+      this.windowWeight -= w;
+      this.queue[s] = PROBATION;
+      this.pushMru(PROBATION, s);
+      this.probationWeight += w;
+    }
+  }
+
+  private mainVictim(): number {
+    const p = this.next[PROBATION] as number;
+    if (p !== PROBATION) return p;
+    const q = this.next[PROTECTED] as number;
+    return q !== PROTECTED ? q : -1;
+  }
+
+  private admit(candidate: number, victim: number): boolean {
+    const candidateFreq = this.sketch.frequency(this.hashes[candidate] as number);
+    const victimFreq = this.sketch.frequency(this.hashes[victim] as number);
+    if (candidateFreq > victimFreq) return true;
+    if (candidateFreq >= ADMIT_HASHDOS_THRESHOLD) {
+      // xorshift32: deterministic jitter, so simulations are reproducible.
+      let x = this.random;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.random = x;
+      return (x & 127) === 0;
+    }
+    return false;
+  }
+
+  private evictSlot(slot: number): void {
+    const key = this.keys[slot] as K;
+    this.remove(slot);
+    this.onEvict?.(key, slot);
+  }
+
+  private allocate(): number {
+    if (this.freeHead !== -1) {
+      const s = this.freeHead;
+      this.freeHead = this.next[s] as number;
+      return s;
+    }
+    if (this.top === this.prev.length) this.grow();
+    return this.top++;
+  }
+
+  private grow(): void {
+    const n = this.prev.length * 2;
+    const grow32 = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.prev = grow32(this.prev);
+    this.next = grow32(this.next);
+    this.hashes = grow32(this.hashes);
+    const q = new Uint8Array(n);
+    q.set(this.queue);
+    this.queue = q;
+    const w = new Float64Array(n);
+    w.set(this.weights);
+    this.weights = w;
+  }
+
+  private unlink(s: number): void {
+    const p = this.prev[s] as number;
+    const n = this.next[s] as number;
+    this.next[p] = n;
+    this.prev[n] = p;
+  }
+
+  private pushMru(q: number, s: number): void {
+    const tail = this.prev[q] as number;
+    this.next[tail] = s;
+    this.prev[s] = tail;
+    this.next[s] = q;
+    this.prev[q] = s;
+  }
+}
