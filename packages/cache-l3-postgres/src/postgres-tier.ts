@@ -290,8 +290,8 @@ export class PostgresTier implements Tier {
   }
 
   private ready(): Promise<Ready> {
-    if (this.state) return Promise.resolve(this.state);
     if (this.closed) return Promise.reject(new TierError(this.name, 'get', 'the tier is closed', { code: L3_ERROR_CODES.closed }));
+    if (this.state) return Promise.resolve(this.state);
     this.opening ??= this.open().catch((error) => {
       // Let the next call try again (PostgreSQL may be starting).
       this.opening = undefined;
