@@ -87,13 +87,13 @@ export class LatencyHistogram extends Histogram<string> {
       for (let i = 0; i < this.bounds.length; i++) {
         cumulative += cell.counts[i]!;
         values.push({
-          labels: { ...cell.labels, le: this.bounds[i]! },
+          labels: { le: this.bounds[i]!, ...cell.labels },
           value: cumulative,
           metricName: `${name}_bucket`,
         });
       }
       values.push({
-        labels: { ...cell.labels, le: '+Inf' },
+        labels: { le: '+Inf', ...cell.labels },
         value: cell.count,
         metricName: `${name}_bucket`,
       });

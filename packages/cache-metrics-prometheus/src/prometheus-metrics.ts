@@ -319,14 +319,17 @@ export class PrometheusMetrics implements MetricsAdapter {
   }
 
   /**
-   * The current hit rate (0..1) per level over the configured window, as the `hit_rate` gauge
-   * reports it. Levels without lookups in the window are absent.
+   * The current hit rate (0..1) per tier level (`l1`, `l2`, `l3`) over the configured window, as
+   * the `hit_rate` gauge reports it. Levels without lookups in the window are absent; `external`
+   * (where every full miss is counted and nothing ever hits) is never reported.
    */
   hitRates(): Map<string, number> {
     const totals = new Map<string, LevelLookups>();
     const add = (cells: Map<string, CounterCell>, field: keyof LevelLookups) => {
       for (const cell of cells.values()) {
         const level = cell.labels.level!;
+        // Every miss reaches 'external', nothing hits there: its rate would be a constant 0.
+        if (level === 'external') continue;
         let t = totals.get(level);
         if (t === undefined) totals.set(level, (t = { hits: 0, misses: 0 }));
         t[field] += cell.value;
