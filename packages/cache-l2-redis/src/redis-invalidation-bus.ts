@@ -65,6 +65,8 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.metrics = options.metrics ?? NOOP_METRICS;
     this.ownsPublisher = options.client === undefined;
     this.publisher = options.client ?? createRedisClient(options);
+    // A client we created reports failures through rejected commands; keep ioredis from logging each reconnect error.
+    if (this.ownsPublisher) this.publisher.on('error', () => {});
     this.sharded = isCluster(this.publisher) && options.sharded !== false;
   }
 

@@ -61,6 +61,8 @@ export class RedisLock implements DistributedLock {
     }
     this.owned = options.client === undefined;
     this.client = options.client ?? createRedisClient(options);
+    // A client we created reports failures through rejected commands; keep ioredis from logging each reconnect error.
+    if (this.owned) this.client.on('error', () => {});
   }
 
   /**

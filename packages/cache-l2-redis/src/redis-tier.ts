@@ -97,6 +97,8 @@ export class RedisTier implements Tier {
     });
     this.owned = options.client === undefined;
     this.client = options.client ?? createRedisClient(options);
+    // A client we created reports failures through rejected commands; keep ioredis from logging each reconnect error.
+    if (this.owned) this.client.on('error', () => {});
     this.cluster = isCluster(this.client);
     this.timeoutMs = options.client ? undefined : (options.commandTimeoutMs ?? 100);
   }
