@@ -120,11 +120,14 @@ export class MemoryTier implements Tier {
 
   constructor(options: MemoryTierOptions = {}) {
     this.maxSizeBytes = options.maxSizeBytes ?? 100 * MB;
-    if (!(this.maxSizeBytes > 0)) throw new ConfigError('maxSizeBytes', `${this.maxSizeBytes} is not a positive number of bytes`);
+    if (!(this.maxSizeBytes > 0))
+      throw new ConfigError('maxSizeBytes', `${this.maxSizeBytes} is not a positive number of bytes`);
     this.maxTtlMs = options.maxTtlMs ?? 5 * 60_000;
-    if (!(this.maxTtlMs > 0)) throw new ConfigError('maxTtlMs', `${this.maxTtlMs} is not a positive number of ms`);
+    if (!(this.maxTtlMs > 0))
+      throw new ConfigError('maxTtlMs', `${this.maxTtlMs} is not a positive number of ms`);
     const fraction = options.maxEntryFraction ?? 0.1;
-    if (!(fraction > 0 && fraction <= 1)) throw new ConfigError('maxEntryFraction', `${fraction} is not in (0, 1]`);
+    if (!(fraction > 0 && fraction <= 1))
+      throw new ConfigError('maxEntryFraction', `${fraction} is not in (0, 1]`);
     this.maxEntryBytes = this.maxSizeBytes * fraction;
     this.metrics = options.metrics ?? NOOP_METRICS;
     this.reportHits = options.reportHits ?? false;
@@ -179,7 +182,9 @@ export class MemoryTier implements Tier {
    */
   setSync(key: string, entry: CacheEntry): void {
     if (entry.value === undefined) {
-      throw new InvalidValueError(`Cannot cache undefined under ${JSON.stringify(key)}: store null for "not found" instead`);
+      throw new InvalidValueError(
+        `Cannot cache undefined under ${JSON.stringify(key)}: store null for "not found" instead`,
+      );
     }
     const now = this.now();
     const existing = this.policy.find(key);
@@ -195,7 +200,9 @@ export class MemoryTier implements Tier {
     const valueBytes = sizeAndFreeze(stored.value, this.freeze);
     if (stored.meta !== undefined && this.freeze) Object.freeze(stored.meta);
     const bytes =
-      (this.cost ? this.cost(stored.value, stored) : Math.max(stored.size ?? 0, valueBytes)) + 2 * key.length + ENTRY_OVERHEAD;
+      (this.cost ? this.cost(stored.value, stored) : Math.max(stored.size ?? 0, valueBytes)) +
+      2 * key.length +
+      ENTRY_OVERHEAD;
     if (this.freeze) Object.freeze(stored);
     if (bytes > this.maxEntryBytes) {
       if (existing !== -1) this.removeSlot(existing);
@@ -295,7 +302,8 @@ export class MemoryTier implements Tier {
     for (let i = 0; i < count; i++) {
       if (this.sweepCursor >= limit) this.sweepCursor = 0;
       const slot = this.sweepCursor++;
-      if (this.policy.isOccupied(slot) && (this.entries[slot] as CacheEntry).staleUntil <= now) this.expire(slot);
+      if (this.policy.isOccupied(slot) && (this.entries[slot] as CacheEntry).staleUntil <= now)
+        this.expire(slot);
     }
   }
 

@@ -22,7 +22,8 @@ export function parseSimulatorArgs(argv: readonly string[]): SimulatorArgs {
     else if (arg === '--capacity') capacity = Number(argv[++i]);
     else if (arg === '--opt') opt = true;
     else if (arg === '--json') json = true;
-    else if (arg !== '--') throw new ConfigError(String(arg), 'unknown argument; use --trace FILE --capacity N [--opt] [--json]');
+    else if (arg !== '--')
+      throw new ConfigError(String(arg), 'unknown argument; use --trace FILE --capacity N [--opt] [--json]');
   }
   if (!trace) throw new ConfigError('--trace', 'missing; pass the path of a trace file');
   if (capacity === undefined || !Number.isInteger(capacity) || capacity <= 0) {
@@ -32,7 +33,14 @@ export function parseSimulatorArgs(argv: readonly string[]): SimulatorArgs {
 }
 
 /** Formats a result for humans: hit rates in percent. */
-export function formatResult(r: { trace: string; capacity: number; accesses: number; hitRate: number; lruHitRate: number; optHitRate?: number }): string {
+export function formatResult(r: {
+  trace: string;
+  capacity: number;
+  accesses: number;
+  hitRate: number;
+  lruHitRate: number;
+  optHitRate?: number;
+}): string {
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   const opt = r.optHitRate === undefined ? '' : `  OPT ${pct(r.optHitRate)}`;
   return `${r.trace} capacity ${r.capacity} (${r.accesses} accesses): W-TinyLFU ${pct(r.hitRate)}  LRU ${pct(r.lruHitRate)}${opt}`;

@@ -9,8 +9,16 @@ export type PolicyTuning = Omit<WTinyLfuPolicyOptions<number>, 'maximumWeight' |
  * Hit rate (0..1) of {@link WTinyLfuPolicy} on a trace: every access is a read, and a miss is
  * followed by an insert of cost 1; `capacity` is in entries.
  */
-export function simulatePolicy(trace: ArrayLike<number>, capacity: number, tuning: PolicyTuning = {}): number {
-  const policy = new WTinyLfuPolicy<number>({ expectedEntries: capacity, ...tuning, maximumWeight: capacity });
+export function simulatePolicy(
+  trace: ArrayLike<number>,
+  capacity: number,
+  tuning: PolicyTuning = {},
+): number {
+  const policy = new WTinyLfuPolicy<number>({
+    expectedEntries: capacity,
+    ...tuning,
+    maximumWeight: capacity,
+  });
   let hits = 0;
   for (let i = 0; i < trace.length; i++) {
     const key = trace[i] as number;

@@ -44,12 +44,14 @@ export function parseBinaryTrace(bytes: Buffer): Int32Array {
 
 function decompressXz(file: string): Buffer {
   try {
-    return execFileSync('xz', ['-dc', file], { maxBuffer: 1 << 30 });
+    return execFileSync('xz', ['-dc', file], { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     throw new ConfigError(
       '--trace',
-      missing ? 'the xz binary is needed to read .xz traces; install it (apt-get install xz-utils)' : `xz could not decompress ${file}`,
+      missing
+        ? 'the xz binary is needed to read .xz traces; install it (apt-get install xz-utils)'
+        : `xz could not decompress ${file}`,
       { cause: error },
     );
   }

@@ -1,0 +1,288 @@
+import {
+  type CacheEntry,
+  ConfigError,
+  InvalidValueError,
+  type MetricsAdapter,
+  NOOP_METRICS,
+} from '@bgc/cache-core';
+import { describe, expect, it } from 'vitest';
+import { MemoryTier, memoryTierFromEnv } from '../src/index.js';
+
+function clock(start = 1_000_000) {
+  const c = { t: start, now: () => c.t };
+  return c;
+}
+
+function recordingMetrics() {
+  const calls = { eviction: 0, size: [] as number[], errors: [] as string[], hits: 0, misses: 0 };
+  const metrics: MetricsAdapter = {
+    ...NOOP_METRICS,
+    eviction: (_l, n = 1) => {
+      calls.eviction += n;
+    },
+    size: (_l, bytes) => {
+      calls.size.push(bytes);
+    },
+    error: (_l, op, type) => {
+      calls.errors.push(`${op}:${type}`);
+    },
+    hit: () => {
+      calls.hits++;
+    },
+    miss: () => {
+      calls.misses++;
+    },
+  };
+  return { calls, metrics };
+}
+
+const entry = <T>(value: T, now: number, ttl = 60_000, stale = 0): CacheEntry<T> => ({
+  value,
+  freshUntil: now + ttl,
+  staleUntil: now + ttl + stale,
+});
+
+describe('MemoryTier', () => {
+  it('declares itself as a local l1 tier with a 5 min cap by default', () => {
+    const tier = new MemoryTier();
+    expect(tier.level).toBe('l1');
+    expect(tier.scope).toBe('local');
+    expect(tier.maxTtlMs).toBe(300_000);
+    expect(tier.maxSizeBytes).toBe(100 * 1024 * 1024);
+    expect(tier.maxEntryBytes).toBe(10 * 1024 * 1024);
+  });
+
+  it('makes a write visible to the very next synchronous read', () => {
+    const tier = new MemoryTier();
+    const now = Date.now();
+    tier.setSync('k', entry({ a: 1 }, now));
+    expect(tier.getSync('k')?.value).toEqual({ a: 1 });
+  });
+
+  it('stays within its byte bound and reports evictions and size', () => {
+    const { calls, metrics } = recordingMetrics();
+    const c = clock();
+    const tier = new MemoryTier({ maxSizeBytes: 100_000, metrics, now: c.now, sweepIntervalMs: 0 });
+    for (let i = 0; i < 2000; i++) tier.setSync(`key:${i}`, entry('x'.repeat(500), c.t));
+    const s = tier.stats();
+    expect(s.sizeBytes).toBeLessThanOrEqual(100_000);
+    expect(s.sizeBytes).toBeGreaterThan(80_000);
+    expect(s.evictions).toBeGreaterThan(1500);
+    expect(calls.eviction).toBe(s.evictions);
+    expect(calls.size.at(-1)).toBe(s.sizeBytes);
+    expect(Math.max(...calls.size)).toBeLessThanOrEqual(100_000);
+  });
+
+  it('uses entry.size or a custom cost function as the cost', () => {
+    const c = clock();
+    const tier = new MemoryTier({ maxSizeBytes: 1_000_000, now: c.now, sweepIntervalMs: 0 });
+    tier.setSync('sized', { ...entry('small', c.t), size: 50_000 });
+    expect(tier.stats().sizeBytes).toBeGreaterThanOrEqual(50_000);
+    const custom = new MemoryTier({
+      maxSizeBytes: 1_000_000,
+      cost: () => 1000,
+      now: c.now,
+      sweepIntervalMs: 0,
+    });
+    custom.setSync('k', entry('x'.repeat(10_000), c.t));
+    expect(custom.stats().sizeBytes).toBe(1000 + 2 + 120);
+  });
+
+  it('refuses an entry larger than maxEntryFraction, with a metric, and drops the old value', () => {
+    const { calls, metrics } = recordingMetrics();
+    const c = clock();
+    const tier = new MemoryTier({
+      maxSizeBytes: 100_000,
+      maxEntryFraction: 0.1,
+      metrics,
+      now: c.now,
+      sweepIntervalMs: 0,
+    });
+    for (let i = 0; i < 50; i++) tier.setSync(`small:${i}`, entry(i, c.t));
+    tier.setSync('big', entry('old', c.t));
+    tier.setSync('big', entry('y'.repeat(20_000), c.t));
+    expect(tier.getSync('big')).toBeUndefined();
+    expect(calls.errors).toEqual(['set:too_large']);
+    expect(tier.stats().refused).toBe(1);
+    // nothing else was evicted to make room for it
+    for (let i = 0; i < 50; i++) expect(tier.getSync(`small:${i}`)?.value).toBe(i);
+  });
+
+  it('deep-freezes stored values so readers cannot corrupt them, without copying on read', () => {
+    const tier = new MemoryTier();
+    const value = { rows: [{ ncm: '12019000', fob: 1 }], meta: { ano: 2024 } };
+    tier.setSync('v', entry(value, Date.now()));
+    const a = tier.getSync('v')!;
+    const b = tier.getSync('v')!;
+    expect(a.value).toBe(b.value);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(Object.isFrozen((a.value as typeof value).rows[0])).toBe(true);
+    expect(() => {
+      (a.value as typeof value).rows[0]!.fob = 2;
+    }).toThrow(TypeError);
+    expect((tier.getSync('v')!.value as typeof value).rows[0]!.fob).toBe(1);
+  });
+
+  it('leaves values mutable with freeze: false', () => {
+    const tier = new MemoryTier({ freeze: false });
+    const value = { a: 1 };
+    tier.setSync('v', entry(value, Date.now()));
+    expect(Object.isFrozen(tier.getSync('v')!.value)).toBe(false);
+  });
+
+  it('handles cycles, typed arrays, maps and sets when freezing', () => {
+    const tier = new MemoryTier();
+    const cyclic: Record<string, unknown> = { name: 'loop' };
+    cyclic.self = cyclic;
+    const value = {
+      cyclic,
+      buf: Buffer.from('abc'),
+      map: new Map([['k', { v: 1 }]]),
+      set: new Set([1n, true]),
+      f: () => 1,
+    };
+    tier.setSync('odd', { ...entry(value, Date.now()), meta: { negative: false } });
+    const got = tier.getSync('odd')!;
+    expect(got.value).toBe(value);
+    expect(Object.isFrozen(cyclic)).toBe(true);
+    expect(Object.isFrozen(got.meta)).toBe(true);
+  });
+
+  it('serves fresh, then stale, then nothing, following the entry times (fake clock)', () => {
+    const c = clock();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    tier.setSync('k', entry('v', c.t, 1000, 2000));
+    c.t += 999;
+    expect(tier.getSync('k')?.freshUntil).toBeGreaterThan(c.t);
+    c.t += 1500;
+    const stale = tier.getSync('k');
+    expect(stale?.value).toBe('v');
+    expect(stale!.freshUntil).toBeLessThan(c.t);
+    c.t += 501;
+    expect(tier.getSync('k')).toBeUndefined();
+    expect(tier.stats()).toMatchObject({ entries: 0, expirations: 1 });
+  });
+
+  it('caps lifetimes to maxTtlMs, never extending them', () => {
+    const c = clock();
+    const tier = new MemoryTier({ maxTtlMs: 10_000, now: c.now, sweepIntervalMs: 0 });
+    tier.setSync('long', entry('v', c.t, 3_600_000, 3_600_000));
+    expect(tier.getSync('long')).toMatchObject({ freshUntil: c.t + 10_000, staleUntil: c.t + 10_000 });
+    tier.setSync('short', entry('v', c.t, 1000, 1000));
+    expect(tier.getSync('short')).toMatchObject({ freshUntil: c.t + 1000, staleUntil: c.t + 2000 });
+  });
+
+  it('does not store an already expired entry and drops the previous value', async () => {
+    const c = clock();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    await tier.set('k', entry('v', c.t));
+    await tier.set('k', { value: 'dead', freshUntil: c.t - 10, staleUntil: c.t - 5 });
+    expect(await tier.get('k')).toBeUndefined();
+    await tier.set('never', { value: 'dead', freshUntil: c.t - 10, staleUntil: c.t - 5 });
+    expect(tier.stats().entries).toBe(0);
+  });
+
+  it('sweeps expired entries on writes without reading them', () => {
+    const c = clock();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    for (let i = 0; i < 100; i++) tier.setSync(`old:${i}`, entry(i, c.t, 100));
+    c.t += 1000;
+    for (let i = 0; i < 100; i++) tier.setSync(`new:${i}`, entry(i, c.t));
+    const s = tier.stats();
+    expect(s.expirations).toBeGreaterThanOrEqual(90);
+    expect(s.entries).toBeLessThanOrEqual(110);
+  });
+
+  it('sweeps expired entries in the background', async () => {
+    const tier = new MemoryTier({ sweepIntervalMs: 20 });
+    const now = Date.now();
+    for (let i = 0; i < 50; i++)
+      tier.setSync(`k:${i}`, { value: i, freshUntil: now + 30, staleUntil: now + 30 });
+    await new Promise((r) => setTimeout(r, 120));
+    expect(tier.stats()).toMatchObject({ entries: 0, expirations: 50 });
+    await tier.close();
+    await tier.close();
+  });
+
+  it('rejects undefined values with a typed error', () => {
+    const tier = new MemoryTier();
+    expect(() => tier.setSync('k', entry(undefined, Date.now()))).toThrow(InvalidValueError);
+  });
+
+  it('overwrites in place, re-costing the entry', () => {
+    const c = clock();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    tier.setSync('k', entry('a'.repeat(1000), c.t));
+    const before = tier.stats().sizeBytes;
+    tier.setSync('k', entry('b', c.t));
+    expect(tier.stats().sizeBytes).toBe(before - 999);
+    expect(tier.getSync('k')?.value).toBe('b');
+    expect(tier.stats().entries).toBe(1);
+  });
+
+  it('reports hits and misses when asked, and counts them in stats', () => {
+    const { calls, metrics } = recordingMetrics();
+    const tier = new MemoryTier({ metrics, reportHits: true });
+    tier.setSync('k', entry(1, Date.now()));
+    tier.getSync('k');
+    tier.getSync('nope');
+    expect(calls).toMatchObject({ hits: 1, misses: 1 });
+    expect(tier.stats()).toMatchObject({ hits: 1, misses: 1 });
+  });
+
+  it('deletes, batches, clears and pings', async () => {
+    const tier = new MemoryTier();
+    const now = Date.now();
+    await tier.setMany([
+      { key: 'a', entry: entry(1, now) },
+      { key: 'b', entry: entry(2, now) },
+    ]);
+    expect((await tier.getMany(['a', 'x', 'b'])).map((e) => e?.value)).toEqual([1, undefined, 2]);
+    expect(await tier.delete('a')).toBe(true);
+    expect(await tier.delete('a')).toBe(false);
+    expect(await tier.deleteMany(['a', 'b'])).toBe(1);
+    await tier.set('c', entry(3, now));
+    await tier.clear();
+    expect(tier.stats()).toMatchObject({ entries: 0, sizeBytes: 0 });
+    await expect(tier.ping()).resolves.toBeUndefined();
+  });
+
+  it('says an expired key did not exist on delete', () => {
+    const c = clock();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    tier.setSync('k', entry(1, c.t, 10));
+    c.t += 100;
+    expect(tier.deleteSync('k')).toBe(false);
+  });
+
+  it('validates its options with ConfigError', () => {
+    expect(() => new MemoryTier({ maxSizeBytes: 0 })).toThrow(ConfigError);
+    expect(() => new MemoryTier({ maxTtlMs: -1 })).toThrow(ConfigError);
+    expect(() => new MemoryTier({ maxEntryFraction: 2 })).toThrow(ConfigError);
+  });
+
+  it('builds from CACHE_L1_MAX_SIZE_MB and CACHE_L1_DEFAULT_TTL', async () => {
+    const tier = memoryTierFromEnv({ CACHE_L1_MAX_SIZE_MB: '8', CACHE_L1_DEFAULT_TTL: '2m' });
+    expect(tier.maxSizeBytes).toBe(8 * 1024 * 1024);
+    expect(tier.maxTtlMs).toBe(120_000);
+    await tier.close();
+    const dflt = memoryTierFromEnv({}, { sweepIntervalMs: 0 });
+    expect(dflt.maxSizeBytes).toBe(100 * 1024 * 1024);
+    expect(() => memoryTierFromEnv({ CACHE_L1_MAX_SIZE_MB: 'lots' })).toThrow(ConfigError);
+  });
+
+  it('keeps a frequently read working set against a one-off scan (scan resistance)', () => {
+    const c = clock();
+    const tier = new MemoryTier({ maxSizeBytes: 200 * 300, now: c.now, sweepIntervalMs: 0 });
+    const hot = Array.from({ length: 50 }, (_, i) => `hot:${i}`);
+    for (let round = 0; round < 20; round++) {
+      for (const k of hot) if (!tier.getSync(k)) tier.setSync(k, entry(k, c.t));
+    }
+    for (let i = 0; i < 5000; i++) {
+      const k = `scan:${i}`;
+      if (!tier.getSync(k)) tier.setSync(k, entry(k, c.t));
+    }
+    const kept = hot.filter((k) => tier.getSync(k) !== undefined).length;
+    expect(kept).toBeGreaterThanOrEqual(45);
+  });
+});

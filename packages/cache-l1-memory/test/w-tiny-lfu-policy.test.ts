@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { FrequencySketch, hashKey, WTinyLfuPolicy } from '../src/index.js';
+import { simulateLru, simulatePolicy } from '../src/simulator/simulate.js';
+
+describe('FrequencySketch', () => {
+  it('counts up to 15 and ages by halving', () => {
+    const s = new FrequencySketch({ capacity: 64, sampleSize: 1000 });
+    for (let i = 0; i < 20; i++) s.increment(42);
+    expect(s.frequency(42)).toBe(15);
+    expect(s.frequency(43)).toBe(0);
+    s.reset();
+    expect(s.frequency(42)).toBe(7);
+    s.clear();
+    expect(s.frequency(42)).toBe(0);
+  });
+
+  it('ages on its own after sampleSize increments', () => {
+    const s = new FrequencySketch({ capacity: 16, sampleSize: 100 });
+    for (let i = 0; i < 10; i++) s.increment(7);
+    for (let i = 0; i < 95; i++) s.increment(1000 + i);
+    expect(s.frequency(7)).toBeLessThanOrEqual(5);
+  });
+
+  it('lets one-hit wonders stop at the doorkeeper', () => {
+    const s = new FrequencySketch({ capacity: 256, doorkeeper: true });
+    s.increment(5);
+    expect(s.frequency(5)).toBe(1);
+    s.increment(5);
+    expect(s.frequency(5)).toBe(2);
+    s.reset();
+    expect(s.frequency(5)).toBe(0);
+  });
+
+  it('grows only upwards', () => {
+    const s = new FrequencySketch({ capacity: 100 });
+    s.ensureCapacity(50);
+    expect(s.sizedFor).toBe(100);
+    s.ensureCapacity(1000);
+    expect(s.sizedFor).toBe(1000);
+    expect(s.sampleSize).toBe(10_000);
+  });
+
+  it('hashes strings and numbers deterministically and spreads them', () => {
+    expect(hashKey('abc')).toBe(hashKey('abc'));
+    expect(hashKey('abc')).not.toBe(hashKey('abd'));
+    expect(hashKey(5)).toBe(5);
+    expect(hashKey(1.5)).toBe(hashKey('1.5'));
+    expect(hashKey(true)).toBe(hashKey('true'));
+    expect(hashKey(2 ** 40 + 3)).not.toBe(hashKey(3));
+  });
+});
+
+describe('WTinyLfuPolicy', () => {
+  it('never holds more than its maximum weight and reports evictions', () => {
+    const evicted: number[] = [];
+    const p = new WTinyLfuPolicy<number>({ maximumWeight: 100, onEvict: (k) => evicted.push(k) });
+    for (let i = 0; i < 1000; i++) {
+      const s = p.find(i % 300);
+      if (s === -1) {
+        p.onMiss(i % 300);
+        p.add(i % 300, 1 + (i % 3));
+      } else {
+        p.onHit(s);
+      }
+      expect(p.weightedSize).toBeLessThanOrEqual(100);
+    }
+    expect(evicted.length).toBeGreaterThan(0);
+    expect(p.size + evicted.length).toBeGreaterThanOrEqual(300);
+  });
+
+  it('removes, updates and clears entries', () => {
+    const p = new WTinyLfuPolicy<string>({ maximumWeight: 10 });
+    const a = p.add('a', 2);
+    expect(p.keyAt(a)).toBe('a');
+    expect(p.weightAt(a)).toBe(2);
+    p.update(a, 5);
+    expect(p.weightedSize).toBe(5);
+    p.onHit(a);
+    p.onHit(a);
+    p.update(a, 4);
+    expect(p.weightedSize).toBe(4);
+    p.remove(a);
+    p.remove(a);
+    expect(p.find('a')).toBe(-1);
+    expect(p.isOccupied(a)).toBe(false);
+    p.add('b', 1);
+    p.clear();
+    expect(p.size).toBe(0);
+    expect(p.weightedSize).toBe(0);
+  });
+
+  it('rejects an entry heavier than the whole cache by returning -1', () => {
+    const p = new WTinyLfuPolicy<string>({ maximumWeight: 10 });
+    expect(p.add('huge', 11)).toBe(-1);
+    expect(p.size).toBe(0);
+  });
+
+  it('validates the maximum weight', () => {
+    expect(() => new WTinyLfuPolicy({ maximumWeight: 0 })).toThrow(RangeError);
+  });
+
+  it('beats LRU by far on a loop larger than the cache', () => {
+    const trace = Array.from({ length: 50_000 }, (_, i) => i % 200);
+    expect(simulateLru(trace, 100)).toBe(0);
+    expect(simulatePolicy(trace, 100)).toBeGreaterThan(0.4);
+  });
+
+  it('grows its window towards LRU on recency-heavy traffic', () => {
+    // a sliding working set: recently inserted keys are re-read, old ones never again
+    const trace: number[] = [];
+    for (let i = 0; i < 60_000; i++)
+      trace.push(i % 7 === 0 ? Math.floor(i / 7) : Math.floor(i / 7) - ((i * 31) % 90));
+    const p = new WTinyLfuPolicy<number>({ maximumWeight: 100, expectedEntries: 100 });
+    let hits = 0;
+    for (const k of trace) {
+      const s = p.find(k);
+      if (s !== -1) {
+        p.onHit(s);
+        hits++;
+      } else {
+        p.onMiss(k);
+        p.add(k, 1);
+      }
+    }
+    expect(p.windowFraction).toBeGreaterThan(0.05);
+    expect(hits / trace.length).toBeGreaterThanOrEqual(simulateLru(trace, 100) - 0.02);
+  });
+
+  it('is reproducible: same trace, same seed, same hit rate', () => {
+    const trace = Array.from({ length: 20_000 }, (_, i) => ((i * 7919) % 1000) ^ (i % 13));
+    expect(simulatePolicy(trace, 50, { seed: 1 })).toBe(simulatePolicy(trace, 50, { seed: 1 }));
+    expect(simulatePolicy(trace, 50, { adaptive: false, doorkeeper: true })).toBeGreaterThan(0);
+  });
+});
