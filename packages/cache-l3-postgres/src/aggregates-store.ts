@@ -114,24 +114,32 @@ export class AggregatesStore {
 
   /**
    * Inserts or updates rows (by flow, year, month, NCM and country), 1,000 per statement.
-   * Resolves the number of rows written.
+   * Resolves the number of rows written (a row given twice counts once; the last one wins).
    * @throws {InvalidValueError} for a row with a bad flow, month, year, code or amount.
    * @throws {BgcCacheError} `E_L3_AGGREGATES` when the database fails.
    */
   async upsertComexStatRows(rows: readonly ComexStatRow[]): Promise<number> {
-    for (const row of rows) validateRow(row);
+    // One statement cannot update a row twice: the last row of each (flow, year, month, ncm, country) wins.
+    const unique = new Map<string, ComexStatRow>();
+    for (const row of rows) {
+      validateRow(row);
+      const id = `${row.flow}|${row.year}|${row.month}|${row.ncm}|${row.countryCode}`;
+      unique.delete(id);
+      unique.set(id, row);
+    }
+    const distinct = [...unique.values()];
     const t = this.tables.comexstatRows;
     return this.run('upsert rows', async (db) => {
-      for (let i = 0; i < rows.length; i += CHUNK) {
+      for (let i = 0; i < distinct.length; i += CHUNK) {
         await db
           .insert(t)
-          .values(rows.slice(i, i + CHUNK).map((r) => ({ ...r, fob: Math.round(r.fob), kg: Math.round(r.kg) })))
+          .values(distinct.slice(i, i + CHUNK).map((r) => ({ ...r, fob: Math.round(r.fob), kg: Math.round(r.kg) })))
           .onConflictDoUpdate({
             target: [t.flow, t.year, t.month, t.ncm, t.countryCode],
             set: { fob: sql`excluded.fob`, kg: sql`excluded.kg`, updatedAt: sql`now()` },
           });
       }
-      return rows.length;
+      return distinct.length;
     });
   }
 
