@@ -1,11 +1,9 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/simulator/index.ts', 'src/cli.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  splitting: false,
-});
+const shared = { dts: true, sourcemap: true, target: 'node20', splitting: false } as const;
+
+export default defineConfig([
+  { ...shared, entry: ['src/index.ts', 'src/simulator/index.ts'], format: ['esm', 'cjs'], clean: true },
+  // The CLI is a bin (ESM only): it detects being run directly through import.meta.url.
+  { ...shared, entry: ['src/cli.ts'], format: ['esm'], clean: false },
+]);

@@ -1,0 +1,493 @@
+import { InvalidKeyError, KeyPattern, type Level } from '@bgc/cache-core';
+import type { ComexStatClient } from './comexstat-client.js';
+import {
+  isFrozenYear,
+  isOutdatedByRelease,
+  isPublishedMonth,
+  PAST_YEAR_TTL_MS,
+  ttlForComexStat,
+} from './comexstat-ttl.js';
+import type {
+  ComexStatCountry,
+  ComexStatFlow,
+  ComexStatMonthRow,
+  ComexStatMonthValue,
+  ComexStatRelease,
+  GeneralQuery,
+  GeneralRow,
+} from './comexstat-types.js';
+import { type ComexStatConnectorConfig, DEFAULT_CONNECTOR_CONFIG } from './connector-config.js';
+
+/**
+ * The part of `MultiLevelCache` (from `@bgc/cache-core`) the connector uses. Any object with
+ * these methods works; a `MultiLevelCache` does.
+ */
+export interface ComexStatCache {
+  /** Returns the cached value, or calls `loader` once (coalesced) and stores its result. */
+  getOrLoad<T>(
+    key: string,
+    loader: (ctx: { key: string; signal: AbortSignal }) => Promise<T>,
+    opts?: { ttlMs?: number | ((value: T) => number); staleTtlMs?: number; endpoint?: string },
+  ): Promise<{ value: T; level: Level; stale: boolean }>;
+  /** Writes many entries to every tier. */
+  setMany(items: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number }[]): Promise<void>;
+  /** Reads many keys; `value` is `undefined` on a miss. */
+  getMany<T>(keys: string[]): Promise<{ value: T | undefined; level: Level }[]>;
+}
+
+/** One monthly cell to read. */
+export interface ComexStatMonthQuery {
+  flow: ComexStatFlow;
+  /** Year, 1997 or later. */
+  ano: number;
+  /** Month, 1-12. */
+  mes: number;
+  /** 8-digit NCM, e.g. `'12019000'`. */
+  ncm: string;
+  /** 3-digit MDIC country code, e.g. `'160'` (China). */
+  pais: string;
+}
+
+/** Result of {@link ComexStatConnector.getMonth}. */
+export interface ComexStatMonthResult {
+  /** The row of that cell; `[]` when there was no trade or the month is not published yet. */
+  rows: ComexStatMonthRow[];
+  /** `ok`, or `not_published` when the month was not released yet. */
+  status: ComexStatMonthValue['status'];
+  /** Where the value came from; `external` when an upstream call answered it. */
+  level: Level;
+  /** True when served past its freshness (expired, or fetched before a newer release) while a refresh runs. */
+  stale: boolean;
+  /** When the upstream produced it, epoch ms. */
+  fetchedAt: number;
+}
+
+/** A whole-year group to fetch in one call (warming). */
+export interface ComexStatYearGroup {
+  flow: ComexStatFlow;
+  ano: number;
+  /** Months (1-12) that must be covered; the call covers every published month of the year. */
+  months: number[];
+  ncms: string[];
+  countries: string[];
+}
+
+/** Options of {@link ComexStatConnector}. */
+export interface ComexStatConnectorOptions {
+  client: ComexStatClient;
+  cache: ComexStatCache;
+  /** @default DEFAULT_CONNECTOR_CONFIG */
+  config?: ComexStatConnectorConfig;
+  /** Clock, epoch ms. @default Date.now */
+  now?: () => number;
+  /** Failures that nobody awaits (background refreshes, side writes, release checks). */
+  onError?: (error: unknown) => void;
+}
+
+/** Counters of a connector. */
+export interface ComexStatConnectorStats {
+  /** `POST /general` calls started. */
+  generalCalls: number;
+  /** Misses served by a call that another miss (or warming) had already scheduled. */
+  mergedMisses: number;
+  /** Entries written with `setMany` by fan-out. */
+  keysStored: number;
+  /** Rows whose country name is not in the countries table (dropped). */
+  unmappedRows: number;
+  /** Misses answered "not yet published" without an upstream call. */
+  notPublished: number;
+}
+
+interface Waiter {
+  key: string;
+  /** Loader waiters are stored by the cache itself; others are written by the batch. */
+  loader: boolean;
+  resolve(value: ComexStatMonthValue): void;
+  reject(error: unknown): void;
+}
+
+interface Batch {
+  flow: ComexStatFlow;
+  ano: number;
+  months: Set<number>;
+  ncms: Set<string>;
+  countries: Set<string>;
+  fanOut: boolean;
+  waiters: Waiter[];
+  sealed?: { months: number[]; ncms: Set<string>; countries: Set<string> };
+  results?: Map<string, ComexStatMonthValue>;
+  /** Month of each result key. */
+  resultMonths?: Map<string, number>;
+  /** Set when the call failed for good. */
+  error?: unknown;
+  done: Promise<void>;
+}
+
+const META_COUNTRIES_TTL_MS = 7 * 24 * 3_600_000;
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * Reads ComexStat monthly cells through the cache with as few upstream calls as possible:
+ * - **coalescing**: misses of the same flow and year waiting behind the spacer are merged into the
+ *   next call (union of months, NCMs and countries);
+ * - **fan-out**: every (month, NCM, country) the call covered is stored under its own key, with
+ *   `rows: []` for combinations without trade (negative caching); rows carry country names, mapped
+ *   back to codes through the (cached) countries table;
+ * - **release awareness**: months not yet published are answered "not_published" without a call and
+ *   cached until the next release check; values fetched before a release that revised them are
+ *   served stale while refreshed.
+ */
+export class ComexStatConnector {
+  /** The effective configuration. */
+  readonly config: ComexStatConnectorConfig;
+  /** Counters since construction. */
+  readonly stats: ComexStatConnectorStats = {
+    generalCalls: 0,
+    mergedMisses: 0,
+    keysStored: 0,
+    unmappedRows: 0,
+    notPublished: 0,
+  };
+  /** The client (its `stats.requests` counts every upstream attempt). */
+  readonly client: ComexStatClient;
+  /** The cache. */
+  readonly cache: ComexStatCache;
+  private readonly exportKeys: KeyPattern;
+  private readonly importKeys: KeyPattern;
+  private readonly metaPrefix: string;
+  private readonly now: () => number;
+  private readonly onError: (error: unknown) => void;
+  private readonly open = new Map<string, Batch>();
+  private readonly inflight = new Set<Batch>();
+  private readonly refreshing = new Map<string, Promise<unknown>>();
+  private release: { value: ComexStatRelease | undefined; checkedAt: number } | undefined;
+  private releasePending: Promise<ComexStatRelease | undefined> | undefined;
+  private countryMap: { source: unknown; map: Map<string, string> } | undefined;
+
+  constructor(options: ComexStatConnectorOptions) {
+    this.client = options.client;
+    this.cache = options.cache;
+    this.config = options.config ?? DEFAULT_CONNECTOR_CONFIG;
+    this.exportKeys = new KeyPattern(this.config.cache.keyPattern);
+    this.importKeys = new KeyPattern(this.config.cache.importKeyPattern);
+    this.metaPrefix = `${this.config.cache.keyPattern.split(':')[0] || 'comexstat'}:meta:`;
+    this.now = options.now ?? Date.now;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /** The cache key of a cell, from the configured key patterns. */
+  keyFor(q: ComexStatMonthQuery): string {
+    const pattern = q.flow === 'export' ? this.exportKeys : this.importKeys;
+    return pattern.build({ ano: q.ano, mes: pad2(q.mes), ncm: q.ncm, pais: q.pais, flow: q.flow === 'export' ? 'exp' : 'imp' });
+  }
+
+  /**
+   * Reads one (flow, year, month, NCM, country) cell: from the cache, else from a coalesced upstream
+   * call that also fills its siblings.
+   * @throws {InvalidKeyError} when the query is malformed (codes not zero-padded, month out of range...)
+   * @throws {ComexStatApiError} when the upstream fails and nothing servable is cached
+   */
+  async getMonth(q: ComexStatMonthQuery): Promise<ComexStatMonthResult> {
+    validateQuery(q);
+    const key = this.keyFor(q);
+    if (!this.config.cache.enabled) {
+      const value = await this.want(q, key, false);
+      return { rows: value.rows, status: value.status, level: 'external', stale: false, fetchedAt: value.fetchedAt };
+    }
+    const res = await this.cache.getOrLoad<ComexStatMonthValue>(key, () => this.want(q, key, true), {
+      ttlMs: (v) => this.ttlFor(q.ano, q.mes, v),
+      staleTtlMs: this.config.cache.staleTtlMs,
+      endpoint: q.flow === 'export' ? 'exportacao_mes' : 'importacao_mes',
+    });
+    let { value, level, stale } = res;
+    if (level !== 'external' && this.config.releaseAware.enabled) {
+      const release = await this.releaseInfo();
+      if (release && value.status === 'not_published' && isPublishedMonth(q.ano, q.mes, release)) {
+        // Released since we cached "not yet": the old answer is wrong, not merely old.
+        value = await this.refresh(q, key);
+        level = 'external';
+        stale = false;
+      } else if (release && value.status === 'ok' && isOutdatedByRelease(q.ano, value.fetchedAt, release)) {
+        stale = true;
+        void this.refresh(q, key).catch(this.onError);
+      }
+    }
+    return { rows: value.rows, status: value.status, level, stale, fetchedAt: value.fetchedAt };
+  }
+
+  /**
+   * Fetches a whole year of a flow for the given NCMs and countries in one upstream call (merged
+   * with any pending misses of that flow and year) and stores every cell. Used by warming.
+   * Resolves how many keys were written.
+   */
+  async fetchYear(group: ComexStatYearGroup): Promise<number> {
+    const release = await this.releaseInfo();
+    const published = group.months.filter((m) => !release || isPublishedMonth(group.ano, m, release));
+    if (published.length === 0) {
+      const items = [];
+      for (const mes of group.months) {
+        for (const ncm of group.ncms) {
+          for (const pais of group.countries) {
+            const value: ComexStatMonthValue = { status: 'not_published', rows: [], fetchedAt: this.now() };
+            items.push(this.item(this.keyFor({ flow: group.flow, ano: group.ano, mes, ncm, pais }), group.ano, mes, value));
+          }
+        }
+      }
+      await this.cache.setMany(items);
+      this.stats.keysStored += items.length;
+      return items.length;
+    }
+    const batch = this.openBatch(group.flow, group.ano);
+    batch.fanOut = true;
+    for (const m of published) batch.months.add(m);
+    for (const n of group.ncms) batch.ncms.add(n);
+    for (const c of group.countries) batch.countries.add(c);
+    await batch.done;
+    if (batch.error !== undefined) throw batch.error;
+    return batch.results?.size ?? 0;
+  }
+
+  /**
+   * The latest release (`/general/dates/updated`), read through the cache at most once per
+   * `release_aware.check_interval`. `undefined` when release awareness is off or it cannot be read.
+   */
+  async releaseInfo(): Promise<ComexStatRelease | undefined> {
+    if (!this.config.releaseAware.enabled) return undefined;
+    const interval = this.config.releaseAware.checkIntervalMs;
+    if (this.release && this.release.checkedAt + interval > this.now()) return this.release.value;
+    this.releasePending ??= this.cache
+      .getOrLoad<ComexStatRelease>(`${this.metaPrefix}dates-updated`, () => this.client.datesUpdated(), {
+        ttlMs: interval,
+        endpoint: 'dates_updated',
+      })
+      .then(
+        (r) => {
+          this.release = { value: r.value, checkedAt: this.now() };
+          return r.value;
+        },
+        (error) => {
+          this.onError(error);
+          // Keep what we knew; retry at the next check rather than on every miss.
+          this.release = { value: this.release?.value, checkedAt: this.now() };
+          return this.release.value;
+        },
+      )
+      .finally(() => {
+        this.releasePending = undefined;
+      });
+    return this.releasePending;
+  }
+
+  /** Country name → 3-digit code, from `/tables/countries` read through the cache (7 days). */
+  async countryCodes(): Promise<Map<string, string>> {
+    const res = await this.cache.getOrLoad<ComexStatCountry[]>(
+      `${this.metaPrefix}countries`,
+      () => this.client.countries(),
+      { ttlMs: META_COUNTRIES_TTL_MS, staleTtlMs: this.config.cache.staleTtlMs, endpoint: 'countries' },
+    );
+    if (this.countryMap?.source !== res.value) {
+      const map = new Map<string, string>();
+      for (const c of res.value) if (!map.has(c.text.trim())) map.set(c.text.trim(), c.id);
+      this.countryMap = { source: res.value, map };
+    }
+    return this.countryMap.map;
+  }
+
+  /** Resolves when every scheduled call and background refresh has settled. */
+  async drain(): Promise<void> {
+    for (;;) {
+      const pending = [
+        ...[...this.open.values()].map((b) => b.done),
+        ...[...this.inflight].map((b) => b.done),
+        ...this.refreshing.values(),
+      ];
+      if (pending.length === 0) return;
+      await Promise.allSettled(pending);
+    }
+  }
+
+  /** TTL of a stored value, ms: see the README's policy table. */
+  ttlFor(ano: number, mes: number, value: ComexStatMonthValue): number {
+    if (value.status === 'not_published') return this.config.releaseAware.checkIntervalMs;
+    const release = this.release?.value;
+    if (this.config.releaseAware.enabled && release && isFrozenYear(ano, release)) return this.config.cache.frozenTtlMs;
+    const ttl = ttlForComexStat(ano, mes, new Date(this.now()));
+    return ttl === PAST_YEAR_TTL_MS ? this.config.cache.ttlMs : ttl;
+  }
+
+  private refresh(q: ComexStatMonthQuery, key: string): Promise<ComexStatMonthValue> {
+    const running = this.refreshing.get(key) as Promise<ComexStatMonthValue> | undefined;
+    if (running) return running;
+    const p = this.want(q, key, false).finally(() => this.refreshing.delete(key));
+    this.refreshing.set(key, p);
+    return p;
+  }
+
+  private async want(q: ComexStatMonthQuery, key: string, loader: boolean): Promise<ComexStatMonthValue> {
+    const release = await this.releaseInfo();
+    if (release && !isPublishedMonth(q.ano, q.mes, release)) {
+      this.stats.notPublished++;
+      return { status: 'not_published', rows: [], fetchedAt: this.now() };
+    }
+    for (const b of this.inflight) {
+      const s = b.sealed;
+      if (b.flow === q.flow && b.ano === q.ano && s && s.months.includes(q.mes) && s.ncms.has(q.ncm) && s.countries.has(q.pais)) {
+        this.stats.mergedMisses++;
+        await b.done;
+        const v = b.results?.get(key);
+        if (v) return v;
+      }
+    }
+    const batch = this.openBatch(q.flow, q.ano);
+    if (batch.waiters.length > 0 || batch.months.size > 0) this.stats.mergedMisses++;
+    batch.months.add(q.mes);
+    batch.ncms.add(q.ncm);
+    batch.countries.add(q.pais);
+    return new Promise<ComexStatMonthValue>((resolve, reject) => {
+      batch.waiters.push({ key, loader: loader && this.config.cache.enabled, resolve, reject });
+    });
+  }
+
+  private openBatch(flow: ComexStatFlow, ano: number): Batch {
+    const id = `${flow}:${ano}`;
+    const existing = this.open.get(id);
+    if (existing) return existing;
+    const batch: Batch = {
+      flow,
+      ano,
+      months: new Set(),
+      ncms: new Set(),
+      countries: new Set(),
+      fanOut: this.config.fanOut.enabled,
+      waiters: [],
+      done: Promise.resolve(),
+    };
+    this.open.set(id, batch);
+    batch.done = this.run(batch, id);
+    return batch;
+  }
+
+  private seal(batch: Batch, id: string): GeneralQuery {
+    if (this.open.get(id) === batch) this.open.delete(id);
+    this.inflight.add(batch);
+    const release = this.release?.value;
+    const lastMonth = release && batch.ano === release.year ? release.month : 12;
+    const requested = [...batch.months].sort((a, b) => a - b);
+    const first = batch.fanOut && this.config.fanOut.wholeYear ? 1 : (requested[0] as number);
+    const last = batch.fanOut && this.config.fanOut.wholeYear ? lastMonth : Math.min(lastMonth, requested[requested.length - 1] as number);
+    const ncms = new Set(batch.ncms);
+    const countries = new Set(batch.countries);
+    if (batch.fanOut && this.config.fanOut.topLists) {
+      for (const n of this.config.warming.topNcms) ncms.add(n);
+      for (const c of this.config.warming.topCountries) countries.add(c);
+    }
+    const months: number[] = [];
+    for (let m = first; m <= last; m++) months.push(m);
+    batch.sealed = { months, ncms, countries };
+    this.stats.generalCalls++;
+    // A single year with a month window is one of the API's safe period forms (reference §3).
+    return {
+      flow: batch.flow,
+      monthDetail: true,
+      period: { from: `${batch.ano}-${pad2(first)}`, to: `${batch.ano}-${pad2(last)}` },
+      filters: [
+        { filter: 'ncm', values: [...ncms] },
+        { filter: 'country', values: [...countries] },
+      ],
+      details: ['ncm', 'country'],
+      metrics: ['metricFOB', 'metricKG'],
+    };
+  }
+
+  private async run(batch: Batch, id: string): Promise<void> {
+    // Let the caller finish adding to the batch before anything else happens.
+    await Promise.resolve();
+    try {
+      const names = await this.countryCodes();
+      const rows = await this.client.general(() => this.seal(batch, id));
+      batch.results = this.fanOut(batch, rows, names);
+      const loaderKeys = new Set(batch.waiters.filter((w) => w.loader).map((w) => w.key));
+      const items = [];
+      for (const [key, value] of batch.results) {
+        if (loaderKeys.has(key)) continue;
+        items.push(this.item(key, batch.ano, batch.resultMonths?.get(key) ?? 12, value));
+      }
+      if (items.length > 0) {
+        try {
+          await this.cache.setMany(items);
+          this.stats.keysStored += items.length;
+        } catch (error) {
+          this.onError(error);
+        }
+      }
+      const results = batch.results;
+      for (const w of batch.waiters) {
+        w.resolve(results.get(w.key) ?? { status: 'ok', rows: [], fetchedAt: this.now() });
+      }
+    } catch (error) {
+      if (this.open.get(id) === batch) this.open.delete(id);
+      batch.error = error;
+      for (const w of batch.waiters) w.reject(error);
+    } finally {
+      this.inflight.delete(batch);
+    }
+  }
+
+  private fanOut(batch: Batch, rows: GeneralRow[], names: Map<string, string>): Map<string, ComexStatMonthValue> {
+    const sealed = batch.sealed as NonNullable<Batch['sealed']>;
+    const fetchedAt = this.now();
+    const out = new Map<string, ComexStatMonthValue>();
+    const monthKeys = new Map<string, number>();
+    for (const mes of sealed.months) {
+      for (const ncm of sealed.ncms) {
+        for (const pais of sealed.countries) {
+          const key = this.keyFor({ flow: batch.flow, ano: batch.ano, mes, ncm, pais });
+          out.set(key, { status: 'ok', rows: [], fetchedAt });
+          monthKeys.set(key, mes);
+        }
+      }
+    }
+    for (const row of rows) {
+      const pais = names.get((row.country ?? '').trim());
+      const mes = Number(row.monthNumber);
+      const ncm = row.coNcm ?? '';
+      if (pais === undefined) {
+        this.stats.unmappedRows++;
+        continue;
+      }
+      const key = this.keyFor({ flow: batch.flow, ano: batch.ano, mes, ncm, pais });
+      const value = out.get(key);
+      if (!value) continue;
+      value.rows.push({
+        flow: batch.flow,
+        ano: batch.ano,
+        mes,
+        ncm,
+        pais,
+        fob: Number(row.metricFOB ?? 0),
+        kg: Number(row.metricKG ?? 0),
+      });
+    }
+    batch.resultMonths = monthKeys;
+    return out;
+  }
+
+  private item(key: string, ano: number, mes: number, value: ComexStatMonthValue) {
+    return { key, value, ttlMs: this.ttlFor(ano, mes, value), staleTtlMs: this.config.cache.staleTtlMs };
+  }
+}
+
+function validateQuery(q: ComexStatMonthQuery): void {
+  const shown = JSON.stringify(q);
+  if (q.flow !== 'export' && q.flow !== 'import') throw new InvalidKeyError(shown, 'flow must be "export" or "import"');
+  if (!Number.isInteger(q.ano) || q.ano < 1997 || q.ano > 9999) {
+    throw new InvalidKeyError(shown, 'ano must be a year from 1997 (earlier data is in /historical-data, not supported)');
+  }
+  if (!Number.isInteger(q.mes) || q.mes < 1 || q.mes > 12) throw new InvalidKeyError(shown, 'mes must be an integer from 1 to 12');
+  if (typeof q.ncm !== 'string' || !/^\d{8}$/.test(q.ncm)) {
+    throw new InvalidKeyError(shown, 'ncm must be an 8-digit string, zero-padded (e.g. "09011110"); the API ignores numbers');
+  }
+  if (typeof q.pais !== 'string' || !/^\d{3}$/.test(q.pais)) {
+    throw new InvalidKeyError(shown, 'pais must be a 3-digit MDIC code string, zero-padded (e.g. "063" for Argentina)');
+  }
+}
