@@ -1,0 +1,128 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import {
+  ComexStatClient,
+  ComexStatConnector,
+  DEFAULT_CONNECTOR_CONFIG,
+  loadConnectorConfig,
+  RequestSpacer,
+  type ComexStatConnectorConfig,
+} from '@bgc/connector-comexstat';
+import { pino, type Logger } from 'pino';
+import { type GatewayConfig, loadGatewayConfig, redactUrl } from './config.js';
+import { createMetricsServer } from './metrics-server.js';
+import { createRuntime, errInfo, type GatewayRuntime } from './runtime.js';
+import { createApp } from './server.js';
+
+/** A running gateway. */
+export interface Gateway {
+  /** `http://host:port` of the API. */
+  url: string;
+  /** `http://host:port/metrics`. */
+  metricsUrl: string;
+  config: GatewayConfig;
+  runtime: GatewayRuntime;
+  connector: ComexStatConnector;
+  logger: Logger;
+  /** Drains in-flight requests, closes the tiers and the servers. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startGateway}. */
+export interface StartGatewayOptions {
+  /** Environment to configure from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** Logger; default pino on stdout at LOG_LEVEL with secrets redacted. */
+  logger?: Logger;
+}
+
+/** The pino logger of the gateway: JSON lines, secrets redacted wherever they appear in a log object. */
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    redact: {
+      paths: ['password', '*.password', 'req.headers.authorization', 'headers.authorization', 'REDIS_PASSWORD', '*.REDIS_PASSWORD', 'adminToken', '*.adminToken'],
+      censor: '***',
+    },
+  });
+}
+
+function connectorConfig(config: GatewayConfig, env: NodeJS.ProcessEnv): ComexStatConnectorConfig {
+  if (!config.comexstatConfigPath) return loadConnectorConfig('{}', { env });
+  return loadConnectorConfig(readFileSync(config.comexstatConfigPath, 'utf8'), { env });
+}
+
+/**
+ * Starts one gateway from environment variables: the tiers, the connector, the API on PORT and
+ * `/metrics` on METRICS_PORT. Ports 0 pick free ones (see `url`/`metricsUrl`).
+ */
+export async function startGateway(options: StartGatewayOptions = {}): Promise<Gateway> {
+  const env = options.env ?? process.env;
+  const config = loadGatewayConfig(env);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const connConfig = connectorConfig(config, env);
+  logger.info(
+    {
+      l1: config.cache.l1.enabled,
+      l2: config.cache.l2.enabled ? redactUrl(config.cache.l2.addr) : false,
+      l3: config.databaseUrl ? redactUrl(config.databaseUrl) : config.cache.l3.enabled ? `pglite:${config.l3DataDir}` : false,
+      upstream: config.comexstatBaseUrl ?? connConfig.api.baseUrl,
+    },
+    'starting integration gateway',
+  );
+  const runtime = await createRuntime(config, env, logger);
+  const spacer = new RequestSpacer({
+    minIntervalMs: connConfig.rateLimit.minIntervalMs,
+    redis: runtime.redis,
+    onError: (error) => logger.debug({ err: errInfo(error) }, 'request spacer fell back to in-process spacing'),
+    env,
+  });
+  const client = new ComexStatClient({
+    baseUrl: config.comexstatBaseUrl ?? connConfig.api.baseUrl,
+    timeoutMs: connConfig.api.timeoutMs,
+    retries: connConfig.api.retries,
+    language: connConfig.api.language,
+    spacer,
+  });
+  const connector = new ComexStatConnector({
+    client,
+    cache: runtime.cache,
+    config: connConfig,
+    onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
+  });
+  const app = createApp({ cache: runtime.cache, fetchMonth: (q) => connector.getMonth(q), adminToken: config.adminToken, logger });
+  const metricsServer = createMetricsServer(runtime.registry);
+  await app.listen({ port: config.port, host: config.host });
+  await new Promise<void>((resolve, reject) => {
+    metricsServer.once('error', reject);
+    metricsServer.listen(config.metricsPort, config.host, () => resolve());
+  });
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const apiPort = (app.server.address() as AddressInfo).port;
+  const metricsPort = (metricsServer.address() as AddressInfo).port;
+  app.setPhase('ready');
+  logger.info({ port: apiPort, metricsPort, instance: runtime.instanceId }, 'integration gateway ready');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${apiPort}`,
+    metricsUrl: `http://${host}:${metricsPort}/metrics`,
+    config,
+    runtime,
+    connector,
+    logger,
+    close() {
+      closing ??= (async () => {
+        app.setPhase('draining');
+        await app.close();
+        await connector.drain().catch(() => undefined);
+        await runtime.close();
+        await new Promise<void>((r) => metricsServer.close(() => r()));
+        logger.info('integration gateway stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+export { DEFAULT_CONNECTOR_CONFIG };

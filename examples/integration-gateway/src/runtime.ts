@@ -1,0 +1,108 @@
+import { hostname } from 'node:os';
+import { MultiLevelCache, type Tier } from '@bgc/cache-core';
+import { memoryTierFromEnv } from '@bgc/cache-l1-memory';
+import { createRedisClient, RedisInvalidationBus, RedisLock, RedisTier, redisOptionsFromEnv } from '@bgc/cache-l2-redis';
+import { AggregatesStore, createPgliteTier, PostgresTier } from '@bgc/cache-l3-postgres';
+import { PrometheusMetrics } from '@bgc/cache-metrics-prometheus';
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { GatewayConfig } from './config.js';
+
+/** The endpoints the gateway serves: the `endpoint` label values of the metrics. */
+export const ENDPOINTS = ['exportacao_mes', 'importacao_mes'] as const;
+
+/** Everything the gateway runs on, built from its configuration. */
+export interface GatewayRuntime {
+  cache: MultiLevelCache;
+  registry: Registry;
+  metrics: PrometheusMetrics;
+  redis: Redis | Cluster | undefined;
+  l3: PostgresTier | undefined;
+  aggregates: AggregatesStore | undefined;
+  instanceId: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the tiers the configuration asks for (L1 memory; L2 Redis with its invalidation bus and
+ * load lock; L3 PostgreSQL, or PGlite when no DATABASE_URL is set), the Prometheus metrics, and the
+ * orchestrator over them. A Redis that is down at start does not stop the gateway: it starts
+ * degraded and the client reconnects by itself.
+ */
+export async function createRuntime(config: GatewayConfig, env: NodeJS.ProcessEnv, log: Logger): Promise<GatewayRuntime> {
+  const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const metrics = new PrometheusMetrics({ registry, connectors: ['comexstat'], endpoints: [...ENDPOINTS] });
+  const tiers: Tier[] = [];
+  if (config.cache.l1.enabled) tiers.push(memoryTierFromEnv(env, { metrics }));
+
+  let redis: Redis | Cluster | undefined;
+  let bus: RedisInvalidationBus | undefined;
+  let lock: RedisLock | undefined;
+  if (config.cache.l2.enabled) {
+    redis = createRedisClient({ ...redisOptionsFromEnv(env), connectionName: `bgc-gateway-${instanceId}` });
+    // Connection errors are reported through the tier's metrics; without a listener ioredis would log each one.
+    redis.on('error', (error: Error) => log.debug({ err: { message: error.message } }, 'redis connection error'));
+    tiers.push(new RedisTier({ client: redis, metrics }));
+    bus = new RedisInvalidationBus({ client: redis, instanceId, metrics });
+    lock = new RedisLock({ client: redis });
+  }
+
+  let l3: PostgresTier | undefined;
+  let aggregates: AggregatesStore | undefined;
+  if (config.databaseUrl) {
+    l3 = new PostgresTier({ connectionString: config.databaseUrl, migrate: true, onError: (error) => log.warn({ err: errInfo(error) }, 'postgres pool error') });
+    await l3.init().catch((error: unknown) => log.warn({ err: errInfo(error) }, 'L3 PostgreSQL not ready at start; serving degraded'));
+  } else if (config.cache.l3.enabled) {
+    l3 = await createPgliteTier({ dataDir: config.l3DataDir });
+  }
+  if (l3) {
+    tiers.push(l3);
+    const db = await l3.database().catch(() => undefined);
+    if (db) aggregates = new AggregatesStore({ db });
+  }
+
+  const cache = new MultiLevelCache({
+    tiers,
+    metrics,
+    connector: 'comexstat',
+    endpoint: 'exportacao_mes',
+    defaultTtlMs: config.cache.l1.defaultTtlMs,
+    ttlJitter: 0.1,
+    staleTtlMs: 24 * 3_600_000,
+    tierTimeoutMs: 500,
+    softTimeoutMs: 1000,
+    hardTimeoutMs: 10_000,
+    eagerRefreshThreshold: 0.9,
+    circuitBreaker: { failureThreshold: 3, cooldownMs: 3000 },
+    bus,
+    lock,
+  });
+  cache.on('error', (e) => log.debug({ level: e.level, tier: e.tier, operation: e.operation, err: errInfo(e.error) }, 'cache tier error'));
+  cache.on('circuit', (e) => log.warn(e, 'circuit breaker state change'));
+
+  return {
+    cache,
+    registry,
+    metrics,
+    redis,
+    l3,
+    aggregates,
+    instanceId,
+    async close() {
+      await cache.close();
+      if (redis) redis.disconnect();
+    },
+  };
+}
+
+/** An error as a log object: message and code only (driver errors can carry credentials in their args). */
+export function errInfo(error: unknown): { message: string; code?: string } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' ? { message: error.message, code } : { message: error.message };
+  }
+  return { message: String(error) };
+}
