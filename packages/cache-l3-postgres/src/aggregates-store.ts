@@ -1,7 +1,13 @@
 import { BgcCacheError, InvalidValueError } from '@bgc/cache-core';
 import { type SQL, sql } from 'drizzle-orm';
 import { advisoryXactLock } from './advisory-locks.js';
-import { type L3Connection, type L3ConnectionOptions, type L3Database, openConnection, queryRows } from './connection.js';
+import {
+  type L3Connection,
+  type L3ConnectionOptions,
+  type L3Database,
+  openConnection,
+  queryRows,
+} from './connection.js';
 import { type DailyScheduleOptions, scheduleDaily } from './daily-schedule.js';
 import { migrate } from './migrate.js';
 import { type ComexStatFlow, type L3Tables, l3Tables, TOP_VIEW } from './schema.js';
@@ -133,7 +139,9 @@ export class AggregatesStore {
       for (let i = 0; i < distinct.length; i += CHUNK) {
         await db
           .insert(t)
-          .values(distinct.slice(i, i + CHUNK).map((r) => ({ ...r, fob: Math.round(r.fob), kg: Math.round(r.kg) })))
+          .values(
+            distinct.slice(i, i + CHUNK).map((r) => ({ ...r, fob: Math.round(r.fob), kg: Math.round(r.kg) })),
+          )
           .onConflictDoUpdate({
             target: [t.flow, t.year, t.month, t.ncm, t.countryCode],
             set: { fob: sql`excluded.fob`, kg: sql`excluded.kg`, updatedAt: sql`now()` },
@@ -154,17 +162,28 @@ export class AggregatesStore {
     const view = sql`${sql.identifier(this.schema)}.${sql.identifier(TOP_VIEW)}`;
     return this.run('refresh', (db) =>
       db.transaction(async (tx) => {
-        const [lock] = await queryRows<{ locked: boolean }>(tx, advisoryXactLock('refresh', this.schema, false));
+        const [lock] = await queryRows<{ locked: boolean }>(
+          tx,
+          advisoryXactLock('refresh', this.schema, false),
+        );
         if (lock?.locked !== true) {
           return { refreshed: false, concurrently: false, durationMs: performance.now() - started };
         }
-        await tx.execute(sql.raw(`SET LOCAL statement_timeout = ${Math.max(0, Math.floor(this.options.refreshTimeoutMs ?? 600_000))}`));
+        await tx.execute(
+          sql.raw(
+            `SET LOCAL statement_timeout = ${Math.max(0, Math.floor(this.options.refreshTimeoutMs ?? 600_000))}`,
+          ),
+        );
         const [state] = await queryRows<{ ispopulated: boolean }>(
           tx,
           sql`SELECT ispopulated FROM pg_matviews WHERE schemaname = ${this.schema} AND matviewname = ${TOP_VIEW}`,
         );
         const concurrently = state?.ispopulated === true;
-        await tx.execute(concurrently ? sql`REFRESH MATERIALIZED VIEW CONCURRENTLY ${view}` : sql`REFRESH MATERIALIZED VIEW ${view}`);
+        await tx.execute(
+          concurrently
+            ? sql`REFRESH MATERIALIZED VIEW CONCURRENTLY ${view}`
+            : sql`REFRESH MATERIALIZED VIEW ${view}`,
+        );
         return { refreshed: true, concurrently, durationMs: performance.now() - started };
       }),
     );
@@ -199,11 +218,21 @@ export class AggregatesStore {
    * @throws {BgcCacheError} `E_L3_AGGREGATES` when the database fails.
    */
   async topPairs(n: number, options: TopQueryOptions = {}): Promise<TopPair[]> {
-    const rows = await this.readView<{ ncm: string; country_code: string; fob: string | number; kg: string | number }>(
+    const rows = await this.readView<{
+      ncm: string;
+      country_code: string;
+      fob: string | number;
+      kg: string | number;
+    }>(
       sql`SELECT ncm, country_code, fob, kg FROM ${this.view()}
           WHERE flow = ${options.flow ?? 'exp'} ORDER BY fob DESC, ncm, country_code LIMIT ${limit(n)}`,
     );
-    return rows.map((r) => ({ ncm: r.ncm, countryCode: r.country_code, fob: Number(r.fob), kg: Number(r.kg) }));
+    return rows.map((r) => ({
+      ncm: r.ncm,
+      countryCode: r.country_code,
+      fob: Number(r.fob),
+      kg: Number(r.kg),
+    }));
   }
 
   /**
@@ -261,7 +290,8 @@ export class AggregatesStore {
   }
 
   private async run<T>(what: string, fn: (db: L3Database) => Promise<T>): Promise<T> {
-    if (this.closed) throw new BgcCacheError('E_L3_AGGREGATES', `Cannot ${what}: the aggregates store is closed`);
+    if (this.closed)
+      throw new BgcCacheError('E_L3_AGGREGATES', `Cannot ${what}: the aggregates store is closed`);
     try {
       return await fn((await this.connect()).db);
     } catch (error) {
@@ -277,7 +307,8 @@ export class AggregatesStore {
 }
 
 function limit(n: number): number {
-  if (!Number.isInteger(n) || n < 0) throw new InvalidValueError(`A top-N size must be a non-negative integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidValueError(`A top-N size must be a non-negative integer, got ${n}`);
   return n;
 }
 
@@ -303,7 +334,10 @@ function validateRow(row: ComexStatRow): void {
         ? `year ${row.year} is not a four-digit year`
         : !Number.isInteger(row.month) || row.month < 1 || row.month > 12
           ? `month ${row.month} is not in 1-12`
-          : typeof row.ncm !== 'string' || row.ncm === '' || typeof row.countryCode !== 'string' || row.countryCode === ''
+          : typeof row.ncm !== 'string' ||
+              row.ncm === '' ||
+              typeof row.countryCode !== 'string' ||
+              row.countryCode === ''
             ? 'ncm and countryCode must be non-empty strings'
             : !Number.isFinite(row.fob) || !Number.isFinite(row.kg)
               ? 'fob and kg must be finite numbers'

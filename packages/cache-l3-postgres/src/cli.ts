@@ -31,18 +31,28 @@ export async function runCli(
   }
   const connectionString = env.DATABASE_URL;
   if (!connectionString) {
-    err('bgc-l3: DATABASE_URL is not set; export the PostgreSQL URL, e.g. DATABASE_URL=postgres://user@host:5432/db');
+    err(
+      'bgc-l3: DATABASE_URL is not set; export the PostgreSQL URL, e.g. DATABASE_URL=postgres://user@host:5432/db',
+    );
     return 2;
   }
   const schema = env.BGC_L3_SCHEMA || 'public';
   // Maintenance statements may be long: no statement_timeout.
-  const options = { connectionString, schema, poolSize: 2, statementTimeoutMs: 0, connectionTimeoutMs: 10_000 };
+  const options = {
+    connectionString,
+    schema,
+    poolSize: 2,
+    statementTimeoutMs: 0,
+    connectionTimeoutMs: 10_000,
+  };
   try {
     if (command === 'migrate') {
       const connection = await openConnection(options);
       try {
         const result = await migrate({ db: connection.db, schema });
-        out(`bgc-l3: schema "${schema}": applied ${result.applied.length} migration(s)${result.applied.length ? ` (${result.applied.join(', ')})` : ''}, ${result.alreadyApplied} already applied`);
+        out(
+          `bgc-l3: schema "${schema}": applied ${result.applied.length} migration(s)${result.applied.length ? ` (${result.applied.join(', ')})` : ''}, ${result.alreadyApplied} already applied`,
+        );
       } finally {
         await connection.close();
       }
@@ -66,7 +76,8 @@ export async function runCli(
   }
 }
 
-const invokedDirectly = process.argv[1] !== undefined && /[\\/](cli|bgc-l3)(\.[cm]?[jt]s)?$/.test(process.argv[1]);
+const invokedDirectly =
+  process.argv[1] !== undefined && /[\\/](cli|bgc-l3)(\.[cm]?[jt]s)?$/.test(process.argv[1]);
 if (invokedDirectly) {
   runCli(process.argv.slice(2)).then((code) => {
     process.exitCode = code;

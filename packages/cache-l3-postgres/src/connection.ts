@@ -72,7 +72,9 @@ function interopDefault<T>(mod: T | { default: T }): T {
  * @throws {ConfigError} when not exactly one source is given.
  */
 export async function openConnection(options: L3ConnectionOptions): Promise<L3Connection> {
-  const sources = (['db', 'pool', 'connectionString', 'pglite', 'dataDir'] as const).filter((k) => options[k] !== undefined);
+  const sources = (['db', 'pool', 'connectionString', 'pglite', 'dataDir'] as const).filter(
+    (k) => options[k] !== undefined,
+  );
   if (sources.length !== 1) {
     throw new ConfigError(
       'connection',
@@ -85,7 +87,8 @@ export async function openConnection(options: L3ConnectionOptions): Promise<L3Co
   if (options.db) return { db: options.db, driver: 'drizzle', close: noop };
   if (options.pool || options.connectionString !== undefined) {
     const { drizzle } = await import('drizzle-orm/node-postgres');
-    if (options.pool) return { db: drizzle({ client: options.pool }) as unknown as L3Database, driver: 'pg', close: noop };
+    if (options.pool)
+      return { db: drizzle({ client: options.pool }) as unknown as L3Database, driver: 'pg', close: noop };
     const pg = interopDefault(await import('pg'));
     const statementTimeout = options.statementTimeoutMs ?? 1000;
     const pool = new pg.Pool({
@@ -99,12 +102,25 @@ export async function openConnection(options: L3ConnectionOptions): Promise<L3Co
     // Without a listener, an idle connection dropped by the server would crash the process.
     pool.on('error', (error) => options.onError?.(error));
     let closed: Promise<void> | undefined;
-    return { db: drizzle({ client: pool }) as unknown as L3Database, driver: 'pg', close: () => (closed ??= pool.end()) };
+    return {
+      db: drizzle({ client: pool }) as unknown as L3Database,
+      driver: 'pg',
+      close: () => (closed ??= pool.end()),
+    };
   }
   const { drizzle } = await import('drizzle-orm/pglite');
-  if (options.pglite) return { db: drizzle({ client: options.pglite }) as unknown as L3Database, driver: 'pglite', close: noop };
+  if (options.pglite)
+    return {
+      db: drizzle({ client: options.pglite }) as unknown as L3Database,
+      driver: 'pglite',
+      close: noop,
+    };
   const { PGlite } = await import('@electric-sql/pglite');
   const client = await PGlite.create(options.dataDir === 'memory://' ? undefined : options.dataDir);
   let closed: Promise<void> | undefined;
-  return { db: drizzle({ client }) as unknown as L3Database, driver: 'pglite', close: () => (closed ??= client.close()) };
+  return {
+    db: drizzle({ client }) as unknown as L3Database,
+    driver: 'pglite',
+    close: () => (closed ??= client.close()),
+  };
 }

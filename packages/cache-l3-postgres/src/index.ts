@@ -11,7 +11,12 @@ export {
   type RefreshResult,
 } from './aggregates-store.js';
 export { migrate, defaultMigrationsDir, type MigrateOptions, type MigrateResult } from './migrate.js';
-export { openConnection, type L3Connection, type L3ConnectionOptions, type L3Database } from './connection.js';
+export {
+  openConnection,
+  type L3Connection,
+  type L3ConnectionOptions,
+  type L3Database,
+} from './connection.js';
 export {
   l3Tables,
   validateSchemaName,

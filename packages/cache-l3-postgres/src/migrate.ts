@@ -53,7 +53,10 @@ async function loadMigrations(dir: string): Promise<Migration[]> {
       return {
         version: Number.parseInt(name, 10),
         name,
-        statements: text.split(BREAKPOINT).map((s) => s.trim()).filter((s) => s.replace(/--.*$/gm, '').trim() !== ''),
+        statements: text
+          .split(BREAKPOINT)
+          .map((s) => s.trim())
+          .filter((s) => s.replace(/--.*$/gm, '').trim() !== ''),
         checksum: createHash('sha256').update(text).digest('hex'),
       };
     }),

@@ -3,7 +3,17 @@ import { PostgresTier, type PostgresTierOptions } from './postgres-tier.js';
 
 /** Options of {@link createPgliteTier}: the tier's options without the server connection ones. */
 export interface PgliteTierOptions
-  extends Omit<PostgresTierOptions, 'db' | 'pool' | 'connectionString' | 'poolSize' | 'statementTimeoutMs' | 'connectionTimeoutMs' | 'idleTimeoutMs' | 'ssl'> {
+  extends Omit<
+    PostgresTierOptions,
+    | 'db'
+    | 'pool'
+    | 'connectionString'
+    | 'poolSize'
+    | 'statementTimeoutMs'
+    | 'connectionTimeoutMs'
+    | 'idleTimeoutMs'
+    | 'ssl'
+  > {
   /** Directory the embedded database persists to; omit (or `'memory://'`) to keep it in memory. */
   dataDir?: string;
   /** An existing PGlite instance to use instead (never closed by the tier). */
@@ -25,7 +35,9 @@ export async function createPgliteTier(options: PgliteTierOptions = {}): Promise
   const tier = new PostgresTier({
     ...options,
     migrate: options.migrate ?? true,
-    ...(options.pglite ? { pglite: options.pglite, dataDir: undefined } : { dataDir: options.dataDir ?? 'memory://' }),
+    ...(options.pglite
+      ? { pglite: options.pglite, dataDir: undefined }
+      : { dataDir: options.dataDir ?? 'memory://' }),
   });
   try {
     await tier.init();

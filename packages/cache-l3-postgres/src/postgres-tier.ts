@@ -12,7 +12,13 @@ import {
 import { and, eq, gt, sql } from 'drizzle-orm';
 import secureJson from 'secure-json-parse';
 import { advisoryXactLock } from './advisory-locks.js';
-import { type L3Connection, type L3ConnectionOptions, type L3Database, openConnection, queryRows } from './connection.js';
+import {
+  type L3Connection,
+  type L3ConnectionOptions,
+  type L3Database,
+  openConnection,
+  queryRows,
+} from './connection.js';
 import { DEFAULT_MAX_KEY_BYTES, storageKey } from './key-encoding.js';
 import { migrate } from './migrate.js';
 import { L3_ERROR_CODES, toTierError } from './postgres-errors.js';
@@ -85,7 +91,12 @@ function prepareReads(db: L3Database, tables: L3Tables, schema: string) {
     getMany: db
       .select(columns)
       .from(t)
-      .where(and(sql`${t.key} = ANY(${sql.placeholder('keys')}::text[])`, gt(t.staleUntil, sql.placeholder('now'))))
+      .where(
+        and(
+          sql`${t.key} = ANY(${sql.placeholder('keys')}::text[])`,
+          gt(t.staleUntil, sql.placeholder('now')),
+        ),
+      )
       .prepare(`bgc_l3_get_many${suffix}`),
   };
 }
@@ -144,7 +155,8 @@ export class PostgresTier implements Tier {
     this.timeoutMs = options.operationTimeoutMs ?? 1000;
     this.maxKeyBytes = options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
     this.now = options.now ?? Date.now;
-    this.onError = options.onError ?? ((error) => process.emitWarning(error instanceof Error ? error : String(error)));
+    this.onError =
+      options.onError ?? ((error) => process.emitWarning(error instanceof Error ? error : String(error)));
     const interval = options.sweepIntervalMs ?? 60_000;
     if (interval > 0) {
       this.sweepTimer = setInterval(() => this.backgroundSweep(), interval);
@@ -184,7 +196,10 @@ export class PostgresTier implements Tier {
     if (keys.length === 0) return [];
     const ids = keys.map((key) => storageKey(key, this.maxKeyBytes).id);
     return this.run('get_many', async (s) => {
-      const rows = (await s.reads.getMany.execute({ keys: [...new Set(ids)], now: this.now() })) as EntryRow[];
+      const rows = (await s.reads.getMany.execute({
+        keys: [...new Set(ids)],
+        now: this.now(),
+      })) as EntryRow[];
       const byId = new Map(rows.map((r) => [r.key, r]));
       return keys.map((key, i) => {
         const row = byId.get(ids[i] as string);
@@ -255,7 +270,10 @@ export class PostgresTier implements Tier {
       for (;;) {
         const now = this.now();
         const n = await db.transaction(async (tx) => {
-          const [lock] = await queryRows<{ locked: boolean }>(tx, advisoryXactLock('sweep', this.schema, false));
+          const [lock] = await queryRows<{ locked: boolean }>(
+            tx,
+            advisoryXactLock('sweep', this.schema, false),
+          );
           if (lock?.locked !== true) return -1;
           const deletedRows = await queryRows(
             tx,
@@ -290,7 +308,10 @@ export class PostgresTier implements Tier {
   }
 
   private ready(): Promise<Ready> {
-    if (this.closed) return Promise.reject(new TierError(this.name, 'get', 'the tier is closed', { code: L3_ERROR_CODES.closed }));
+    if (this.closed)
+      return Promise.reject(
+        new TierError(this.name, 'get', 'the tier is closed', { code: L3_ERROR_CODES.closed }),
+      );
     if (this.state) return Promise.resolve(this.state);
     this.opening ??= this.open().catch((error) => {
       // Let the next call try again (PostgreSQL may be starting).
@@ -309,13 +330,17 @@ export class PostgresTier implements Tier {
   }
 
   private async run<T>(operation: CacheOperation, fn: (state: Ready) => Promise<T>): Promise<T> {
-    if (this.closed) throw new TierError(this.name, operation, 'the tier is closed', { code: L3_ERROR_CODES.closed });
+    if (this.closed)
+      throw new TierError(this.name, operation, 'the tier is closed', { code: L3_ERROR_CODES.closed });
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const work = this.state ? fn(this.state) : this.ready().then(fn);
       if (this.timeoutMs <= 0) return await work;
       return await new Promise<T>((resolve, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(`${this.name} ${operation}`, this.timeoutMs)), this.timeoutMs);
+        timer = setTimeout(
+          () => reject(new TimeoutError(`${this.name} ${operation}`, this.timeoutMs)),
+          this.timeoutMs,
+        );
         timer.unref();
         work.then(resolve, reject);
       });
@@ -332,12 +357,17 @@ export class PostgresTier implements Tier {
     try {
       value = JSON.stringify(capped.value);
     } catch (error) {
-      throw new InvalidValueError(`The value for key ${JSON.stringify(key.slice(0, 200))} cannot be stored as JSON: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new InvalidValueError(
+        `The value for key ${JSON.stringify(key.slice(0, 200))} cannot be stored as JSON: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
     if (value === undefined) {
-      throw new InvalidValueError(`The value for key ${JSON.stringify(key.slice(0, 200))} is ${typeof capped.value}; cache null instead`);
+      throw new InvalidValueError(
+        `The value for key ${JSON.stringify(key.slice(0, 200))} is ${typeof capped.value}; cache null instead`,
+      );
     }
     const { id, full } = storageKey(key, this.maxKeyBytes);
     const now = this.now();
@@ -400,9 +430,12 @@ export class PostgresTier implements Tier {
       return entry;
     } catch (error) {
       this.onError(
-        new SerializationError(`${this.name} tier: the stored value of key ${JSON.stringify(key.slice(0, 200))} is unsafe or unreadable JSON; treated as a miss`, {
-          cause: error,
-        }),
+        new SerializationError(
+          `${this.name} tier: the stored value of key ${JSON.stringify(key.slice(0, 200))} is unsafe or unreadable JSON; treated as a miss`,
+          {
+            cause: error,
+          },
+        ),
       );
       return undefined;
     }

@@ -1,4 +1,14 @@
-import { bigint, index, jsonb, pgSchema, pgTable, primaryKey, smallint, text, timestamp } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  index,
+  jsonb,
+  pgSchema,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
 import { ConfigError } from '@bgc/cache-core';
 
 /** Name of the key/value table created by the migrations. */
@@ -19,7 +29,10 @@ const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
  */
 export function validateSchemaName(schema: string): string {
   if (!IDENTIFIER.test(schema)) {
-    throw new ConfigError('schema', `${JSON.stringify(schema)} is not a valid schema name; use lower-case letters, digits and _ (max 63)`);
+    throw new ConfigError(
+      'schema',
+      `${JSON.stringify(schema)} is not a valid schema name; use lower-case letters, digits and _ (max 63)`,
+    );
   }
   return schema;
 }

@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
-import { BgcCacheError, InvalidValueError } from '@bgc/cache-core';
+import { type BgcCacheError, InvalidValueError } from '@bgc/cache-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AggregatesStore, type ComexStatRow, TOP_VIEW } from '../src/index.js';
 import { dropSchema, sleep, testPool, uniqueSchema } from './helpers.js';
@@ -14,8 +14,24 @@ function sampleRows(): ComexStatRow[] {
         const month = (p % 12) + 1;
         // The two oldest months hold huge FOB for NCM 0: they are outside the 12-month window.
         const old = p < 2023 * 12 + 2 && n === 0 ? 1e9 : 0;
-        rows.push({ flow: 'exp', year, month, ncm: `0${n}010000`, countryCode: `0${c}0`, fob: (n + 1) * 1000 + c * 10 + old, kg: 5 });
-        rows.push({ flow: 'imp', year, month, ncm: `0${n}010000`, countryCode: `0${c}0`, fob: (6 - n) * 7, kg: 1 });
+        rows.push({
+          flow: 'exp',
+          year,
+          month,
+          ncm: `0${n}010000`,
+          countryCode: `0${c}0`,
+          fob: (n + 1) * 1000 + c * 10 + old,
+          kg: 5,
+        });
+        rows.push({
+          flow: 'imp',
+          year,
+          month,
+          ncm: `0${n}010000`,
+          countryCode: `0${c}0`,
+          fob: (6 - n) * 7,
+          kg: 1,
+        });
       }
     }
   }
@@ -32,7 +48,10 @@ function expectedTopNcms(rows: ComexStatRow[], n: number) {
     t.kg += r.kg;
     totals.set(r.ncm, t);
   }
-  return [...totals].map(([ncm, t]) => ({ ncm, ...t })).sort((a, b) => b.fob - a.fob).slice(0, n);
+  return [...totals]
+    .map(([ncm, t]) => ({ ncm, ...t }))
+    .sort((a, b) => b.fob - a.fob)
+    .slice(0, n);
 }
 
 describe('AggregatesStore on PostgreSQL', () => {
@@ -62,7 +81,11 @@ describe('AggregatesStore on PostgreSQL', () => {
 
   it('ranks NCMs, countries and pairs by FOB over the last 12 months of data', async () => {
     expect(await store.topNcms(3)).toEqual(expectedTopNcms(rows, 3));
-    expect((await store.topNcms(3))[0]).toEqual({ ncm: '05010000', fob: 12 * 4 * 6000 + 12 * 60, kg: 12 * 4 * 5 });
+    expect((await store.topNcms(3))[0]).toEqual({
+      ncm: '05010000',
+      fob: 12 * 4 * 6000 + 12 * 60,
+      kg: 12 * 4 * 5,
+    });
     expect((await store.topNcms(50)).length).toBe(6);
     expect(await store.topCountries(2)).toEqual([
       { countryCode: '030', fob: 12 * (21_000 + 6 * 30), kg: 12 * 6 * 5 },
@@ -70,19 +93,25 @@ describe('AggregatesStore on PostgreSQL', () => {
     ]);
     expect((await store.topNcms(1, { flow: 'imp' }))[0]?.ncm).toBe('00010000');
     expect((await store.topCountries(10, { flow: 'imp' })).length).toBe(4);
-    expect(await store.topPairs(1)).toEqual([{ ncm: '05010000', countryCode: '030', fob: 12 * 6030, kg: 60 }]);
+    expect(await store.topPairs(1)).toEqual([
+      { ncm: '05010000', countryCode: '030', fob: 12 * 6030, kg: 60 },
+    ]);
     expect(await store.latestPeriod()).toEqual({ year: 2024, month: 2 });
     expect(await store.topNcms(0)).toEqual([]);
   });
 
   it('upserts by (flow, year, month, ncm, country) and the next refresh shows it', async () => {
-    await store.upsertComexStatRows([{ flow: 'exp', year: 2024, month: 2, ncm: '00010000', countryCode: '000', fob: 10_000_000, kg: 1 }]);
+    await store.upsertComexStatRows([
+      { flow: 'exp', year: 2024, month: 2, ncm: '00010000', countryCode: '000', fob: 10_000_000, kg: 1 },
+    ]);
     expect((await store.topNcms(1))[0]?.ncm).toBe('05010000');
     await store.refreshAggregates();
     expect((await store.topNcms(1))[0]?.ncm).toBe('00010000');
     const dup = { flow: 'imp', year: 2020, month: 1, ncm: '1', countryCode: '1', fob: 1, kg: 1 } as const;
     expect(await store.upsertComexStatRows([dup, { ...dup, fob: 2 }])).toBe(1);
-    const { rows: stored } = await pool.query(`SELECT fob::int FROM "${schema}".comexstat_rows WHERE year = 2020`);
+    const { rows: stored } = await pool.query(
+      `SELECT fob::int FROM "${schema}".comexstat_rows WHERE year = 2020`,
+    );
     expect(stored).toEqual([{ fob: 2 }]);
   });
 
@@ -100,7 +129,10 @@ describe('AggregatesStore on PostgreSQL', () => {
 
       await refresher.query('BEGIN');
       await refresher.query(`REFRESH MATERIALIZED VIEW ${view}`);
-      const blocked = await Promise.race([store.topNcms(3).then(() => 'read' as const), sleep(300).then(() => 'blocked' as const)]);
+      const blocked = await Promise.race([
+        store.topNcms(3).then(() => 'read' as const),
+        sleep(300).then(() => 'blocked' as const),
+      ]);
       expect(blocked).toBe('blocked');
     } finally {
       await refresher.query('ROLLBACK');
@@ -112,7 +144,16 @@ describe('AggregatesStore on PostgreSQL', () => {
     const big: ComexStatRow[] = [];
     for (let n = 0; n < 100; n++) {
       for (let c = 0; c < 25; c++) {
-        for (let m = 1; m <= 12; m++) big.push({ flow: 'exp', year: 2024, month: m, ncm: `9${String(n).padStart(7, '0')}`, countryCode: `${c}`, fob: n * 100 + m, kg: 1 });
+        for (let m = 1; m <= 12; m++)
+          big.push({
+            flow: 'exp',
+            year: 2024,
+            month: m,
+            ncm: `9${String(n).padStart(7, '0')}`,
+            countryCode: `${c}`,
+            fob: n * 100 + m,
+            kg: 1,
+          });
       }
     }
     const before = JSON.stringify(await store.topNcms(50));
@@ -158,7 +199,9 @@ describe('AggregatesStore on PostgreSQL', () => {
   });
 
   it('validates rows and sizes, and wraps database failures', async () => {
-    await expect(store.upsertComexStatRows([{ ...rows[0]!, flow: 'xyz' as 'exp' }])).rejects.toBeInstanceOf(InvalidValueError);
+    await expect(store.upsertComexStatRows([{ ...rows[0]!, flow: 'xyz' as 'exp' }])).rejects.toBeInstanceOf(
+      InvalidValueError,
+    );
     await expect(store.upsertComexStatRows([{ ...rows[0]!, month: 13 }])).rejects.toThrow(/month 13/);
     await expect(store.upsertComexStatRows([{ ...rows[0]!, year: 20 }])).rejects.toThrow(/four-digit/);
     await expect(store.upsertComexStatRows([{ ...rows[0]!, ncm: '' }])).rejects.toThrow(/non-empty/);

@@ -25,7 +25,9 @@ describe('bgc-l3 CLI', () => {
   it('migrate applies the migrations once, then finds nothing to do', async () => {
     const c = capture();
     expect(await runCli(['migrate'], env, c.write, c.writeErr)).toBe(0);
-    expect(c.out.join('\n')).toMatch(/applied 2 migration\(s\) \(0001_cache_entries\.sql, 0002_comexstat_aggregates\.sql\)/);
+    expect(c.out.join('\n')).toMatch(
+      /applied 2 migration\(s\) \(0001_cache_entries\.sql, 0002_comexstat_aggregates\.sql\)/,
+    );
     expect(await runCli(['migrate'], env, c.write, c.writeErr)).toBe(0);
     expect(c.out[1]).toMatch(/applied 0 migration\(s\), 2 already applied/);
   });
@@ -45,7 +47,14 @@ describe('bgc-l3 CLI', () => {
     expect(await runCli(['frobnicate'], env, c.write, c.writeErr)).toBe(2);
     expect(await runCli(['migrate'], {}, c.write, c.writeErr)).toBe(2);
     expect(c.err.join('\n')).toMatch(/DATABASE_URL is not set/);
-    expect(await runCli(['refresh-aggregates'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' }, c.write, c.writeErr)).toBe(1);
+    expect(
+      await runCli(
+        ['refresh-aggregates'],
+        { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' },
+        c.write,
+        c.writeErr,
+      ),
+    ).toBe(1);
     expect(c.err.at(-1)).toMatch(/bgc-l3 refresh-aggregates failed/);
   });
 

@@ -6,18 +6,29 @@ const pool = testPool(10);
 const schema = uniqueSchema('conf');
 
 // A given pool, as applications share theirs.
-runTierConformance('postgres (given pg.Pool)', () => new PostgresTier({ pool, schema, migrate: true, sweepIntervalMs: 0 }), {
-  teardown: async () => {
-    await dropSchema(pool, schema);
-    await pool.end();
+runTierConformance(
+  'postgres (given pg.Pool)',
+  () => new PostgresTier({ pool, schema, migrate: true, sweepIntervalMs: 0 }),
+  {
+    teardown: async () => {
+      await dropSchema(pool, schema);
+      await pool.end();
+    },
   },
-});
+);
 
 const schema2 = uniqueSchema('conf2');
 // A pool the tier creates from a URL and closes.
 runTierConformance(
   'postgres (connection string)',
-  () => new PostgresTier({ connectionString: DATABASE_URL, schema: schema2, migrate: true, sweepIntervalMs: 0, poolSize: 10 }),
+  () =>
+    new PostgresTier({
+      connectionString: DATABASE_URL,
+      schema: schema2,
+      migrate: true,
+      sweepIntervalMs: 0,
+      poolSize: 10,
+    }),
   {
     teardown: async () => {
       const admin = testPool(1);

@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { BgcCacheError } from '@bgc/cache-core';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultMigrationsDir, type L3Database, MIGRATIONS_TABLE, migrate, openConnection } from '../src/index.js';
+import {
+  defaultMigrationsDir,
+  type L3Database,
+  MIGRATIONS_TABLE,
+  migrate,
+  openConnection,
+} from '../src/index.js';
 import { dropSchema, testPool, uniqueSchema } from './helpers.js';
 
 const admin = testPool(2);
@@ -23,7 +29,9 @@ afterAll(async () => {
 describe('migrate', () => {
   it('ships numbered SQL files next to the sources and the build', async () => {
     expect(defaultMigrationsDir()).toMatch(/cache-l3-postgres[\\/]migrations$/);
-    expect(await readFile(join(defaultMigrationsDir(), '0001_cache_entries.sql'), 'utf8')).toMatch(/CREATE TABLE IF NOT EXISTS bgc_cache_entries/);
+    expect(await readFile(join(defaultMigrationsDir(), '0001_cache_entries.sql'), 'utf8')).toMatch(
+      /CREATE TABLE IF NOT EXISTS bgc_cache_entries/,
+    );
   });
 
   it('two processes migrating one schema at once both succeed; the files are applied once', async () => {
@@ -35,7 +43,9 @@ describe('migrate', () => {
     const [a, b] = await Promise.all([migrate({ db: dbA, schema: s }), migrate({ db: dbB, schema: s })]);
     expect([a.applied.length, b.applied.length].sort()).toEqual([0, 2]);
     expect(a.alreadyApplied + b.alreadyApplied).toBe(2);
-    const { rows } = await admin.query(`SELECT version, name FROM "${s}".${MIGRATIONS_TABLE} ORDER BY version`);
+    const { rows } = await admin.query(
+      `SELECT version, name FROM "${s}".${MIGRATIONS_TABLE} ORDER BY version`,
+    );
     expect(rows).toEqual([
       { version: 1, name: '0001_cache_entries.sql' },
       { version: 2, name: '0002_comexstat_aggregates.sql' },
@@ -52,15 +62,24 @@ describe('migrate', () => {
     const connection = await openConnection({ pool: admin });
     try {
       await writeFile(join(dir, '0001_one.sql'), 'CREATE TABLE one (id int);');
-      expect((await migrate({ db: connection.db, schema: s, migrationsDir: dir })).applied).toEqual(['0001_one.sql']);
+      expect((await migrate({ db: connection.db, schema: s, migrationsDir: dir })).applied).toEqual([
+        '0001_one.sql',
+      ]);
       await writeFile(join(dir, '0001_one.sql'), 'CREATE TABLE one (id bigint);');
-      const changed = await migrate({ db: connection.db, schema: s, migrationsDir: dir }).catch((e: unknown) => e);
+      const changed = await migrate({ db: connection.db, schema: s, migrationsDir: dir }).catch(
+        (e: unknown) => e,
+      );
       expect(BgcCacheError.isInstance(changed) && changed.code).toBe('E_L3_MIGRATION');
       expect((changed as Error).message).toMatch(/changed after it was applied/);
 
       await writeFile(join(dir, '0001_one.sql'), 'CREATE TABLE one (id int);');
-      await writeFile(join(dir, '0002_two.sql'), 'CREATE TABLE two (id int);\n--> statement-breakpoint\nSELECT no_such_function();');
-      const failed = await migrate({ db: connection.db, schema: s, migrationsDir: dir }).catch((e: unknown) => e);
+      await writeFile(
+        join(dir, '0002_two.sql'),
+        'CREATE TABLE two (id int);\n--> statement-breakpoint\nSELECT no_such_function();',
+      );
+      const failed = await migrate({ db: connection.db, schema: s, migrationsDir: dir }).catch(
+        (e: unknown) => e,
+      );
       expect((failed as BgcCacheError).code).toBe('E_L3_MIGRATION');
       expect((failed as Error).message).toMatch(/rolled back/);
       const { rows } = await admin.query(`SELECT to_regclass($1) AS t`, [`${s}.two`]);
@@ -73,6 +92,8 @@ describe('migrate', () => {
 
   it('refuses invalid schema names before touching the database', async () => {
     const connection = await openConnection({ pool: admin });
-    await expect(migrate({ db: connection.db, schema: 'Robert"); DROP' })).rejects.toThrow(/not a valid schema name/);
+    await expect(migrate({ db: connection.db, schema: 'Robert"); DROP' })).rejects.toThrow(
+      /not a valid schema name/,
+    );
   });
 });

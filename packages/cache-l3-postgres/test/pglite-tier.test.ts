@@ -11,7 +11,11 @@ describe('createPgliteTier', () => {
     try {
       const first = await createPgliteTier({ dataDir: dir, sweepIntervalMs: 0 });
       const now = Date.now();
-      await first.set('comexstat:exp:2024:03:12019000:160', { value: { fob: 1 }, freshUntil: now + 60_000, staleUntil: now + 120_000 });
+      await first.set('comexstat:exp:2024:03:12019000:160', {
+        value: { fob: 1 },
+        freshUntil: now + 60_000,
+        staleUntil: now + 120_000,
+      });
       await first.set('gone', { value: 1, freshUntil: now - 10, staleUntil: now - 5 });
       expect(await first.sweepExpired()).toEqual({ deleted: 1, skipped: false });
       await first.close();

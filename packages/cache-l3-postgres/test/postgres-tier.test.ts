@@ -1,4 +1,10 @@
-import { BgcCacheError, type CacheEntry, InvalidValueError, SerializationError, TierError } from '@bgc/cache-core';
+import {
+  BgcCacheError,
+  type CacheEntry,
+  InvalidValueError,
+  SerializationError,
+  TierError,
+} from '@bgc/cache-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENTRIES_TABLE, L3_ERROR_CODES, PostgresTier, storageKey } from '../src/index.js';
 import { DATABASE_URL, dropSchema, sleep, testPool, uniqueSchema } from './helpers.js';
@@ -15,7 +21,13 @@ const entry = <T>(value: T, ttlMs: number, staleMs = 0): CacheEntry<T> => {
 };
 
 beforeAll(async () => {
-  tier = new PostgresTier({ pool, schema, migrate: true, sweepIntervalMs: 0, onError: (e) => errors.push(e) });
+  tier = new PostgresTier({
+    pool,
+    schema,
+    migrate: true,
+    sweepIntervalMs: 0,
+    onError: (e) => errors.push(e),
+  });
   await tier.init();
 });
 
@@ -55,9 +67,18 @@ describe('TTL and stale window', () => {
   });
 
   it('keeps createdAt and meta, and reports the stored size in bytes', async () => {
-    await tier.set('meta', { ...entry('é', 60_000), createdAt: 1234, meta: { negative: true, source: 'api' } });
+    await tier.set('meta', {
+      ...entry('é', 60_000),
+      createdAt: 1234,
+      meta: { negative: true, source: 'api' },
+    });
     const got = await tier.get('meta');
-    expect(got).toMatchObject({ value: 'é', createdAt: 1234, meta: { negative: true, source: 'api' }, size: 4 });
+    expect(got).toMatchObject({
+      value: 'é',
+      createdAt: 1234,
+      meta: { negative: true, source: 'api' },
+      size: 4,
+    });
   });
 });
 
@@ -67,13 +88,28 @@ describe('sweeper', () => {
     await tier.clear();
     const now = Date.now();
     await tier.setMany(
-      Array.from({ length: 30 }, (_, i) => ({ key: `sw:dead:${i}`, entry: { value: i, freshUntil: now - 5000, staleUntil: now - 1000 } })),
+      Array.from({ length: 30 }, (_, i) => ({
+        key: `sw:dead:${i}`,
+        entry: { value: i, freshUntil: now - 5000, staleUntil: now - 1000 },
+      })),
     );
-    await tier.setMany(Array.from({ length: 10 }, (_, i) => ({ key: `sw:stale:${i}`, entry: { value: i, freshUntil: now - 5000, staleUntil: now + 60_000 } })));
-    await tier.setMany(Array.from({ length: 10 }, (_, i) => ({ key: `sw:fresh:${i}`, entry: entry(i, 60_000) })));
+    await tier.setMany(
+      Array.from({ length: 10 }, (_, i) => ({
+        key: `sw:stale:${i}`,
+        entry: { value: i, freshUntil: now - 5000, staleUntil: now + 60_000 },
+      })),
+    );
+    await tier.setMany(
+      Array.from({ length: 10 }, (_, i) => ({ key: `sw:fresh:${i}`, entry: entry(i, 60_000) })),
+    );
     expect(await sweeper.sweepExpired()).toEqual({ deleted: 30, skipped: false });
     const { rows } = await pool.query(`SELECT key FROM ${table} ORDER BY key`);
-    expect(rows.map((r) => r.key)).toEqual([...Array.from({ length: 10 }, (_, i) => `sw:fresh:${i}`), ...Array.from({ length: 10 }, (_, i) => `sw:stale:${i}`)].sort());
+    expect(rows.map((r) => r.key)).toEqual(
+      [
+        ...Array.from({ length: 10 }, (_, i) => `sw:fresh:${i}`),
+        ...Array.from({ length: 10 }, (_, i) => `sw:stale:${i}`),
+      ].sort(),
+    );
     expect(await sweeper.sweepExpired()).toEqual({ deleted: 0, skipped: false });
     await sweeper.close();
   });
@@ -123,7 +159,17 @@ describe('keys', () => {
   });
 
   it('keeps unicode, emoji and pattern-like keys distinct, in batches too', async () => {
-    const keys = ['日本:🚢', '日本:🚣', 'São Paulo', 'sao paulo', 'a%3Ab', 'a:b', "it's", 'x'.repeat(171), 'ü'.repeat(300)];
+    const keys = [
+      '日本:🚢',
+      '日本:🚣',
+      'São Paulo',
+      'sao paulo',
+      'a%3Ab',
+      'a:b',
+      "it's",
+      'x'.repeat(171),
+      'ü'.repeat(300),
+    ];
     await tier.setMany(keys.map((key, i) => ({ key, entry: entry(i, 60_000) })));
     expect((await tier.getMany(keys)).map((e) => e?.value)).toEqual(keys.map((_, i) => i));
     expect(await tier.deleteMany([...keys, 'absent'])).toBe(keys.length);
@@ -151,8 +197,18 @@ describe('values', () => {
   it('treats a stored __proto__ / constructor.prototype payload as a miss and reports it', async () => {
     const now = Date.now();
     const insert = `INSERT INTO ${table} (key, value, fresh_until, stale_until, created_at, updated_at) VALUES ($1, $2::jsonb, $3, $3, $4, $4)`;
-    await pool.query(insert, ['poison:proto', '{"a": 1, "__proto__": {"polluted": true}}', now + 60_000, now]);
-    await pool.query(insert, ['poison:ctor', '{"constructor": {"prototype": {"polluted": true}}}', now + 60_000, now]);
+    await pool.query(insert, [
+      'poison:proto',
+      '{"a": 1, "__proto__": {"polluted": true}}',
+      now + 60_000,
+      now,
+    ]);
+    await pool.query(insert, [
+      'poison:ctor',
+      '{"constructor": {"prototype": {"polluted": true}}}',
+      now + 60_000,
+      now,
+    ]);
     errors.length = 0;
     expect(await tier.get('poison:proto')).toBeUndefined();
     expect(await tier.getMany(['poison:ctor'])).toEqual([undefined]);
@@ -183,7 +239,13 @@ describe('failures', () => {
   });
 
   it('maps a server-side statement_timeout cancel to E_L3_TIMEOUT', async () => {
-    const own = new PostgresTier({ connectionString: DATABASE_URL, schema, sweepIntervalMs: 0, statementTimeoutMs: 100, operationTimeoutMs: 5000 });
+    const own = new PostgresTier({
+      connectionString: DATABASE_URL,
+      schema,
+      sweepIntervalMs: 0,
+      statementTimeoutMs: 100,
+      operationTimeoutMs: 5000,
+    });
     const locker = await pool.connect();
     try {
       await locker.query('BEGIN');
@@ -199,7 +261,14 @@ describe('failures', () => {
   });
 
   it('a connection killed mid-query is a TierError (E_L3_CONNECTION), and the tier works again after', async () => {
-    const own = new PostgresTier({ connectionString: DATABASE_URL, schema, sweepIntervalMs: 0, poolSize: 2, operationTimeoutMs: 10_000, statementTimeoutMs: 10_000 });
+    const own = new PostgresTier({
+      connectionString: DATABASE_URL,
+      schema,
+      sweepIntervalMs: 0,
+      poolSize: 2,
+      operationTimeoutMs: 10_000,
+      statementTimeoutMs: 10_000,
+    });
     await own.set('kill', entry('before', 60_000));
     const locker = await pool.connect();
     let pending: Promise<unknown> | undefined;
@@ -233,7 +302,11 @@ describe('failures', () => {
   });
 
   it('an unreachable server rejects with E_L3_CONNECTION within the connection timeout', async () => {
-    const down = new PostgresTier({ connectionString: 'postgres://postgres@127.0.0.1:1/test', sweepIntervalMs: 0, connectionTimeoutMs: 300 });
+    const down = new PostgresTier({
+      connectionString: 'postgres://postgres@127.0.0.1:1/test',
+      sweepIntervalMs: 0,
+      connectionTimeoutMs: 300,
+    });
     const error = (await down.get('k').catch((e: unknown) => e)) as TierError;
     expect(error.code).toBe(L3_ERROR_CODES.connection);
     await expect(down.ping()).rejects.toBeInstanceOf(TierError);
@@ -250,7 +323,12 @@ describe('failures', () => {
   });
 
   it('a failed start (migration) is retried by the next call, and init() reports it', async () => {
-    const down = new PostgresTier({ connectionString: 'postgres://postgres@127.0.0.1:1/test', migrate: true, sweepIntervalMs: 0, connectionTimeoutMs: 200 });
+    const down = new PostgresTier({
+      connectionString: 'postgres://postgres@127.0.0.1:1/test',
+      migrate: true,
+      sweepIntervalMs: 0,
+      connectionTimeoutMs: 200,
+    });
     await expect(down.init()).rejects.toBeInstanceOf(TierError);
     await expect(down.init()).rejects.toBeInstanceOf(TierError);
     await down.close();
