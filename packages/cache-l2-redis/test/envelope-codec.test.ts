@@ -3,15 +3,41 @@ import { describe, expect, it } from 'vitest';
 import { EnvelopeCodec, ENVELOPE_VERSION } from '../src/envelope-codec.js';
 import type { Serializer } from '../src/serializer.js';
 
-const entry = { value: { rows: [1, 2, 3], when: new Date(1000) }, freshUntil: 2000, staleUntil: 3000, createdAt: 1000, meta: { negative: false } };
+const entry = {
+  value: { rows: [1, 2, 3], when: new Date(1000) },
+  freshUntil: 2000,
+  staleUntil: 3000,
+  createdAt: 1000,
+  meta: { negative: false },
+};
 
 describe('EnvelopeCodec', () => {
   it('writes a readable JSON envelope with times, meta and the value inline', async () => {
     const codec = new EnvelopeCodec();
-    const text = await codec.encode({ value: { a: 1 }, freshUntil: 2000, staleUntil: 3000, createdAt: 1000, meta: { negative: true } });
-    expect(JSON.parse(text)).toEqual({ v: ENVELOPE_VERSION, f: 2000, s: 3000, c: 1000, m: { negative: true }, d: { a: 1 } });
+    const text = await codec.encode({
+      value: { a: 1 },
+      freshUntil: 2000,
+      staleUntil: 3000,
+      createdAt: 1000,
+      meta: { negative: true },
+    });
+    expect(JSON.parse(text)).toEqual({
+      v: ENVELOPE_VERSION,
+      f: 2000,
+      s: 3000,
+      c: 1000,
+      m: { negative: true },
+      d: { a: 1 },
+    });
     const back = await codec.decode(text);
-    expect(back).toEqual({ value: { a: 1 }, freshUntil: 2000, staleUntil: 3000, createdAt: 1000, meta: { negative: true }, size: text.length });
+    expect(back).toEqual({
+      value: { a: 1 },
+      freshUntil: 2000,
+      staleUntil: 3000,
+      createdAt: 1000,
+      meta: { negative: true },
+      size: text.length,
+    });
   });
 
   it('flags tagged values and restores them', async () => {
@@ -21,19 +47,22 @@ describe('EnvelopeCodec', () => {
     expect((await codec.decode(text)).value).toEqual(entry.value);
   });
 
-  it.each(['gzip', 'brotli'] as const)('compresses above the threshold with %s, flagged so any reader decodes it', async (compression) => {
-    const big = { text: 'soja '.repeat(2000), d: new Date(3) };
-    const writer = new EnvelopeCodec({ compressThresholdBytes: 1000, compression });
-    const text = await writer.encode({ ...entry, value: big });
-    const parsed = JSON.parse(text);
-    expect(parsed.z).toBe(compression);
-    expect(parsed.e).toBe('json');
-    expect(text.length).toBeLessThan(2000);
-    // A reader configured differently (no compression) still reads it.
-    expect((await new EnvelopeCodec().decode(text)).value).toEqual(big);
-    const small = await writer.encode({ ...entry, value: 'tiny' });
-    expect(JSON.parse(small).d).toBe('tiny');
-  });
+  it.each(['gzip', 'brotli'] as const)(
+    'compresses above the threshold with %s, flagged so any reader decodes it',
+    async (compression) => {
+      const big = { text: 'soja '.repeat(2000), d: new Date(3) };
+      const writer = new EnvelopeCodec({ compressThresholdBytes: 1000, compression });
+      const text = await writer.encode({ ...entry, value: big });
+      const parsed = JSON.parse(text);
+      expect(parsed.z).toBe(compression);
+      expect(parsed.e).toBe('json');
+      expect(text.length).toBeLessThan(2000);
+      // A reader configured differently (no compression) still reads it.
+      expect((await new EnvelopeCodec().decode(text)).value).toEqual(big);
+      const small = await writer.encode({ ...entry, value: 'tiny' });
+      expect(JSON.parse(small).d).toBe('tiny');
+    },
+  );
 
   it('writes msgpack (optionally compressed) readable by a JSON-configured reader', async () => {
     const writer = new EnvelopeCodec({ serializer: 'msgpack', compressThresholdBytes: 100 });

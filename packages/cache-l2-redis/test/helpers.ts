@@ -7,7 +7,8 @@ export const REDIS_HOST = process.env.REDIS_HOST ?? '127.0.0.1';
 export const REDIS_PORT = Number(process.env.REDIS_PORT ?? 6379);
 
 /** A prefix no other test run uses. */
-export const uniquePrefix = (what: string) => `bgc-test:l2:${what}:${process.pid}:${randomUUID().slice(0, 8)}:`;
+export const uniquePrefix = (what: string) =>
+  `bgc-test:l2:${what}:${process.pid}:${randomUUID().slice(0, 8)}:`;
 
 /** Metrics adapter that records error calls. */
 export function recordingMetrics(): MetricsAdapter & { errors: [Level, CacheOperation, CacheErrorType][] } {

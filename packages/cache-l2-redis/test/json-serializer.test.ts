@@ -75,7 +75,9 @@ describe('encodeJson / decodeJson', () => {
 
   it('rejects __proto__ and constructor.prototype on decode, leaving Object.prototype clean', () => {
     expect(() => decodeJson('{"__proto__":{"polluted":1}}', false)).toThrow(SerializationError);
-    expect(() => decodeJson('{"constructor":{"prototype":{"polluted":1}}}', false)).toThrow(SerializationError);
+    expect(() => decodeJson('{"constructor":{"prototype":{"polluted":1}}}', false)).toThrow(
+      SerializationError,
+    );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(() => decodeJson('{not json', false)).toThrow(SerializationError);
   });
@@ -92,7 +94,14 @@ describe('encodeJson / decodeJson', () => {
 
 describe('MSGPACK_SERIALIZER', () => {
   it('keeps Date, Set, BigInt and undefined', () => {
-    const v = { d: new Date(5), s: new Set([1, 'x']), b: 2n ** 70n, u: undefined, n: null, nested: [{ a: 1 }] };
+    const v = {
+      d: new Date(5),
+      s: new Set([1, 'x']),
+      b: 2n ** 70n,
+      u: undefined,
+      n: null,
+      nested: [{ a: 1 }],
+    };
     const back = MSGPACK_SERIALIZER.deserialize(MSGPACK_SERIALIZER.serialize(v)) as typeof v;
     expect(back).toEqual(v);
     expect('u' in back).toBe(true);

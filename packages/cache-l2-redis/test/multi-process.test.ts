@@ -22,7 +22,11 @@ class Instance {
   }
   static start(config: object): Instance {
     return new Instance(
-      fork(WORKER, [], { execArgv: ['--import', 'tsx'], env: { ...process.env, BGC_WORKER_CONFIG: JSON.stringify(config) }, stdio: 'inherit' }),
+      fork(WORKER, [], {
+        execArgv: ['--import', 'tsx'],
+        env: { ...process.env, BGC_WORKER_CONFIG: JSON.stringify(config) },
+        stdio: 'inherit',
+      }),
     );
   }
   call(message: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -41,7 +45,11 @@ async function scenario(config: object) {
 
     // 1,000 concurrent getOrLoad of one missing key across 3 processes → 1 loader call.
     const perProcess = [334, 333, 333];
-    const loads = await Promise.all(instances.map((inst, i) => inst.call({ cmd: 'load', key: 'cold', concurrency: perProcess[i], loaderMs: 300 })));
+    const loads = await Promise.all(
+      instances.map((inst, i) =>
+        inst.call({ cmd: 'load', key: 'cold', concurrency: perProcess[i], loaderMs: 300 }),
+      ),
+    );
     const totalCalls = loads.reduce((sum, r) => sum + (r.loaderCalls as number), 0);
     expect(loads.map((r) => r.error)).toEqual([undefined, undefined, undefined]);
     expect(totalCalls).toBe(1);
@@ -71,7 +79,9 @@ async function scenario(config: object) {
       expect(s.ms).toBeLessThan(100);
     }
   } finally {
-    await Promise.all(instances.map((i) => (i.child.connected ? i.call({ cmd: 'close' }).catch(() => undefined) : undefined)));
+    await Promise.all(
+      instances.map((i) => (i.child.connected ? i.call({ cmd: 'close' }).catch(() => undefined) : undefined)),
+    );
     for (const i of instances) if (i.child.exitCode === null) i.child.kill();
   }
 }

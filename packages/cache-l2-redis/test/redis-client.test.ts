@@ -14,8 +14,21 @@ import { uniquePrefix } from './helpers.js';
 
 describe('redisOptionsFromEnv', () => {
   it('reads the seed variables with resilient defaults', () => {
-    expect(redisOptionsFromEnv({})).toEqual({ host: 'localhost', port: 6379, maxRetriesPerRequest: 1, poolSize: 10 });
-    expect(redisOptionsFromEnv({ REDIS_ADDR: 'redis:6380', REDIS_PASSWORD: 'pw', REDIS_DB: '3', REDIS_MAX_RETRIES: '3', REDIS_POOL_SIZE: '20' })).toEqual({
+    expect(redisOptionsFromEnv({})).toEqual({
+      host: 'localhost',
+      port: 6379,
+      maxRetriesPerRequest: 1,
+      poolSize: 10,
+    });
+    expect(
+      redisOptionsFromEnv({
+        REDIS_ADDR: 'redis:6380',
+        REDIS_PASSWORD: 'pw',
+        REDIS_DB: '3',
+        REDIS_MAX_RETRIES: '3',
+        REDIS_POOL_SIZE: '20',
+      }),
+    ).toEqual({
       host: 'redis',
       port: 6380,
       password: 'pw',
@@ -60,7 +73,15 @@ describe('redisOptionsFromEnv', () => {
 describe('createRedisClient', () => {
   it('applies the resilient settings of the resilience guide', () => {
     const o = toIoredisOptions({ url: 'rediss://h:7000', commandTimeoutMs: 80 });
-    expect(o).toMatchObject({ host: 'h', port: 7000, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 80, connectTimeout: 1500, tls: {} });
+    expect(o).toMatchObject({
+      host: 'h',
+      port: 7000,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 80,
+      connectTimeout: 1500,
+      tls: {},
+    });
     const delays = Array.from({ length: 30 }, (_, i) => o.retryStrategy!(i + 1));
     expect(delays.every((d) => typeof d === 'number' && d >= 50 && d < 5100)).toBe(true);
     expect(reconnectDelay(1_000, 2000)).toBeLessThan(2100);
@@ -69,6 +90,7 @@ describe('createRedisClient', () => {
 
   it('fails fast while Redis is absent instead of queueing', async () => {
     const client = createRedisClient({ host: '127.0.0.1', port: 1, connectTimeoutMs: 200 });
+    client.on('error', () => undefined);
     const t0 = Date.now();
     await expect(client.get('x')).rejects.toThrow();
     expect(Date.now() - t0).toBeLessThan(500);
@@ -89,7 +111,11 @@ describe('password and ACL user (own redis-server)', () => {
 
   it('works as an ACL user limited to the prefix, which cannot FLUSHALL or KEYS', async () => {
     const prefix = `bgc:${uniquePrefix('acl')}`;
-    const tier = new RedisTier({ url: `redis://gateway:gw-pass@127.0.0.1:${server.port}`, prefix, commandTimeoutMs: 2000 });
+    const tier = new RedisTier({
+      url: `redis://gateway:gw-pass@127.0.0.1:${server.port}`,
+      prefix,
+      commandTimeoutMs: 2000,
+    });
     await tier.ready();
     const now = Date.now();
     await tier.set('k', { value: 'v', freshUntil: now + 60_000, staleUntil: now + 60_000 });
@@ -102,18 +128,29 @@ describe('password and ACL user (own redis-server)', () => {
   });
 
   it('works with REDIS_PASSWORD from the environment, and a wrong password never shows up in errors', async () => {
-    const tier = new RedisTier({ ...redisOptionsFromEnv({ REDIS_ADDR: `127.0.0.1:${server.port}`, REDIS_PASSWORD: 'adm1n-pass' }), prefix: uniquePrefix('pw') });
+    const tier = new RedisTier({
+      ...redisOptionsFromEnv({ REDIS_ADDR: `127.0.0.1:${server.port}`, REDIS_PASSWORD: 'adm1n-pass' }),
+      prefix: uniquePrefix('pw'),
+    });
     await tier.ready();
     await expect(tier.ping()).resolves.toBeUndefined();
     await tier.close();
 
-    const wrong = new RedisTier({ host: '127.0.0.1', port: server.port, password: 'wr0ng-s3cret', prefix: 'x:', maxReconnectDelayMs: 100 });
+    const wrong = new RedisTier({
+      host: '127.0.0.1',
+      port: server.port,
+      password: 'wr0ng-s3cret',
+      prefix: 'x:',
+      maxReconnectDelayMs: 100,
+    });
     const error = await wrong.get('k').then(
       () => undefined,
       (e: unknown) => e as Error & { cause?: Error },
     );
     expect(error).toBeDefined();
-    expect(`${error!.message} ${error!.cause?.message} ${JSON.stringify(error)} ${error!.stack}`).not.toContain('wr0ng-s3cret');
+    expect(
+      `${error!.message} ${error!.cause?.message} ${JSON.stringify(error)} ${error!.stack}`,
+    ).not.toContain('wr0ng-s3cret');
     await wrong.close();
   });
 });

@@ -27,7 +27,11 @@ describe('RedisTier, bus and lock on a 3-master cluster', () => {
   let c: RedisCluster;
   let client: Cluster;
   const prefix = uniquePrefix('cluster');
-  const entry = (value: unknown) => ({ value, freshUntil: Date.now() + 60_000, staleUntil: Date.now() + 120_000 });
+  const entry = (value: unknown) => ({
+    value,
+    freshUntil: Date.now() + 60_000,
+    staleUntil: Date.now() + 120_000,
+  });
 
   beforeAll(async () => {
     c = await cluster();
@@ -102,7 +106,9 @@ describe('RedisTier, bus and lock on a 3-master cluster', () => {
   it('lock: exclusive across instances, released by the owner', async () => {
     const a = new RedisLock({ client, prefix });
     const b = new RedisLock({ client, prefix, pollIntervalMs: 5 });
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).tryAcquire('lock', 5000)));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).tryAcquire('lock', 5000)),
+    );
     const winners = results.filter((r) => r !== undefined);
     expect(winners).toHaveLength(1);
     const wait = b.waitForRelease('lock', 5000);

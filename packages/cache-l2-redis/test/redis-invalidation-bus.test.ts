@@ -67,12 +67,19 @@ describe('RedisInvalidationBus on the real Redis', () => {
     await sleep(50);
     expect(heard).toEqual([]);
     await other.close();
-    await expect(new RedisInvalidationBus({ client: raw }).ready()).rejects.toMatchObject({ code: 'E_BUS_NOT_SUBSCRIBED' });
+    await expect(new RedisInvalidationBus({ client: raw }).ready()).rejects.toMatchObject({
+      code: 'E_BUS_NOT_SUBSCRIBED',
+    });
   });
 
   it('raises a local clear after the subscriber reconnects (messages may have been lost)', async () => {
     const server = await startRedis();
-    const a = new RedisInvalidationBus({ url: server.url, prefix, commandTimeoutMs: 2000, maxReconnectDelayMs: 100 });
+    const a = new RedisInvalidationBus({
+      url: server.url,
+      prefix,
+      commandTimeoutMs: 2000,
+      maxReconnectDelayMs: 100,
+    });
     const heard: InvalidationMessage[] = [];
     a.subscribe((m) => heard.push(m));
     await a.ready();

@@ -13,7 +13,13 @@ describe('RedisLock on the real Redis', () => {
   beforeAll(async () => {
     raw = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
     a = new RedisLock({ client: raw, prefix });
-    b = new RedisLock({ host: REDIS_HOST, port: REDIS_PORT, prefix, pollIntervalMs: 5, commandTimeoutMs: 2000 });
+    b = new RedisLock({
+      host: REDIS_HOST,
+      port: REDIS_PORT,
+      prefix,
+      pollIntervalMs: 5,
+      commandTimeoutMs: 2000,
+    });
     await sleep(100);
   });
   afterAll(async () => {
@@ -24,7 +30,9 @@ describe('RedisLock on the real Redis', () => {
   });
 
   it('is exclusive: of 20 concurrent acquirers exactly one gets the lease', async () => {
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).tryAcquire('exclusive', 5000)));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).tryAcquire('exclusive', 5000)),
+    );
     const winners = results.filter((r) => r !== undefined);
     expect(winners).toHaveLength(1);
     await winners[0]!.release();

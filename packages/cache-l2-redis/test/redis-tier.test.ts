@@ -8,7 +8,12 @@ import { REDIS_HOST, REDIS_PORT, recordingMetrics, uniquePrefix } from './helper
 
 const confPrefix = uniquePrefix('conf');
 runTierConformance('redis (standalone, own client)', async () => {
-  const tier = new RedisTier({ host: REDIS_HOST, port: REDIS_PORT, prefix: confPrefix, commandTimeoutMs: 2000 });
+  const tier = new RedisTier({
+    host: REDIS_HOST,
+    port: REDIS_PORT,
+    prefix: confPrefix,
+    commandTimeoutMs: 2000,
+  });
   await tier.ready();
   return tier;
 });
@@ -19,7 +24,12 @@ runTierConformance(
   'redis (standalone, given client, msgpack + gzip)',
   async () => {
     if (sharedClient.status === 'wait') await sharedClient.connect();
-    return new RedisTier({ client: sharedClient, prefix: confPrefix2, serializer: 'msgpack', compressThresholdBytes: 1024 });
+    return new RedisTier({
+      client: sharedClient,
+      prefix: confPrefix2,
+      serializer: 'msgpack',
+      compressThresholdBytes: 1024,
+    });
   },
   { teardown: () => void sharedClient.quit() },
 );
@@ -51,7 +61,13 @@ describe('RedisTier on the real Redis', () => {
     const pttl = await raw.pttl(`${prefix}comexstat:exp:2024:03`);
     expect(pttl).toBeGreaterThan(3_660_000 - 2_000);
     expect(pttl).toBeLessThanOrEqual(3_660_000);
-    const ttl = Number(execFileSync('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), 'TTL', `${prefix}comexstat:exp:2024:03`], { encoding: 'utf8' }).trim());
+    const ttl = Number(
+      execFileSync(
+        'redis-cli',
+        ['-h', REDIS_HOST, '-p', String(REDIS_PORT), 'TTL', `${prefix}comexstat:exp:2024:03`],
+        { encoding: 'utf8' },
+      ).trim(),
+    );
     expect(ttl).toBeGreaterThan(3_655);
     expect(ttl).toBeLessThanOrEqual(3_660);
     expect(await raw.exists('comexstat:exp:2024:03')).toBe(0);
@@ -66,10 +82,21 @@ describe('RedisTier on the real Redis', () => {
   });
 
   it('writes an envelope readable with redis-cli GET and decodable by a fresh process', async () => {
-    const value = { ano: 2024, when: new Date('2024-03-01T00:00:00Z'), big: 12345678901234567890n, none: undefined, nil: null, tags: new Set(['a']) };
+    const value = {
+      ano: 2024,
+      when: new Date('2024-03-01T00:00:00Z'),
+      big: 12345678901234567890n,
+      none: undefined,
+      nil: null,
+      tags: new Set(['a']),
+    };
     const e = entry(value);
     await tier.set('envelope', e);
-    const cliText = execFileSync('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), '--no-raw', 'GET', `${prefix}envelope`], { encoding: 'utf8' });
+    const cliText = execFileSync(
+      'redis-cli',
+      ['-h', REDIS_HOST, '-p', String(REDIS_PORT), '--no-raw', 'GET', `${prefix}envelope`],
+      { encoding: 'utf8' },
+    );
     expect(cliText).toContain('\\"ano\\":2024');
     const script = `
       const { Redis } = require('ioredis');
@@ -83,7 +110,10 @@ describe('RedisTier on the real Redis', () => {
           hasNone: 'none' in v && v.none === undefined, nil: v.nil, tags: v.tags instanceof Set && [...v.tags], f: got.freshUntil, s: got.staleUntil }));
         await client.quit();
       })();`;
-    const out = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname });
+    const out = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      cwd: new URL('..', import.meta.url).pathname,
+    });
     expect(out.stderr).toBe('');
     expect(JSON.parse(out.stdout)).toEqual({
       ok: '2024-03-01T00:00:00.000Z',
@@ -100,9 +130,13 @@ describe('RedisTier on the real Redis', () => {
     metrics.errors.length = 0;
     await raw.set(`${prefix}corrupt:1`, '{"v":1,"f":1,"s":');
     await raw.set(`${prefix}corrupt:2`, 'plain text written by another app');
-    await raw.set(`${prefix}corrupt:3`, `{"v":1,"f":${Date.now() + 60_000},"s":${Date.now() + 60_000},"d":{"__proto__":{"polluted":true}}}`);
+    await raw.set(
+      `${prefix}corrupt:3`,
+      `{"v":1,"f":${Date.now() + 60_000},"s":${Date.now() + 60_000},"d":{"__proto__":{"polluted":true}}}`,
+    );
     await raw.set(`${prefix}corrupt:4`, `{"v":9,"f":1,"s":2,"d":1}`);
-    for (const k of ['corrupt:1', 'corrupt:2', 'corrupt:3', 'corrupt:4']) expect(await tier.get(k)).toBeUndefined();
+    for (const k of ['corrupt:1', 'corrupt:2', 'corrupt:3', 'corrupt:4'])
+      expect(await tier.get(k)).toBeUndefined();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(metrics.errors).toEqual(Array.from({ length: 4 }, () => ['l2', 'get', 'serialization_error']));
     await tier.set('good', entry('fine'));
@@ -126,12 +160,21 @@ describe('RedisTier on the real Redis', () => {
     const small = new RedisTier({ client: raw, prefix, maxValueBytes: 1000 });
     await small.set('big', entry('ok'));
     await expect(small.set('big', entry('é'.repeat(600)))).rejects.toThrow(InvalidValueError);
-    await expect(small.set('big', entry('x'.repeat(2000)))).rejects.toThrow(/over the Redis tier's limit of 1000 bytes/);
+    await expect(small.set('big', entry('x'.repeat(2000)))).rejects.toThrow(
+      /over the Redis tier's limit of 1000 bytes/,
+    );
     expect(await raw.exists(`${prefix}big`)).toBe(0);
     await small.set('big', entry('x'.repeat(500)));
     expect((await small.get('big'))?.value).toBe('x'.repeat(500));
-    await expect(small.set('fn', entry(() => 1))).rejects.toThrow(InvalidValueError);
-    await expect(small.setMany([{ key: 'a', entry: entry('x'.repeat(2000)) }])).rejects.toThrow(InvalidValueError);
+    await expect(
+      small.set(
+        'fn',
+        entry(() => 1),
+      ),
+    ).rejects.toThrow(InvalidValueError);
+    await expect(small.setMany([{ key: 'a', entry: entry('x'.repeat(2000)) }])).rejects.toThrow(
+      InvalidValueError,
+    );
     await small.close();
   });
 
@@ -165,8 +208,23 @@ describe('RedisTier on the real Redis', () => {
   });
 
   it('wraps connection failures in typed errors without leaking the password', async () => {
-    const down = new RedisTier({ host: '127.0.0.1', port: 1, password: 'hunter2-secret', connectTimeoutMs: 200, prefix });
-    const errors = await Promise.allSettled([down.get('a'), down.set('a', entry(1)), down.delete('a'), down.getMany(['a']), down.setMany([{ key: 'a', entry: entry(1) }]), down.deleteMany(['a']), down.clear(), down.ping()]);
+    const down = new RedisTier({
+      host: '127.0.0.1',
+      port: 1,
+      password: 'hunter2-secret',
+      connectTimeoutMs: 200,
+      prefix,
+    });
+    const errors = await Promise.allSettled([
+      down.get('a'),
+      down.set('a', entry(1)),
+      down.delete('a'),
+      down.getMany(['a']),
+      down.setMany([{ key: 'a', entry: entry(1) }]),
+      down.deleteMany(['a']),
+      down.clear(),
+      down.ping(),
+    ]);
     for (const r of errors) {
       expect(r.status).toBe('rejected');
       const err = (r as PromiseRejectedResult).reason;
@@ -181,9 +239,12 @@ describe('RedisTier on the real Redis', () => {
     const slow = new RedisTier({ host: REDIS_HOST, port: REDIS_PORT, commandTimeoutMs: 50, prefix });
     await slow.ready();
     // DEBUG SLEEP would block the shared server; a blocking command on our own connection times out the same way.
-    await expect((slow as unknown as { client: Redis }).client.blpop(`${prefix}never`, 1)).rejects.toThrow(/timed out/);
+    await expect((slow as unknown as { client: Redis }).client.blpop(`${prefix}never`, 1)).rejects.toThrow(
+      /timed out/,
+    );
     const origGet = slow.client.get.bind(slow.client);
-    (slow.client as Redis).get = (() => (slow.client as Redis).blpop(`${prefix}never`, 1)) as unknown as Redis['get'];
+    (slow.client as Redis).get = (() =>
+      (slow.client as Redis).blpop(`${prefix}never`, 1)) as unknown as Redis['get'];
     await expect(slow.get('x')).rejects.toMatchObject({ code: 'E_TIMEOUT' });
     (slow.client as Redis).get = origGet;
     await slow.close();

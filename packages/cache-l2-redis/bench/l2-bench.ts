@@ -1,0 +1,92 @@
+// L2 benchmarks against the Redis on REDIS_ADDR (default 127.0.0.1:6379), side by side in one run:
+//   redis_get_hit:   RedisTier.get vs raw ioredis GET + JSON.parse, at concurrency 64
+//   redis_get_many:  RedisTier.getMany(20) vs 20 RedisTier.get (sequential and concurrent), at concurrency 64
+// Run: npx tsx bench/l2-bench.ts   (absolute numbers move between machines; compare the ratios)
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RedisTier, redisOptionsFromEnv } from '../src/index.js';
+
+const CONCURRENCY = 64;
+const DURATION_MS = Number(process.env.BENCH_MS ?? 3000);
+const prefix = `bgc-bench:${randomUUID().slice(0, 8)}:`;
+
+const value = {
+  ano: 2024,
+  mes: 3,
+  rows: Array.from({ length: 10 }, (_, i) => ({
+    coNcm: `1201900${i}`,
+    coPais: 160 + i,
+    metricFOB: String(4312558120 + i),
+    kgLiquido: 1000 * i,
+  })),
+};
+
+/** Runs `op` with `CONCURRENCY` workers for DURATION_MS; returns ops/s (an op may cover many keys: `weight`). */
+async function measure(op: (i: number) => Promise<unknown>, weight = 1): Promise<number> {
+  for (let i = 0; i < 500; i++) await op(i); // warm-up
+  let count = 0;
+  const end = performance.now() + DURATION_MS;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, w) => {
+      let i = w;
+      while (performance.now() < end) {
+        await op(i++);
+        count++;
+      }
+    }),
+  );
+  return (count * weight) / ((performance.now() - t0) / 1000);
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(10);
+
+async function main(): Promise<void> {
+  const options = redisOptionsFromEnv({ REDIS_ADDR: process.env.REDIS_ADDR ?? '127.0.0.1:6379' });
+  const client = new Redis({ host: options.host, port: options.port, password: options.password });
+  const tier = new RedisTier({ client, prefix });
+  const now = Date.now();
+  const keys = Array.from({ length: 100 }, (_, i) => `k:${i}`);
+  await tier.setMany(
+    keys.map((key) => ({
+      key,
+      entry: { value, freshUntil: now + 600_000, staleUntil: now + 600_000, createdAt: now },
+    })),
+  );
+  const rawKeys = keys.map((k) => prefix + k);
+  await Promise.all(rawKeys.map((k) => client.set(`${k}:raw`, JSON.stringify(value), 'PX', 600_000)));
+
+  console.log(`L2 benchmarks, concurrency ${CONCURRENCY}, ${DURATION_MS} ms each, node ${process.version}`);
+  const raw = await measure((i) =>
+    client.get(`${rawKeys[i % 100]}:raw`).then((t) => JSON.parse(t as string)),
+  );
+  const ours = await measure((i) => tier.get(keys[i % 100] as string));
+  console.log(`redis_get_hit    raw ioredis GET+JSON.parse ${fmt(raw)} ops/s`);
+  console.log(
+    `redis_get_hit    RedisTier.get             ${fmt(ours)} ops/s   ratio ${(ours / raw).toFixed(2)} (target >= 0.85)`,
+  );
+
+  const batch = (i: number) => Array.from({ length: 20 }, (_, j) => keys[(i + j) % 100] as string);
+  const many = await measure((i) => tier.getMany(batch(i)), 20);
+  const singles = await measure((i) => Promise.all(batch(i).map((k) => tier.get(k))), 20);
+  const sequential = await measure(async (i) => {
+    for (const k of batch(i)) await tier.get(k);
+  }, 20);
+  console.log(
+    `redis_get_many   20 x RedisTier.get, one after another (the seed's loop) ${fmt(sequential)} keys/s`,
+  );
+  console.log(
+    `redis_get_many   20 x RedisTier.get, concurrent (ioredis pipelines)     ${fmt(singles)} keys/s`,
+  );
+  console.log(
+    `redis_get_many   RedisTier.getMany(20), one MGET                          ${fmt(many)} keys/s   ` +
+      `ratio ${(many / sequential).toFixed(2)} vs sequential, ${(many / singles).toFixed(2)} vs concurrent (target >= 5)`,
+  );
+  console.log('bentocache / cache-manager Redis tiers: not installed in this workspace (see README).');
+
+  await tier.clear();
+  await client.del(...rawKeys.map((k) => `${k}:raw`));
+  await client.quit();
+}
+
+await main();
