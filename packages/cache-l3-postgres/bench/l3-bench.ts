@@ -18,7 +18,12 @@ const table = `"${schema}".${ENTRIES_TABLE}`;
 const value = {
   ano: 2024,
   mes: 3,
-  rows: Array.from({ length: 20 }, (_, i) => ({ coNcm: `1201${String(i).padStart(4, '0')}`, coPais: '160', metricFOB: String(4312558120 + i), metricKG: String(9_000_000 + i) })),
+  rows: Array.from({ length: 20 }, (_, i) => ({
+    coNcm: `1201${String(i).padStart(4, '0')}`,
+    coPais: '160',
+    metricFOB: String(4312558120 + i),
+    metricKG: String(9_000_000 + i),
+  })),
 };
 
 function percentile(sorted: number[], p: number): number {
@@ -33,7 +38,11 @@ async function measure(fn: () => Promise<unknown>, out: number[]): Promise<void>
   }
 }
 
-async function compare(name: string, ours: () => Promise<unknown>, raw: () => Promise<unknown>): Promise<void> {
+async function compare(
+  name: string,
+  ours: () => Promise<unknown>,
+  raw: () => Promise<unknown>,
+): Promise<void> {
   for (let i = 0; i < 300; i++) {
     await ours();
     await raw();
@@ -52,7 +61,8 @@ async function compare(name: string, ours: () => Promise<unknown>, raw: () => Pr
   }
   a.sort((x, y) => x - y);
   b.sort((x, y) => x - y);
-  const row = (label: string, s: number[]) => `${label.padEnd(28)} p50 ${percentile(s, 50).toFixed(0).padStart(5)} µs   p95 ${percentile(s, 95).toFixed(0).padStart(5)} µs`;
+  const row = (label: string, s: number[]) =>
+    `${label.padEnd(28)} p50 ${percentile(s, 50).toFixed(0).padStart(5)} µs   p95 ${percentile(s, 95).toFixed(0).padStart(5)} µs`;
   console.log(`\n${name} (${a.length} ops each)`);
   console.log(row('  PostgresTier (drizzle)', a));
   console.log(row('  raw pg query', b));
@@ -69,7 +79,12 @@ async function main(): Promise<void> {
     await tier.init();
     const keys = Array.from({ length: 1000 }, (_, i) => `comexstat:exp:2024:03:${12019000 + i}:160`);
     const now = Date.now();
-    await tier.setMany(keys.map((key) => ({ key, entry: { value, freshUntil: now + 3_600_000, staleUntil: now + 7_200_000, createdAt: now } })));
+    await tier.setMany(
+      keys.map((key) => ({
+        key,
+        entry: { value, freshUntil: now + 3_600_000, staleUntil: now + 7_200_000, createdAt: now },
+      })),
+    );
 
     let i = 0;
     const nextKey = () => keys[i++ % keys.length] as string;
@@ -77,7 +92,9 @@ async function main(): Promise<void> {
     const rawOne = `SELECT key, full_key, value, fresh_until, stale_until, created_at, meta FROM ${table} WHERE key = $1 AND stale_until > $2`;
     const rawMany = `SELECT key, full_key, value, fresh_until, stale_until, created_at, meta FROM ${table} WHERE key = ANY($1::text[]) AND stale_until > $2`;
 
-    console.log(`PostgreSQL at ${DATABASE_URL.replace(/\/\/[^@]*@/, '//')}, Node ${process.version}, ${ROUNDS}x${PER_ROUND} ops per side`);
+    console.log(
+      `PostgreSQL at ${DATABASE_URL.replace(/\/\/[^@]*@/, '//')}, Node ${process.version}, ${ROUNDS}x${PER_ROUND} ops per side`,
+    );
     await compare(
       'l3_get_hit',
       async () => {
