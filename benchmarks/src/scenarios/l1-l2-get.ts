@@ -1,2 +1,199 @@
-import type { Scenario } from '../scenario.js';
-export const l1L2Get: Scenario = { name: 'l1-l2-get', async run() { return { scenario: 'l1-l2-get', title: '', baselines: {}, results: [], targets: [], notes: [], skipped: 'todo' }; } };
+import { MultiLevelCache } from '@bgc/cache-core';
+import { MemoryTier } from '@bgc/cache-l1-memory';
+import { RedisTier } from '@bgc/cache-l2-redis';
+import KeyvRedis from '@keyv/redis';
+import { BentoCache, bentostore } from 'bentocache';
+import { memoryDriver } from 'bentocache/drivers/memory';
+import { redisDriver } from 'bentocache/drivers/redis';
+import { CacheableMemory } from 'cacheable';
+import { createCache } from 'cache-manager';
+import { Redis } from 'ioredis';
+import { Keyv } from 'keyv';
+import { type Contender, type Op, runConcurrent, runRounds } from '../measure.js';
+import { payload, payloadKey } from '../payload.js';
+import { deleteKeysContaining } from '../redis-cleanup.js';
+import { checkTarget, result, type BenchResult, type ScenarioReport } from '../report.js';
+import { roundSettings, type Scenario, type ScenarioContext } from '../scenario.js';
+import { zipfSequence } from '../zipf.js';
+
+const KEYS = 1000;
+const TTL = 10 * 60_000;
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const RAW = 'ioredis GET + JSON.parse (limit)';
+
+function concurrent(impl: string, concurrency: number, op: Op, fresh = false): Contender {
+  let start = 0;
+  return {
+    impl,
+    async round(durationMs) {
+      // Miss cases need keys never used before: each round continues the sequence.
+      const sample = await runConcurrent(op, { concurrency, durationMs, start: fresh ? start : 0 });
+      start += sample.ops + concurrency;
+      return sample;
+    },
+  };
+}
+
+/** `l1-l2-get`: L1 hit, L2 hit and miss-with-loader over real Redis at concurrency 1 and 64. */
+export const l1L2Get: Scenario = {
+  name: 'l1-l2-get',
+  async run(ctx: ScenarioContext): Promise<ScenarioReport> {
+    const marker = `bgcbench:${ctx.runId}`;
+    const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await admin.connect();
+      await admin.ping();
+    } catch (error) {
+      admin.disconnect();
+      return skipped(`Redis unreachable at ${REDIS_URL} (${(error as Error).message}); start it or set BENCH_REDIS_URL`);
+    }
+    const clients: Redis[] = [];
+    const client = () => {
+      const c = new Redis(REDIS_URL);
+      clients.push(c);
+      return c;
+    };
+    const keys = Array.from({ length: KEYS }, (_, i) => payloadKey(i));
+    const seq = zipfSequence({ n: KEYS, length: 1 << 16, s: 1, seed: 3 });
+    const k = (i: number) => keys[seq[i & 0xffff] as number] as string;
+    const missKey = (impl: string, i: number) => `miss:${impl}:${i}`;
+    const loader = (key: string) => payload(key.length + (key.charCodeAt(key.length - 1) % 97));
+
+    // Two-level stacks: memory in front of Redis.
+    const bgc2 = new MultiLevelCache({
+      tiers: [new MemoryTier({ maxTtlMs: TTL }), new RedisTier({ client: client(), prefix: `${marker}:bgc2:` })],
+      defaultTtlMs: TTL,
+    });
+    const bento2 = new BentoCache({
+      default: 'c',
+      stores: {
+        c: bentostore()
+          .useL1Layer(memoryDriver({ maxItems: 100_000 }))
+          .useL2Layer(redisDriver({ connection: client(), prefix: `${marker}:bento2` })),
+      },
+    });
+    const cm2 = createCache({
+      stores: [
+        new Keyv({ store: new CacheableMemory({ lruSize: 100_000 }) }),
+        new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: `${marker}:cm2` }),
+      ],
+      ttl: TTL,
+    });
+    // Redis-only stacks: every read is an L2 hit.
+    const bgcTier = new RedisTier({ client: client(), prefix: `${marker}:bgcl2:` });
+    const bgc1 = new MultiLevelCache({ tiers: [bgcTier], defaultTtlMs: TTL });
+    const bento1 = new BentoCache({
+      default: 'c',
+      stores: { c: bentostore().useL2Layer(redisDriver({ connection: client(), prefix: `${marker}:bento1` })) },
+    });
+    const cm1 = createCache({ stores: [new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: `${marker}:cm1` })], ttl: TTL });
+    const raw = client();
+    const rawPrefix = `${marker}:raw:`;
+
+    try {
+      ctx.log('l1-l2-get: filling Redis and L1');
+      for (const [i, key] of keys.entries()) {
+        const v = payload(i);
+        await Promise.all([
+          bgc2.set(key, v),
+          bento2.set({ key, value: v, ttl: TTL }),
+          cm2.set(key, v),
+          bgc1.set(key, v),
+          bento1.set({ key, value: v, ttl: TTL }),
+          cm1.set(key, v),
+          raw.set(rawPrefix + key, JSON.stringify(v), 'PX', TTL),
+        ]);
+      }
+      const rawGet = async (i: number) => {
+        const text = await raw.get(rawPrefix + k(i));
+        return text === null ? undefined : JSON.parse(text);
+      };
+      const rawMiss = async (i: number) => {
+        const key = `${rawPrefix}${missKey('raw', i)}`;
+        const text = await raw.get(key);
+        if (text !== null) return JSON.parse(text);
+        const v = loader(key);
+        await raw.set(key, JSON.stringify(v), 'PX', TTL);
+        return v;
+      };
+      const settings = roundSettings(ctx, 400, 4);
+      const results: BenchResult[] = [];
+      const baselines: Record<string, string> = {};
+      for (const c of [1, 64]) {
+        const cases: [string, Contender[]][] = [
+          [
+            `L1 hit c=${c}`,
+            [
+              concurrent(RAW, c, rawGet),
+              concurrent('bgc orchestrator getSync/get', c, (i) => bgc2.getSync(k(i)) ?? bgc2.get(k(i))),
+              concurrent('bgc orchestrator get', c, (i) => bgc2.get(k(i))),
+              concurrent('bentocache (memory+redis) get', c, (i) => bento2.get({ key: k(i) })),
+              concurrent('cache-manager (memory+redis) get', c, (i) => cm2.get(k(i))),
+            ],
+          ],
+          [
+            `L2 hit c=${c}`,
+            [
+              concurrent(RAW, c, rawGet),
+              concurrent('bgc orchestrator get (redis tier only)', c, (i) => bgc1.get(k(i))),
+              concurrent('bgc RedisTier get', c, (i) => bgcTier.get(k(i))),
+              concurrent('bentocache (redis only) get', c, (i) => bento1.get({ key: k(i) })),
+              concurrent('cache-manager (redis only) get', c, (i) => cm1.get(k(i))),
+            ],
+          ],
+          [
+            `miss + loader c=${c}`,
+            [
+              concurrent('ioredis GET, load, SET (limit)', c, rawMiss, true),
+              concurrent('bgc orchestrator getOrLoad', c, (i) => bgc2.getOrLoad(missKey('bgc', i), ({ key }) => loader(key)), true),
+              concurrent('bentocache (memory+redis) getOrSet', c, (i) =>
+                bento2.getOrSet({ key: missKey('bento', i), factory: () => loader(missKey('bento', i)), ttl: TTL }), true),
+              concurrent('cache-manager (memory+redis) wrap', c, (i) => cm2.wrap(missKey('cm', i), async () => loader(missKey('cm', i))), true),
+            ],
+          ],
+        ];
+        for (const [group, contenders] of cases) {
+          ctx.log(`l1-l2-get: ${group}`);
+          baselines[group] = contenders[0]?.impl ?? RAW;
+          const figures = await runRounds(contenders, settings);
+          results.push(...figures.map((f) => result(f.impl, group, f)));
+        }
+      }
+      const ops = (impl: string, group: string) => results.find((r) => r.impl === impl && r.group === group)?.opsPerSec;
+      const share = (impl: string) => {
+        const a = ops(impl, 'L2 hit c=64');
+        const b = ops(RAW, 'L2 hit c=64');
+        return a && b ? a / b : undefined;
+      };
+      const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+      return {
+        scenario: 'l1-l2-get',
+        title: `Memory + Redis: L1 hit, L2 hit and miss with loader, Zipf keys over ${KEYS} keys, concurrency 1 and 64`,
+        baselines,
+        results,
+        targets: [
+          checkTarget('orchestrator L2-hit get throughput vs raw ioredis at c=64', share('bgc orchestrator get (redis tier only)'), { min: 0.85 }, pct),
+          checkTarget('RedisTier get throughput vs raw ioredis at c=64', share('bgc RedisTier get'), { min: 0.85 }, pct),
+        ],
+        notes: [
+          'L2 hit: every library configured with Redis only, so that each read goes to Redis (a two-level stack would promote the value to memory after the first read).',
+          'Miss + loader: a key never seen before on every call; the loader answers at once, so the figures are the cost of the miss path (L1 miss, L2 miss, load, write to both levels).',
+          'Each library has its own connection(s) to the same local Redis; ours and bentocache use ioredis, cache-manager uses @keyv/redis (node-redis).',
+        ],
+      };
+    } finally {
+      await Promise.allSettled([bgc2.close(), bgc1.close(), bento2.disconnect(), bento1.disconnect(), cm2.disconnect(), cm1.disconnect()]);
+      try {
+        const removed = await deleteKeysContaining(admin, marker);
+        ctx.log(`l1-l2-get: removed ${removed} keys of this run from Redis`);
+      } finally {
+        for (const c of clients) c.disconnect();
+        admin.disconnect();
+      }
+    }
+  },
+};
+
+function skipped(reason: string): ScenarioReport {
+  return { scenario: 'l1-l2-get', title: 'Memory + Redis get', baselines: {}, results: [], targets: [], notes: [], skipped: reason };
+}
