@@ -208,8 +208,10 @@ describe('a real Prometheus scraping a MultiLevelCache', () => {
       Object.fromEntries((await query(expr)).map((r) => [r.metric.level ?? '', Number(r.value[1])]));
     const hitRate = await byLevel('integration_gateway_cache_hit_rate');
     expect(Object.keys(hitRate).sort()).toEqual(expect.arrayContaining(['l1', 'l2']));
-    for (const v of Object.values(hitRate))
-      expect(v).toBeGreaterThanOrEqual(0), expect(v).toBeLessThanOrEqual(1);
+    for (const v of Object.values(hitRate)) {
+      expect(v).toBeGreaterThanOrEqual(0);
+      expect(v).toBeLessThanOrEqual(1);
+    }
     expect(hitRate.l1).toBeGreaterThan(0.5);
 
     const upstream = await query(
