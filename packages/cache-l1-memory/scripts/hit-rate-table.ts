@@ -14,7 +14,8 @@ import { readTrace } from '../src/simulator/trace-reader.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tracesArg = process.argv.indexOf('--traces');
-const tracesDir = tracesArg > 0 ? (process.argv[tracesArg + 1] as string) : join(pkg, '../../../shared/traces');
+const tracesDir =
+  tracesArg > 0 ? (process.argv[tracesArg + 1] as string) : join(pkg, '../../../shared/traces');
 const rows = readReferenceRows(join(tracesDir, 'README.md'));
 const keysByTrace = new Map<string, Int32Array>();
 const pct = (x: number) => Math.round(x * 1000) / 10;
@@ -60,7 +61,9 @@ for (const r of results) {
   if (ok) within++;
   if (!floor) belowMin++;
   const bar = ok ? '✓' : floor ? `${(best - r.ours).toFixed(1)} below best` : 'BELOW MIN';
-  lines.push(`| ${r.trace} | ${r.size} | **${r.ours.toFixed(1)}** | ${r.lru.toFixed(1)} | ${r.wTinyLfu.toFixed(1)} | ${r.opt.toFixed(1)} | ${bar} |`);
+  lines.push(
+    `| ${r.trace} | ${r.size} | **${r.ours.toFixed(1)}** | ${r.lru.toFixed(1)} | ${r.wTinyLfu.toFixed(1)} | ${r.opt.toFixed(1)} | ${bar} |`,
+  );
 }
 const summary = `Within 1 point of max(LRU, W-TinyLFU) on **${within}/${results.length}** rows; below min(LRU, W-TinyLFU) on **${belowMin}** rows.`;
 
@@ -100,7 +103,8 @@ function chart(data: Row[]): string {
   const height = top + h + 170;
   const y = (v: number) => top + h - (v / 100) * h;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="10">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="10" role="img">`,
+    '<title>L1 hit rates per trace and size: ours, LRU, W-TinyLFU, OPT</title>',
     `<rect width="100%" height="100%" fill="white"/>`,
   ];
   for (let v = 0; v <= 100; v += 20) {
@@ -111,10 +115,14 @@ function chart(data: Row[]): string {
     const x0 = left + i * groupW + 4;
     series.forEach((s, j) => {
       const v = s.get(r);
-      out.push(`<rect x="${x0 + j * barW}" y="${y(v).toFixed(1)}" width="${barW - 1}" height="${((v / 100) * h).toFixed(1)}" fill="${s.color}"><title>${s.name} ${v.toFixed(1)}%</title></rect>`);
+      out.push(
+        `<rect x="${x0 + j * barW}" y="${y(v).toFixed(1)}" width="${barW - 1}" height="${((v / 100) * h).toFixed(1)}" fill="${s.color}"><title>${s.name} ${v.toFixed(1)}%</title></rect>`,
+      );
     });
     const label = `${r.trace.replace(/\.trace\.(gz|xz)$/, '')} ${r.size}`;
-    out.push(`<text transform="translate(${x0 + 8},${top + h + 6}) rotate(60)" font-size="9">${label}</text>`);
+    out.push(
+      `<text transform="translate(${x0 + 8},${top + h + 6}) rotate(60)" font-size="9">${label}</text>`,
+    );
   });
   series.forEach((s, j) => {
     out.push(`<rect x="${left + j * 90}" y="8" width="10" height="10" fill="${s.color}"/>`);

@@ -1,20 +1,22 @@
 /** Bytes V8 spends on an object header plus its hidden-class pointer, roughly. */
-const OBJECT_OVERHEAD = 32;
+const OBJECT_OVERHEAD = 24;
 /** Bytes per property or array slot (a tagged pointer plus amortised backing store). */
-const SLOT_BYTES = 12;
+const SLOT_BYTES = 8;
 
 /**
  * Walks a value once, estimating the heap bytes it occupies and (when `freeze` is set) deep
  * freezing it so that readers cannot mutate the cached copy. Strings count their length (one-byte
- * representation) plus a header; numbers 16 bytes (a heap number); typed arrays and Buffers their
+ * representation) plus a header; small integers nothing beyond their slot, other numbers 16 bytes; typed arrays and Buffers their
  * byte length (they cannot be frozen and are left as they are). Already frozen subtrees are neither
  * frozen again nor counted, which also ends cycles.
  */
 export function sizeAndFreeze(value: unknown, freeze: boolean): number {
   switch (typeof value) {
     case 'string':
-      return 16 + value.length;
+      return 12 + value.length;
     case 'number':
+      // small integers live in the slot itself (Smi); others are boxed heap numbers
+      return Number.isInteger(value) && Math.abs(value) < 2 ** 30 ? 0 : 16;
     case 'bigint':
       return 16;
     case 'boolean':
