@@ -197,13 +197,15 @@ export class ComexStatClient {
     for (let attempt = 1; attempt <= this.retries + 1; attempt++) {
       if (attempt > 1) {
         this.stats.retries++;
-        await sleep(this.delayFor(attempt - 1, last));
+        const delay = this.delayFor(attempt - 1, last);
+        // A 429 refuses the whole IP: hold every queued call back, not only this retry.
+        if (last?.code === 'E_COMEXSTAT_RATE_LIMITED' && this.spacer) await this.spacer.defer(delay);
+        else await sleep(delay);
       }
-      if (this.spacer) await this.spacer.acquire();
+      const sentAt = this.spacer ? await this.spacer.acquire() : Date.now();
       if (body !== undefined && payload === undefined) {
         payload = JSON.stringify(typeof body === 'function' ? (body as () => unknown)() : body);
       }
-      const sentAt = Date.now();
       this.stats.requests++;
       try {
         const data = await this.attempt(method, url, payload);

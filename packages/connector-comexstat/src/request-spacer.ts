@@ -43,6 +43,18 @@ end
 return nextAt - now
 `;
 
+// Pushes the shared next allowed time to at least now + ARGV[1] ms.
+const DEFER_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nextAt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wanted = now + tonumber(ARGV[1])
+if wanted > nextAt then
+  redis.call('SET', KEYS[1], tostring(wanted), 'PX', tonumber(ARGV[1]) + tonumber(ARGV[2]) * 2 + 1000)
+end
+return 0
+`;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
@@ -80,23 +92,45 @@ export class RequestSpacer {
     return this.granted;
   }
 
-  /** Resolves when the caller may send one upstream call; the slot is taken on resolution. */
-  acquire(): Promise<void> {
+  /**
+   * Resolves when the caller may send one upstream call, with the grant time (epoch ms); the slot
+   * is taken on resolution.
+   */
+  acquire(): Promise<number> {
     this.queued++;
     const turn = this.chain.then(() => this.take());
-    this.chain = turn.catch(() => {});
+    this.chain = turn.then(
+      () => {},
+      () => {},
+    );
     return turn.finally(() => {
       this.queued--;
     });
   }
 
-  private async take(): Promise<void> {
+  /**
+   * Holds every caller (and, with Redis, every instance) back for at least `ms` from now: after a
+   * 429 the whole IP is refused, so the next slot must wait for the announced time, not just the
+   * failed call's retry.
+   */
+  async defer(ms: number): Promise<void> {
+    this.last = Math.max(this.last, Date.now() + ms - this.minIntervalMs);
+    if (!this.redis) return;
+    try {
+      await this.redis.eval(DEFER_SCRIPT, 1, this.redisKey, Math.round(ms), this.minIntervalMs);
+    } catch (error) {
+      this.onError?.(error);
+    }
+  }
+
+  private async take(): Promise<number> {
     for (let wait = this.last + this.minIntervalMs - Date.now(); wait > 0; wait = this.last + this.minIntervalMs - Date.now()) {
       await sleep(wait);
     }
     if (this.redis) await this.takeShared(this.redis);
     this.last = Date.now();
     this.granted++;
+    return this.last;
   }
 
   private async takeShared(redis: SpacerRedis): Promise<void> {

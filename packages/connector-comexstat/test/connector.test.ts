@@ -1,0 +1,292 @@
+import { InvalidKeyError } from '@bgc/cache-core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ComexStatApiError, type ComexStatMonthQuery, DEFAULT_CONNECTOR_CONFIG } from '../src/index.js';
+import { generateCell, SIM_COUNTRIES, SIM_NCMS } from '../src/simulator/index.js';
+import { makeStack, minGap, type Stack, TOP_COUNTRIES, TOP_NCMS } from './helpers.js';
+
+const release = { updated: '2026-09-05', year: 2026, month: 8 };
+const ncm = (code: string) => SIM_NCMS.find((n) => n.coNcm === code)!;
+const country = (id: string) => SIM_COUNTRIES.find((c) => c.id === id)!;
+const expected = (q: ComexStatMonthQuery) => generateCell(q.flow, q.ano, q.mes, ncm(q.ncm), country(q.pais), release);
+
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+});
+
+describe('ComexStatConnector: coalescing', () => {
+  it('merges a burst of cold misses of one flow and year into one upstream call', async () => {
+    stack = await makeStack();
+    const queries: ComexStatMonthQuery[] = [];
+    for (let i = 0; i < 30; i++) {
+      queries.push({ flow: 'export', ano: 2025, mes: (i % 12) + 1, ncm: TOP_NCMS[i % 7] as string, pais: TOP_COUNTRIES[i % 5] as string });
+    }
+    const results = await Promise.all(queries.map((q) => stack!.connector.getMonth(q)));
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+    expect(stack.connector.stats.generalCalls).toBe(1);
+    expect(stack.connector.stats.mergedMisses).toBeGreaterThanOrEqual(29);
+    results.forEach((r, i) => {
+      const q = queries[i] as ComexStatMonthQuery;
+      const cell = expected(q);
+      expect(r.level).toBe('external');
+      expect(r.status).toBe('ok');
+      expect(r.rows).toEqual(cell ? [{ flow: 'export', ano: 2025, mes: q.mes, ncm: q.ncm, pais: q.pais, fob: cell.fob, kg: cell.kg }] : []);
+    });
+    expect(minGap(stack.sentAt)).toBeGreaterThanOrEqual(100);
+    expect(stack.sim.stats.rateLimited).toBe(0);
+  });
+
+  it('makes one call per (flow, year) group and stores the siblings each call covered', async () => {
+    stack = await makeStack();
+    const c = stack.connector;
+    await Promise.all([
+      c.getMonth({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' }),
+      c.getMonth({ flow: 'export', ano: 2025, mes: 5, ncm: '09011110', pais: '063' }),
+      c.getMonth({ flow: 'import', ano: 2025, mes: 3, ncm: '12019000', pais: '160' }),
+      c.getMonth({ flow: 'export', ano: 2024, mes: 3, ncm: '12019000', pais: '160' }),
+    ]);
+    expect(stack.sim.stats.byPath['/general']).toBe(3);
+    // The export 2025 call covered months 3..5 × {soy, coffee} × {China, Argentina}.
+    const sibling = await c.getMonth({ flow: 'export', ano: 2025, mes: 4, ncm: '09011110', pais: '160' });
+    expect(sibling.level).toBe('l2');
+    expect(stack.sim.stats.byPath['/general']).toBe(3);
+    const again = await c.getMonth({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' });
+    expect(again.level).toBe('l2');
+    expect(again.stale).toBe(false);
+    expect(minGap(stack.sentAt)).toBeGreaterThanOrEqual(100);
+  });
+
+  it('joins a call already in flight that covers the key', async () => {
+    stack = await makeStack({ intervalMs: 30, sim: { latency: { baseMs: 150, perRowMs: 0 } } });
+    const c = stack.connector;
+    await c.releaseInfo();
+    await c.countryCodes();
+    const warming = c.fetchYear({ flow: 'export', ano: 2025, months: [1, 2, 3, 4, 5, 6], ncms: ['12019000'], countries: ['160'] });
+    await new Promise((r) => setTimeout(r, 80));
+    const merged = c.stats.mergedMisses;
+    const r = await c.getMonth({ flow: 'export', ano: 2025, mes: 6, ncm: '12019000', pais: '160' });
+    expect(await warming).toBe(12 * TOP_NCMS.length * TOP_COUNTRIES.length);
+    expect(c.stats.mergedMisses).toBe(merged + 1);
+    expect(r.rows.map((x) => x.fob)).toEqual([expected({ flow: 'export', ano: 2025, mes: 6, ncm: '12019000', pais: '160' })?.fob]);
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+  });
+});
+
+describe('ComexStatConnector: fan-out and negative caching', () => {
+  it('with fan-out, one miss fetches the whole year for the top lists and stores every cell', async () => {
+    stack = await makeStack({ config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: true } }) });
+    const c = stack.connector;
+    await c.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+    expect(c.stats.keysStored).toBe(12 * TOP_NCMS.length * TOP_COUNTRIES.length - 1);
+    let noTrade = 0;
+    for (const mes of [2, 7, 12]) {
+      for (const n of TOP_NCMS.slice(0, 20)) {
+        const q: ComexStatMonthQuery = { flow: 'export', ano: 2025, mes, ncm: n, pais: '741' };
+        const r = await c.getMonth(q);
+        expect(r.level).toBe('l2');
+        const cell = expected(q);
+        if (!cell) noTrade++;
+        expect(r.rows.map((x) => x.fob)).toEqual(cell ? [cell.fob] : []);
+      }
+    }
+    expect(noTrade).toBeGreaterThan(0);
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+  });
+
+  it('caches combinations without trade as rows: [] and answers them without the upstream', async () => {
+    stack = await makeStack();
+    let q: ComexStatMonthQuery | undefined;
+    for (const n of TOP_NCMS) {
+      const candidate: ComexStatMonthQuery = { flow: 'import', ano: 2025, mes: 2, ncm: n, pais: '149' };
+      if (!expected(candidate)) {
+        q = candidate;
+        break;
+      }
+    }
+    expect(q).toBeDefined();
+    const first = await stack.connector.getMonth(q!);
+    expect(first).toMatchObject({ rows: [], status: 'ok', level: 'external' });
+    const second = await stack.connector.getMonth(q!);
+    expect(second).toMatchObject({ rows: [], status: 'ok', level: 'l2' });
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+  });
+
+  it('maps country names back to codes, leading-space names included', async () => {
+    stack = await makeStack({ config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: false } }) });
+    const quirky = SIM_COUNTRIES.find((x) => x.text.startsWith(' ') && x.weight > 0)!;
+    let hits = 0;
+    for (const n of TOP_NCMS.slice(0, 10)) {
+      for (const mes of [1, 6]) {
+        const q: ComexStatMonthQuery = { flow: 'export', ano: 2025, mes, ncm: n, pais: quirky.id };
+        const r = await stack.connector.getMonth(q);
+        const cell = expected(q);
+        if (cell) hits++;
+        expect(r.rows.map((x) => x.pais)).toEqual(cell ? [quirky.id] : []);
+      }
+    }
+    expect(hits).toBeGreaterThan(0);
+    expect(stack.connector.stats.unmappedRows).toBe(0);
+    await expect(stack.connector.countryCodes()).resolves.toBeInstanceOf(Map);
+  });
+
+  it('counts rows whose country is not in the countries table', async () => {
+    stack = await makeStack();
+    await stack.cache.setMany([{ key: 'comexstat:meta:countries', value: [{ id: '063', text: 'Argentina' }], ttlMs: 60_000 }]);
+    const r = await stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
+    expect(r.rows).toEqual([]);
+    expect(stack.connector.stats.unmappedRows).toBeGreaterThan(0);
+  });
+});
+
+describe('ComexStatConnector: release awareness', () => {
+  it('answers unpublished months "not_published" without a call, then fetches them once released', async () => {
+    stack = await makeStack({ config: (c) => ({ ...c, releaseAware: { enabled: true, checkIntervalMs: 40 } }) });
+    const c = stack.connector;
+    const q: ComexStatMonthQuery = { flow: 'export', ano: 2026, mes: 10, ncm: '12019000', pais: '160' };
+    const first = await c.getMonth(q);
+    expect(first).toMatchObject({ status: 'not_published', rows: [], level: 'external' });
+    expect(stack.sim.stats.byPath['/general']).toBeUndefined();
+    expect(c.stats.notPublished).toBe(1);
+    expect(c.ttlFor(2026, 10, { status: 'not_published', rows: [], fetchedAt: 0 })).toBe(40);
+    expect((await c.getMonth(q)).level).toBe('l2');
+    stack.sim.setUpdated({ year: 2026, month: 10 });
+    await new Promise((r) => setTimeout(r, 60));
+    const released = await c.getMonth(q);
+    expect(released.status).toBe('ok');
+    expect(released.level).toBe('external');
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+  });
+
+  it('serves values fetched before a newer release as stale and refreshes them in the background', async () => {
+    let clock = Date.parse('2026-09-10T12:00:00Z');
+    stack = await makeStack({
+      now: () => clock,
+      config: (c) => ({ ...c, releaseAware: { enabled: true, checkIntervalMs: 1000 } }),
+    });
+    const c = stack.connector;
+    const q: ComexStatMonthQuery = { flow: 'export', ano: 2026, mes: 3, ncm: '12019000', pais: '160' };
+    const before = await c.getMonth(q);
+    expect(before.fetchedAt).toBe(clock);
+    // Next release (September data, out on Oct 6) revises the whole current year.
+    stack.sim.setUpdated(new Date('2026-10-06T00:00:00Z'));
+    clock = Date.parse('2026-10-07T00:00:00Z');
+    // Expire the release memo and the cached release in the tier.
+    await stack.cache.delete('comexstat:meta:dates-updated');
+    const served = await c.getMonth(q);
+    expect(served.stale).toBe(true);
+    expect(served.rows).toEqual(before.rows);
+    await c.drain();
+    const after = await c.getMonth(q);
+    expect(after.stale).toBe(false);
+    expect(after.level).toBe('l2');
+    expect(after.fetchedAt).toBe(clock);
+    expect(after.rows[0]?.fob).not.toBe(before.rows[0]?.fob);
+    // Frozen years are not refreshed, and live long.
+    const old = await c.getMonth({ flow: 'export', ano: 2024, mes: 3, ncm: '12019000', pais: '160' });
+    expect(old.stale).toBe(false);
+    expect(c.ttlFor(2024, 3, { status: 'ok', rows: [], fetchedAt: clock })).toBe(DEFAULT_CONNECTOR_CONFIG.cache.frozenTtlMs);
+  });
+
+  it('without release awareness uses the seed TTLs (past years = cache.ttl)', async () => {
+    stack = await makeStack({
+      now: () => Date.parse('2026-06-15T00:00:00Z'),
+      config: (c) => ({ ...c, cache: { ...c.cache, ttlMs: 1234 }, releaseAware: { enabled: false, checkIntervalMs: 1 } }),
+    });
+    const ok = { status: 'ok' as const, rows: [], fetchedAt: 0 };
+    expect(stack.connector.ttlFor(2024, 1, ok)).toBe(1234);
+    expect(stack.connector.ttlFor(2026, 5, ok)).toBe(24 * 3_600_000);
+    expect(stack.connector.ttlFor(2026, 6, ok)).toBe(6 * 3_600_000);
+    expect(await stack.connector.releaseInfo()).toBeUndefined();
+    const r = await stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
+    expect(r.status).toBe('ok');
+    expect(stack.sim.stats.byPath['/general/dates/updated']).toBeUndefined();
+  });
+
+  it('keeps working when the release cannot be read', async () => {
+    stack = await makeStack({ client: { retries: 0 } });
+    stack.sim.faults.inject({ type: 'http-500', path: '/general/dates' });
+    const r = await stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
+    expect(r.status).toBe('ok');
+    expect(stack.errors.some((e) => ComexStatApiError.isComexStatApiError(e))).toBe(true);
+  });
+});
+
+describe('ComexStatConnector: errors and options', () => {
+  it('rejects malformed queries with InvalidKeyError before any call', async () => {
+    stack = await makeStack();
+    const c = stack.connector;
+    const base: ComexStatMonthQuery = { flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' };
+    const bad: Partial<ComexStatMonthQuery>[] = [
+      { flow: 'both' as never },
+      { ano: 1990 },
+      { mes: 13 },
+      { ncm: '9011110' },
+      { ncm: 9011110 as never },
+      { pais: '63' },
+    ];
+    for (const b of bad) await expect(c.getMonth({ ...base, ...b })).rejects.toBeInstanceOf(InvalidKeyError);
+    expect(stack.sim.stats.calls).toBe(0);
+  });
+
+  it('rejects every waiter with the typed error when the upstream fails for good, then recovers', async () => {
+    stack = await makeStack({ client: { retries: 1 } });
+    await stack.connector.countryCodes();
+    await stack.connector.releaseInfo();
+    stack.sim.faults.inject({ type: 'http-503', count: 2, path: '/general' });
+    const qs: ComexStatMonthQuery[] = [
+      { flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' },
+      { flow: 'export', ano: 2025, mes: 2, ncm: '12019000', pais: '160' },
+    ];
+    const errors = await Promise.all(qs.map((q) => stack!.connector.getMonth(q).catch((e) => e)));
+    for (const e of errors) {
+      expect(e).toBeInstanceOf(ComexStatApiError);
+      expect(e.status).toBe(503);
+    }
+    const ok = await stack.connector.getMonth(qs[0] as ComexStatMonthQuery);
+    expect(ok.status).toBe('ok');
+    await expect(
+      stack.connector.fetchYear({ flow: 'export', ano: 2025, months: [1], ncms: ['12019000'], countries: ['160'] }).then(() => {
+        stack!.sim.faults.inject({ type: 'http-503', count: 2, path: '/general' });
+        return stack!.connector.fetchYear({ flow: 'import', ano: 2025, months: [1], ncms: ['12019000'], countries: ['160'] });
+      }),
+    ).rejects.toBeInstanceOf(ComexStatApiError);
+  });
+
+  it('goes upstream every time when cache.enabled is false', async () => {
+    stack = await makeStack({ config: (c) => ({ ...c, cache: { ...c.cache, enabled: false } }) });
+    const q: ComexStatMonthQuery = { flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' };
+    const a = await stack.connector.getMonth(q);
+    const b = await stack.connector.getMonth(q);
+    expect([a.level, b.level]).toEqual(['external', 'external']);
+    expect(stack.sim.stats.byPath['/general']).toBe(2);
+  });
+
+  it('builds keys from the YAML patterns, {flow} included', async () => {
+    stack = await makeStack({
+      config: (c) => ({ ...c, cache: { ...c.cache, keyPattern: 'cx:{flow}:{ano}:{mes}:{ncm}:{pais}', importKeyPattern: 'cx:{flow}:{ano}:{mes}:{ncm}:{pais}' } }),
+    });
+    expect(stack.connector.keyFor({ flow: 'import', ano: 2025, mes: 3, ncm: '12019000', pais: '063' })).toBe('cx:imp:2025:03:12019000:063');
+    const seed = await makeStack();
+    try {
+      expect(seed.connector.keyFor({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '063' })).toBe(
+        'comexstat:exp:2025:03:12019000:063',
+      );
+      expect(seed.connector.keyFor({ flow: 'import', ano: 2025, mes: 12, ncm: '12019000', pais: '063' })).toBe(
+        'comexstat:imp:2025:12:12019000:063',
+      );
+    } finally {
+      await seed.close();
+    }
+  });
+
+  it('stores "not_published" markers for a warming group with no published month', async () => {
+    stack = await makeStack();
+    const n = await stack.connector.fetchYear({ flow: 'export', ano: 2027, months: [1, 2], ncms: ['12019000'], countries: ['160', '063'] });
+    expect(n).toBe(4);
+    const r = await stack.connector.getMonth({ flow: 'export', ano: 2027, mes: 2, ncm: '12019000', pais: '063' });
+    expect(r).toMatchObject({ status: 'not_published', level: 'l2' });
+    expect(stack.sim.stats.byPath['/general']).toBeUndefined();
+  });
+});
