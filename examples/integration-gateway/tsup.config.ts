@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/main.ts', 'src/demo.ts'],
+  entry: ['src/index.ts', 'src/main.ts', 'src/demo.ts', 'src/warm.ts'],
   format: ['esm'],
   dts: false,
   clean: true,

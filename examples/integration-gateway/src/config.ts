@@ -16,6 +16,8 @@ export interface GatewayConfig {
   databaseUrl: string | undefined;
   /** L3_DATA_DIR: PGlite's data directory. @default '.data/pglite' */
   l3DataDir: string;
+  /** L3_SCHEMA: PostgreSQL schema of the L3 tables. @default 'public' */
+  l3Schema: string | undefined;
   /** COMEXSTAT_BASE_URL: the upstream (default: the real API, or the YAML's `api.base_url`). */
   comexstatBaseUrl: string | undefined;
   /** COMEXSTAT_CONFIG: path of the connector YAML. */
@@ -61,6 +63,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     cache,
     databaseUrl,
     l3DataDir: env.L3_DATA_DIR?.trim() || '.data/pglite',
+    l3Schema: env.L3_SCHEMA?.trim() || undefined,
     comexstatBaseUrl: base,
     comexstatConfigPath: env.COMEXSTAT_CONFIG?.trim() || undefined,
     adminToken: env.ADMIN_TOKEN ? env.ADMIN_TOKEN : undefined,

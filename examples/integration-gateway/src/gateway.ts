@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net';
 import {
   ComexStatClient,
   ComexStatConnector,
-  DEFAULT_CONNECTOR_CONFIG,
   loadConnectorConfig,
   RequestSpacer,
   type ComexStatConnectorConfig,
@@ -53,24 +52,11 @@ function connectorConfig(config: GatewayConfig, env: NodeJS.ProcessEnv): ComexSt
 }
 
 /**
- * Starts one gateway from environment variables: the tiers, the connector, the API on PORT and
- * `/metrics` on METRICS_PORT. Ports 0 pick free ones (see `url`/`metricsUrl`).
+ * The ComexStat connector over the runtime's cache: its client spaced across instances through
+ * Redis when L2 is configured.
  */
-export async function startGateway(options: StartGatewayOptions = {}): Promise<Gateway> {
-  const env = options.env ?? process.env;
-  const config = loadGatewayConfig(env);
-  const logger = options.logger ?? createLogger(config.logLevel);
+export function createConnector(config: GatewayConfig, runtime: GatewayRuntime, env: NodeJS.ProcessEnv, logger: Logger): ComexStatConnector {
   const connConfig = connectorConfig(config, env);
-  logger.info(
-    {
-      l1: config.cache.l1.enabled,
-      l2: config.cache.l2.enabled ? redactUrl(config.cache.l2.addr) : false,
-      l3: config.databaseUrl ? redactUrl(config.databaseUrl) : config.cache.l3.enabled ? `pglite:${config.l3DataDir}` : false,
-      upstream: config.comexstatBaseUrl ?? connConfig.api.baseUrl,
-    },
-    'starting integration gateway',
-  );
-  const runtime = await createRuntime(config, env, logger);
   const spacer = new RequestSpacer({
     minIntervalMs: connConfig.rateLimit.minIntervalMs,
     redis: runtime.redis,
@@ -84,12 +70,34 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     language: connConfig.api.language,
     spacer,
   });
-  const connector = new ComexStatConnector({
+  return new ComexStatConnector({
     client,
     cache: runtime.cache,
     config: connConfig,
     onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
   });
+}
+
+/**
+ * Starts one gateway from environment variables: the tiers, the connector, the API on PORT and
+ * `/metrics` on METRICS_PORT. Ports 0 pick free ones (see `url`/`metricsUrl`).
+ */
+export async function startGateway(options: StartGatewayOptions = {}): Promise<Gateway> {
+  const env = options.env ?? process.env;
+  const config = loadGatewayConfig(env);
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const upstream = config.comexstatBaseUrl ?? connectorConfig(config, env).api.baseUrl;
+  logger.info(
+    {
+      l1: config.cache.l1.enabled,
+      l2: config.cache.l2.enabled ? redactUrl(config.cache.l2.addr) : false,
+      l3: config.databaseUrl ? redactUrl(config.databaseUrl) : config.cache.l3.enabled ? `pglite:${config.l3DataDir}` : false,
+      upstream,
+    },
+    'starting integration gateway',
+  );
+  const runtime = await createRuntime(config, env, logger);
+  const connector = createConnector(config, runtime, env, logger);
   const app = createApp({ cache: runtime.cache, fetchMonth: (q) => connector.getMonth(q), adminToken: config.adminToken, logger });
   const metricsServer = createMetricsServer(runtime.registry);
   await app.listen({ port: config.port, host: config.host });
@@ -115,8 +123,12 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
       closing ??= (async () => {
         app.setPhase('draining');
         await app.close();
+        logger.debug('http server closed');
         await connector.drain().catch(() => undefined);
+        logger.debug('connector drained');
         await runtime.close();
+        logger.debug('tiers closed');
+        metricsServer.closeAllConnections();
         await new Promise<void>((r) => metricsServer.close(() => r()));
         logger.info('integration gateway stopped');
       })();
@@ -124,5 +136,3 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     },
   };
 }
-
-export { DEFAULT_CONNECTOR_CONFIG };

@@ -53,7 +53,7 @@ export async function createRuntime(config: GatewayConfig, env: NodeJS.ProcessEn
   let l3: PostgresTier | undefined;
   let aggregates: AggregatesStore | undefined;
   if (config.databaseUrl) {
-    l3 = new PostgresTier({ connectionString: config.databaseUrl, migrate: true, onError: (error) => log.warn({ err: errInfo(error) }, 'postgres pool error') });
+    l3 = new PostgresTier({ connectionString: config.databaseUrl, schema: config.l3Schema, migrate: true, onError: (error) => log.warn({ err: errInfo(error) }, 'postgres pool error') });
     await l3.init().catch((error: unknown) => log.warn({ err: errInfo(error) }, 'L3 PostgreSQL not ready at start; serving degraded'));
   } else if (config.cache.l3.enabled) {
     l3 = await createPgliteTier({ dataDir: config.l3DataDir });
@@ -61,7 +61,7 @@ export async function createRuntime(config: GatewayConfig, env: NodeJS.ProcessEn
   if (l3) {
     tiers.push(l3);
     const db = await l3.database().catch(() => undefined);
-    if (db) aggregates = new AggregatesStore({ db });
+    if (db) aggregates = new AggregatesStore({ db, schema: config.l3Schema });
   }
 
   const cache = new MultiLevelCache({

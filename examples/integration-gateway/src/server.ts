@@ -92,6 +92,11 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
     request.log.error({ err: { message: error.message } }, 'unexpected error');
     return reply.code(500).send(errorBody('E_INTERNAL', 'Unexpected error; see the gateway logs'));
   });
+  // While draining, ask clients to close their keep-alive connections after each response, so that
+  // closing the server does not wait for connections that became idle after it started closing.
+  app.addHook('onSend', async (_request, reply) => {
+    if (phase === 'draining') reply.header('connection', 'close');
+  });
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('E_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)));
 
   const querySchema = {

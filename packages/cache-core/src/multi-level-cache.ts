@@ -47,7 +47,11 @@ export interface MultiLevelCacheOptions {
    * written together do not expire together. @default 0
    */
   ttlJitter?: number;
-  /** How long a settled load stays shareable by callers that arrive just after it. @default 10000 */
+  /**
+   * How long a settled load stays shareable by callers that arrive just after it when no tier could
+   * store it (tiers down): they get it without another upstream call. Otherwise they read it from
+   * the tiers. Writes and invalidations end the window. @default 10000
+   */
   coalesceWindowMs?: number;
   /** Timeout of each operation on a shared (remote) tier. @default 1000 */
   tierTimeoutMs?: number;
@@ -454,15 +458,6 @@ export class MultiLevelCache extends EventEmitter {
       this.inflight.delete(key);
     });
     this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
-    flight.then(
-      (result) => {
-        if (this.opts.coalesceWindowMs > 0 && result.level === Level.External && !result.stale) {
-          this.recent.set(key, { result, until: Date.now() + this.opts.coalesceWindowMs });
-          if (this.recent.size > 10_000) this.pruneRecent();
-        }
-      },
-      () => {},
-    );
     return flight;
   }
 
@@ -672,7 +667,13 @@ export class MultiLevelCache extends EventEmitter {
         }
         const ttl = value === null ? this.opts.negativeTtlMs : typeof options.ttlMs === 'function' ? options.ttlMs(value) : (options.ttlMs ?? this.opts.defaultTtlMs);
         const entry = this.makeEntry(value, ttl, options.staleTtlMs);
-        await this.writeAll(key, entry);
+        const stored = await this.writeAll(key, entry);
+        // Callers arriving just after find the value in a tier; when no tier could keep it (all
+        // down), the settled result stays shareable for the window so the upstream is not hit again.
+        if (stored === 0 && this.opts.coalesceWindowMs > 0) {
+          this.recent.set(key, { result: { value, level: Level.External, stale: false }, until: Date.now() + this.opts.coalesceWindowMs });
+          if (this.recent.size > 10_000) this.pruneRecent();
+        }
         await this.publish({ type: 'delete', keys: [key] });
         return value;
       } catch (error) {
@@ -762,14 +763,18 @@ export class MultiLevelCache extends EventEmitter {
     }
   }
 
-  private async writeAll(key: string, entry: CacheEntry): Promise<void> {
-    await Promise.all(
+  /** Writes to every tier; resolves how many tiers stored the entry. */
+  private async writeAll(key: string, entry: CacheEntry): Promise<number> {
+    const stored = await Promise.all(
       this.states.map((state) =>
         this.tierCall(state, 'set', key, () => state.tier.set(key, entry)).then((r) => {
-          if (r === SKIPPED) this.remember(state, key);
+          if (r !== SKIPPED) return 1;
+          this.remember(state, key);
+          return 0;
         }),
       ),
     );
+    return stored.reduce<number>((a, b) => a + b, 0);
   }
 
   private async publish(message: InvalidationMessage): Promise<void> {
@@ -893,6 +898,8 @@ export class MultiLevelCache extends EventEmitter {
 export function classifyError(error: unknown, tier?: string): CacheErrorType {
   if (error instanceof TimeoutError || (BgcCacheError.isInstance(error) && error.code === 'E_TIMEOUT')) return 'timeout';
   if (BgcCacheError.isInstance(error)) {
+    if (error.code.endsWith('_TIMEOUT')) return 'timeout';
+    if (error.code.endsWith('_CONNECTION') || error.code.endsWith('_CLOSED')) return 'connection_error';
     if (error.code === 'E_CIRCUIT_OPEN') return 'circuit_open';
     if (error.code === 'E_SERIALIZATION') return 'serialization_error';
     if (error.code === 'E_INVALID_VALUE') return 'invalid_value';

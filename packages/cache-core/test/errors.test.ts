@@ -56,5 +56,7 @@ describe('errors', () => {
     expect(classifyError(new Error('ERR'), 'redis')).toBe('redis_error');
     expect(classifyError(new Error('ERR'), 'postgres')).toBe('postgres_error');
     expect(classifyError('weird')).toBe('unknown');
+    expect(classifyError(new TierError('postgres', 'get', 'slow', { code: 'E_L3_TIMEOUT' }))).toBe('timeout');
+    expect(classifyError(new TierError('redis', 'get', 'down', { code: 'E_L2_CONNECTION' }))).toBe('connection_error');
   });
 });

@@ -250,16 +250,19 @@ describe('MultiLevelCache.getOrLoad', () => {
     expect(calls).toBe(1);
   });
 
-  it('keeps a settled load shareable for the coalescing window', async () => {
+  it('keeps a settled load shareable for the coalescing window when no tier could store it', async () => {
     const t = new FakeTier({ level: 'l2' });
-    const cache = make({ tiers: [t], coalesceWindowMs: 10_000 });
+    const cache = make({ tiers: [t], coalesceWindowMs: 10_000, circuitBreaker: false });
     let calls = 0;
+    t.failWith = new Error('down');
     await cache.getOrLoad('k', async () => ++calls);
-    t.store.clear();
     expect((await cache.getOrLoad('k', async () => ++calls)).value).toBe(1);
     expect(calls).toBe(1);
+    t.failWith = undefined;
     await cache.delete('k');
     expect((await cache.getOrLoad('k', async () => ++calls)).value).toBe(2);
+    expect((await cache.getOrLoad('k', async () => ++calls))).toEqual({ value: 2, level: 'l2', stale: false });
+    expect(calls).toBe(2);
   });
 
   it('stores null results for negativeTtlMs and rejects undefined', async () => {

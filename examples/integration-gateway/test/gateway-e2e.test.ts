@@ -1,0 +1,211 @@
+// End-to-end: the gateway as a separate process (`node dist/main.js`) against the ComexStat
+// simulator, its own redis-server and the real PostgreSQL.
+import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedis } from '../../../scripts/redis-servers.mjs';
+import { type GatewayProcess, PG_URL, startGatewayProcess, tempSchema, testConnectorYaml } from './helpers.js';
+
+const TOKEN = 's3cret-admin-token-0123456789';
+let sim: ComexStatSimulator;
+let redis: RedisServer;
+let schema: Awaited<ReturnType<typeof tempSchema>>;
+let a: GatewayProcess;
+let b: GatewayProcess;
+let env: Record<string, string>;
+let year: number;
+
+const get = async (g: GatewayProcess, path: string) => {
+  const r = await fetch(`${g.url}${path}`);
+  return { status: r.status, level: r.headers.get('x-cache-level'), body: (await r.json()) as Record<string, unknown> };
+};
+
+beforeAll(async () => {
+  sim = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 5, perRowMs: 0 } });
+  year = sim.release.year - 1;
+  redis = await startRedis({ password: 'redis-pw-e2e' });
+  schema = await tempSchema();
+  env = {
+    COMEXSTAT_BASE_URL: sim.url,
+    COMEXSTAT_CONFIG: testConnectorYaml(),
+    CACHE_L2_ENABLED: 'true',
+    REDIS_ADDR: `127.0.0.1:${redis.port}`,
+    REDIS_PASSWORD: 'redis-pw-e2e',
+    DATABASE_URL: PG_URL,
+    L3_SCHEMA: schema.name,
+    ADMIN_TOKEN: TOKEN,
+    LOG_LEVEL: 'debug',
+  };
+  a = await startGatewayProcess({ ...env, INSTANCE_ID: 'e2e-a' });
+  b = await startGatewayProcess({ ...env, INSTANCE_ID: 'e2e-b' });
+});
+
+afterAll(async () => {
+  await a?.stop('SIGKILL');
+  await b?.stop('SIGKILL');
+  await sim?.close();
+  await redis?.stop();
+  await schema?.drop();
+});
+
+describe('ComexStat routes', () => {
+  it('serves exportacao_mes from upstream, then from L1, with the contract shape', async () => {
+    const q = `/comexstat/exportacao_mes?ano=${year}&mes=3&ncm=12019000&pais=160`;
+    const first = await get(a, q);
+    expect(first.status).toBe(200);
+    expect(first.level).toBe('external');
+    expect(first.body).toMatchObject({ ano: year, mes: 3, ncm: '12019000', pais: '160' });
+    const rows = first.body.rows as { ncm: string; pais: string; fob: number }[];
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows[0]).toMatchObject({ ncm: '12019000', pais: '160' });
+    const second = await get(a, q);
+    expect(second.level).toBe('l1');
+    expect(second.body).toEqual(first.body);
+  });
+
+  it('another instance finds it in L2 (shared Redis)', async () => {
+    const q = `/comexstat/exportacao_mes?ano=${year}&mes=3&ncm=12019000&pais=160`;
+    const r = await get(b, q);
+    expect(r.status).toBe(200);
+    expect(r.level).toBe('l2');
+  });
+
+  it('serves importacao_mes, and rows: [] when there was no trade', async () => {
+    const r = await get(a, `/comexstat/importacao_mes?ano=${year}&mes=5&ncm=27090010&pais=249`);
+    expect(r.status).toBe(200);
+    expect(Array.isArray(r.body.rows)).toBe(true);
+    const none = await get(a, `/comexstat/exportacao_mes?ano=${year}&mes=5&ncm=99999999&pais=160`);
+    expect(none.status).toBe(200);
+    expect(none.body.rows).toEqual([]);
+  });
+
+  it.each([
+    ['ano=1990&mes=3&ncm=12019000&pais=160', 'ano'],
+    ['ano=abc&mes=3&ncm=12019000&pais=160', 'ano'],
+    ['ano=2024&mes=13&ncm=12019000&pais=160', 'mes'],
+    ['ano=2024&mes=0&ncm=12019000&pais=160', 'mes'],
+    ['ano=2024&mes=3&ncm=1201900&pais=160', 'ncm'],
+    ['ano=2024&mes=3&ncm=1201900A&pais=160', 'ncm'],
+    ['ano=2024&mes=3&ncm=12019000&pais=16', 'pais'],
+    ['ano=2024&mes=3&ncm=12019000', 'pais'],
+  ])('400 naming the parameter for %s', async (qs, param) => {
+    const r = await get(a, `/comexstat/exportacao_mes?${qs}`);
+    expect(r.status).toBe(400);
+    const error = r.body.error as { code: string; message: string };
+    expect(error.code).toBe('E_INVALID_PARAMETER');
+    expect(error.message).toContain(`Parameter ${param}`);
+  });
+
+  it('404 with the error shape for unknown routes', async () => {
+    const r = await get(a, '/comexstat/nope');
+    expect(r.status).toBe(404);
+    expect((r.body.error as { code: string }).code).toBe('E_NOT_FOUND');
+  });
+
+  it('upstream failure with nothing cached → 502 with the error shape', async () => {
+    sim.faults.inject({ type: 'http-500', count: 5, path: '/general' });
+    const r = await get(a, `/comexstat/exportacao_mes?ano=${year - 3}&mes=7&ncm=09011110&pais=249`);
+    sim.faults.clear();
+    expect([502, 503]).toContain(r.status);
+    const error = r.body.error as { code: string; message: string };
+    expect(error.code).toMatch(/^E_/);
+    expect(error.message).toMatch(/ComexStat|upstream/i);
+  });
+});
+
+describe('admin invalidation', () => {
+  const q = `/comexstat/exportacao_mes?ano=${new Date().getFullYear() - 2}&mes=8&ncm=26011100&pais=160`;
+  const key = () => `comexstat:exp:${year - 1}:08:26011100:160`;
+
+  it('401 without, with a wrong, and with a wrong-length token', async () => {
+    for (const auth of [undefined, `Bearer ${TOKEN.replace('s', 'x')}`, 'Bearer short', 'Basic abc']) {
+      const r = await fetch(`${a.url}/admin/cache/invalidate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+        body: JSON.stringify({ keys: ['x'] }),
+      });
+      expect(r.status).toBe(401);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('E_UNAUTHORIZED');
+    }
+  });
+
+  it('removes keys from every tier and from the other instance\'s L1 through the bus', async () => {
+    const path = q.replace(/ano=\d+/, `ano=${year - 1}`);
+    await get(a, path);
+    expect((await get(b, path)).level).toBe('l2');
+    expect((await get(b, path)).level).toBe('l1');
+    const r = await fetch(`${a.url}/admin/cache/invalidate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ keys: [key()] }),
+    });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ invalidated: 1 });
+    await new Promise((res) => setTimeout(res, 150));
+    expect((await get(b, path)).level).toBe('external');
+  });
+
+  it('400 for a malformed body', async () => {
+    const r = await fetch(`${a.url}/admin/cache/invalidate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ keys: [] }),
+    });
+    expect(r.status).toBe(400);
+  });
+});
+
+describe('health, readiness, metrics, logs', () => {
+  it('/healthz and /readyz report per-tier status', async () => {
+    expect((await get(a, '/healthz')).body).toEqual({ status: 'ok' });
+    const ready = await get(a, '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({ status: 'ok', tiers: { l1: 'up', l2: 'up', l3: 'up' } });
+  });
+
+  it('/metrics on METRICS_PORT exposes the seed\'s metrics with bounded labels', async () => {
+    const text = await (await fetch(a.metricsUrl)).text();
+    expect(text).toMatch(/integration_gateway_cache_hits_total\{level="l1",connector="comexstat",endpoint="exportacao_mes"\} [1-9]/);
+    expect(text).toContain('integration_gateway_cache_misses_total');
+    expect(text).toContain('integration_gateway_cache_latency_seconds_bucket');
+    expect(text).not.toMatch(/comexstat:exp:/);
+  });
+
+  it('never logs the Redis password or the admin token', () => {
+    expect(a.output()).toContain('integration gateway ready');
+    expect(a.output()).not.toContain('redis-pw-e2e');
+    expect(a.output()).not.toContain(TOKEN);
+  });
+
+  it('the admin route does not exist without ADMIN_TOKEN, and readiness survives a dead Redis', async () => {
+    const dead = await startGatewayProcess({ ...env, ADMIN_TOKEN: '', REDIS_ADDR: '127.0.0.1:1', INSTANCE_ID: 'e2e-c' });
+    try {
+      const r = await fetch(`${dead.url}/admin/cache/invalidate`, { method: 'POST', body: '{}' });
+      expect(r.status).toBe(404);
+      const served = await get(dead, `/comexstat/exportacao_mes?ano=${year}&mes=3&ncm=12019000&pais=160`);
+      expect(served.status).toBe(200);
+      expect(served.level).toBe('l3');
+      const ready = await get(dead, '/readyz');
+      expect(ready.status).toBe(200);
+      expect(ready.body.status).toBe('degraded');
+      expect((ready.body.tiers as Record<string, string>).l2).not.toBe('up');
+    } finally {
+      await dead.stop('SIGKILL');
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('SIGTERM finishes in-flight requests, turns readiness off and exits 0', async () => {
+    const g = await startGatewayProcess({ ...env, INSTANCE_ID: 'e2e-d' });
+    sim.faults.inject({ type: 'slow', delayMs: 1500, count: 1, path: '/general' });
+    const inflight = get(g, `/comexstat/exportacao_mes?ano=${year - 4}&mes=2&ncm=17011400&pais=063`);
+    await new Promise((r) => setTimeout(r, 300));
+    const exited = g.stop('SIGTERM');
+    const r = await inflight;
+    expect(r.status).toBe(200);
+    const code = await exited;
+    if (code !== 0) console.log(g.output());
+    expect(code).toBe(0);
+    expect(g.output()).toContain('integration gateway stopped');
+  });
+});
