@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { loadGatewayConfig, redactUrl } from '../src/config.js';
+import { goals, percentile, renderTable } from '../src/demo/report.js';
+import { parseDemoArgs } from '../src/demo/args.js';
+import { buildTraffic, zipf, prng } from '../src/demo/traffic.js';
+import { safeEqual } from '../src/server.js';
+
+describe('gateway configuration', () => {
+  it('has the seed defaults', () => {
+    const c = loadGatewayConfig({});
+    expect(c).toMatchObject({ port: 8080, metricsPort: 8081, databaseUrl: undefined, adminToken: undefined, logLevel: 'info' });
+    expect(c.cache.l1.maxSizeBytes).toBe(100 * 1024 * 1024);
+  });
+  it('names the bad variable', () => {
+    expect(() => loadGatewayConfig({ PORT: 'http' })).toThrow(/PORT/);
+    expect(() => loadGatewayConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL/);
+    expect(() => loadGatewayConfig({ COMEXSTAT_BASE_URL: 'not a url' })).toThrow(/COMEXSTAT_BASE_URL/);
+    expect(() => loadGatewayConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
+    expect(() => loadGatewayConfig({ CACHE_L1_DEFAULT_TTL: '5 minutes' })).toThrow(/CACHE_L1_DEFAULT_TTL/);
+  });
+  it('redacts passwords in URLs', () => {
+    expect(redactUrl('redis://user:pw@h:6379')).toBe('redis://user:***@h:6379');
+    expect(redactUrl('postgres://u:secret@db/x')).toBe('postgres://u:***@db/x');
+    expect(redactUrl('h:6379')).toBe('h:6379');
+  });
+  it('compares tokens in constant time, whatever their length', () => {
+    expect(safeEqual('abc', 'abc')).toBe(true);
+    expect(safeEqual('abc', 'abd')).toBe(false);
+    expect(safeEqual('abc', 'a-much-longer-token')).toBe(false);
+  });
+});
+
+describe('demo helpers', () => {
+  it('parses arguments', () => {
+    expect(parseDemoArgs(['--instances', '3', '--json'])).toEqual({ instances: 3, requests: 20_000, concurrency: 32, json: true });
+    expect(() => parseDemoArgs(['--instances', 'x'])).toThrow(/positive integer/);
+    expect(() => parseDemoArgs(['--what'])).toThrow(/unknown argument/);
+  });
+  it('builds a deterministic Zipf day of valid requests', () => {
+    const o = { requests: 2000, ncms: ['12019000', '09011110', '27090010'], countries: ['160', '249'], coldCountries: ['063'], latest: { year: 2026, month: 2 }, seed: 1 };
+    const a = buildTraffic(o);
+    expect(buildTraffic(o)).toEqual(a);
+    expect(a).toHaveLength(2000);
+    for (const r of a) expect(r.path).toMatch(/^\/comexstat\/(exportacao|importacao)_mes\?ano=20(25|26)&mes=\d{1,2}&ncm=\d{8}&pais=\d{3}$/);
+    const top = a.filter((r) => r.path.includes('ncm=12019000')).length;
+    expect(top).toBeGreaterThan(a.filter((r) => r.path.includes('ncm=27090010')).length);
+    const z = zipf(10, 1, prng(3));
+    const counts = new Array(10).fill(0);
+    for (let i = 0; i < 10_000; i++) counts[z()]++;
+    expect(counts[0]).toBeGreaterThan(counts[9] * 5);
+  });
+  it('reports percentiles and goals', () => {
+    expect(percentile([1, 2, 3, 4], 0.5)).toBe(2);
+    expect(percentile([], 0.5)).toBe(0);
+    const report = { instances: 1, tiers: 'l1 + l3', keysWarmed: 12000, upstreamCallsWarming: 4, requests: 100, errors: 0, statuses: { 200: 100 }, levels: { l1: 99, external: 1 }, hitRate: 0.99, p50Ms: 1, p95Ms: 60, p99Ms: 80, reqPerSec: 2000, seconds: 0.05, upstreamCallsDay: 3 };
+    expect(goals(report).map((g) => g.ok)).toEqual([true, false, true, true]);
+    expect(renderTable(report)).toContain('MISS  P95 < 50 ms');
+  });
+});
