@@ -3,9 +3,13 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ComexStatClient } from './comexstat-client.js';
 import { type ComexStatCache, ComexStatConnector } from './comexstat-connector.js';
-import { type ComexStatConnectorConfig, DEFAULT_CONNECTOR_CONFIG, loadConnectorConfig } from './connector-config.js';
+import {
+  type ComexStatConnectorConfig,
+  DEFAULT_CONNECTOR_CONFIG,
+  loadConnectorConfig,
+} from './connector-config.js';
 import { RequestSpacer } from './request-spacer.js';
-import { startComexStatSimulator } from './simulator/comexstat-simulator.js';
+import { type ComexStatSimulator, startComexStatSimulator } from './simulator/comexstat-simulator.js';
 import { SingleTierCache } from './single-tier-cache.js';
 import { warmComexStat } from './warm-comexstat.js';
 import { createWarmReporter } from './warm-reporter.js';
@@ -17,8 +21,21 @@ const USAGE = `usage:
                      [--cache-module ./cache.mjs]   (default export: (config) => cache; else in-memory dry run)
 `;
 
-/** Runs the CLI with `argv` (without node and script). Resolves the exit code. */
-export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+/** Hooks for embedding the CLI (tests, demos). */
+export interface CliHooks {
+  /** Receives the running simulator; when given, the CLI installs no signal handlers. */
+  onSimulator?: (sim: ComexStatSimulator) => void;
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script). Resolves the exit code, or -1 when a
+ * long-running command (the simulator) keeps running.
+ */
+export async function main(
+  argv: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  hooks: CliHooks = {},
+): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'simulator') {
     const { values } = parseArgs({
@@ -37,11 +54,22 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     const sim = await startComexStatSimulator({
       port: Number(values.port),
       host: values.host,
-      rateLimit: values['no-rate-limit'] ? false : { max: 1, windowMs: Number(values['window-ms']), strict: true },
+      rateLimit: values['no-rate-limit']
+        ? false
+        : { max: 1, windowMs: Number(values['window-ms']), strict: true },
       latency: { baseMs: Number(values['latency-ms']), perRowMs: Number(values['per-row-ms']) },
-      updated: updated && updated.length === 2 ? { year: updated[0] as number, month: updated[1] as number } : undefined,
+      updated:
+        updated && updated.length === 2
+          ? { year: updated[0] as number, month: updated[1] as number }
+          : undefined,
     });
-    out.write(`ComexStat simulator listening on ${sim.url} (release ${sim.release.updated}, data through ${sim.release.year}-${String(sim.release.month).padStart(2, '0')})\n`);
+    out.write(
+      `ComexStat simulator listening on ${sim.url} (release ${sim.release.updated}, data through ${sim.release.year}-${String(sim.release.month).padStart(2, '0')})\n`,
+    );
+    if (hooks.onSimulator) {
+      hooks.onSimulator(sim);
+      return -1;
+    }
     const stop = async () => {
       out.write(`served ${sim.stats.calls} calls (${sim.stats.rateLimited} rate-limited)\n`);
       await sim.close();
@@ -62,15 +90,23 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
         'cache-module': { type: 'string' },
       },
     });
-    const base: ComexStatConnectorConfig = values.config ? loadConnectorConfig(values.config) : DEFAULT_CONNECTOR_CONFIG;
+    const base: ComexStatConnectorConfig = values.config
+      ? loadConnectorConfig(values.config)
+      : DEFAULT_CONNECTOR_CONFIG;
     const config: ComexStatConnectorConfig = {
       ...base,
       api: { ...base.api, baseUrl: values['base-url'] ?? base.api.baseUrl },
-      rateLimit: { minIntervalMs: values['min-interval-ms'] ? Number(values['min-interval-ms']) : base.rateLimit.minIntervalMs },
+      rateLimit: {
+        minIntervalMs: values['min-interval-ms']
+          ? Number(values['min-interval-ms'])
+          : base.rateLimit.minIntervalMs,
+      },
     };
     let cache: ComexStatCache;
     if (values['cache-module']) {
-      const mod = (await import(pathToFileURL(values['cache-module']).href)) as { default: (c: ComexStatConnectorConfig) => ComexStatCache | Promise<ComexStatCache> };
+      const mod = (await import(pathToFileURL(values['cache-module']).href)) as {
+        default: (c: ComexStatConnectorConfig) => ComexStatCache | Promise<ComexStatCache>;
+      };
       cache = await mod.default(config);
     } else {
       out.write('no --cache-module: warming an in-memory cache (dry run: shows the calls it would make)\n');

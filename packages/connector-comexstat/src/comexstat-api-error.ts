@@ -40,6 +40,7 @@ export class ComexStatApiError extends UpstreamError {
   readonly body: string | undefined;
   /** For 429s, the wait announced in the message ("tente novamente em N segundos"), ms. */
   readonly retryAfterMs: number | undefined;
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: read through the Symbol.for key by isComexStatApiError
   private readonly [MARKER] = true;
 
   constructor(message: string, options: ComexStatApiErrorOptions) {

@@ -151,9 +151,14 @@ export class ComexStatClient {
 
   /** `GET /tables/countries`: every partner (≈281 rows), names trimmed. */
   async countries(search?: string): Promise<ComexStatCountry[]> {
-    const data = (await this.call('GET', '/tables/countries', search ? { search } : {})) as { list?: unknown } | null;
+    const data = (await this.call('GET', '/tables/countries', search ? { search } : {})) as {
+      list?: unknown;
+    } | null;
     if (!Array.isArray(data?.list)) throw this.malformed('/tables/countries', 'data.list is missing');
-    return (data.list as { id: unknown; text: unknown }[]).map((c) => ({ id: String(c.id), text: String(c.text).trim() }));
+    return (data.list as { id: unknown; text: unknown }[]).map((c) => ({
+      id: String(c.id),
+      text: String(c.text).trim(),
+    }));
   }
 
   /** `GET /tables/countries/{id}`. Resolves `undefined` for an unknown id. */
@@ -166,7 +171,10 @@ export class ComexStatClient {
   async ncms(search: NcmSearch = {}): Promise<{ list: ComexStatNcm[]; count: number }> {
     const params: Record<string, string> = {};
     for (const [k, v] of Object.entries(search)) if (v !== undefined) params[k] = String(v);
-    const data = (await this.call('GET', '/tables/ncm', params)) as { list?: unknown; count?: unknown } | null;
+    const data = (await this.call('GET', '/tables/ncm', params)) as {
+      list?: unknown;
+      count?: unknown;
+    } | null;
     if (!Array.isArray(data?.list)) throw this.malformed('/tables/ncm', 'data.list is missing');
     return { list: data.list as ComexStatNcm[], count: Number(data.count ?? data.list.length) };
   }
@@ -224,7 +232,8 @@ export class ComexStatClient {
 
   private delayFor(retry: number, error: ComexStatApiError | undefined): number {
     const jitter = this.random() * Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (retry - 1));
-    const wanted = error?.retryAfterMs !== undefined ? error.retryAfterMs + this.random() * this.baseDelayMs : jitter;
+    const wanted =
+      error?.retryAfterMs !== undefined ? error.retryAfterMs + this.random() * this.baseDelayMs : jitter;
     return Math.min(this.maxDelayMs, wanted);
   }
 
@@ -257,7 +266,13 @@ export class ComexStatClient {
         timedOut
           ? `ComexStat did not answer ${url} within ${this.timeoutMs} ms; raise timeoutMs or narrow the query`
           : `ComexStat request to ${url} failed before a response arrived (${(cause as Error)?.message ?? cause}); check connectivity`,
-        { code: timedOut ? 'E_COMEXSTAT_TIMEOUT' : 'E_COMEXSTAT_NETWORK', url, status, isRetryable: true, cause },
+        {
+          code: timedOut ? 'E_COMEXSTAT_TIMEOUT' : 'E_COMEXSTAT_NETWORK',
+          url,
+          status,
+          isRetryable: true,
+          cause,
+        },
       );
     } finally {
       clearTimeout(timer);
@@ -308,7 +323,11 @@ export class ComexStatClient {
     }
     if (!isJson) {
       return this.throwing(
-        fail('E_COMEXSTAT_MALFORMED', `ComexStat answered ${url} with ${contentType || 'no content type'}, not JSON`, true),
+        fail(
+          'E_COMEXSTAT_MALFORMED',
+          `ComexStat answered ${url} with ${contentType || 'no content type'}, not JSON`,
+          true,
+        ),
       );
     }
     if (!parsed || parsed.error) {

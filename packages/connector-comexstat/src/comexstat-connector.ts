@@ -178,7 +178,13 @@ export class ComexStatConnector {
   /** The cache key of a cell, from the configured key patterns. */
   keyFor(q: ComexStatMonthQuery): string {
     const pattern = q.flow === 'export' ? this.exportKeys : this.importKeys;
-    return pattern.build({ ano: q.ano, mes: pad2(q.mes), ncm: q.ncm, pais: q.pais, flow: q.flow === 'export' ? 'exp' : 'imp' });
+    return pattern.build({
+      ano: q.ano,
+      mes: pad2(q.mes),
+      ncm: q.ncm,
+      pais: q.pais,
+      flow: q.flow === 'export' ? 'exp' : 'imp',
+    });
   }
 
   /**
@@ -192,7 +198,13 @@ export class ComexStatConnector {
     const key = this.keyFor(q);
     if (!this.config.cache.enabled) {
       const value = await this.want(q, key, false);
-      return { rows: value.rows, status: value.status, level: 'external', stale: false, fetchedAt: value.fetchedAt };
+      return {
+        rows: value.rows,
+        status: value.status,
+        level: 'external',
+        stale: false,
+        fetchedAt: value.fetchedAt,
+      };
     }
     const res = await this.cache.getOrLoad<ComexStatMonthValue>(key, () => this.want(q, key, true), {
       ttlMs: (v) => this.ttlFor(q.ano, q.mes, v),
@@ -229,7 +241,14 @@ export class ComexStatConnector {
         for (const ncm of group.ncms) {
           for (const pais of group.countries) {
             const value: ComexStatMonthValue = { status: 'not_published', rows: [], fetchedAt: this.now() };
-            items.push(this.item(this.keyFor({ flow: group.flow, ano: group.ano, mes, ncm, pais }), group.ano, mes, value));
+            items.push(
+              this.item(
+                this.keyFor({ flow: group.flow, ano: group.ano, mes, ncm, pais }),
+                group.ano,
+                mes,
+                value,
+              ),
+            );
           }
         }
       }
@@ -310,7 +329,8 @@ export class ComexStatConnector {
   ttlFor(ano: number, mes: number, value: ComexStatMonthValue): number {
     if (value.status === 'not_published') return this.config.releaseAware.checkIntervalMs;
     const release = this.release?.value;
-    if (this.config.releaseAware.enabled && release && isFrozenYear(ano, release)) return this.config.cache.frozenTtlMs;
+    if (this.config.releaseAware.enabled && release && isFrozenYear(ano, release))
+      return this.config.cache.frozenTtlMs;
     const ttl = ttlForComexStat(ano, mes, new Date(this.now()));
     return ttl === PAST_YEAR_TTL_MS ? this.config.cache.ttlMs : ttl;
   }
@@ -331,7 +351,13 @@ export class ComexStatConnector {
     }
     for (const b of this.inflight) {
       const s = b.sealed;
-      if (b.flow === q.flow && b.ano === q.ano && s && s.months.includes(q.mes) && s.ncms.has(q.ncm) && s.countries.has(q.pais)) {
+      if (
+        b.flow === q.flow &&
+        b.ano === q.ano &&
+        s?.months.includes(q.mes) &&
+        s.ncms.has(q.ncm) &&
+        s.countries.has(q.pais)
+      ) {
         this.stats.mergedMisses++;
         await b.done;
         const v = b.results?.get(key);
@@ -374,7 +400,10 @@ export class ComexStatConnector {
     const lastMonth = release && batch.ano === release.year ? release.month : 12;
     const requested = [...batch.months].sort((a, b) => a - b);
     const first = batch.fanOut && this.config.fanOut.wholeYear ? 1 : (requested[0] as number);
-    const last = batch.fanOut && this.config.fanOut.wholeYear ? lastMonth : Math.min(lastMonth, requested[requested.length - 1] as number);
+    const last =
+      batch.fanOut && this.config.fanOut.wholeYear
+        ? lastMonth
+        : Math.min(lastMonth, requested[requested.length - 1] as number);
     const ncms = new Set(batch.ncms);
     const countries = new Set(batch.countries);
     if (batch.fanOut && this.config.fanOut.topLists) {
@@ -433,7 +462,11 @@ export class ComexStatConnector {
     }
   }
 
-  private fanOut(batch: Batch, rows: GeneralRow[], names: Map<string, string>): Map<string, ComexStatMonthValue> {
+  private fanOut(
+    batch: Batch,
+    rows: GeneralRow[],
+    names: Map<string, string>,
+  ): Map<string, ComexStatMonthValue> {
     const sealed = batch.sealed as NonNullable<Batch['sealed']>;
     const fetchedAt = this.now();
     const out = new Map<string, ComexStatMonthValue>();
@@ -479,15 +512,26 @@ export class ComexStatConnector {
 
 function validateQuery(q: ComexStatMonthQuery): void {
   const shown = JSON.stringify(q);
-  if (q.flow !== 'export' && q.flow !== 'import') throw new InvalidKeyError(shown, 'flow must be "export" or "import"');
+  if (q.flow !== 'export' && q.flow !== 'import')
+    throw new InvalidKeyError(shown, 'flow must be "export" or "import"');
   if (!Number.isInteger(q.ano) || q.ano < 1997 || q.ano > 9999) {
-    throw new InvalidKeyError(shown, 'ano must be a year from 1997 (earlier data is in /historical-data, not supported)');
+    throw new InvalidKeyError(
+      shown,
+      'ano must be a year from 1997 (earlier data is in /historical-data, not supported)',
+    );
   }
-  if (!Number.isInteger(q.mes) || q.mes < 1 || q.mes > 12) throw new InvalidKeyError(shown, 'mes must be an integer from 1 to 12');
+  if (!Number.isInteger(q.mes) || q.mes < 1 || q.mes > 12)
+    throw new InvalidKeyError(shown, 'mes must be an integer from 1 to 12');
   if (typeof q.ncm !== 'string' || !/^\d{8}$/.test(q.ncm)) {
-    throw new InvalidKeyError(shown, 'ncm must be an 8-digit string, zero-padded (e.g. "09011110"); the API ignores numbers');
+    throw new InvalidKeyError(
+      shown,
+      'ncm must be an 8-digit string, zero-padded (e.g. "09011110"); the API ignores numbers',
+    );
   }
   if (typeof q.pais !== 'string' || !/^\d{3}$/.test(q.pais)) {
-    throw new InvalidKeyError(shown, 'pais must be a 3-digit MDIC code string, zero-padded (e.g. "063" for Argentina)');
+    throw new InvalidKeyError(
+      shown,
+      'pais must be a 3-digit MDIC code string, zero-padded (e.g. "063" for Argentina)',
+    );
   }
 }

@@ -35,7 +35,11 @@ export function isFrozenYear(ano: number, release: Pick<ComexStatRelease, 'year'
 }
 
 /** Whether (ano, mes) is published by `release`. */
-export function isPublishedMonth(ano: number, mes: number, release: Pick<ComexStatRelease, 'year' | 'month'>): boolean {
+export function isPublishedMonth(
+  ano: number,
+  mes: number,
+  release: Pick<ComexStatRelease, 'year' | 'month'>,
+): boolean {
   return ano < release.year || (ano === release.year && mes <= release.month);
 }
 

@@ -96,7 +96,8 @@ const KNOWN: Record<string, readonly string[]> = {
 function section(root: Obj, name: string): Obj {
   const v = root[name];
   if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(name, `expected a mapping, got ${describe(v)}`);
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new ConfigError(name, `expected a mapping, got ${describe(v)}`);
   checkKeys(v as Obj, name);
   return v as Obj;
 }
@@ -106,7 +107,10 @@ function checkKeys(obj: Obj, prefix: string): void {
   for (const k of Object.keys(obj)) {
     if (!known.includes(k)) {
       const field = prefix ? `${prefix}.${k}` : k;
-      throw new ConfigError(field, `unknown field; known fields${prefix ? ` of ${prefix}` : ''}: ${known.join(', ')}`);
+      throw new ConfigError(
+        field,
+        `unknown field; known fields${prefix ? ` of ${prefix}` : ''}: ${known.join(', ')}`,
+      );
     }
   }
 }
@@ -126,7 +130,8 @@ function duration(obj: Obj, key: string, field: string, fallback: number): numbe
   const v = obj[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v === 'number' && v === 0) return 0;
-  if (typeof v !== 'string') throw new ConfigError(field, `expected a duration such as 168h or 20s, got ${describe(v)}`);
+  if (typeof v !== 'string')
+    throw new ConfigError(field, `expected a duration such as 168h or 20s, got ${describe(v)}`);
   return parseDuration(v, field);
 }
 
@@ -142,12 +147,16 @@ function int(obj: Obj, key: string, field: string, fallback: number, min: number
 function codes(obj: Obj, key: string, field: string, digits: number): string[] {
   const v = obj[key];
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new ConfigError(field, `expected a list of ${digits}-digit codes, got ${describe(v)}`);
+  if (!Array.isArray(v))
+    throw new ConfigError(field, `expected a list of ${digits}-digit codes, got ${describe(v)}`);
   return v.map((c, i) => {
     // YAML reads 09011110 as a number (and 063 as octal-ish 63): accept numbers, pad them back.
     const s = typeof c === 'number' && Number.isInteger(c) ? String(c).padStart(digits, '0') : c;
     if (typeof s !== 'string' || !new RegExp(`^\\d{${digits}}$`).test(s)) {
-      throw new ConfigError(`${field}[${i}]`, `expected a ${digits}-digit code as a quoted string, got ${describe(c)}`);
+      throw new ConfigError(
+        `${field}[${i}]`,
+        `expected a ${digits}-digit code as a quoted string, got ${describe(c)}`,
+      );
     }
     return s;
   });
@@ -164,11 +173,18 @@ function pattern(obj: Obj, key: string, field: string, fallback: string): string
     throw new ConfigError(field, (cause as Error).message, { cause });
   }
   for (const p of ['ano', 'mes', 'ncm', 'pais']) {
-    if (!kp.placeholders.includes(p)) throw new ConfigError(field, `the pattern must contain {${p}}, e.g. comexstat:exp:{ano}:{mes}:{ncm}:{pais}`);
+    if (!kp.placeholders.includes(p))
+      throw new ConfigError(
+        field,
+        `the pattern must contain {${p}}, e.g. comexstat:exp:{ano}:{mes}:{ncm}:{pais}`,
+      );
   }
   for (const p of kp.placeholders) {
     if (!['ano', 'mes', 'ncm', 'pais', 'flow'].includes(p)) {
-      throw new ConfigError(field, `unknown placeholder {${p}}; use {ano}, {mes}, {ncm}, {pais} and optionally {flow}`);
+      throw new ConfigError(
+        field,
+        `unknown placeholder {${p}}; use {ano}, {mes}, {ncm}, {pais} and optionally {flow}`,
+      );
     }
   }
   return v;
@@ -182,7 +198,10 @@ function pattern(obj: Obj, key: string, field: string, fallback: string): string
  * @param source YAML text, or a path to a `.yaml`/`.yml` file
  * @throws {ConfigError} naming the offending field (e.g. `cache.ttl`) with what is expected
  */
-export function loadConnectorConfig(source: string, options: LoadConnectorConfigOptions = {}): ComexStatConnectorConfig {
+export function loadConnectorConfig(
+  source: string,
+  options: LoadConnectorConfigOptions = {},
+): ComexStatConnectorConfig {
   const isPath = !source.includes('\n') && /\.ya?ml$/i.test(source.trim());
   let text = source;
   if (isPath) {
@@ -199,7 +218,8 @@ export function loadConnectorConfig(source: string, options: LoadConnectorConfig
     throw new ConfigError('yaml', `not valid YAML: ${(cause as Error).message}`, { cause });
   }
   if (doc === null || doc === undefined) doc = {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('yaml', 'the document must be a mapping');
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError('yaml', 'the document must be a mapping');
   const root = doc as Obj;
   checkKeys(root, '');
   const d = DEFAULT_CONNECTOR_CONFIG;
@@ -237,7 +257,10 @@ export function loadConnectorConfig(source: string, options: LoadConnectorConfig
   if (envInterval !== undefined && envInterval !== '') {
     const n = Number(envInterval);
     if (!Number.isInteger(n) || n < 0) {
-      throw new ConfigError('COMEXSTAT_MIN_INTERVAL_MS', `expected a non-negative integer of ms, got ${JSON.stringify(envInterval)}`);
+      throw new ConfigError(
+        'COMEXSTAT_MIN_INTERVAL_MS',
+        `expected a non-negative integer of ms, got ${JSON.stringify(envInterval)}`,
+      );
     }
     minIntervalMs = n;
   }
@@ -247,7 +270,10 @@ export function loadConnectorConfig(source: string, options: LoadConnectorConfig
   const warm = section(root, 'warming');
   const flows = warm.flows ?? d.warming.flows;
   if (!Array.isArray(flows) || flows.length === 0 || flows.some((f) => f !== 'export' && f !== 'import')) {
-    throw new ConfigError('warming.flows', `expected a non-empty list of export/import, got ${describe(flows)}`);
+    throw new ConfigError(
+      'warming.flows',
+      `expected a non-empty list of export/import, got ${describe(flows)}`,
+    );
   }
 
   return {
@@ -268,7 +294,12 @@ export function loadConnectorConfig(source: string, options: LoadConnectorConfig
     rateLimit: { minIntervalMs },
     releaseAware: {
       enabled: bool(release, 'enabled', 'release_aware.enabled', d.releaseAware.enabled),
-      checkIntervalMs: duration(release, 'check_interval', 'release_aware.check_interval', d.releaseAware.checkIntervalMs),
+      checkIntervalMs: duration(
+        release,
+        'check_interval',
+        'release_aware.check_interval',
+        d.releaseAware.checkIntervalMs,
+      ),
     },
     fanOut: {
       enabled: bool(fan, 'enabled', 'fan_out.enabled', d.fanOut.enabled),

@@ -1,4 +1,8 @@
-export { ComexStatApiError, type ComexStatApiErrorOptions, type ComexStatErrorCode } from './comexstat-api-error.js';
+export {
+  ComexStatApiError,
+  type ComexStatApiErrorOptions,
+  type ComexStatErrorCode,
+} from './comexstat-api-error.js';
 export {
   ComexStatClient,
   type ComexStatClientOptions,
@@ -46,7 +50,12 @@ export {
   type ComexStatConnectorConfig,
   type LoadConnectorConfigOptions,
 } from './connector-config.js';
-export { RequestSpacer, type RequestSpacerOptions, type SpacerRedis, DEFAULT_MIN_INTERVAL_MS } from './request-spacer.js';
+export {
+  RequestSpacer,
+  type RequestSpacerOptions,
+  type SpacerRedis,
+  DEFAULT_MIN_INTERVAL_MS,
+} from './request-spacer.js';
 export { SingleTierCache, type SingleTierCacheOptions } from './single-tier-cache.js';
 export {
   warmComexStat,

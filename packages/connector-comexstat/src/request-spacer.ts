@@ -124,7 +124,11 @@ export class RequestSpacer {
   }
 
   private async take(): Promise<number> {
-    for (let wait = this.last + this.minIntervalMs - Date.now(); wait > 0; wait = this.last + this.minIntervalMs - Date.now()) {
+    for (
+      let wait = this.last + this.minIntervalMs - Date.now();
+      wait > 0;
+      wait = this.last + this.minIntervalMs - Date.now()
+    ) {
       await sleep(wait);
     }
     if (this.redis) await this.takeShared(this.redis);

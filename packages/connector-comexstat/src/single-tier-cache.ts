@@ -49,7 +49,8 @@ export class SingleTierCache implements ComexStatCache {
     opts: { ttlMs?: number | ((value: T) => number); staleTtlMs?: number } = {},
   ): Promise<{ value: T; level: Level; stale: boolean }> {
     const entry = await this.get<T>(key);
-    if (entry && entry.freshUntil > this.now()) return { value: entry.value, level: this.level, stale: false };
+    if (entry && entry.freshUntil > this.now())
+      return { value: entry.value, level: this.level, stale: false };
     const running = this.loads.get(key);
     if (running) return running as Promise<{ value: T; level: Level; stale: boolean }>;
     const p = (async () => {
@@ -69,17 +70,27 @@ export class SingleTierCache implements ComexStatCache {
     return p;
   }
 
-  async setMany(items: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number }[]): Promise<void> {
+  async setMany(
+    items: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number }[],
+  ): Promise<void> {
     const now = this.now();
-    const writes = items.map((i) => ({ key: i.key, entry: createEntry(i.value, i.ttlMs ?? this.defaultTtlMs, i.staleTtlMs ?? 0, now) }));
+    const writes = items.map((i) => ({
+      key: i.key,
+      entry: createEntry(i.value, i.ttlMs ?? this.defaultTtlMs, i.staleTtlMs ?? 0, now),
+    }));
     if (this.tier?.setMany) return this.tier.setMany(writes);
     for (const w of writes) await this.write(w.key, w.entry);
   }
 
   async getMany<T>(keys: string[]): Promise<{ value: T | undefined; level: Level }[]> {
-    const entries = this.tier?.getMany ? await this.tier.getMany(keys) : await Promise.all(keys.map((k) => this.get(k)));
+    const entries = this.tier?.getMany
+      ? await this.tier.getMany(keys)
+      : await Promise.all(keys.map((k) => this.get(k)));
     const now = this.now();
-    return entries.map((e) => ({ value: e && e.staleUntil > now ? (e.value as T) : undefined, level: e ? this.level : 'external' }));
+    return entries.map((e) => ({
+      value: e && e.staleUntil > now ? (e.value as T) : undefined,
+      level: e ? this.level : 'external',
+    }));
   }
 
   /** Removes one key. */

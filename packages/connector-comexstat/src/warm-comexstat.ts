@@ -71,12 +71,21 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
   const started = Date.now();
   const { connector } = options;
   const cfg = connector.config.warming;
-  const ncms = options.ncms ?? (await fromProvider(() => options.provider?.topNcms(options.ncmLimit ?? 50))) ?? cfg.topNcms;
+  const ncms =
+    options.ncms ??
+    (await fromProvider(() => options.provider?.topNcms(options.ncmLimit ?? 50))) ??
+    cfg.topNcms;
   const countries =
-    options.countries ?? (await fromProvider(() => options.provider?.topCountries(options.countryLimit ?? 10))) ?? cfg.topCountries;
-  if (ncms.length === 0) throw new ConfigError('warming.top_ncms', 'no NCM to warm; list them in the YAML or pass ncms');
+    options.countries ??
+    (await fromProvider(() => options.provider?.topCountries(options.countryLimit ?? 10))) ??
+    cfg.topCountries;
+  if (ncms.length === 0)
+    throw new ConfigError('warming.top_ncms', 'no NCM to warm; list them in the YAML or pass ncms');
   if (countries.length === 0) {
-    throw new ConfigError('warming.top_countries', 'no country to warm; list them in the YAML or pass countries');
+    throw new ConfigError(
+      'warming.top_countries',
+      'no country to warm; list them in the YAML or pass countries',
+    );
   }
   const flows = options.flows ?? cfg.flows;
   const requestsBefore = connector.client.stats.requests;
@@ -98,7 +107,8 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
     }
   }
   const years = [...byYear.keys()].sort((a, b) => a - b);
-  const total = flows.length * ncms.length * countries.length * [...byYear.values()].reduce((n, ms) => n + ms.length, 0);
+  const total =
+    flows.length * ncms.length * countries.length * [...byYear.values()].reduce((n, ms) => n + ms.length, 0);
   let done = 0;
   let warmed = 0;
   let skipped = 0;
@@ -107,7 +117,9 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
       const months = byYear.get(ano) as number[];
       const cells: { key: string; ncm: string; pais: string }[] = [];
       for (const mes of months) {
-        for (const ncm of ncms) for (const pais of countries) cells.push({ key: connector.keyFor({ flow, ano, mes, ncm, pais }), ncm, pais });
+        for (const ncm of ncms)
+          for (const pais of countries)
+            cells.push({ key: connector.keyFor({ flow, ano, mes, ncm, pais }), ncm, pais });
       }
       const cached = await connector.cache.getMany<ComexStatMonthValue>(cells.map((c) => c.key));
       const missing = cells.filter((_, i) => cached[i]?.value === undefined);

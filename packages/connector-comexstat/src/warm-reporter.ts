@@ -26,7 +26,11 @@ export function createWarmReporter(options: WarmReporterOptions = {}): WarmRepor
       if (tty) {
         if (!bar) {
           bar = new cliProgress.SingleBar(
-            { stream, format: 'warming [{bar}] {percentage}% | {value}/{total} keys | {flow} {ano}', forceRedraw: true },
+            {
+              stream,
+              format: 'warming [{bar}] {percentage}% | {value}/{total} keys | {flow} {ano}',
+              forceRedraw: true,
+            },
             cliProgress.Presets.shades_classic,
           );
           bar.start(p.total, 0, { flow: p.flow, ano: p.ano });
@@ -34,7 +38,9 @@ export function createWarmReporter(options: WarmReporterOptions = {}): WarmRepor
         bar.update(p.done, { flow: p.flow, ano: p.ano });
         return;
       }
-      stream.write(`warming ${p.flow} ${p.ano}: ${p.done}/${p.total} keys${p.skipped ? ' (already cached, skipped)' : ''}\n`);
+      stream.write(
+        `warming ${p.flow} ${p.ano}: ${p.done}/${p.total} keys${p.skipped ? ' (already cached, skipped)' : ''}\n`,
+      );
     },
     finish(s) {
       bar?.stop();

@@ -43,13 +43,22 @@ function client(url: string, over: Partial<ConstructorParameters<typeof ComexSta
 
 describe('ComexStatClient over HTTP against the simulator', () => {
   it('queries /general and the metadata endpoints', async () => {
-    sim = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 0, perRowMs: 0 }, updated: { year: 2026, month: 8 } });
+    sim = await startComexStatSimulator({
+      rateLimit: false,
+      latency: { baseMs: 0, perRowMs: 0 },
+      updated: { year: 2026, month: 8 },
+    });
     const { c } = client(sim.url, { spacer: false });
     const rows = await c.general(Q);
     expect(rows.length).toBeGreaterThan(10);
     expect(rows[0]).toHaveProperty('metricFOB');
     expect(await c.general(() => ({ ...Q, filters: [{ filter: 'ncm', values: ['99999999'] }] }))).toEqual([]);
-    expect(await c.datesUpdated()).toEqual({ updated: '2026-09-05', updatedAt: Date.parse('2026-09-05T00:00:00Z'), year: 2026, month: 8 });
+    expect(await c.datesUpdated()).toEqual({
+      updated: '2026-09-05',
+      updatedAt: Date.parse('2026-09-05T00:00:00Z'),
+      year: 2026,
+      month: 8,
+    });
     const countries = await c.countries();
     expect(countries).toHaveLength(281);
     expect(countries.every((x) => x.text === x.text.trim())).toBe(true);
@@ -57,7 +66,10 @@ describe('ComexStatClient over HTTP against the simulator', () => {
     expect(await c.country('023')).toMatchObject({ coPaisIsoa3: 'DEU' });
     expect(await c.country('999')).toBeUndefined();
     expect((await c.ncms({ search: 'soja', page: 1, perPage: 2, add: 'sh' })).list).toHaveLength(2);
-    expect(await c.ncm('12019000')).toEqual({ id: '12019000', text: 'Soja, mesmo triturada, exceto para semeadura' });
+    expect(await c.ncm('12019000')).toEqual({
+      id: '12019000',
+      text: 'Soja, mesmo triturada, exceto para semeadura',
+    });
     expect(await c.ncm('00000000')).toBeUndefined();
     expect(await c.states()).toHaveLength(34);
     expect(c.baseUrl).toBe(sim.url);
@@ -67,18 +79,26 @@ describe('ComexStatClient over HTTP against the simulator', () => {
     const seen: { url: string; headers: Record<string, string> }[] = [];
     const fake: typeof fetch = async (url, init) => {
       seen.push({ url: String(url), headers: init?.headers as Record<string, string> });
-      return new Response('{"data":{"list":[]},"success":true,"message":null}', { headers: { 'content-type': 'application/json' } });
+      return new Response('{"data":{"list":[]},"success":true,"message":null}', {
+        headers: { 'content-type': 'application/json' },
+      });
     };
     const c = new ComexStatClient({ fetch: fake, spacer: false, language: 'en' });
     await c.general(Q);
     expect(seen[0]?.url).toBe('https://api-comexstat.mdic.gov.br/general?language=en');
-    expect(seen[0]?.headers).toMatchObject({ 'content-type': 'application/json', accept: 'application/json' });
+    expect(seen[0]?.headers).toMatchObject({
+      'content-type': 'application/json',
+      accept: 'application/json',
+    });
     expect(seen[0]?.headers['user-agent']).toMatch(/^Mozilla\/5\.0/);
   });
 
   it('survives a 429 storm: every request answered, none lost, no two attempts closer than the spacer', async () => {
     // The simulator allows 1 call per 60 ms; the spacer 40 ms: many 429s, each retried.
-    sim = await startComexStatSimulator({ rateLimit: { max: 1, windowMs: 60, strict: true, retryAfterSeconds: 1 }, latency: { baseMs: 0, perRowMs: 0 } });
+    sim = await startComexStatSimulator({
+      rateLimit: { max: 1, windowMs: 60, strict: true, retryAfterSeconds: 1 },
+      latency: { baseMs: 0, perRowMs: 0 },
+    });
     const { c, sentAt, statuses } = client(sim.url, { retries: 10, maxRetryDelayMs: 100 });
     const results = await Promise.all(Array.from({ length: 8 }, () => c.general(Q)));
     expect(results.every((r) => r.length > 0)).toBe(true);
@@ -90,12 +110,15 @@ describe('ComexStatClient over HTTP against the simulator', () => {
   });
 
   it('never hits the rate limit when the spacer matches it', async () => {
-    sim = await startComexStatSimulator({ rateLimit: { max: 1, windowMs: 40, strict: true }, latency: { baseMs: 0, perRowMs: 0 } });
-    const { c, sentAt } = client(sim.url, { spacer: new RequestSpacer({ minIntervalMs: 60 }) });
+    sim = await startComexStatSimulator({
+      rateLimit: { max: 1, windowMs: 30, strict: true },
+      latency: { baseMs: 0, perRowMs: 0 },
+    });
+    const { c, sentAt } = client(sim.url, { spacer: new RequestSpacer({ minIntervalMs: 100 }) });
     await Promise.all(Array.from({ length: 6 }, () => c.datesUpdated()));
     expect(sim.stats.rateLimited).toBe(0);
     expect(sim.stats.calls).toBe(6);
-    expect(minGap(sentAt)).toBeGreaterThanOrEqual(60);
+    expect(minGap(sentAt)).toBeGreaterThanOrEqual(100);
   });
 
   it('retries 5xx, Cloudflare 403 pages, success:false, truncated bodies and timeouts; loses nothing', async () => {
@@ -173,31 +196,47 @@ describe('ComexStatClient over HTTP against the simulator', () => {
   });
 
   it('checks the content type before parsing, refuses __proto__ bodies, and validates shapes', async () => {
-    const respond = (body: string, type = 'application/json', status = 200): typeof fetch =>
-      async () => new Response(body, { status, headers: { 'content-type': type } });
+    const respond =
+      (body: string, type = 'application/json', status = 200): typeof fetch =>
+      async () =>
+        new Response(body, { status, headers: { 'content-type': type } });
     const make = (f: typeof fetch) => new ComexStatClient({ fetch: f, spacer: false, retries: 0 });
-    const html = await make(respond('<html>maintenance</html>', 'text/html')).datesUpdated().catch((e) => e);
+    const html = await make(respond('<html>maintenance</html>', 'text/html'))
+      .datesUpdated()
+      .catch((e) => e);
     expect(html.code).toBe('E_COMEXSTAT_MALFORMED');
-    const poisoned = await make(respond('{"data":{"list":[]},"success":true,"__proto__":{"x":1}}')).general(Q).catch((e) => e);
+    const poisoned = await make(respond('{"data":{"list":[]},"success":true,"__proto__":{"x":1}}'))
+      .general(Q)
+      .catch((e) => e);
     expect(poisoned.code).toBe('E_COMEXSTAT_MALFORMED');
     expect(poisoned.isRetryable).toBe(false);
     expect(({} as Record<string, unknown>).x).toBeUndefined();
-    const noList = await make(respond('{"data":{},"success":true}')).general(Q).catch((e) => e);
+    const noList = await make(respond('{"data":{},"success":true}'))
+      .general(Q)
+      .catch((e) => e);
     expect(noList.message).toContain('data.list');
-    const badDates = await make(respond('{"data":{"updated":"x"},"success":true}')).datesUpdated().catch((e) => e);
+    const badDates = await make(respond('{"data":{"updated":"x"},"success":true}'))
+      .datesUpdated()
+      .catch((e) => e);
     expect(badDates.code).toBe('E_COMEXSTAT_MALFORMED');
     await expect(make(respond('{"data":{},"success":true}')).countries()).rejects.toThrow('data.list');
     await expect(make(respond('{"data":{},"success":true}')).ncms()).rejects.toThrow('data.list');
     await expect(make(respond('{"data":{},"success":true}')).states()).rejects.toThrow('not an array');
     // The rate-limit text inside a 200 body is a 429 too.
     const soft = await make(
-      respond('{"success":false,"message":"Você excedeu o limite de solicitações. Por favor, tente novamente em 2,5 segundos."}'),
+      respond(
+        '{"success":false,"message":"Você excedeu o limite de solicitações. Por favor, tente novamente em 2,5 segundos."}',
+      ),
     )
       .datesUpdated()
       .catch((e) => e);
     expect(soft.code).toBe('E_COMEXSTAT_RATE_LIMITED');
     expect(soft.retryAfterMs).toBe(2500);
-    const json403 = await make(respond('{"error":{"code":403,"message":"Proibido"}}', 'application/json', 403)).datesUpdated().catch((e) => e);
+    const json403 = await make(
+      respond('{"error":{"code":403,"message":"Proibido"}}', 'application/json', 403),
+    )
+      .datesUpdated()
+      .catch((e) => e);
     expect(json403.code).toBe('E_COMEXSTAT_HTTP');
     expect(json403.isRetryable).toBe(false);
   });

@@ -7,7 +7,8 @@ import { makeStack, minGap, type Stack, TOP_COUNTRIES, TOP_NCMS } from './helper
 const release = { updated: '2026-09-05', year: 2026, month: 8 };
 const ncm = (code: string) => SIM_NCMS.find((n) => n.coNcm === code)!;
 const country = (id: string) => SIM_COUNTRIES.find((c) => c.id === id)!;
-const expected = (q: ComexStatMonthQuery) => generateCell(q.flow, q.ano, q.mes, ncm(q.ncm), country(q.pais), release);
+const expected = (q: ComexStatMonthQuery) =>
+  generateCell(q.flow, q.ano, q.mes, ncm(q.ncm), country(q.pais), release);
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -20,7 +21,13 @@ describe('ComexStatConnector: coalescing', () => {
     stack = await makeStack();
     const queries: ComexStatMonthQuery[] = [];
     for (let i = 0; i < 30; i++) {
-      queries.push({ flow: 'export', ano: 2025, mes: (i % 12) + 1, ncm: TOP_NCMS[i % 7] as string, pais: TOP_COUNTRIES[i % 5] as string });
+      queries.push({
+        flow: 'export',
+        ano: 2025,
+        mes: (i % 12) + 1,
+        ncm: TOP_NCMS[i % 7] as string,
+        pais: TOP_COUNTRIES[i % 5] as string,
+      });
     }
     const results = await Promise.all(queries.map((q) => stack!.connector.getMonth(q)));
     expect(stack.sim.stats.byPath['/general']).toBe(1);
@@ -31,7 +38,11 @@ describe('ComexStatConnector: coalescing', () => {
       const cell = expected(q);
       expect(r.level).toBe('external');
       expect(r.status).toBe('ok');
-      expect(r.rows).toEqual(cell ? [{ flow: 'export', ano: 2025, mes: q.mes, ncm: q.ncm, pais: q.pais, fob: cell.fob, kg: cell.kg }] : []);
+      expect(r.rows).toEqual(
+        cell
+          ? [{ flow: 'export', ano: 2025, mes: q.mes, ncm: q.ncm, pais: q.pais, fob: cell.fob, kg: cell.kg }]
+          : [],
+      );
     });
     expect(minGap(stack.sentAt)).toBeGreaterThanOrEqual(100);
     expect(stack.sim.stats.rateLimited).toBe(0);
@@ -62,20 +73,30 @@ describe('ComexStatConnector: coalescing', () => {
     const c = stack.connector;
     await c.releaseInfo();
     await c.countryCodes();
-    const warming = c.fetchYear({ flow: 'export', ano: 2025, months: [1, 2, 3, 4, 5, 6], ncms: ['12019000'], countries: ['160'] });
+    const warming = c.fetchYear({
+      flow: 'export',
+      ano: 2025,
+      months: [1, 2, 3, 4, 5, 6],
+      ncms: ['12019000'],
+      countries: ['160'],
+    });
     await new Promise((r) => setTimeout(r, 80));
     const merged = c.stats.mergedMisses;
     const r = await c.getMonth({ flow: 'export', ano: 2025, mes: 6, ncm: '12019000', pais: '160' });
     expect(await warming).toBe(12 * TOP_NCMS.length * TOP_COUNTRIES.length);
     expect(c.stats.mergedMisses).toBe(merged + 1);
-    expect(r.rows.map((x) => x.fob)).toEqual([expected({ flow: 'export', ano: 2025, mes: 6, ncm: '12019000', pais: '160' })?.fob]);
+    expect(r.rows.map((x) => x.fob)).toEqual([
+      expected({ flow: 'export', ano: 2025, mes: 6, ncm: '12019000', pais: '160' })?.fob,
+    ]);
     expect(stack.sim.stats.byPath['/general']).toBe(1);
   });
 });
 
 describe('ComexStatConnector: fan-out and negative caching', () => {
   it('with fan-out, one miss fetches the whole year for the top lists and stores every cell', async () => {
-    stack = await makeStack({ config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: true } }) });
+    stack = await makeStack({
+      config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: true } }),
+    });
     const c = stack.connector;
     await c.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
     expect(stack.sim.stats.byPath['/general']).toBe(1);
@@ -114,7 +135,9 @@ describe('ComexStatConnector: fan-out and negative caching', () => {
   });
 
   it('maps country names back to codes, leading-space names included', async () => {
-    stack = await makeStack({ config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: false } }) });
+    stack = await makeStack({
+      config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: false } }),
+    });
     const quirky = SIM_COUNTRIES.find((x) => x.text.startsWith(' ') && x.weight > 0)!;
     let hits = 0;
     for (const n of TOP_NCMS.slice(0, 10)) {
@@ -133,8 +156,16 @@ describe('ComexStatConnector: fan-out and negative caching', () => {
 
   it('counts rows whose country is not in the countries table', async () => {
     stack = await makeStack();
-    await stack.cache.setMany([{ key: 'comexstat:meta:countries', value: [{ id: '063', text: 'Argentina' }], ttlMs: 60_000 }]);
-    const r = await stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
+    await stack.cache.setMany([
+      { key: 'comexstat:meta:countries', value: [{ id: '063', text: 'Argentina' }], ttlMs: 60_000 },
+    ]);
+    const r = await stack.connector.getMonth({
+      flow: 'export',
+      ano: 2025,
+      mes: 1,
+      ncm: '12019000',
+      pais: '160',
+    });
     expect(r.rows).toEqual([]);
     expect(stack.connector.stats.unmappedRows).toBeGreaterThan(0);
   });
@@ -142,7 +173,9 @@ describe('ComexStatConnector: fan-out and negative caching', () => {
 
 describe('ComexStatConnector: release awareness', () => {
   it('answers unpublished months "not_published" without a call, then fetches them once released', async () => {
-    stack = await makeStack({ config: (c) => ({ ...c, releaseAware: { enabled: true, checkIntervalMs: 40 } }) });
+    stack = await makeStack({
+      config: (c) => ({ ...c, releaseAware: { enabled: true, checkIntervalMs: 40 } }),
+    });
     const c = stack.connector;
     const q: ComexStatMonthQuery = { flow: 'export', ano: 2026, mes: 10, ncm: '12019000', pais: '160' };
     const first = await c.getMonth(q);
@@ -186,20 +219,32 @@ describe('ComexStatConnector: release awareness', () => {
     // Frozen years are not refreshed, and live long.
     const old = await c.getMonth({ flow: 'export', ano: 2024, mes: 3, ncm: '12019000', pais: '160' });
     expect(old.stale).toBe(false);
-    expect(c.ttlFor(2024, 3, { status: 'ok', rows: [], fetchedAt: clock })).toBe(DEFAULT_CONNECTOR_CONFIG.cache.frozenTtlMs);
+    expect(c.ttlFor(2024, 3, { status: 'ok', rows: [], fetchedAt: clock })).toBe(
+      DEFAULT_CONNECTOR_CONFIG.cache.frozenTtlMs,
+    );
   });
 
   it('without release awareness uses the seed TTLs (past years = cache.ttl)', async () => {
     stack = await makeStack({
       now: () => Date.parse('2026-06-15T00:00:00Z'),
-      config: (c) => ({ ...c, cache: { ...c.cache, ttlMs: 1234 }, releaseAware: { enabled: false, checkIntervalMs: 1 } }),
+      config: (c) => ({
+        ...c,
+        cache: { ...c.cache, ttlMs: 1234 },
+        releaseAware: { enabled: false, checkIntervalMs: 1 },
+      }),
     });
     const ok = { status: 'ok' as const, rows: [], fetchedAt: 0 };
     expect(stack.connector.ttlFor(2024, 1, ok)).toBe(1234);
     expect(stack.connector.ttlFor(2026, 5, ok)).toBe(24 * 3_600_000);
     expect(stack.connector.ttlFor(2026, 6, ok)).toBe(6 * 3_600_000);
     expect(await stack.connector.releaseInfo()).toBeUndefined();
-    const r = await stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
+    const r = await stack.connector.getMonth({
+      flow: 'export',
+      ano: 2025,
+      mes: 1,
+      ncm: '12019000',
+      pais: '160',
+    });
     expect(r.status).toBe('ok');
     expect(stack.sim.stats.byPath['/general/dates/updated']).toBeUndefined();
   });
@@ -207,7 +252,13 @@ describe('ComexStatConnector: release awareness', () => {
   it('keeps working when the release cannot be read', async () => {
     stack = await makeStack({ client: { retries: 0 } });
     stack.sim.faults.inject({ type: 'http-500', path: '/general/dates' });
-    const r = await stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
+    const r = await stack.connector.getMonth({
+      flow: 'export',
+      ano: 2025,
+      mes: 1,
+      ncm: '12019000',
+      pais: '160',
+    });
     expect(r.status).toBe('ok');
     expect(stack.errors.some((e) => ComexStatApiError.isComexStatApiError(e))).toBe(true);
   });
@@ -247,10 +298,18 @@ describe('ComexStatConnector: errors and options', () => {
     const ok = await stack.connector.getMonth(qs[0] as ComexStatMonthQuery);
     expect(ok.status).toBe('ok');
     await expect(
-      stack.connector.fetchYear({ flow: 'export', ano: 2025, months: [1], ncms: ['12019000'], countries: ['160'] }).then(() => {
-        stack!.sim.faults.inject({ type: 'http-503', count: 2, path: '/general' });
-        return stack!.connector.fetchYear({ flow: 'import', ano: 2025, months: [1], ncms: ['12019000'], countries: ['160'] });
-      }),
+      stack.connector
+        .fetchYear({ flow: 'export', ano: 2025, months: [1], ncms: ['12019000'], countries: ['160'] })
+        .then(() => {
+          stack!.sim.faults.inject({ type: 'http-503', count: 2, path: '/general' });
+          return stack!.connector.fetchYear({
+            flow: 'import',
+            ano: 2025,
+            months: [1],
+            ncms: ['12019000'],
+            countries: ['160'],
+          });
+        }),
     ).rejects.toBeInstanceOf(ComexStatApiError);
   });
 
@@ -265,17 +324,26 @@ describe('ComexStatConnector: errors and options', () => {
 
   it('builds keys from the YAML patterns, {flow} included', async () => {
     stack = await makeStack({
-      config: (c) => ({ ...c, cache: { ...c.cache, keyPattern: 'cx:{flow}:{ano}:{mes}:{ncm}:{pais}', importKeyPattern: 'cx:{flow}:{ano}:{mes}:{ncm}:{pais}' } }),
+      config: (c) => ({
+        ...c,
+        cache: {
+          ...c.cache,
+          keyPattern: 'cx:{flow}:{ano}:{mes}:{ncm}:{pais}',
+          importKeyPattern: 'cx:{flow}:{ano}:{mes}:{ncm}:{pais}',
+        },
+      }),
     });
-    expect(stack.connector.keyFor({ flow: 'import', ano: 2025, mes: 3, ncm: '12019000', pais: '063' })).toBe('cx:imp:2025:03:12019000:063');
+    expect(stack.connector.keyFor({ flow: 'import', ano: 2025, mes: 3, ncm: '12019000', pais: '063' })).toBe(
+      'cx:imp:2025:03:12019000:063',
+    );
     const seed = await makeStack();
     try {
       expect(seed.connector.keyFor({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '063' })).toBe(
         'comexstat:exp:2025:03:12019000:063',
       );
-      expect(seed.connector.keyFor({ flow: 'import', ano: 2025, mes: 12, ncm: '12019000', pais: '063' })).toBe(
-        'comexstat:imp:2025:12:12019000:063',
-      );
+      expect(
+        seed.connector.keyFor({ flow: 'import', ano: 2025, mes: 12, ncm: '12019000', pais: '063' }),
+      ).toBe('comexstat:imp:2025:12:12019000:063');
     } finally {
       await seed.close();
     }
@@ -283,9 +351,21 @@ describe('ComexStatConnector: errors and options', () => {
 
   it('stores "not_published" markers for a warming group with no published month', async () => {
     stack = await makeStack();
-    const n = await stack.connector.fetchYear({ flow: 'export', ano: 2027, months: [1, 2], ncms: ['12019000'], countries: ['160', '063'] });
+    const n = await stack.connector.fetchYear({
+      flow: 'export',
+      ano: 2027,
+      months: [1, 2],
+      ncms: ['12019000'],
+      countries: ['160', '063'],
+    });
     expect(n).toBe(4);
-    const r = await stack.connector.getMonth({ flow: 'export', ano: 2027, mes: 2, ncm: '12019000', pais: '063' });
+    const r = await stack.connector.getMonth({
+      flow: 'export',
+      ano: 2027,
+      mes: 2,
+      ncm: '12019000',
+      pais: '063',
+    });
     expect(r).toMatchObject({ status: 'not_published', level: 'l2' });
     expect(stack.sim.stats.byPath['/general']).toBeUndefined();
   });

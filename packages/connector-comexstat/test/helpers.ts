@@ -8,7 +8,11 @@ import {
   RequestSpacer,
   SingleTierCache,
 } from '../src/index.js';
-import { type ComexStatSimulator, type ComexStatSimulatorOptions, startComexStatSimulator } from '../src/simulator/index.js';
+import {
+  type ComexStatSimulator,
+  type ComexStatSimulatorOptions,
+  startComexStatSimulator,
+} from '../src/simulator/index.js';
 
 export interface Stack {
   sim: ComexStatSimulator;
@@ -33,7 +37,12 @@ export async function makeStack(
 ): Promise<Stack> {
   const intervalMs = options.intervalMs ?? 100;
   const sim = await startComexStatSimulator({
-    rateLimit: { max: 1, windowMs: Math.max(1, Math.floor(intervalMs / 2.5)), strict: true, retryAfterSeconds: 1 },
+    rateLimit: {
+      max: 1,
+      windowMs: Math.max(1, Math.floor(intervalMs / 2.5)),
+      strict: true,
+      retryAfterSeconds: 1,
+    },
     latency: { baseMs: 2, perRowMs: 0.001 },
     updated: { year: 2026, month: 8 },
     ...options.sim,
@@ -81,17 +90,61 @@ export async function makeStack(
 export function minGap(times: number[]): number {
   const sorted = [...times].sort((a, b) => a - b);
   let min = Number.POSITIVE_INFINITY;
-  for (let i = 1; i < sorted.length; i++) min = Math.min(min, (sorted[i] as number) - (sorted[i - 1] as number));
+  for (let i = 1; i < sorted.length; i++)
+    min = Math.min(min, (sorted[i] as number) - (sorted[i - 1] as number));
   return min;
 }
 
 export const TOP_NCMS = [
-  '12019000', '27090010', '26011100', '26011200', '09011110', '02023000', '17011400', '47032900',
-  '10059010', '23040090', '23040010', '02071400', '52010020', '15071000', '27101922', '24012030',
-  '71081310', '20091200', '02013000', '02071200', '02032900', '09012100', '15079011', '17019900',
-  '22071000', '26030090', '26080090', '28182010', '44071100', '47031100', '72071200', '72024100',
-  '76011000', '84295199', '87032310', '87089990', '88024010', '10019900', '31042090', '31021010',
-  '31053000', '27011200', '27111100', '27101259', '27101921', '30049099', '85176277', '85423190',
-  '38089199', '29291010',
+  '12019000',
+  '27090010',
+  '26011100',
+  '26011200',
+  '09011110',
+  '02023000',
+  '17011400',
+  '47032900',
+  '10059010',
+  '23040090',
+  '23040010',
+  '02071400',
+  '52010020',
+  '15071000',
+  '27101922',
+  '24012030',
+  '71081310',
+  '20091200',
+  '02013000',
+  '02071200',
+  '02032900',
+  '09012100',
+  '15079011',
+  '17019900',
+  '22071000',
+  '26030090',
+  '26080090',
+  '28182010',
+  '44071100',
+  '47031100',
+  '72071200',
+  '72024100',
+  '76011000',
+  '84295199',
+  '87032310',
+  '87089990',
+  '88024010',
+  '10019900',
+  '31042090',
+  '31021010',
+  '31053000',
+  '27011200',
+  '27111100',
+  '27101259',
+  '27101921',
+  '30049099',
+  '85176277',
+  '85423190',
+  '38089199',
+  '29291010',
 ];
 export const TOP_COUNTRIES = ['160', '249', '063', '573', '245', '741', '493', '158', '149', '023'];

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Redis from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MIN_INTERVAL_MS, RequestSpacer } from '../src/index.js';
 import { minGap } from './helpers.js';
@@ -16,7 +16,9 @@ describe('RequestSpacer', () => {
     expect(DEFAULT_MIN_INTERVAL_MS).toBe(20_000);
     expect(new RequestSpacer({ env: {} }).minIntervalMs).toBe(20_000);
     expect(new RequestSpacer({ env: { COMEXSTAT_MIN_INTERVAL_MS: '16000' } }).minIntervalMs).toBe(16_000);
-    expect(new RequestSpacer({ minIntervalMs: 5, env: { COMEXSTAT_MIN_INTERVAL_MS: '16000' } }).minIntervalMs).toBe(5);
+    expect(
+      new RequestSpacer({ minIntervalMs: 5, env: { COMEXSTAT_MIN_INTERVAL_MS: '16000' } }).minIntervalMs,
+    ).toBe(5);
   });
 
   it('grants in order, one at a time, never closer than the interval', async () => {

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: the simulator's JSON bodies are inspected ad hoc
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ComexStatSimulator,
@@ -17,7 +18,11 @@ async function post(body: unknown, query = ''): Promise<{ status: number; json: 
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, type: res.headers.get('content-type') ?? '', json: text.startsWith('{') ? JSON.parse(text) : text };
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    json: text.startsWith('{') ? JSON.parse(text) : text,
+  };
 }
 async function get(path: string): Promise<{ status: number; json: any }> {
   const res = await fetch(`${sim.url}${path}`);
@@ -38,7 +43,11 @@ const query = (over: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  sim = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 1, perRowMs: 0 }, updated: { year: 2026, month: 8 } });
+  sim = await startComexStatSimulator({
+    rateLimit: false,
+    latency: { baseMs: 1, perRowMs: 0 },
+    updated: { year: 2026, month: 8 },
+  });
 });
 afterAll(() => sim.close());
 
@@ -52,7 +61,15 @@ describe('simulator: POST /general', () => {
     expect(json.data.count).toBeUndefined();
     expect(list.length).toBeGreaterThan(20);
     for (const row of list) {
-      expect(Object.keys(row)).toEqual(['coNcm', 'year', 'monthNumber', 'ncm', 'country', 'metricFOB', 'metricKG']);
+      expect(Object.keys(row)).toEqual([
+        'coNcm',
+        'year',
+        'monthNumber',
+        'ncm',
+        'country',
+        'metricFOB',
+        'metricKG',
+      ]);
       for (const v of Object.values(row)) expect(typeof v).toBe('string');
       expect(row.monthNumber).toMatch(/^(0[1-9]|1[0-2])$/);
       expect(row.year).toBe('2024');
@@ -63,7 +80,9 @@ describe('simulator: POST /general', () => {
     const soy = list.find((r) => r.coNcm === '12019000');
     expect(soy?.ncm).toBe('Soja, mesmo triturada, exceto para semeadura');
     // Realistic magnitudes: soybean exports to China are in the billions of US$ per month.
-    const china = list.filter((r) => r.coNcm === '12019000' && r.country === 'China').map((r) => Number(r.metricFOB));
+    const china = list
+      .filter((r) => r.coNcm === '12019000' && r.country === 'China')
+      .map((r) => Number(r.metricFOB));
     expect(Math.max(...china)).toBeGreaterThan(1e9);
   });
 
@@ -91,7 +110,14 @@ describe('simulator: POST /general', () => {
   });
 
   it('matches filter values as strings: ints and unknown codes give an empty list', async () => {
-    const ints = await post(query({ filters: [{ filter: 'ncm', values: [9011110] }, { filter: 'country', values: [63] }] }));
+    const ints = await post(
+      query({
+        filters: [
+          { filter: 'ncm', values: [9011110] },
+          { filter: 'country', values: [63] },
+        ],
+      }),
+    );
     expect(ints.json.data.list).toEqual([]);
     const unknown = await post(query({ filters: [{ filter: 'ncm', values: ['99999999'] }] }));
     expect(unknown.status).toBe(200);
@@ -99,8 +125,12 @@ describe('simulator: POST /general', () => {
   });
 
   it('leaves no-trade combinations out and lets totals equal the sum of detailed rows', async () => {
-    const detailed = await post(query({ filters: [{ filter: 'ncm', values: ['09011110'] }], details: ['country'], monthDetail: false }));
-    const total = await post(query({ filters: [{ filter: 'ncm', values: ['09011110'] }], details: [], monthDetail: false }));
+    const detailed = await post(
+      query({ filters: [{ filter: 'ncm', values: ['09011110'] }], details: ['country'], monthDetail: false }),
+    );
+    const total = await post(
+      query({ filters: [{ filter: 'ncm', values: ['09011110'] }], details: [], monthDetail: false }),
+    );
     const sum = detailed.json.data.list.reduce((n: number, r: any) => n + Number(r.metricFOB), 0);
     expect(total.json.data.list).toHaveLength(1);
     expect(Number(total.json.data.list[0].metricFOB)).toBe(sum);
@@ -108,7 +138,11 @@ describe('simulator: POST /general', () => {
     // Not every one of the 281 partners buys coffee: absent, not zero-filled.
     expect(detailed.json.data.list.length).toBeLessThan(SIM_COUNTRIES.length);
     expect(detailed.json.data.list.every((r: any) => Number(r.metricFOB) > 0)).toBe(true);
-    expect(detailed.json.data.list.some((r: any) => ['A Designar', 'Provisão de Navios e Aeronaves', 'Bancos Centrais'].includes(r.country))).toBe(true);
+    expect(
+      detailed.json.data.list.some((r: any) =>
+        ['A Designar', 'Provisão de Navios e Aeronaves', 'Bancos Centrais'].includes(r.country),
+      ),
+    ).toBe(true);
   });
 
   it('generates some empty cells and some KG "0" rows', () => {
@@ -147,21 +181,39 @@ describe('simulator: POST /general', () => {
 
   it('supports extra metrics, heading/chapter details and filters', async () => {
     const imp = await post(
-      query({ flow: 'import', metrics: ['metricFOB', 'metricStatistic', 'metricFreight', 'metricInsurance', 'metricCIF'] }),
+      query({
+        flow: 'import',
+        metrics: ['metricFOB', 'metricStatistic', 'metricFreight', 'metricInsurance', 'metricCIF'],
+      }),
     );
     const r = imp.json.data.list[0];
-    expect(Number(r.metricCIF)).toBe(Number(r.metricFOB) + Number(r.metricFreight) + Number(r.metricInsurance));
-    const heading = await post(
-      query({ filters: [{ filter: 'chapter', values: ['26'] }, { filter: 'heading', values: ['2601'] }], details: ['heading', 'chapter', 'state', 'via'] }),
+    expect(Number(r.metricCIF)).toBe(
+      Number(r.metricFOB) + Number(r.metricFreight) + Number(r.metricInsurance),
     );
-    expect(heading.json.data.list[0]).toMatchObject({ headingCode: '2601', chapterCode: '26', state: 'Não Declarada' });
+    const heading = await post(
+      query({
+        filters: [
+          { filter: 'chapter', values: ['26'] },
+          { filter: 'heading', values: ['2601'] },
+        ],
+        details: ['heading', 'chapter', 'state', 'via'],
+      }),
+    );
+    expect(heading.json.data.list[0]).toMatchObject({
+      headingCode: '2601',
+      chapterCode: '26',
+      state: 'Não Declarada',
+    });
   });
 
   it('validates bodies with Portuguese 400 messages', async () => {
     const cases: [unknown, string][] = [
       [query({ flow: 'both' }), 'Fluxo inválido (use export ou import)'],
       [query({ period: { from: '2024-1', to: '2024-12' } }), 'Período inválido (use o formato AAAA-MM)'],
-      [query({ period: { from: '2024-13', to: '2024-12' } }), 'Período inválido (mês deve estar entre 01 e 12)'],
+      [
+        query({ period: { from: '2024-13', to: '2024-12' } }),
+        'Período inválido (mês deve estar entre 01 e 12)',
+      ],
       [query({ period: { from: '2025-01', to: '2024-12' } }), 'Período inválido (início posterior ao fim)'],
       [query({ filters: [{ filter: 'produto', values: ['1'] }] }), 'Filtro inválido'],
       [query({ filters: 'x' }), 'Filtro inválido'],
@@ -169,8 +221,14 @@ describe('simulator: POST /general', () => {
       [query({ details: ['sh6'] }), 'Detalhamento inválido'],
       [query({ metrics: ['fob'] }), 'Métrica inválida (fob)'],
       [query({ metrics: [] }), 'Métrica inválida (informe ao menos uma)'],
-      [query({ details: ['country'], metrics: ['metricStatistic'] }), 'Métrica inválida (ncm é obrigatório para metricStatistic)'],
-      [query({ metrics: ['metricCIF'] }), 'metricFreight, metricInsurance e metricCIF só são permitidos para fluxo (flow) de importação'],
+      [
+        query({ details: ['country'], metrics: ['metricStatistic'] }),
+        'Métrica inválida (ncm é obrigatório para metricStatistic)',
+      ],
+      [
+        query({ metrics: ['metricCIF'] }),
+        'metricFreight, metricInsurance e metricCIF só são permitidos para fluxo (flow) de importação',
+      ],
       ['{not json', 'Corpo da requisição inválido (JSON malformado)'],
       ['null', 'Corpo da requisição inválido'],
     ];
@@ -182,7 +240,10 @@ describe('simulator: POST /general', () => {
   });
 
   it('answers 500 above the row cap', async () => {
-    const small = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 1, perRowMs: 0, rowCap: 5 } });
+    const small = await startComexStatSimulator({
+      rateLimit: false,
+      latency: { baseMs: 1, perRowMs: 0, rowCap: 5 },
+    });
     try {
       const res = await fetch(`${small.url}/general`, { method: 'POST', body: JSON.stringify(query()) });
       expect(res.status).toBe(500);
@@ -207,9 +268,17 @@ describe('simulator: POST /general', () => {
 
 describe('simulator: metadata and tables', () => {
   it('serves dates/updated and dates/years from the controllable release', async () => {
-    expect((await get('/general/dates/updated')).json.data).toEqual({ updated: '2026-09-05', year: '2026', monthNumber: '08' });
+    expect((await get('/general/dates/updated')).json.data).toEqual({
+      updated: '2026-09-05',
+      year: '2026',
+      monthNumber: '08',
+    });
     sim.setUpdated(new Date('2026-10-06T00:00:00Z'));
-    expect((await get('/general/dates/updated')).json.data).toEqual({ updated: '2026-10-06', year: '2026', monthNumber: '09' });
+    expect((await get('/general/dates/updated')).json.data).toEqual({
+      updated: '2026-10-06',
+      year: '2026',
+      monthNumber: '09',
+    });
     expect((await get('/general/dates/years')).json.data).toEqual({ min: '1997', max: '2026' });
     sim.setUpdated({ year: 2026, month: 8 });
     expect(sim.release.month).toBe(8);
@@ -225,7 +294,10 @@ describe('simulator: metadata and tables', () => {
     const search = await get('/tables/countries?search=china');
     expect(search.json.data.list).toEqual([{ id: '160', text: 'China' }]);
     const detail = await get('/tables/countries/023');
-    expect(detail.json).toMatchObject({ data: { id: '023', country: 'Alemanha', coPaisIson3: '276', coPaisIsoa3: 'DEU' }, message: 'País encontrado' });
+    expect(detail.json).toMatchObject({
+      data: { id: '023', country: 'Alemanha', coPaisIson3: '276', coPaisIsoa3: 'DEU' },
+      message: 'País encontrado',
+    });
     expect((await get('/tables/countries/999')).json.data).toBeNull();
   });
 
@@ -235,14 +307,23 @@ describe('simulator: metadata and tables', () => {
     expect(page.json.data.list).toHaveLength(5);
     expect(page.json.data.list[0]).toHaveProperty('headingCode');
     expect((await get('/tables/ncm?search=soja')).json.data.list.length).toBeGreaterThan(1);
-    expect((await get('/tables/ncm/12019000')).json.data).toEqual([{ id: '12019000', text: 'Soja, mesmo triturada, exceto para semeadura' }]);
+    expect((await get('/tables/ncm/12019000')).json.data).toEqual([
+      { id: '12019000', text: 'Soja, mesmo triturada, exceto para semeadura' },
+    ]);
     expect((await get('/tables/ncm/00000000')).json.data).toBeNull();
     const uf = await get('/tables/uf');
     expect(Array.isArray(uf.json.data)).toBe(true);
     expect(uf.json.data).toHaveLength(34);
-    expect((await get('/tables/uf/26')).json.data).toEqual({ coUf: '26', sgUf: 'PE', noUf: 'Pernambuco', noRegiao: 'REGIAO NORDESTE' });
+    expect((await get('/tables/uf/26')).json.data).toEqual({
+      coUf: '26',
+      sgUf: 'PE',
+      noUf: 'Pernambuco',
+      noRegiao: 'REGIAO NORDESTE',
+    });
     expect((await get('/tables/uf/00')).json.data).toBeNull();
-    expect((await get('/general/metrics')).json.data.list.find((m: any) => m.id === 'metricCIF').depends).toEqual({ flow: 'import' });
+    expect(
+      (await get('/general/metrics')).json.data.list.find((m: any) => m.id === 'metricCIF').depends,
+    ).toEqual({ flow: 'import' });
     expect((await get('/general/filters')).json.data.list.length).toBe(22);
     expect((await get('/general/details')).json.data.list.length).toBe(22);
   });
@@ -260,7 +341,10 @@ describe('simulator: metadata and tables', () => {
 
 describe('simulator: rate limit and faults', () => {
   it('refuses with the exact Portuguese 429 and keeps refusing in strict mode until a quiet window', async () => {
-    const s = await startComexStatSimulator({ rateLimit: { max: 2, windowMs: 150 }, latency: { baseMs: 0, perRowMs: 0 } });
+    const s = await startComexStatSimulator({
+      rateLimit: { max: 2, windowMs: 150 },
+      latency: { baseMs: 0, perRowMs: 0 },
+    });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++) statuses.push((await fetch(`${s.url}/general/dates/updated`)).status);
@@ -268,7 +352,10 @@ describe('simulator: rate limit and faults', () => {
       const res = await fetch(`${s.url}/general/dates/updated`);
       expect(res.headers.get('retry-after')).toBeNull();
       expect(await res.json()).toEqual({
-        error: { code: 429, message: 'Você excedeu o limite de solicitações. Por favor, tente novamente em 1 segundos.' },
+        error: {
+          code: 429,
+          message: 'Você excedeu o limite de solicitações. Por favor, tente novamente em 1 segundos.',
+        },
       });
       await new Promise((r) => setTimeout(r, 100));
       // Strict: the refused calls kept the window busy.
@@ -284,7 +371,14 @@ describe('simulator: rate limit and faults', () => {
   it('injects Cloudflare 403 HTML, 5xx, success:false, 429, truncated, slow and hanging responses', async () => {
     const s = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 0, perRowMs: 0 } });
     try {
-      const types = ['cloudflare-403', 'http-502', 'success-false', 'rate-limit', 'truncated', 'slow'] as const;
+      const types = [
+        'cloudflare-403',
+        'http-502',
+        'success-false',
+        'rate-limit',
+        'truncated',
+        'slow',
+      ] as const;
       for (const type of types) s.faults.inject({ type, delayMs: 30 });
       expect(s.faults.pending).toBe(6);
       const u = `${s.url}/general/dates/updated`;

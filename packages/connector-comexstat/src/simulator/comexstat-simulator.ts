@@ -114,9 +114,28 @@ export interface ComexStatSimulator {
 }
 
 const DETAILS = [
-  'country', 'economicBlock', 'state', 'via', 'urf', 'ncm', 'subHeading', 'heading', 'chapter', 'section',
-  'BECLevel1', 'BECLevel2', 'BECLevel3', 'SITCSection', 'SITCDivision', 'SITCGroup', 'SITCSubGroup',
-  'SITCBasicHeading', 'ISICSection', 'ISICDivision', 'ISICGroup', 'ISICClass',
+  'country',
+  'economicBlock',
+  'state',
+  'via',
+  'urf',
+  'ncm',
+  'subHeading',
+  'heading',
+  'chapter',
+  'section',
+  'BECLevel1',
+  'BECLevel2',
+  'BECLevel3',
+  'SITCSection',
+  'SITCDivision',
+  'SITCGroup',
+  'SITCSubGroup',
+  'SITCBasicHeading',
+  'ISICSection',
+  'ISICDivision',
+  'ISICGroup',
+  'ISICClass',
 ];
 const DETAIL_SET = new Set(DETAILS);
 const METRICS = ['metricFOB', 'metricKG', 'metricStatistic', 'metricFreight', 'metricInsurance', 'metricCIF'];
@@ -134,7 +153,11 @@ class HttpReply {
 function releaseFrom(updated: Date | { year: number; month: number }): SimRelease {
   if (updated instanceof Date) {
     const prev = new Date(Date.UTC(updated.getUTCFullYear(), updated.getUTCMonth() - 1, 1));
-    return { updated: updated.toISOString().slice(0, 10), year: prev.getUTCFullYear(), month: prev.getUTCMonth() + 1 };
+    return {
+      updated: updated.toISOString().slice(0, 10),
+      year: prev.getUTCFullYear(),
+      month: prev.getUTCMonth() + 1,
+    };
   }
   const pub = new Date(Date.UTC(updated.year, updated.month, 5));
   return { updated: pub.toISOString().slice(0, 10), year: updated.year, month: updated.month };
@@ -148,11 +171,18 @@ const pad2 = (n: number): string => String(n).padStart(2, '0');
  * rows sorted by FOB, no-trade combinations absent, a per-IP rate limit with the real 429 message,
  * size-dependent latency, a controllable release and fault injection.
  */
-export async function startComexStatSimulator(options: ComexStatSimulatorOptions = {}): Promise<ComexStatSimulator> {
-  const rate = options.rateLimit === false ? undefined : { max: 1, windowMs: 15_000, strict: true, ...options.rateLimit };
+export async function startComexStatSimulator(
+  options: ComexStatSimulatorOptions = {},
+): Promise<ComexStatSimulator> {
+  const rate =
+    options.rateLimit === false
+      ? undefined
+      : { max: 1, windowMs: 15_000, strict: true, ...options.rateLimit };
   const latency = { baseMs: 300, perRowMs: 0.3, rowCap: 150_000, ...options.latency };
   const now = options.now ?? (() => new Date());
-  let release = releaseFrom(options.updated ?? new Date(Date.UTC(now().getUTCFullYear(), now().getUTCMonth(), 5)));
+  let release = releaseFrom(
+    options.updated ?? new Date(Date.UTC(now().getUTCFullYear(), now().getUTCMonth(), 5)),
+  );
   const stats: SimulatorStats = { calls: 0, byPath: {}, rateLimited: 0, log: [] };
   const history = new Map<string, number[]>();
   const queue: (Required<Omit<SimulatorFault, 'path'>> & { path: string | undefined })[] = [];
@@ -163,7 +193,10 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
   const envelope = (data: unknown, language: string, message: string | null = null): HttpReply =>
     new HttpReply(200, JSON.stringify({ data, success: true, message, processo_info: null, language }));
   const error = (status: number, message?: string): HttpReply =>
-    new HttpReply(status, JSON.stringify({ error: message === undefined ? { code: status } : { code: status, message } }));
+    new HttpReply(
+      status,
+      JSON.stringify({ error: message === undefined ? { code: status } : { code: status, message } }),
+    );
 
   function rateLimited(ip: string): HttpReply | undefined {
     if (!rate) return undefined;
@@ -175,34 +208,45 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
     if (!refused) return undefined;
     const oldest = list[list.length - 1 - rate.max] ?? t;
     const seconds = rate.retryAfterSeconds ?? Math.max(1, Math.ceil((oldest + rate.windowMs - t) / 1000));
-    return error(429, `Você excedeu o limite de solicitações. Por favor, tente novamente em ${seconds} segundos.`);
+    return error(
+      429,
+      `Você excedeu o limite de solicitações. Por favor, tente novamente em ${seconds} segundos.`,
+    );
   }
 
   function general(body: unknown, language: string): HttpReply | { rows: Record<string, string>[] } {
     if (typeof body !== 'object' || body === null) return error(400, 'Corpo da requisição inválido');
     const q = body as Record<string, unknown>;
-    if (q.flow !== 'export' && q.flow !== 'import') return error(400, 'Fluxo inválido (use export ou import)');
+    if (q.flow !== 'export' && q.flow !== 'import')
+      return error(400, 'Fluxo inválido (use export ou import)');
     const period = q.period as { from?: unknown; to?: unknown } | undefined;
     const from = typeof period?.from === 'string' ? PERIOD.exec(period.from) : null;
     const to = typeof period?.to === 'string' ? PERIOD.exec(period.to) : null;
     if (!from || !to) return error(400, 'Período inválido (use o formato AAAA-MM)');
     const [fy, fm, ty, tm] = [Number(from[1]), Number(from[2]), Number(to[1]), Number(to[2])];
-    if (fm < 1 || fm > 12 || tm < 1 || tm > 12) return error(400, 'Período inválido (mês deve estar entre 01 e 12)');
+    if (fm < 1 || fm > 12 || tm < 1 || tm > 12)
+      return error(400, 'Período inválido (mês deve estar entre 01 e 12)');
     if (fy * 12 + fm > ty * 12 + tm) return error(400, 'Período inválido (início posterior ao fim)');
     const filters = q.filters ?? [];
     if (!Array.isArray(filters)) return error(400, 'Filtro inválido');
     for (const f of filters) {
-      if (typeof f !== 'object' || f === null || !DETAIL_SET.has((f as { filter?: string }).filter as string)) {
+      if (
+        typeof f !== 'object' ||
+        f === null ||
+        !DETAIL_SET.has((f as { filter?: string }).filter as string)
+      ) {
         return error(400, 'Filtro inválido');
       }
-      if (!Array.isArray((f as { values?: unknown }).values)) return error(400, 'Filtro inválido (values deve ser uma lista)');
+      if (!Array.isArray((f as { values?: unknown }).values))
+        return error(400, 'Filtro inválido (values deve ser uma lista)');
     }
     const details = q.details ?? [];
     if (!Array.isArray(details) || details.some((d) => !DETAIL_SET.has(d as string))) {
       return error(400, 'Detalhamento inválido');
     }
     const metrics = q.metrics ?? ['metricFOB'];
-    if (!Array.isArray(metrics) || metrics.length === 0) return error(400, 'Métrica inválida (informe ao menos uma)');
+    if (!Array.isArray(metrics) || metrics.length === 0)
+      return error(400, 'Métrica inválida (informe ao menos uma)');
     for (const m of metrics) {
       if (!METRICS.includes(m as string)) return error(400, `Métrica inválida (${String(m)})`);
       if (m === 'metricStatistic' && !details.includes('ncm')) {
@@ -242,7 +286,14 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
           for (const country of countries) {
             const cell = generateCell(flow, year, month, ncm, country, release);
             if (!cell) continue;
-            const row = describe(details as string[], ncm, country, en, year, monthDetail ? month : undefined);
+            const row = describe(
+              details as string[],
+              ncm,
+              country,
+              en,
+              year,
+              monthDetail ? month : undefined,
+            );
             const key = JSON.stringify(row);
             const g = groups.get(key);
             if (g) {
@@ -308,9 +359,13 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
   function table(path: string, params: URLSearchParams, language: string): HttpReply | undefined {
     const search = (params.get('search') ?? '').toLowerCase();
     if (path === '/general/dates/updated') {
-      return envelope({ updated: release.updated, year: String(release.year), monthNumber: pad2(release.month) }, language);
+      return envelope(
+        { updated: release.updated, year: String(release.year), monthNumber: pad2(release.month) },
+        language,
+      );
     }
-    if (path === '/general/dates/years') return envelope({ min: '1997', max: String(release.year) }, language);
+    if (path === '/general/dates/years')
+      return envelope({ min: '1997', max: String(release.year) }, language);
     if (path === '/general/filters' || path === '/general/details') {
       return envelope({ list: DETAILS.map((d) => ({ filter: d, text: d })) }, language);
     }
@@ -328,7 +383,10 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
       );
     }
     if (path === '/tables/countries') {
-      const list = SIM_COUNTRIES.filter((c) => c.text.toLowerCase().includes(search)).map((c) => ({ id: c.id, text: c.text }));
+      const list = SIM_COUNTRIES.filter((c) => c.text.toLowerCase().includes(search)).map((c) => ({
+        id: c.id,
+        text: c.text,
+      }));
       return envelope({ list, count: list.length }, language);
     }
     let m = /^\/tables\/countries\/([^/]+)$/.exec(path);
@@ -345,7 +403,9 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
       const page = Math.max(1, Number(params.get('page') ?? '1') || 1);
       const perPage = Math.max(1, Number(params.get('perPage') ?? '20') || 20);
       const add = params.get('add');
-      const all = SIM_NCMS.filter((n) => n.coNcm.includes(search) || (language === 'en' ? n.en : n.pt).toLowerCase().includes(search));
+      const all = SIM_NCMS.filter(
+        (n) => n.coNcm.includes(search) || (language === 'en' ? n.en : n.pt).toLowerCase().includes(search),
+      );
       const list = all.slice((page - 1) * perPage, page * perPage).map((n) => ({
         noNCM: language === 'en' ? n.en : n.pt,
         unit: n.unit,
@@ -368,7 +428,11 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
       const n = ncmById.get(m[1] as string);
       return envelope(n ? [{ id: n.coNcm, text: language === 'en' ? n.en : n.pt }] : null, language);
     }
-    if (path === '/tables/uf') return envelope(SIM_UFS.map((u) => ({ text: u.text, id: u.id, uf: u.uf })), language);
+    if (path === '/tables/uf')
+      return envelope(
+        SIM_UFS.map((u) => ({ text: u.text, id: u.id, uf: u.uf })),
+        language,
+      );
     m = /^\/tables\/uf\/([^/]+)$/.exec(path);
     if (m) {
       const u = SIM_UFS.find((x) => x.id === m?.[1]);
@@ -398,8 +462,13 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
     stats.log.push(record);
     const send = (reply: HttpReply, truncate = false): void => {
       record.status = reply.status;
-      const text = truncate ? reply.body.slice(0, Math.max(1, Math.floor(reply.body.length / 2))) : reply.body;
-      res.writeHead(reply.status, { 'content-type': reply.contentType, 'content-length': Buffer.byteLength(text) });
+      const text = truncate
+        ? reply.body.slice(0, Math.max(1, Math.floor(reply.body.length / 2)))
+        : reply.body;
+      res.writeHead(reply.status, {
+        'content-type': reply.contentType,
+        'content-length': Buffer.byteLength(text),
+      });
       res.end(text);
     };
     const limited = rateLimited(req.socket.remoteAddress ?? 'unknown');
@@ -423,10 +492,23 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
     }
     if (fault?.type === 'rate-limit') {
       stats.rateLimited++;
-      return send(error(429, 'Você excedeu o limite de solicitações. Por favor, tente novamente em 10 segundos.'));
+      return send(
+        error(429, 'Você excedeu o limite de solicitações. Por favor, tente novamente em 10 segundos.'),
+      );
     }
     if (fault?.type === 'success-false') {
-      return send(new HttpReply(200, JSON.stringify({ data: null, success: false, message: 'Erro ao processar a consulta', processo_info: null, language })));
+      return send(
+        new HttpReply(
+          200,
+          JSON.stringify({
+            data: null,
+            success: false,
+            message: 'Erro ao processar a consulta',
+            processo_info: null,
+            language,
+          }),
+        ),
+      );
     }
     if (fault?.type === 'slow') await sleep(fault.delayMs);
     const truncate = fault?.type === 'truncated';
@@ -480,7 +562,12 @@ export async function startComexStatSimulator(options: ComexStatSimulatorOptions
     },
     faults: {
       inject(fault) {
-        queue.push({ type: fault.type, count: fault.count ?? 1, delayMs: fault.delayMs ?? 2000, path: fault.path });
+        queue.push({
+          type: fault.type,
+          count: fault.count ?? 1,
+          delayMs: fault.delayMs ?? 2000,
+          path: fault.path,
+        });
       },
       clear() {
         queue.length = 0;

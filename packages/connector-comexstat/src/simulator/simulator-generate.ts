@@ -59,9 +59,17 @@ export function generateCell(
   const fob = Math.max(
     1,
     Math.round(
-      ncm.scale * country.weight * flowScale * yearDrift * (0.4 + 1.2 * unitHash(`${cell}|fob`)) * (1 + revision * 0.002),
+      ncm.scale *
+        country.weight *
+        flowScale *
+        yearDrift *
+        (0.4 + 1.2 * unitHash(`${cell}|fob`)) *
+        (1 + revision * 0.002),
     ),
   );
-  const kg = unitHash(`${cell}|kg0`) < 0.02 ? 0 : Math.round(fob / (ncm.usdPerKg * (0.8 + 0.4 * unitHash(`${cell}|price`))));
+  const kg =
+    unitHash(`${cell}|kg0`) < 0.02
+      ? 0
+      : Math.round(fob / (ncm.usdPerKg * (0.8 + 0.4 * unitHash(`${cell}|price`))));
   return { fob, kg };
 }
