@@ -92,7 +92,7 @@ export async function startRedis(options = {}) {
     restart: async (overrides = {}) => {
       await server.kill();
       const again = await startRedis({ ...options, ...overrides, port, dir });
-      Object.assign(server, { stop: again.stop, kill: again.kill, signal: again.signal, restart: again.restart, password: again.password, cli: again.cli });
+      Object.assign(server, { stop: again.stop, kill: again.kill, signal: again.signal, restart: again.restart, password: again.password });
       Object.defineProperty(server, 'pid', { get: () => again.pid, configurable: true });
       return server;
     },

@@ -1,4 +1,4 @@
-import { type CacheEnvConfig, ConfigError, envBool, envInt, loadCacheConfigFromEnv } from '@bgc/cache-core';
+import { type CacheEnvConfig, ConfigError, envBool, envDuration, envInt, loadCacheConfigFromEnv } from '@bgc/cache-core';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -32,6 +32,17 @@ export interface GatewayConfig {
   warmOnStart: boolean;
   /** INSTANCE_ID: names this instance in logs and the invalidation bus. @default hostname-pid */
   instanceId: string | undefined;
+  /** Load timeouts and the fail-safe window, ms. */
+  resilience: {
+    /** CACHE_LOAD_SOFT_TIMEOUT: with a stale value at hand, answer it after this. @default 1s */
+    softTimeoutMs: number;
+    /** CACHE_LOAD_HARD_TIMEOUT: longest wait for the upstream. @default 10s */
+    hardTimeoutMs: number;
+    /** CACHE_STALE_TTL: how long past its TTL an entry may be served when the upstream fails. @default 24h */
+    staleTtlMs: number;
+    /** CACHE_TIER_TIMEOUT: per-operation timeout of L2/L3. @default 500ms */
+    tierTimeoutMs: number;
+  };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -71,6 +82,12 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     shutdownTimeoutMs: envInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     warmOnStart: envBool(env, 'WARM_ON_START', false),
     instanceId: env.INSTANCE_ID?.trim() || undefined,
+    resilience: {
+      softTimeoutMs: envDuration(env, 'CACHE_LOAD_SOFT_TIMEOUT', 1000),
+      hardTimeoutMs: envDuration(env, 'CACHE_LOAD_HARD_TIMEOUT', 10_000),
+      staleTtlMs: envDuration(env, 'CACHE_STALE_TTL', 24 * 3_600_000),
+      tierTimeoutMs: envDuration(env, 'CACHE_TIER_TIMEOUT', 500),
+    },
   };
 }
 

@@ -21,15 +21,17 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A connector YAML for tests: no retries' long back-off, a short timeout. */
-export function testConnectorYaml(extra = ''): string {
+/** A connector YAML for tests: no retries' long back-off, a short timeout; `ttl` is the past years' TTL. */
+export function testConnectorYaml(options: { ttl?: string; extra?: string } = {}): string {
+  const { ttl = '168h', extra = '' } = options;
   const dir = mkdtempSync(path.join(tmpdir(), 'bgc-gw-'));
   const file = path.join(dir, 'comexstat.yaml');
   writeFileSync(
     file,
     `cache:
   enabled: true
-  ttl: 168h
+  ttl: ${ttl}
+  stale_ttl: 1h
   key_pattern: "comexstat:exp:{ano}:{mes}:{ncm}:{pais}"
 api:
   timeout: 3s
