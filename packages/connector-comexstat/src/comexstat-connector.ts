@@ -1,4 +1,4 @@
-import { InvalidKeyError, KeyPattern, type Level } from '@bgc/cache-core';
+import { type CacheEntry, InvalidKeyError, KeyPattern, type Level } from '@bgc/cache-core';
 import type { ComexStatClient } from './comexstat-client.js';
 import {
   isFrozenYear,
@@ -27,7 +27,13 @@ export interface ComexStatCache {
   getOrLoad<T>(
     key: string,
     loader: (ctx: { key: string; signal: AbortSignal }) => Promise<T>,
-    opts?: { ttlMs?: number | ((value: T) => number); staleTtlMs?: number; endpoint?: string },
+    opts?: {
+      ttlMs?: number | ((value: T) => number);
+      staleTtlMs?: number;
+      endpoint?: string;
+      /** Treat a fresh entry as stale (release-aware freshness); caches without it are covered by the connector. */
+      isStale?: (entry: CacheEntry<T>) => boolean;
+    },
   ): Promise<{ value: T; level: Level; stale: boolean }>;
   /** Writes many entries to every tier. */
   setMany(items: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number }[]): Promise<void>;
@@ -206,20 +212,23 @@ export class ComexStatConnector {
         fetchedAt: value.fetchedAt,
       };
     }
+    // Read the release first (memoized) so that isStale below judges entries against it.
+    const release = await this.releaseInfo();
     const res = await this.cache.getOrLoad<ComexStatMonthValue>(key, () => this.want(q, key, true), {
       ttlMs: (v) => this.ttlFor(q.ano, q.mes, v),
       staleTtlMs: this.config.cache.staleTtlMs,
       endpoint: q.flow === 'export' ? 'exportacao_mes' : 'importacao_mes',
+      isStale: (entry) => release !== undefined && this.outdated(q, entry.value, release),
     });
     let { value, level, stale } = res;
-    if (level !== 'external' && this.config.releaseAware.enabled) {
-      const release = await this.releaseInfo();
-      if (release && value.status === 'not_published' && isPublishedMonth(q.ano, q.mes, release)) {
+    if (level !== 'external' && release) {
+      if (value.status === 'not_published' && isPublishedMonth(q.ano, q.mes, release)) {
         // Released since we cached "not yet": the old answer is wrong, not merely old.
         value = await this.refresh(q, key);
         level = 'external';
         stale = false;
-      } else if (release && value.status === 'ok' && isOutdatedByRelease(q.ano, value.fetchedAt, release)) {
+      } else if (!stale && this.outdated(q, value, release)) {
+        // A cache without isStale returned it as fresh: serve it stale and refresh here.
         stale = true;
         void this.refresh(q, key).catch(this.onError);
       }
@@ -333,6 +342,11 @@ export class ComexStatConnector {
       return this.config.cache.frozenTtlMs;
     const ttl = ttlForComexStat(ano, mes, new Date(this.now()));
     return ttl === PAST_YEAR_TTL_MS ? this.config.cache.ttlMs : ttl;
+  }
+
+  private outdated(q: ComexStatMonthQuery, value: ComexStatMonthValue, release: ComexStatRelease): boolean {
+    if (value.status === 'not_published') return isPublishedMonth(q.ano, q.mes, release);
+    return isOutdatedByRelease(q.ano, value.fetchedAt, release);
   }
 
   private refresh(q: ComexStatMonthQuery, key: string): Promise<ComexStatMonthValue> {
