@@ -763,17 +763,35 @@ export class MultiLevelCache extends EventEmitter {
     }
   }
 
-  /** Writes to every tier; resolves how many tiers stored the entry. */
+  /**
+   * Writes to every tier; resolves how many tiers stored the entry. A value a tier refuses as
+   * invalid (not serializable, too large) is the caller's error, not the tier's: the key is removed
+   * from every tier, so none keeps an entry the others lack, and the error is thrown.
+   */
   private async writeAll(key: string, entry: CacheEntry): Promise<number> {
+    let invalid: unknown;
+    let invalidLevel: TierLevel = Level.L1;
     const stored = await Promise.all(
       this.states.map((state) =>
-        this.tierCall(state, 'set', key, () => state.tier.set(key, entry)).then((r) => {
+        this.tierCall(state, 'set', key, () =>
+          state.tier.set(key, entry).catch((error: unknown) => {
+            if (!isInvalidValue(error)) throw error;
+            invalid = error;
+            invalidLevel = state.tier.level;
+            return SKIPPED;
+          }),
+        ).then((r) => {
           if (r !== SKIPPED) return 1;
-          this.remember(state, key);
+          if (invalid === undefined) this.remember(state, key);
           return 0;
         }),
       ),
     );
+    if (invalid !== undefined) {
+      this.metrics.error(invalidLevel, 'set', 'invalid_value');
+      await Promise.all(this.states.map((state) => this.tierCall(state, 'delete', key, () => state.tier.delete(key))));
+      throw invalid;
+    }
     return stored.reduce<number>((a, b) => a + b, 0);
   }
 
@@ -892,6 +910,11 @@ export class MultiLevelCache extends EventEmitter {
     const q = p.catch(() => undefined).finally(() => this.background.delete(q));
     this.background.add(q);
   }
+}
+
+/** Whether a tier refused a value as invalid (the caller's error, not the tier's). */
+function isInvalidValue(error: unknown): boolean {
+  return BgcCacheError.isInstance(error) && (error.code === 'E_INVALID_VALUE' || error.code === 'E_VALUE_TOO_LARGE' || error.code === 'E_SERIALIZATION');
 }
 
 /** Maps an error to a bounded `error_type` label value. */

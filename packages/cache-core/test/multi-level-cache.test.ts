@@ -185,6 +185,25 @@ describe('MultiLevelCache writes', () => {
     await expect(cache.set('k', 1, { ttlMs: -5 })).rejects.toMatchObject({ code: 'E_INVALID_VALUE' });
   });
 
+  it('a value a tier refuses as invalid is thrown to the caller and removed from every tier', async () => {
+    const { l1, l2 } = threeTiers();
+    const cache = make({ tiers: [l1, l2], circuitBreaker: false });
+    await cache.set('k', 'old');
+    const refuse = new InvalidValueError('cyclic value');
+    const realSet = l2.set.bind(l2);
+    l2.set = async (key, e) => {
+      if (typeof e.value === 'object') throw refuse;
+      return realSet(key, e);
+    };
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expect(cache.set('k', cyclic)).rejects.toBe(refuse);
+    expect(l1.store.has('k')).toBe(false);
+    expect(l2.store.has('k')).toBe(false);
+    await expect(cache.getOrLoad('j', async () => cyclic)).rejects.toBe(refuse);
+    expect(cache.tierStatus()).toEqual({ l1: 'up', l2: 'up' });
+  });
+
   it('setMany / getMany / deleteMany use batch operations', async () => {
     const { l1, l2, l3 } = threeTiers({ batch: true });
     const cache = make({ tiers: [l1, l2, l3] });
