@@ -18,7 +18,9 @@ export function chartSpec(report: ScenarioReport): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values },
-    facet: { row: { field: 'group', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'left' } } },
+    facet: {
+      row: { field: 'group', type: 'nominal', title: null, header: { labelAngle: 0, labelAlign: 'left' } },
+    },
     spec: {
       width: 420,
       mark: { type: 'bar' },

@@ -21,8 +21,10 @@ export function parseBenchArgs(argv: readonly string[], known: readonly string[]
     if (arg === '--json') args.json = true;
     else if (arg === '--quick') args.quick = true;
     else if (arg === '--no-save') args.noSave = true;
-    else if (arg.startsWith('-')) throw new Error(`unknown flag ${arg}; use [scenario...] [--json] [--quick] [--no-save]`);
-    else if (!known.includes(arg)) throw new Error(`unknown scenario ${JSON.stringify(arg)}; choose from ${known.join(', ')}`);
+    else if (arg.startsWith('-'))
+      throw new Error(`unknown flag ${arg}; use [scenario...] [--json] [--quick] [--no-save]`);
+    else if (!known.includes(arg))
+      throw new Error(`unknown scenario ${JSON.stringify(arg)}; choose from ${known.join(', ')}`);
     else args.scenarios.push(arg);
   }
   if (args.scenarios.length === 0) args.scenarios = [...known];

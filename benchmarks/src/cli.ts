@@ -36,17 +36,30 @@ async function main(): Promise<void> {
       process.exitCode = 1;
       const message = error instanceof Error ? error.message : String(error);
       ctx.log(`${name} failed: ${error instanceof Error ? (error.stack ?? message) : message}`);
-      report = { scenario: name, title: name, baselines: {}, results: [], targets: [], notes: [], skipped: `failed: ${message}` };
+      report = {
+        scenario: name,
+        title: name,
+        baselines: {},
+        results: [],
+        targets: [],
+        notes: [],
+        skipped: `failed: ${message}`,
+      };
     }
     report.durationSec = (Date.now() - started) / 1000;
-    if (!args.noSave && !(report.skipped && report.results.length === 0 && report.skipped.startsWith('failed'))) {
+    if (
+      !args.noSave &&
+      !(report.skipped && report.results.length === 0 && report.skipped.startsWith('failed'))
+    ) {
       await store.save(report, machine);
     }
     if (args.json) process.stdout.write(`${JSON.stringify(toJsonOutput(report))}\n`);
     else console.log(`${formatTable(report)}\n(${report.durationSec.toFixed(1)} s)\n`);
   }
   if (!args.noSave) store.writeSummary();
-  ctx.log(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s${args.noSave ? '' : `; results in ${join(benchDir, 'results')}`}`);
+  ctx.log(
+    `done in ${((Date.now() - t0) / 1000).toFixed(1)} s${args.noSave ? '' : `; results in ${join(benchDir, 'results')}`}`,
+  );
 }
 
 main().then(

@@ -26,7 +26,10 @@ function columns(report: ScenarioReport): { header: string[]; rows: string[][] }
     if (hasLatency) row.push(formatNumber(r.p50Ms, 3), formatNumber(r.p95Ms, 3), formatNumber(r.p99Ms, 3));
     if (hasLoader) row.push(r.loaderCalls === undefined ? '-' : String(r.loaderCalls));
     const ratio = ratioOf(report, r);
-    row.push(r.spreadPct === undefined ? '-' : `${r.spreadPct.toFixed(1)}%`, ratio === undefined ? '-' : `${ratio.toFixed(2)}x`);
+    row.push(
+      r.spreadPct === undefined ? '-' : `${r.spreadPct.toFixed(1)}%`,
+      ratio === undefined ? '-' : `${ratio.toFixed(2)}x`,
+    );
     return row;
   });
   return { header, rows };
@@ -38,10 +41,12 @@ export function formatTable(report: ScenarioReport): string {
   if (report.skipped) return `${lines[0]}\nskipped: ${report.skipped}`;
   const { header, rows } = columns(report);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   lines.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line));
   lines.push(`ratio = figure / baseline of the case (${baselineText(report)})`);
-  for (const t of report.targets) lines.push(`target ${t.pass ? 'MET   ' : 'MISSED'} ${t.description}: ${t.actual} (target ${t.target})`);
+  for (const t of report.targets)
+    lines.push(`target ${t.pass ? 'MET   ' : 'MISSED'} ${t.description}: ${t.actual} (target ${t.target})`);
   for (const n of report.notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }
@@ -61,7 +66,10 @@ export function formatMarkdown(report: ScenarioReport): string {
   out.push('', `Ratio = figure / baseline of the case (${baselineText(report)}).`);
   if (report.targets.length) {
     out.push('', '| target | this run | goal | |', '|---|---:|---:|---|');
-    for (const t of report.targets) out.push(`| ${esc(t.description)} | ${t.actual} | ${esc(t.target)} | ${t.pass ? 'met' : '**missed**'} |`);
+    for (const t of report.targets)
+      out.push(
+        `| ${esc(t.description)} | ${t.actual} | ${esc(t.target)} | ${t.pass ? 'met' : '**missed**'} |`,
+      );
   }
   if (report.notes.length) out.push('', ...report.notes.map((n) => `- ${n}`));
   return `${out.join('\n')}\n`;

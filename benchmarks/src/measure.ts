@@ -134,7 +134,10 @@ export interface ContenderFigures {
  * machine noise and thermal drift hit them all alike; reports the median throughput, its spread
  * and latency percentiles over every measured operation.
  */
-export async function runRounds(contenders: readonly Contender[], options: RoundsOptions): Promise<ContenderFigures[]> {
+export async function runRounds(
+  contenders: readonly Contender[],
+  options: RoundsOptions,
+): Promise<ContenderFigures[]> {
   const warmup = options.warmup ?? 1;
   const rounds = options.rounds ?? 5;
   const samples = contenders.map(() => [] as RoundSample[]);
@@ -151,7 +154,12 @@ export async function runRounds(contenders: readonly Contender[], options: Round
 export function summarizeRounds(impl: string, samples: readonly RoundSample[]): ContenderFigures {
   const rates = samples.map((s) => (s.ops / s.elapsedMs) * 1000);
   const sp = spread(rates);
-  const figures: ContenderFigures = { impl, opsPerSec: sp.median, spreadPct: sp.spreadPct, rounds: samples.length };
+  const figures: ContenderFigures = {
+    impl,
+    opsPerSec: sp.median,
+    spreadPct: sp.spreadPct,
+    rounds: samples.length,
+  };
   const all = samples.flatMap((s) => s.latenciesMs ?? []);
   if (all.length > 0) Object.assign(figures, latencySummary(all));
   return figures;

@@ -65,7 +65,11 @@ export interface JsonOutput {
 }
 
 /** Builds a result row, naming it `impl [group]` (or `impl` when there is a single unnamed case). */
-export function result(impl: string, group: string, figures: Omit<BenchResult, 'name' | 'impl' | 'group'>): BenchResult {
+export function result(
+  impl: string,
+  group: string,
+  figures: Omit<BenchResult, 'name' | 'impl' | 'group'>,
+): BenchResult {
   return { name: group ? `${impl} [${group}]` : impl, impl, group, ...figures };
 }
 
@@ -97,7 +101,9 @@ export function checkTarget(
   format: (x: number) => string = (x) => `${x.toFixed(2)}x`,
 ): TargetCheck {
   const target = bound.max !== undefined ? `<= ${format(bound.max)}` : `>= ${format(bound.min ?? 0)}`;
-  if (actual === undefined || Number.isNaN(actual)) return { description, target, actual: 'n/a', pass: false };
-  const pass = (bound.max === undefined || actual <= bound.max) && (bound.min === undefined || actual >= bound.min);
+  if (actual === undefined || Number.isNaN(actual))
+    return { description, target, actual: 'n/a', pass: false };
+  const pass =
+    (bound.max === undefined || actual <= bound.max) && (bound.min === undefined || actual >= bound.min);
   return { description, target, actual: format(actual), pass };
 }

@@ -57,7 +57,9 @@ export class ResultsStore {
       const i = this.order.indexOf(s);
       return i === -1 ? this.order.length : i;
     };
-    return reports.sort((a, b) => rank(a.scenario) - rank(b.scenario) || a.scenario.localeCompare(b.scenario));
+    return reports.sort(
+      (a, b) => rank(a.scenario) - rank(b.scenario) || a.scenario.localeCompare(b.scenario),
+    );
   }
 
   /** Rebuilds and writes `SUMMARY.md`; returns its text. */
@@ -83,12 +85,21 @@ export function summaryMarkdown(reports: readonly StoredReport[]): string {
   if (targets.length) {
     out.push('## Targets', '', '| scenario | target | this run | goal | |', '|---|---|---:|---:|---|');
     for (const t of targets) {
-      out.push(`| ${t.scenario} | ${t.description} | ${t.actual} | ${t.target.replace(/\|/g, '\\|')} | ${t.pass ? 'met' : '**missed**'} |`);
+      out.push(
+        `| ${t.scenario} | ${t.description} | ${t.actual} | ${t.target.replace(/\|/g, '\\|')} | ${t.pass ? 'met' : '**missed**'} |`,
+      );
     }
     out.push('');
   }
   for (const r of reports) {
-    out.push(`## ${r.scenario}`, '', `${r.title}`, '', `_Run ${r.date}${r.durationSec ? `, ${r.durationSec.toFixed(0)} s` : ''}._`, '');
+    out.push(
+      `## ${r.scenario}`,
+      '',
+      `${r.title}`,
+      '',
+      `_Run ${r.date}${r.durationSec ? `, ${r.durationSec.toFixed(0)} s` : ''}._`,
+      '',
+    );
     out.push(formatMarkdown(r));
     if (!r.skipped && r.results.length > 0) out.push(`![${r.scenario}](${r.scenario}.svg)`, '');
   }

@@ -21,6 +21,12 @@ export interface Scenario {
 }
 
 /** Round settings of a context: `{ warmup, rounds, durationMs }` scaled down in quick mode. */
-export function roundSettings(ctx: ScenarioContext, durationMs: number, rounds = 5): { warmup: number; rounds: number; durationMs: number } {
-  return ctx.quick ? { warmup: 1, rounds: 2, durationMs: Math.max(50, Math.round(durationMs / 4)) } : { warmup: 1, rounds, durationMs };
+export function roundSettings(
+  ctx: ScenarioContext,
+  durationMs: number,
+  rounds = 5,
+): { warmup: number; rounds: number; durationMs: number } {
+  return ctx.quick
+    ? { warmup: 1, rounds: 2, durationMs: Math.max(50, Math.round(durationMs / 4)) }
+    : { warmup: 1, rounds, durationMs };
 }

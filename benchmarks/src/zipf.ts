@@ -35,7 +35,8 @@ export function zipfSequence(options: ZipfOptions): Uint32Array {
   const { n, length } = options;
   const s = options.s ?? 1;
   if (!Number.isInteger(n) || n <= 0) throw new RangeError(`zipf n must be a positive integer, got ${n}`);
-  if (!Number.isInteger(length) || length < 0) throw new RangeError(`zipf length must be >= 0, got ${length}`);
+  if (!Number.isInteger(length) || length < 0)
+    throw new RangeError(`zipf length must be >= 0, got ${length}`);
   if (!(s >= 0)) throw new RangeError(`zipf exponent s must be >= 0, got ${s}`);
   const cdf = new Float64Array(n);
   let total = 0;

@@ -8,7 +8,12 @@ const report: ScenarioReport = {
   baselines: { 'sync get': 'lru-cache get' },
   results: [
     result('lru-cache get', 'sync get', { opsPerSec: 10_000_000, spreadPct: 4 }),
-    result('bgc orchestrator getSync', 'sync get', { opsPerSec: 4_000_000.4, spreadPct: 2, p50Ms: 0.00012, p99Ms: 0.0031 }),
+    result('bgc orchestrator getSync', 'sync get', {
+      opsPerSec: 4_000_000.4,
+      spreadPct: 2,
+      p50Ms: 0.00012,
+      p99Ms: 0.0031,
+    }),
     result('stampede | x', 'other', { opsPerSec: 5, loaderCalls: 1 }),
   ],
   targets: [checkTarget('time vs lru', 2.5, { max: 3 })],
@@ -29,14 +34,22 @@ describe('report helpers', () => {
       ...report,
       metric: 'hitRate',
       baselines: { t: 'lru' },
-      results: [result('lru', 't', { opsPerSec: 1, hitRate: 0.4 }), result('bgc', 't', { opsPerSec: 9, hitRate: 0.5 })],
+      results: [
+        result('lru', 't', { opsPerSec: 1, hitRate: 0.4 }),
+        result('bgc', 't', { opsPerSec: 9, hitRate: 0.5 }),
+      ],
     };
     expect(ratioOf(hr, hr.results[1]!)).toBeCloseTo(1.25, 6);
     expect(formatTable(hr)).toContain('50.0%');
   });
 
   it('checks targets against upper and lower bounds', () => {
-    expect(checkTarget('a', 2.9, { max: 3 })).toEqual({ description: 'a', target: '<= 3.00x', actual: '2.90x', pass: true });
+    expect(checkTarget('a', 2.9, { max: 3 })).toEqual({
+      description: 'a',
+      target: '<= 3.00x',
+      actual: '2.90x',
+      pass: true,
+    });
     expect(checkTarget('b', 0.8, { min: 0.85 }, (x) => `${x * 100}%`).pass).toBe(false);
     expect(checkTarget('c', undefined, { min: 1 })).toMatchObject({ actual: 'n/a', pass: false });
   });
@@ -45,7 +58,7 @@ describe('report helpers', () => {
 describe('formatting', () => {
   it('formats numbers with separators above 100 and decimals below', () => {
     expect(formatNumber(1234567.8)).toBe('1,234,568');
-    expect(formatNumber(3.14159)).toBe('3.14');
+    expect(formatNumber(3.14259)).toBe('3.14');
     expect(formatNumber(0.0012, 4)).toBe('0.0012');
     expect(formatNumber(undefined)).toBe('-');
   });
@@ -76,7 +89,12 @@ describe('formatting', () => {
     const json = toJsonOutput(report);
     expect(Object.keys(json)).toEqual(['scenario', 'results']);
     expect(json.results[0]).toEqual({ name: 'lru-cache get [sync get]', opsPerSec: 10_000_000 });
-    expect(json.results[1]).toEqual({ name: 'bgc orchestrator getSync [sync get]', opsPerSec: 4_000_000, p50Ms: 0.0001, p99Ms: 0.0031 });
+    expect(json.results[1]).toEqual({
+      name: 'bgc orchestrator getSync [sync get]',
+      opsPerSec: 4_000_000,
+      p50Ms: 0.0001,
+      p99Ms: 0.0031,
+    });
     expect(json.results[2]).toEqual({ name: 'stampede | x [other]', opsPerSec: 5, loaderCalls: 1 });
     expect(round(1234.56)).toBe(1235);
     expect(round(1.234567)).toBe(1.2346);

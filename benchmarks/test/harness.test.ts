@@ -24,7 +24,9 @@ describe('parseBenchArgs', () => {
   });
 
   it('names unknown scenarios and flags', () => {
-    expect(() => parseBenchArgs(['nope'], known)).toThrow(/unknown scenario "nope"; choose from l1-get-hit, stampede/);
+    expect(() => parseBenchArgs(['nope'], known)).toThrow(
+      /unknown scenario "nope"; choose from l1-get-hit, stampede/,
+    );
     expect(() => parseBenchArgs(['--fast'], known)).toThrow(/unknown flag --fast/);
   });
 });
@@ -69,13 +71,22 @@ describe('measure', () => {
     expect(order).toEqual(['a0', 'b0', 'a1', 'b1', 'a2', 'b2', 'a3', 'b3']);
     expect(figures[0]).toMatchObject({ impl: 'a', opsPerSec: 30, rounds: 3, p50Ms: 2 });
     expect(figures[0]?.spreadPct).toBeCloseTo((20 / 30) * 100, 6);
-    expect(summarizeRounds('x', [{ ops: 5, elapsedMs: 500 }])).toEqual({ impl: 'x', opsPerSec: 10, spreadPct: 0, rounds: 1 });
+    expect(summarizeRounds('x', [{ ops: 5, elapsedMs: 500 }])).toEqual({
+      impl: 'x',
+      opsPerSec: 10,
+      spreadPct: 0,
+      rounds: 1,
+    });
   });
 
   it('shortens rounds in quick mode', () => {
     const ctx = { quick: true, log: () => undefined, runId: 'x', repoRoot: '/' };
     expect(roundSettings(ctx, 400)).toEqual({ warmup: 1, rounds: 2, durationMs: 100 });
-    expect(roundSettings({ ...ctx, quick: false }, 400, 4)).toEqual({ warmup: 1, rounds: 4, durationMs: 400 });
+    expect(roundSettings({ ...ctx, quick: false }, 400, 4)).toEqual({
+      warmup: 1,
+      rounds: 4,
+      durationMs: 400,
+    });
   });
 });
 
@@ -112,7 +123,11 @@ describe('results and charts', () => {
       await store.save(report, machine, new Date('2026-01-01T00:00:00Z'));
       await store.save({ ...report, scenario: 'stampede', results: [], skipped: 'no redis' }, machine);
       const stored = JSON.parse(readFileSync(join(dir, 'l1-get-hit.json'), 'utf8'));
-      expect(stored).toMatchObject({ scenario: 'l1-get-hit', date: '2026-01-01T00:00:00.000Z', machine: { cpu: 'Test CPU' } });
+      expect(stored).toMatchObject({
+        scenario: 'l1-get-hit',
+        date: '2026-01-01T00:00:00.000Z',
+        machine: { cpu: 'Test CPU' },
+      });
       expect(readFileSync(join(dir, 'l1-get-hit.svg'), 'utf8')).toContain('<svg');
       const md = store.writeSummary();
       expect(md).toBe(readFileSync(join(dir, 'SUMMARY.md'), 'utf8'));

@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 
 const payloads = new Map<string, unknown>(
-  Object.entries(JSON.parse(readFileSync(process.env.BARE_PAYLOADS as string, 'utf8')) as Record<string, unknown>),
+  Object.entries(
+    JSON.parse(readFileSync(process.env.BARE_PAYLOADS as string, 'utf8')) as Record<string, unknown>,
+  ),
 );
 const app = Fastify({ logger: false });
 app.get('/comexstat/:endpoint', async (request, reply) => {

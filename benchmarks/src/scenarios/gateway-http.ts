@@ -55,7 +55,8 @@ function load(base: string, paths: readonly string[], durationMs: number): Promi
       },
       (error, res) => {
         if (error) return reject(error);
-        if (errors > 0 || res.non2xx > 0) return reject(new Error(`${base}: ${res.non2xx} non-2xx answers, ${errors} errors`));
+        if (errors > 0 || res.non2xx > 0)
+          return reject(new Error(`${base}: ${res.non2xx} non-2xx answers, ${errors} errors`));
         resolve({ ops: latenciesMs.length, elapsedMs: durationMs, latenciesMs });
       },
     );
@@ -85,7 +86,11 @@ export const gatewayHttp: Scenario = {
     const main = join(ctx.repoRoot, 'examples/integration-gateway/dist/main.js');
     const base = { scenario: 'gateway-http', title: 'Gateway HTTP', baselines: {}, targets: [], notes: [] };
     if (!existsSync(main)) {
-      return { ...base, results: [], skipped: `${main} is missing; build it first (pnpm build, or tsup in examples/integration-gateway)` };
+      return {
+        ...base,
+        results: [],
+        skipped: `${main} is missing; build it first (pnpm build, or tsup in examples/integration-gateway)`,
+      };
     }
     const sim = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 5, perRowMs: 0 } });
     const dir = mkdtempSync(join(tmpdir(), 'bgc-bench-http-'));
@@ -125,7 +130,8 @@ export const gatewayHttp: Scenario = {
       for (const path of paths) {
         const res = await fetch(gatewayBase + path);
         await res.arrayBuffer();
-        if (res.headers.get('x-cache-level') !== 'l1') throw new Error(`${path} was not an L1 hit after warming (${res.headers.get('x-cache-level')})`);
+        if (res.headers.get('x-cache-level') !== 'l1')
+          throw new Error(`${path} was not an L1 hit after warming (${res.headers.get('x-cache-level')})`);
       }
       const file = join(dir, 'payloads.json');
       writeFileSync(file, JSON.stringify(payloads));
@@ -140,7 +146,9 @@ export const gatewayHttp: Scenario = {
       const upstreamCalls = sim.stats.calls;
       const settings = roundSettings(ctx, 5000, 3);
       settings.durationMs = Math.max(1000, Math.round(settings.durationMs / 1000) * 1000);
-      ctx.log(`gateway-http: autocannon, ${CONNECTIONS} connections, ${settings.rounds} rounds of ${settings.durationMs / 1000} s each`);
+      ctx.log(
+        `gateway-http: autocannon, ${CONNECTIONS} connections, ${settings.rounds} rounds of ${settings.durationMs / 1000} s each`,
+      );
       const contenders: Contender[] = [
         { impl: BARE, round: (ms) => load(bareBase, paths, ms) },
         { impl: OURS, round: (ms) => load(gatewayBase, paths, ms) },
@@ -156,7 +164,12 @@ export const gatewayHttp: Scenario = {
         baselines: { [group]: BARE },
         results,
         targets: [
-          checkTarget('gateway cached req/s vs bare Fastify limit', ours && limit ? ours / limit : undefined, { min: 0.7 }, (x) => `${(x * 100).toFixed(0)}%`),
+          checkTarget(
+            'gateway cached req/s vs bare Fastify limit',
+            ours && limit ? ours / limit : undefined,
+            { min: 0.7 },
+            (x) => `${(x * 100).toFixed(0)}%`,
+          ),
         ],
         notes: [
           'Gateway started as `node examples/integration-gateway/dist/main.js` (L1 only, LOG_LEVEL=warn, COMEXSTAT_MIN_INTERVAL_MS=1 so that warming is quick) against the ComexStat simulator; every measured request is an L1 hit (checked through x-cache-level before the run).',

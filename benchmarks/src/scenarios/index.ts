@@ -8,4 +8,12 @@ import { l3Get } from './l3-get.js';
 import { stampede } from './stampede.js';
 
 /** Every scenario, in the order `pnpm bench` runs them. */
-export const SCENARIOS: readonly Scenario[] = [l1GetHit, l1Set, l1L2Get, stampede, l3Get, gatewayHttp, l1Hitrate];
+export const SCENARIOS: readonly Scenario[] = [
+  l1GetHit,
+  l1Set,
+  l1L2Get,
+  stampede,
+  l3Get,
+  gatewayHttp,
+  l1Hitrate,
+];

@@ -42,15 +42,27 @@ export async function buildL1Caches(keys: readonly string[]) {
   const cacheable = new CacheableMemory({ lruSize: keys.length * 2, ttl: HOUR });
   const bento = new BentoCache({
     default: 'memory',
-    stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: keys.length * 2, maxSize: 256 * 1024 * 1024 })) },
+    stores: {
+      memory: bentostore().useL1Layer(
+        memoryDriver({ maxItems: keys.length * 2, maxSize: 256 * 1024 * 1024 }),
+      ),
+    },
   });
-  const manager = createCache({ stores: [new Keyv({ store: new CacheableMemory({ lruSize: keys.length * 2 }) })], ttl: HOUR });
+  const manager = createCache({
+    stores: [new Keyv({ store: new CacheableMemory({ lruSize: keys.length * 2 }) })],
+    ttl: HOUR,
+  });
   const now = Date.now();
   for (const [i, key] of keys.entries()) {
     const value = payload(i);
     lru.set(key, value);
     lruTtl.set(key, value);
-    await tier.set(key, { value: payload(i), freshUntil: now + HOUR, staleUntil: now + HOUR, createdAt: now });
+    await tier.set(key, {
+      value: payload(i),
+      freshUntil: now + HOUR,
+      staleUntil: now + HOUR,
+      createdAt: now,
+    });
     await cache.set(key, payload(i));
     cacheable.set(key, payload(i));
     await bento.set({ key, value: payload(i), ttl: HOUR });
@@ -90,7 +102,9 @@ export const l1GetHit: Scenario = {
     ];
     const settings = roundSettings(ctx, 300);
     try {
-      ctx.log(`l1-get-hit: ${sync.length + awaited.length} contenders, ${settings.rounds} rounds of ${settings.durationMs} ms`);
+      ctx.log(
+        `l1-get-hit: ${sync.length + awaited.length} contenders, ${settings.rounds} rounds of ${settings.durationMs} ms`,
+      );
       const a = await runRounds(sync, settings);
       const b = await runRounds(awaited, settings);
       const results = [...a.map((f) => result(f.impl, SYNC, f)), ...b.map((f) => result(f.impl, AWAITED, f))];
@@ -106,8 +120,16 @@ export const l1GetHit: Scenario = {
         baselines: { [SYNC]: 'lru-cache get', [AWAITED]: 'lru-cache get (in async fn)' },
         results,
         targets: [
-          checkTarget('orchestrator L1-hit getSync time vs lru-cache get', slower('bgc orchestrator getSync', 'lru-cache get'), { max: 3 }),
-          checkTarget('MemoryTier getSync time vs lru-cache get', slower('bgc MemoryTier getSync', 'lru-cache get'), { max: 2 }),
+          checkTarget(
+            'orchestrator L1-hit getSync time vs lru-cache get',
+            slower('bgc orchestrator getSync', 'lru-cache get'),
+            { max: 3 },
+          ),
+          checkTarget(
+            'MemoryTier getSync time vs lru-cache get',
+            slower('bgc MemoryTier getSync', 'lru-cache get'),
+            { max: 2 },
+          ),
           checkTarget(
             'orchestrator awaited get time vs awaited lru-cache get',
             slower('bgc orchestrator get', 'lru-cache get (in async fn)'),

@@ -35,11 +35,25 @@ export const l1Hitrate: Scenario = {
   name: 'l1-hitrate',
   async run(ctx: ScenarioContext): Promise<ScenarioReport> {
     const dir = process.env.BENCH_TRACES_DIR ?? resolve(ctx.repoRoot, '../shared/traces');
-    const base = { scenario: 'l1-hitrate', title: 'L1 hit rate on research traces', metric: 'hitRate' as const, baselines: {}, targets: [], notes: [] };
-    if (!existsSync(dir)) return { ...base, results: [], skipped: `no traces at ${dir} (set BENCH_TRACES_DIR); nothing to replay` };
+    const base = {
+      scenario: 'l1-hitrate',
+      title: 'L1 hit rate on research traces',
+      metric: 'hitRate' as const,
+      baselines: {},
+      targets: [],
+      notes: [],
+    };
+    if (!existsSync(dir))
+      return {
+        ...base,
+        results: [],
+        skipped: `no traces at ${dir} (set BENCH_TRACES_DIR); nothing to replay`,
+      };
     const readme = join(dir, 'README.md');
     const reference = existsSync(readme) ? readReferenceRows(readme) : [];
-    let files = readdirSync(dir).filter((f) => /\.trace(\.(gz|xz))?$/.test(f)).sort();
+    let files = readdirSync(dir)
+      .filter((f) => /\.trace(\.(gz|xz))?$/.test(f))
+      .sort();
     if (ctx.quick) files = files.filter((f) => !f.includes('orm-night'));
     const results: BenchResult[] = [];
     const baselines: Record<string, string> = {};
@@ -49,7 +63,9 @@ export const l1Hitrate: Scenario = {
       const trace = readTrace(join(dir, file));
       const rows = reference.filter((r) => r.trace === file);
       const distinct = new Set(trace).size;
-      const sizes = rows.length ? rows.map((r) => r.size) : [0.05, 0.1, 0.25].map((f) => Math.max(1, Math.round(distinct * f)));
+      const sizes = rows.length
+        ? rows.map((r) => r.size)
+        : [0.05, 0.1, 0.25].map((f) => Math.max(1, Math.round(distinct * f)));
       ctx.log(`l1-hitrate: ${file} (${trace.length} accesses) at ${sizes.join(', ')} entries`);
       for (const size of sizes) {
         const group = `${file.replace(/\.trace\.(gz|xz)$/, '')} @${size}`;
@@ -65,7 +81,8 @@ export const l1Hitrate: Scenario = {
       }
     }
     const groups = Object.keys(baselines);
-    const rate = (impl: string, g: string) => results.find((r) => r.impl === impl && r.group === g)?.hitRate ?? 0;
+    const rate = (impl: string, g: string) =>
+      results.find((r) => r.impl === impl && r.group === g)?.hitRate ?? 0;
     const mean = (impl: string) => groups.reduce((s, g) => s + rate(impl, g), 0) / Math.max(1, groups.length);
     const notWorse = groups.filter((g) => rate(OURS, g) >= rate(LRU, g) - 0.01).length;
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -75,7 +92,12 @@ export const l1Hitrate: Scenario = {
       baselines,
       results,
       targets: [
-        checkTarget('mean hit rate, W-TinyLFU minus lru-cache (points)', (mean(OURS) - mean(LRU)) * 100, { min: 0 }, (x) => `${x.toFixed(1)}`),
+        checkTarget(
+          'mean hit rate, W-TinyLFU minus lru-cache (points)',
+          (mean(OURS) - mean(LRU)) * 100,
+          { min: 0 },
+          (x) => `${x.toFixed(1)}`,
+        ),
       ],
       notes: [
         `Mean hit rate: ours ${pct(mean(OURS))}, lru-cache ${pct(mean(LRU))}${optN ? `, Bélády's optimum ${pct(opt / optN)} (reference table of the traces README)` : ''}.`,

@@ -45,7 +45,9 @@ export const l1L2Get: Scenario = {
       await admin.ping();
     } catch (error) {
       admin.disconnect();
-      return skipped(`Redis unreachable at ${REDIS_URL} (${(error as Error).message}); start it or set BENCH_REDIS_URL`);
+      return skipped(
+        `Redis unreachable at ${REDIS_URL} (${(error as Error).message}); start it or set BENCH_REDIS_URL`,
+      );
     }
     const clients: Redis[] = [];
     const client = () => {
@@ -61,7 +63,10 @@ export const l1L2Get: Scenario = {
 
     // Two-level stacks: memory in front of Redis.
     const bgc2 = new MultiLevelCache({
-      tiers: [new MemoryTier({ maxTtlMs: TTL }), new RedisTier({ client: client(), prefix: `${marker}:bgc2:` })],
+      tiers: [
+        new MemoryTier({ maxTtlMs: TTL }),
+        new RedisTier({ client: client(), prefix: `${marker}:bgc2:` }),
+      ],
       defaultTtlMs: TTL,
     });
     const bento2 = new BentoCache({
@@ -84,9 +89,14 @@ export const l1L2Get: Scenario = {
     const bgc1 = new MultiLevelCache({ tiers: [bgcTier], defaultTtlMs: TTL });
     const bento1 = new BentoCache({
       default: 'c',
-      stores: { c: bentostore().useL2Layer(redisDriver({ connection: client(), prefix: `${marker}:bento1` })) },
+      stores: {
+        c: bentostore().useL2Layer(redisDriver({ connection: client(), prefix: `${marker}:bento1` })),
+      },
     });
-    const cm1 = createCache({ stores: [new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: `${marker}:cm1` })], ttl: TTL });
+    const cm1 = createCache({
+      stores: [new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: `${marker}:cm1` })],
+      ttl: TTL,
+    });
     const raw = client();
     const rawPrefix = `${marker}:raw:`;
 
@@ -145,10 +155,29 @@ export const l1L2Get: Scenario = {
             `miss + loader c=${c}`,
             [
               concurrent('ioredis GET, load, SET (limit)', c, rawMiss, true),
-              concurrent('bgc orchestrator getOrLoad', c, (i) => bgc2.getOrLoad(missKey('bgc', i), ({ key }) => loader(key)), true),
-              concurrent('bentocache (memory+redis) getOrSet', c, (i) =>
-                bento2.getOrSet({ key: missKey('bento', i), factory: () => loader(missKey('bento', i)), ttl: TTL }), true),
-              concurrent('cache-manager (memory+redis) wrap', c, (i) => cm2.wrap(missKey('cm', i), async () => loader(missKey('cm', i))), true),
+              concurrent(
+                'bgc orchestrator getOrLoad',
+                c,
+                (i) => bgc2.getOrLoad(missKey('bgc', i), ({ key }) => loader(key)),
+                true,
+              ),
+              concurrent(
+                'bentocache (memory+redis) getOrSet',
+                c,
+                (i) =>
+                  bento2.getOrSet({
+                    key: missKey('bento', i),
+                    factory: () => loader(missKey('bento', i)),
+                    ttl: TTL,
+                  }),
+                true,
+              ),
+              concurrent(
+                'cache-manager (memory+redis) wrap',
+                c,
+                (i) => cm2.wrap(missKey('cm', i), async () => loader(missKey('cm', i))),
+                true,
+              ),
             ],
           ],
         ];
@@ -159,7 +188,8 @@ export const l1L2Get: Scenario = {
           results.push(...figures.map((f) => result(f.impl, group, f)));
         }
       }
-      const ops = (impl: string, group: string) => results.find((r) => r.impl === impl && r.group === group)?.opsPerSec;
+      const ops = (impl: string, group: string) =>
+        results.find((r) => r.impl === impl && r.group === group)?.opsPerSec;
       const share = (impl: string) => {
         const a = ops(impl, 'L2 hit c=64');
         const b = ops(RAW, 'L2 hit c=64');
@@ -172,8 +202,18 @@ export const l1L2Get: Scenario = {
         baselines,
         results,
         targets: [
-          checkTarget('orchestrator L2-hit get throughput vs raw ioredis at c=64', share('bgc orchestrator get (redis tier only)'), { min: 0.85 }, pct),
-          checkTarget('RedisTier get throughput vs raw ioredis at c=64', share('bgc RedisTier get'), { min: 0.85 }, pct),
+          checkTarget(
+            'orchestrator L2-hit get throughput vs raw ioredis at c=64',
+            share('bgc orchestrator get (redis tier only)'),
+            { min: 0.85 },
+            pct,
+          ),
+          checkTarget(
+            'RedisTier get throughput vs raw ioredis at c=64',
+            share('bgc RedisTier get'),
+            { min: 0.85 },
+            pct,
+          ),
         ],
         notes: [
           'L2 hit: every library configured with Redis only, so that each read goes to Redis (a two-level stack would promote the value to memory after the first read).',
@@ -182,7 +222,14 @@ export const l1L2Get: Scenario = {
         ],
       };
     } finally {
-      await Promise.allSettled([bgc2.close(), bgc1.close(), bento2.disconnect(), bento1.disconnect(), cm2.disconnect(), cm1.disconnect()]);
+      await Promise.allSettled([
+        bgc2.close(),
+        bgc1.close(),
+        bento2.disconnect(),
+        bento1.disconnect(),
+        cm2.disconnect(),
+        cm1.disconnect(),
+      ]);
       try {
         const removed = await deleteKeysContaining(admin, marker);
         ctx.log(`l1-l2-get: removed ${removed} keys of this run from Redis`);
@@ -195,5 +242,13 @@ export const l1L2Get: Scenario = {
 };
 
 function skipped(reason: string): ScenarioReport {
-  return { scenario: 'l1-l2-get', title: 'Memory + Redis get', baselines: {}, results: [], targets: [], notes: [], skipped: reason };
+  return {
+    scenario: 'l1-l2-get',
+    title: 'Memory + Redis get',
+    baselines: {},
+    results: [],
+    targets: [],
+    notes: [],
+    skipped: reason,
+  };
 }

@@ -31,7 +31,9 @@ export const l1Set: Scenario = {
       contender('lru-cache set (in async fn)', 'async', async (i) => c.lru.set(k(i), v(i))),
       contender('bgc MemoryTier set', 'async', (i) => c.tier.set(k(i), entry(i))),
       contender('bgc orchestrator set', 'async', (i) => c.cache.set(k(i), v(i))),
-      contender('bentocache (memory) set', 'async', (i) => c.bento.set({ key: k(i), value: v(i), ttl: HOUR })),
+      contender('bentocache (memory) set', 'async', (i) =>
+        c.bento.set({ key: k(i), value: v(i), ttl: HOUR }),
+      ),
       contender('cache-manager (memory) set', 'async', (i) => c.manager.set(k(i), v(i))),
     ];
     // Each op reads, or writes one time in ten; reads use each library's fastest read path.
@@ -55,11 +57,14 @@ export const l1Set: Scenario = {
     ];
     const settings = roundSettings(ctx, 300);
     try {
-      ctx.log(`l1-set: ${sets.length + mixed.length} contenders, ${settings.rounds} rounds of ${settings.durationMs} ms`);
+      ctx.log(
+        `l1-set: ${sets.length + mixed.length} contenders, ${settings.rounds} rounds of ${settings.durationMs} ms`,
+      );
       const a = await runRounds(sets, settings);
       const b = await runRounds(mixed, settings);
       const results = [...a.map((f) => result(f.impl, SET, f)), ...b.map((f) => result(f.impl, MIXED, f))];
-      const ops = (impl: string, group: string) => results.find((r) => r.impl === impl && r.group === group)?.opsPerSec;
+      const ops = (impl: string, group: string) =>
+        results.find((r) => r.impl === impl && r.group === group)?.opsPerSec;
       const timeRatio = (impl: string, base: string, group: string) => {
         const x = ops(impl, group);
         const y = ops(base, group);
@@ -85,4 +90,3 @@ export const l1Set: Scenario = {
 function fmt(x: number | undefined): string {
   return x === undefined ? 'n/a' : `${x.toFixed(2)}x`;
 }
-

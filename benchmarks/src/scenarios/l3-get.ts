@@ -42,15 +42,29 @@ export const l3Get: Scenario = {
     let cache: MultiLevelCache | undefined;
     try {
       await admin.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-      tier = new PostgresTier({ pool: ourPool, schema, migrate: true, sweepIntervalMs: 0, operationTimeoutMs: 5000 });
+      tier = new PostgresTier({
+        pool: ourPool,
+        schema,
+        migrate: true,
+        sweepIntervalMs: 0,
+        operationTimeoutMs: 5000,
+      });
       await tier.init();
-      cache = new MultiLevelCache({ tiers: [tier], defaultTtlMs: TTL, tierTimeoutMs: 5000, ownsTiers: false });
+      cache = new MultiLevelCache({
+        tiers: [tier],
+        defaultTtlMs: TTL,
+        tierTimeoutMs: 5000,
+        ownsTiers: false,
+      });
       const keys = Array.from({ length: KEYS }, (_, i) => payloadKey(i));
       const now = Date.now();
       ctx.log(`l3-get: filling ${schema}.bgc_cache_entries`);
       for (let i = 0; i < KEYS; i += 100) {
         await tier.setMany(
-          keys.slice(i, i + 100).map((key, j) => ({ key, entry: { value: payload(i + j), freshUntil: now + TTL, staleUntil: now + TTL, createdAt: now } })),
+          keys.slice(i, i + 100).map((key, j) => ({
+            key,
+            entry: { value: payload(i + j), freshUntil: now + TTL, staleUntil: now + TTL, createdAt: now },
+          })),
         );
       }
       const seq = zipfSequence({ n: KEYS, length: 1 << 16, s: 1, seed: 5 });

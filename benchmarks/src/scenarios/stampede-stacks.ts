@@ -90,7 +90,13 @@ export interface BurstResult {
  * Fires `callers` concurrent get-or-loads of one missing key at epoch ms `startAt`, with a loader
  * taking `loaderMs`, and reports loader calls and latencies.
  */
-export async function burst(stack: StampedeStack, key: string, callers: number, loaderMs: number, startAt: number): Promise<BurstResult> {
+export async function burst(
+  stack: StampedeStack,
+  key: string,
+  callers: number,
+  loaderMs: number,
+  startAt: number,
+): Promise<BurstResult> {
   let loaderCalls = 0;
   const loader = async () => {
     loaderCalls++;

@@ -1,5 +1,11 @@
 // A child process of the stampede scenario: builds stacks on demand and runs bursts when told.
-import { type BurstResult, buildStampedeStack, burst, type StampedeLib, type StampedeStack } from './stampede-stacks.js';
+import {
+  type BurstResult,
+  buildStampedeStack,
+  burst,
+  type StampedeLib,
+  type StampedeStack,
+} from './stampede-stacks.js';
 
 /** Messages from the parent. */
 export type WorkerCommand =
@@ -16,12 +22,16 @@ const send = (reply: WorkerReply) => process.send?.(reply);
 process.on('message', async (message: WorkerCommand) => {
   try {
     if (message.cmd === 'prepare') {
-      if (!stacks.has(message.lib)) stacks.set(message.lib, buildStampedeStack(message.lib, message.redisUrl, message.marker));
+      if (!stacks.has(message.lib))
+        stacks.set(message.lib, buildStampedeStack(message.lib, message.redisUrl, message.marker));
       send({ ok: true });
     } else if (message.cmd === 'burst') {
       const stack = stacks.get(message.lib);
       if (!stack) throw new Error(`stack ${message.lib} not prepared`);
-      send({ ok: true, burst: await burst(stack, message.key, message.callers, message.loaderMs, message.startAt) });
+      send({
+        ok: true,
+        burst: await burst(stack, message.key, message.callers, message.loaderMs, message.startAt),
+      });
     } else {
       await Promise.allSettled([...stacks.values()].map((s) => s.close()));
       send({ ok: true });

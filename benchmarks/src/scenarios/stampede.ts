@@ -6,7 +6,13 @@ import { deleteKeysContaining } from '../redis-cleanup.js';
 import { type BenchResult, checkTarget, result, type ScenarioReport } from '../report.js';
 import type { Scenario, ScenarioContext } from '../scenario.js';
 import { latencySummary, spread } from '../stats.js';
-import { type BurstResult, buildStampedeStack, burst, STAMPEDE_LIBS, type StampedeLib } from './stampede-stacks.js';
+import {
+  type BurstResult,
+  buildStampedeStack,
+  burst,
+  STAMPEDE_LIBS,
+  type StampedeLib,
+} from './stampede-stacks.js';
 import type { WorkerCommand, WorkerReply } from './stampede-worker.js';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -129,13 +135,16 @@ export const stampede: Scenario = {
           const startAt = Date.now() + 150;
           const key = `${lib}:p3:${r}`;
           const b = await Promise.all(
-            workers.map((w) => w.burst({ cmd: 'burst', lib, key, callers: CALLERS, loaderMs: LOADER_MS, startAt })),
+            workers.map((w) =>
+              w.burst({ cmd: 'burst', lib, key, callers: CALLERS, loaderMs: LOADER_MS, startAt }),
+            ),
           );
           if (r > 0) bursts.push(b);
         }
         results.push(figures(NAMES[lib], three, bursts));
       }
-      const calls = (group: string) => results.find((r) => r.group === group && r.impl === NAMES.bgc)?.loaderCalls;
+      const calls = (group: string) =>
+        results.find((r) => r.group === group && r.impl === NAMES.bgc)?.loaderCalls;
       return {
         scenario: 'stampede',
         title: `${CALLERS} concurrent get-or-loads of one missing key per process, loader ${LOADER_MS} ms, memory + Redis`,
