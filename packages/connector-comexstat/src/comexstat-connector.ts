@@ -112,6 +112,13 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+interface BatchAddition {
+  months: number[];
+  ncms: string[];
+  countries: string[];
+  fanOut: boolean;
+}
+
 interface Batch {
   flow: ComexStatFlow;
   ano: number;
@@ -165,6 +172,8 @@ export class ComexStatConnector {
   private readonly onError: (error: unknown) => void;
   private readonly open = new Map<string, Batch>();
   private readonly inflight = new Set<Batch>();
+  /** Every batch not settled yet (open, full and waiting, or on the wire). */
+  private readonly pending = new Set<Batch>();
   private readonly refreshing = new Map<string, Promise<unknown>>();
   private release: { value: ComexStatRelease | undefined; checkedAt: number } | undefined;
   private releasePending: Promise<ComexStatRelease | undefined> | undefined;
@@ -265,14 +274,33 @@ export class ComexStatConnector {
       this.stats.keysStored += items.length;
       return items.length;
     }
-    const batch = this.openBatch(group.flow, group.ano);
-    batch.fanOut = true;
-    for (const m of published) batch.months.add(m);
-    for (const n of group.ncms) batch.ncms.add(n);
-    for (const c of group.countries) batch.countries.add(c);
-    await batch.done;
-    if (batch.error !== undefined) throw batch.error;
-    return batch.results?.size ?? 0;
+    // Keep each call under the API's size limit: split the NCMs when the group alone is too big.
+    const perNcm =
+      12 *
+      (group.countries.length + (this.config.fanOut.topLists ? this.config.warming.topCountries.length : 0));
+    const chunk = Math.max(1, Math.floor(this.config.api.maxCellsPerCall / Math.max(1, perNcm)));
+    const batches: Batch[] = [];
+    for (let i = 0; i < group.ncms.length; i += chunk) {
+      const ncms = group.ncms.slice(i, i + chunk);
+      const batch = this.openBatch(group.flow, group.ano, {
+        months: published,
+        ncms,
+        countries: group.countries,
+        fanOut: true,
+      });
+      batch.fanOut = true;
+      for (const m of published) batch.months.add(m);
+      for (const n of ncms) batch.ncms.add(n);
+      for (const c of group.countries) batch.countries.add(c);
+      batches.push(batch);
+    }
+    let stored = 0;
+    for (const batch of new Set(batches)) {
+      await batch.done;
+      if (batch.error !== undefined) throw batch.error;
+      stored += batch.results?.size ?? 0;
+    }
+    return stored;
   }
 
   /**
@@ -324,11 +352,7 @@ export class ComexStatConnector {
   /** Resolves when every scheduled call and background refresh has settled. */
   async drain(): Promise<void> {
     for (;;) {
-      const pending = [
-        ...[...this.open.values()].map((b) => b.done),
-        ...[...this.inflight].map((b) => b.done),
-        ...this.refreshing.values(),
-      ];
+      const pending = [...[...this.pending].map((b) => b.done), ...this.refreshing.values()];
       if (pending.length === 0) return;
       await Promise.allSettled(pending);
     }
@@ -378,7 +402,12 @@ export class ComexStatConnector {
         if (v) return v;
       }
     }
-    const batch = this.openBatch(q.flow, q.ano);
+    const batch = this.openBatch(q.flow, q.ano, {
+      months: [q.mes],
+      ncms: [q.ncm],
+      countries: [q.pais],
+      fanOut: false,
+    });
     if (batch.waiters.length > 0 || batch.months.size > 0) this.stats.mergedMisses++;
     batch.months.add(q.mes);
     batch.ncms.add(q.ncm);
@@ -388,10 +417,16 @@ export class ComexStatConnector {
     });
   }
 
-  private openBatch(flow: ComexStatFlow, ano: number): Batch {
+  private openBatch(flow: ComexStatFlow, ano: number, adding: BatchAddition): Batch {
     const id = `${flow}:${ano}`;
     const existing = this.open.get(id);
-    if (existing) return existing;
+    if (
+      existing &&
+      (existing.months.size === 0 || this.cellsWith(existing, adding) <= this.config.api.maxCellsPerCall)
+    ) {
+      return existing;
+    }
+    // A full batch keeps its place in the spacer queue; later misses start the next one.
     const batch: Batch = {
       flow,
       ano,
@@ -403,8 +438,24 @@ export class ComexStatConnector {
       done: Promise.resolve(),
     };
     this.open.set(id, batch);
-    batch.done = this.run(batch, id);
+    this.pending.add(batch);
+    batch.done = this.run(batch, id).finally(() => this.pending.delete(batch));
     return batch;
+  }
+
+  /** (month, NCM, country) cells the batch's call would cover after `adding`. */
+  private cellsWith(batch: Batch, adding: BatchAddition): number {
+    const fan = batch.fanOut || adding.fanOut;
+    const top = fan && this.config.fanOut.topLists;
+    const ncms = new Set([...batch.ncms, ...adding.ncms, ...(top ? this.config.warming.topNcms : [])]).size;
+    const countries = new Set([
+      ...batch.countries,
+      ...adding.countries,
+      ...(top ? this.config.warming.topCountries : []),
+    ]).size;
+    const months = [...batch.months, ...adding.months];
+    const span = fan && this.config.fanOut.wholeYear ? 12 : Math.max(...months) - Math.min(...months) + 1;
+    return ncms * countries * span;
   }
 
   private seal(batch: Batch, id: string): GeneralQuery {

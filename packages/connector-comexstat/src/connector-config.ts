@@ -28,6 +28,11 @@ export interface ComexStatConnectorConfig {
     /** `api.timeout`, ms. */
     timeoutMs: number;
     retries: number;
+    /**
+     * `api.max_cells_per_call`: most (month, NCM, country) cells one coalesced call may cover; the
+     * API times out near 150k rows, so bigger batches are split.
+     */
+    maxCellsPerCall: number;
   };
   rateLimit: {
     /** `rate_limit.min_interval` (env `COMEXSTAT_MIN_INTERVAL_MS` wins), ms. */
@@ -74,7 +79,13 @@ export const DEFAULT_CONNECTOR_CONFIG: ComexStatConnectorConfig = Object.freeze(
     staleTtlMs: 30 * 24 * 3_600_000,
     frozenTtlMs: 30 * 24 * 3_600_000,
   },
-  api: { baseUrl: COMEXSTAT_BASE_URL, language: 'pt', timeoutMs: 60_000, retries: 4 },
+  api: {
+    baseUrl: COMEXSTAT_BASE_URL,
+    language: 'pt',
+    timeoutMs: 60_000,
+    retries: 4,
+    maxCellsPerCall: 100_000,
+  },
   rateLimit: { minIntervalMs: DEFAULT_MIN_INTERVAL_MS },
   releaseAware: { enabled: true, checkIntervalMs: 3_600_000 },
   fanOut: { enabled: false, wholeYear: true, topLists: true },
@@ -86,7 +97,7 @@ type Obj = Record<string, unknown>;
 const KNOWN: Record<string, readonly string[]> = {
   '': ['cache', 'api', 'base_url', 'rate_limit', 'min_interval', 'release_aware', 'fan_out', 'warming'],
   cache: ['enabled', 'ttl', 'key_pattern', 'import_key_pattern', 'stale_ttl', 'frozen_ttl'],
-  api: ['base_url', 'language', 'timeout', 'retries'],
+  api: ['base_url', 'language', 'timeout', 'retries', 'max_cells_per_call'],
   rate_limit: ['min_interval'],
   release_aware: ['enabled', 'check_interval'],
   fan_out: ['enabled', 'whole_year', 'top_lists'],
@@ -290,6 +301,14 @@ export function loadConnectorConfig(
       language,
       timeoutMs: duration(api, 'timeout', 'api.timeout', d.api.timeoutMs),
       retries: int(api, 'retries', 'api.retries', d.api.retries, 0, 20),
+      maxCellsPerCall: int(
+        api,
+        'max_cells_per_call',
+        'api.max_cells_per_call',
+        d.api.maxCellsPerCall,
+        1,
+        10_000_000,
+      ),
     },
     rateLimit: { minIntervalMs },
     releaseAware: {

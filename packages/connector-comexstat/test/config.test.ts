@@ -104,6 +104,7 @@ describe('loadConnectorConfig', () => {
     fails('base_url: 42\n', 'base_url');
     fails('api:\n  language: fr\n', 'api.language', 'pt, en or es');
     fails('api:\n  retries: -1\n', 'api.retries', 'integer from 0 to 20');
+    fails('api:\n  max_cells_per_call: 0\n', 'api.max_cells_per_call');
     fails('warming:\n  months: 0\n', 'warming.months');
     fails('warming:\n  flows: [exports]\n', 'warming.flows', 'export/import');
     fails('warming:\n  top_ncms: ["1201"]\n', 'warming.top_ncms[0]', '8-digit');

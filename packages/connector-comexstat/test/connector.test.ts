@@ -92,6 +92,45 @@ describe('ComexStatConnector: coalescing', () => {
   });
 });
 
+describe('ComexStatConnector: call size', () => {
+  it('splits coalesced misses that would exceed api.max_cells_per_call', async () => {
+    stack = await makeStack({ config: (c) => ({ ...c, api: { ...c.api, maxCellsPerCall: 4 } }) });
+    const qs: ComexStatMonthQuery[] = TOP_NCMS.slice(0, 6).map((n) => ({
+      flow: 'export',
+      ano: 2025,
+      mes: 1,
+      ncm: n,
+      pais: '160',
+    }));
+    const results = await Promise.all(qs.map((q) => stack!.connector.getMonth(q)));
+    expect(stack.sim.stats.byPath['/general']).toBe(2);
+    results.forEach((r, i) =>
+      expect(r.rows.map((x) => x.fob)).toEqual(
+        expected(qs[i] as ComexStatMonthQuery) ? [expected(qs[i] as ComexStatMonthQuery)?.fob] : [],
+      ),
+    );
+  });
+
+  it('splits a warming group by NCM when it alone is too big', async () => {
+    stack = await makeStack({
+      config: (c) => ({
+        ...c,
+        api: { ...c.api, maxCellsPerCall: 48 },
+        fanOut: { ...c.fanOut, topLists: false },
+      }),
+    });
+    const n = await stack.connector.fetchYear({
+      flow: 'import',
+      ano: 2025,
+      months: [1, 2],
+      ncms: TOP_NCMS.slice(0, 5),
+      countries: ['160', '063'],
+    });
+    expect(stack.sim.stats.byPath['/general']).toBe(3);
+    expect(n).toBe(5 * 2 * 12);
+  });
+});
+
 describe('ComexStatConnector: fan-out and negative caching', () => {
   it('with fan-out, one miss fetches the whole year for the top lists and stores every cell', async () => {
     stack = await makeStack({
