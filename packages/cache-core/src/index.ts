@@ -39,3 +39,4 @@ export {
 } from './multi-level-cache.js';
 export { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
 export { withTimeout, delay } from './timeout.js';
+export { coarseNow } from './clock.js';

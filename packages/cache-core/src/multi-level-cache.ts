@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { DistributedLock, InvalidationBus, InvalidationMessage, Lease } from './bus.js';
 import { CircuitBreaker } from './circuit-breaker.js';
+import { coarseNow } from './clock.js';
 import { type CacheEntry, capEntry } from './entry.js';
 import { BgcCacheError } from './errors/bgc-cache-error.js';
 import { CircuitOpenError } from './errors/circuit-open-error.js';
@@ -305,7 +306,7 @@ export class MultiLevelCache extends EventEmitter {
    * {@link getOrLoad} on `undefined`. Records the same hit metric as {@link get}.
    */
   getSync<T = unknown>(key: string, endpoint: string = this.endpoint): CacheResult<T> | undefined {
-    const now = Date.now();
+    const now = coarseNow();
     const e = this.readL1Sync<T>(key, now, endpoint);
     return e && e.freshUntil > now ? { value: e.value, level: Level.L1, stale: false } : undefined;
   }
@@ -316,7 +317,7 @@ export class MultiLevelCache extends EventEmitter {
    */
   async get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
     const endpoint = options.endpoint ?? this.endpoint;
-    const now = Date.now();
+    const now = coarseNow();
     const fast = this.readL1Sync<T>(key, now, endpoint);
     if (fast && (fast.freshUntil > now || options.allowStale)) {
       return { value: fast.value, level: Level.L1, stale: fast.freshUntil <= now };
@@ -445,7 +446,7 @@ export class MultiLevelCache extends EventEmitter {
    */
   async getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T> = {}): Promise<LoadResult<T>> {
     const endpoint = options.endpoint ?? this.endpoint;
-    const now = Date.now();
+    const now = coarseNow();
     const fast = this.readL1Sync<T>(key, now, endpoint);
     if (fast && fast.freshUntil > now && !options.isStale?.(fast)) {
       this.maybeEagerRefresh(key, fast, loader, options, now);

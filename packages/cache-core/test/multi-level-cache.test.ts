@@ -81,7 +81,7 @@ describe('MultiLevelCache.get', () => {
     l1.store.set('a', entry('A', 60_000));
     l2.store.set('b', entry('B', 60_000));
     const now = Date.now();
-    l1.store.set('s', { value: 'S', freshUntil: now - 1, staleUntil: now + 60_000 });
+    l1.store.set('s', { value: 'S', freshUntil: now - 1000, staleUntil: now + 60_000 });
     expect(cache.getSync('a')).toEqual({ value: 'A', level: 'l1', stale: false });
     expect(cache.getSync('b')).toBeUndefined();
     expect(cache.getSync('s')).toBeUndefined();
