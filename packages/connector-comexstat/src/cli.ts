@@ -19,6 +19,7 @@ const USAGE = `usage:
                           [--latency-ms 300] [--per-row-ms 0.3] [--updated YYYY-MM]
   bgc-comexstat warm [--config comexstat.yaml] [--base-url URL] [--min-interval-ms N] [--months 12]
                      [--cache-module ./cache.mjs]   (default export: (config) => cache; else in-memory dry run)
+                     [--redis-url redis://127.0.0.1:6379] [--redis-key comexstat:spacer:next]   (share the spacer)
 `;
 
 /** Hooks for embedding the CLI (tests, demos). */
@@ -88,6 +89,8 @@ export async function main(
         'min-interval-ms': { type: 'string' },
         months: { type: 'string' },
         'cache-module': { type: 'string' },
+        'redis-url': { type: 'string' },
+        'redis-key': { type: 'string' },
       },
     });
     const base: ComexStatConnectorConfig = values.config
@@ -112,12 +115,22 @@ export async function main(
       out.write('no --cache-module: warming an in-memory cache (dry run: shows the calls it would make)\n');
       cache = new SingleTierCache();
     }
+    // ioredis is an optional peer: loaded only when asked for.
+    const redis = values['redis-url']
+      ? new (await import('ioredis')).Redis(values['redis-url'], { maxRetriesPerRequest: 1 })
+      : undefined;
     const client = new ComexStatClient({
       baseUrl: config.api.baseUrl,
       language: config.api.language,
       timeoutMs: config.api.timeoutMs,
       retries: config.api.retries,
-      spacer: new RequestSpacer({ minIntervalMs: config.rateLimit.minIntervalMs }),
+      spacer: new RequestSpacer({
+        minIntervalMs: config.rateLimit.minIntervalMs,
+        redis,
+        redisKey: values['redis-key'],
+        onError: (e) =>
+          out.write(`spacer: Redis failed (${(e as Error).message}); spacing this process only\n`),
+      }),
     });
     const connector = new ComexStatConnector({ client, cache, config });
     const reporter = createWarmReporter();
@@ -128,6 +141,7 @@ export async function main(
     });
     reporter.finish(summary);
     out.write(`${JSON.stringify(summary)}\n`);
+    await redis?.quit();
     return 0;
   }
   out.write(USAGE);

@@ -70,3 +70,45 @@ describe('RequestSpacer', () => {
     expect(errors).toHaveLength(3);
   });
 });
+
+describe('RequestSpacer across two connectors', () => {
+  it('two instances sharing Redis never trip the per-IP rate limit', async () => {
+    const { ComexStatClient, ComexStatConnector, DEFAULT_CONNECTOR_CONFIG, SingleTierCache } = await import(
+      '../src/index.js'
+    );
+    const { startComexStatSimulator } = await import('../src/simulator/index.js');
+    const key = `bgc-test:comexstat:spacer:${randomUUID()}`;
+    keys.push(key);
+    const sim = await startComexStatSimulator({
+      rateLimit: { max: 1, windowMs: 40, strict: true },
+      latency: { baseMs: 1, perRowMs: 0 },
+    });
+    try {
+      const sentAt: number[] = [];
+      const make = () =>
+        new ComexStatConnector({
+          client: new ComexStatClient({
+            baseUrl: sim.url,
+            spacer: new RequestSpacer({ minIntervalMs: 100, redis, redisKey: key }),
+            retries: 0,
+            onAttempt: (a) => sentAt.push(a.sentAt),
+          }),
+          cache: new SingleTierCache(),
+          config: DEFAULT_CONNECTOR_CONFIG,
+        });
+      const [a, b] = [make(), make()];
+      const results = await Promise.all(
+        [2023, 2024, 2025].flatMap((ano) =>
+          [a, b].map((c) => c.getMonth({ flow: 'export', ano, mes: 1, ncm: '12019000', pais: '160' })),
+        ),
+      );
+      expect(results.every((r) => r.status === 'ok')).toBe(true);
+      // 2 × (dates + countries + 3 years) calls, none refused.
+      expect(sim.stats.calls).toBe(10);
+      expect(sim.stats.rateLimited).toBe(0);
+      expect(minGap(sentAt)).toBeGreaterThanOrEqual(95);
+    } finally {
+      await sim.close();
+    }
+  });
+});
