@@ -1,12 +1,4 @@
-import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.shared.js';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/cli.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  splitting: false,
-  shims: true,
-});
+// shims: the CJS build finds the shipped migrations/ through import.meta.url.
+export default packageBuild(['src/index.ts', 'src/cli.ts'], { shims: true });
