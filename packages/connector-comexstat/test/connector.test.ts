@@ -104,11 +104,10 @@ describe('ComexStatConnector: call size', () => {
     }));
     const results = await Promise.all(qs.map((q) => stack!.connector.getMonth(q)));
     expect(stack.sim.stats.byPath['/general']).toBe(2);
-    results.forEach((r, i) =>
-      expect(r.rows.map((x) => x.fob)).toEqual(
-        expected(qs[i] as ComexStatMonthQuery) ? [expected(qs[i] as ComexStatMonthQuery)?.fob] : [],
-      ),
-    );
+    results.forEach((r, i) => {
+      const cell = expected(qs[i] as ComexStatMonthQuery);
+      expect(r.rows.map((x) => x.fob)).toEqual(cell ? [cell.fob] : []);
+    });
   });
 
   it('splits a warming group by NCM when it alone is too big', async () => {

@@ -409,3 +409,72 @@ describe('simulator: rate limit and faults', () => {
     }
   });
 });
+
+describe('simulator: /cities, /historical-data and the other tables', () => {
+  it('serves /cities with FOB and KG only, states placed', async () => {
+    const res = await post(
+      query({
+        details: ['state', 'city', 'country'],
+        filters: [{ filter: 'country', values: ['160'] }],
+        period: { from: '2025-01', to: '2025-01' },
+      }),
+    );
+    // `city` is a /cities detail, not a /general one.
+    expect(res.status).toBe(400);
+    const viaCities = await fetch(`${sim.url}/cities`, {
+      method: 'POST',
+      body: JSON.stringify(
+        query({ details: ['state', 'city'], filters: [{ filter: 'country', values: ['160'] }] }),
+      ),
+    });
+    const body = (await viaCities.json()) as any;
+    expect(body.data.list.length).toBeGreaterThan(0);
+    expect(body.data.list[0].state).not.toBe('Não Declarada');
+    expect(body.data.list[0].city).toMatch(/^Município sede - [A-Z]{2}$/);
+    const bad = await fetch(`${sim.url}/cities`, {
+      method: 'POST',
+      body: JSON.stringify(query({ details: ['ncm'] })),
+    });
+    expect(bad.status).toBe(400);
+    const badMetric = await fetch(`${sim.url}/cities`, {
+      method: 'POST',
+      body: JSON.stringify(query({ details: ['state'], filters: [], metrics: ['metricStatistic'] })),
+    });
+    expect(((await badMetric.json()) as any).error.message).toBe('Métrica inválida (metricStatistic)');
+    expect((await get('/cities/dates/updated')).json.data.monthNumber).toBe('08');
+    expect((await get('/cities/details')).json.data.list).toHaveLength(7);
+    expect((await get('/cities/metrics')).json.data.list).toHaveLength(2);
+  });
+
+  it('serves /historical-data/ (trailing slash) for 1989-1996 as a bare array', async () => {
+    const body = query({
+      period: { from: '1995-01', to: '1996-12' },
+      details: ['nbm', 'country'],
+      filters: [{ filter: 'country', values: ['160', '249'] }],
+    });
+    const res = await fetch(`${sim.url}/historical-data/`, { method: 'POST', body: JSON.stringify(body) });
+    const json = (await res.json()) as any;
+    expect(Array.isArray(json.data)).toBe(true);
+    expect(json.data.length).toBeGreaterThan(0);
+    expect(json.data[0].nbmCode).toMatch(/^\d{10}$/);
+    expect(new Set(json.data.map((r: any) => r.year))).toEqual(new Set(['1995', '1996']));
+    expect(
+      (await fetch(`${sim.url}/historical-data`, { method: 'POST', body: JSON.stringify(body) })).status,
+    ).toBe(404);
+    const general = await post(query({ period: { from: '1995-01', to: '1996-12' } }));
+    expect(general.json.data.list).toEqual([]);
+    expect((await get('/historical-data/dates/years')).json.data).toEqual({ min: '1989', max: '1996' });
+    expect((await get('/historical-data/dates/updated')).json.data.year).toBe('1996');
+    expect((await get('/historical-data/filters')).json.data.list).toHaveLength(4);
+  });
+
+  it('serves economic blocks, ways and customs units; unknown ids give data:null', async () => {
+    expect((await get('/tables/economic-blocks')).json.data.count).toBe(12);
+    const withCountries = (await get('/tables/economic-blocks?add=country')).json.data.list;
+    expect(withCountries[0]).toHaveProperty('coCountry');
+    expect((await get('/tables/ways/01')).json.data).toEqual({ id: '01', text: 'MARITIMA' });
+    expect((await get('/tables/ways')).json.data.list.length).toBe(9);
+    expect((await get('/tables/urf/0817600')).json.data.text).toBe('PORTO DE SANTOS');
+    expect((await get('/tables/urf/1')).json.data).toBeNull();
+  });
+});

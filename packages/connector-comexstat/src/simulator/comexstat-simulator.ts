@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { SIM_COUNTRIES, SIM_NCMS, SIM_UFS, type SimCountry, type SimNcm } from './simulator-data.js';
-import { generateCell, isPublished, type SimRelease } from './simulator-generate.js';
+import { generateCell, isPublished, type SimRelease, unitHash } from './simulator-generate.js';
 
 /** Rate limit of the simulator, per client IP, counting every endpoint (dates included). */
 export interface SimulatorRateLimitOptions {
@@ -138,6 +138,49 @@ const DETAILS = [
   'ISICClass',
 ];
 const DETAIL_SET = new Set(DETAILS);
+
+/** The three query endpoints: their details, metrics and years (reference §2). */
+interface Dataset {
+  details: ReadonlySet<string>;
+  metrics: readonly string[];
+  minYear: number;
+  /** Fixed release for historical data (1989-1996); `undefined` follows the live release. */
+  release?: SimRelease;
+}
+const CITY_DETAILS = ['country', 'economicBlock', 'state', 'city', 'heading', 'chapter', 'section'];
+const HISTORICAL_DETAILS = ['country', 'state', 'nbm', 'section'];
+const WAYS = [
+  ['01', 'MARITIMA'],
+  ['02', 'FLUVIAL'],
+  ['03', 'LACUSTRE'],
+  ['04', 'AEREA'],
+  ['05', 'POSTAL'],
+  ['06', 'FERROVIARIA'],
+  ['07', 'RODOVIARIA'],
+  ['08', 'CONDUTO/REDE DE TRANSMISSAO'],
+  ['09', 'MEIOS PROPRIOS'],
+];
+const URFS = [
+  ['0817600', 'PORTO DE SANTOS'],
+  ['0717700', 'PORTO DO RIO DE JANEIRO'],
+  ['0927800', 'PORTO DE PARANAGUA'],
+  ['1017700', 'PORTO DE RIO GRANDE'],
+  ['0817700', 'AEROPORTO INTERNACIONAL DE SAO PAULO/GUARULHOS'],
+];
+const BLOCKS = [
+  ['105', 'América do Norte'],
+  ['107', 'América Central e Caribe'],
+  ['108', 'América do Sul'],
+  ['111', 'Mercosul'],
+  ['112', 'Europa'],
+  ['22', 'União Europeia - UE'],
+  ['51', 'Oriente Médio'],
+  ['52', 'Ásia (Exclusive Oriente Médio)'],
+  ['53', 'África'],
+  ['54', 'Oceania'],
+  ['59', 'Associação de Nações do Sudeste Asiático - ASEAN'],
+  ['99', 'Outros'],
+];
 const METRICS = ['metricFOB', 'metricKG', 'metricStatistic', 'metricFreight', 'metricInsurance', 'metricCIF'];
 const IMPORT_ONLY = new Set(['metricFreight', 'metricInsurance', 'metricCIF']);
 const PERIOD = /^(\d{4})-(\d{2})$/;
@@ -214,7 +257,22 @@ export async function startComexStatSimulator(
     );
   }
 
-  function general(body: unknown, language: string): HttpReply | { rows: Record<string, string>[] } {
+  const DATASETS: Record<'general' | 'cities' | 'historical', Dataset> = {
+    general: { details: DETAIL_SET, metrics: METRICS, minYear: 1997 },
+    cities: { details: new Set(CITY_DETAILS), metrics: ['metricFOB', 'metricKG'], minYear: 1997 },
+    historical: {
+      details: new Set(HISTORICAL_DETAILS),
+      metrics: ['metricFOB', 'metricKG'],
+      minYear: 1989,
+      release: { updated: '1997-01-31', year: 1996, month: 12 },
+    },
+  };
+
+  function general(
+    body: unknown,
+    language: string,
+    dataset: Dataset = DATASETS.general,
+  ): HttpReply | { rows: Record<string, string>[] } {
     if (typeof body !== 'object' || body === null) return error(400, 'Corpo da requisição inválido');
     const q = body as Record<string, unknown>;
     if (q.flow !== 'export' && q.flow !== 'import')
@@ -233,7 +291,7 @@ export async function startComexStatSimulator(
       if (
         typeof f !== 'object' ||
         f === null ||
-        !DETAIL_SET.has((f as { filter?: string }).filter as string)
+        !dataset.details.has((f as { filter?: string }).filter as string)
       ) {
         return error(400, 'Filtro inválido');
       }
@@ -241,14 +299,14 @@ export async function startComexStatSimulator(
         return error(400, 'Filtro inválido (values deve ser uma lista)');
     }
     const details = q.details ?? [];
-    if (!Array.isArray(details) || details.some((d) => !DETAIL_SET.has(d as string))) {
+    if (!Array.isArray(details) || details.some((d) => !dataset.details.has(d as string))) {
       return error(400, 'Detalhamento inválido');
     }
     const metrics = q.metrics ?? ['metricFOB'];
     if (!Array.isArray(metrics) || metrics.length === 0)
       return error(400, 'Métrica inválida (informe ao menos uma)');
     for (const m of metrics) {
-      if (!METRICS.includes(m as string)) return error(400, `Métrica inválida (${String(m)})`);
+      if (!dataset.metrics.includes(m as string)) return error(400, `Métrica inválida (${String(m)})`);
       if (m === 'metricStatistic' && !details.includes('ncm')) {
         return error(400, 'Métrica inválida (ncm é obrigatório para metricStatistic)');
       }
@@ -277,14 +335,15 @@ export async function startComexStatSimulator(
     );
     const countries = SIM_COUNTRIES.filter((c) => !countryFilter || countryFilter.has(c.id));
     const en = language === 'en';
+    const live = dataset.release ?? release;
     const groups = new Map<string, { row: Record<string, string>; fob: number; kg: number }>();
     // Years × month window: the months fm..tm apply to every year fy..ty (reference §3).
     for (let year = fy; year <= ty; year++) {
       for (let month = fm; month <= tm; month++) {
-        if (!isPublished(release, year, month)) continue;
+        if (year < dataset.minYear || !isPublished(live, year, month)) continue;
         for (const ncm of ncms) {
           for (const country of countries) {
-            const cell = generateCell(flow, year, month, ncm, country, release);
+            const cell = generateCell(flow, year, month, ncm, country, live);
             if (!cell) continue;
             const row = describe(
               details as string[],
@@ -293,6 +352,7 @@ export async function startComexStatSimulator(
               en,
               year,
               monthDetail ? month : undefined,
+              dataset !== DATASETS.general,
             );
             const key = JSON.stringify(row);
             const g = groups.get(key);
@@ -321,6 +381,7 @@ export async function startComexStatSimulator(
     en: boolean,
     year: number,
     month: number | undefined,
+    placeStates: boolean,
   ): Record<string, string> {
     const row: Record<string, string> = {};
     if (details.includes('ncm')) row.coNcm = ncm.coNcm;
@@ -333,11 +394,20 @@ export async function startComexStatSimulator(
       else if (d === 'country') row.country = (en ? country.en : undefined) ?? country.text.trim();
       else if (d === 'heading') row.heading = `Posição ${ncm.coNcm.slice(0, 4)}`;
       else if (d === 'chapter') row.chapter = `Capítulo ${ncm.coNcm.slice(0, 2)}`;
-      // State names stay Portuguese even with language=en (reference §1).
-      else if (d === 'state') row.state = 'Não Declarada';
-      else row[d] = 'Não Declarado';
+      // State names stay Portuguese even with language=en (reference §1); /general leaves the
+      // declarant's state undeclared, /cities and /historical-data place each flow in one state.
+      else if (d === 'state') row.state = placeStates ? stateOf(ncm, country).text : 'Não Declarada';
+      else if (d === 'city') row.city = `Município sede - ${stateOf(ncm, country).uf}`;
+      else if (d === 'nbm') {
+        row.nbmCode = `${ncm.coNcm}00`;
+        row.nbm = en ? ncm.en : ncm.pt;
+      } else row[d] = 'Não Declarado';
     }
     return row;
+  }
+
+  function stateOf(ncm: SimNcm, country: SimCountry): (typeof SIM_UFS)[number] {
+    return SIM_UFS[Math.floor(unitHash(`${ncm.coNcm}|${country.id}|uf`) * 27)] as (typeof SIM_UFS)[number];
   }
 
   function metricValue(metric: string, fob: number, kg: number): number {
@@ -358,6 +428,38 @@ export async function startComexStatSimulator(
 
   function table(path: string, params: URLSearchParams, language: string): HttpReply | undefined {
     const search = (params.get('search') ?? '').toLowerCase();
+    const sub = /^\/(cities|historical-data)(\/.*)$/.exec(path);
+    if (sub) {
+      if (sub[1] === 'historical-data' && sub[2] === '/dates/years')
+        return envelope({ min: '1989', max: '1996' }, language);
+      if (sub[1] === 'historical-data' && sub[2] === '/dates/updated') {
+        return envelope({ updated: '1997-01-31', year: '1996', monthNumber: '12' }, language);
+      }
+      const names = sub[1] === 'cities' ? CITY_DETAILS : HISTORICAL_DETAILS;
+      if (sub[2] === '/filters' || sub[2] === '/details')
+        return envelope({ list: names.map((d) => ({ filter: d, text: d })) }, language);
+      if (sub[2] === '/metrics')
+        return envelope({ list: ['metricFOB', 'metricKG'].map((id) => ({ id, text: id })) }, language);
+      return table(`/general${sub[2]}`, params, language);
+    }
+    if (path === '/tables/economic-blocks') {
+      if (params.get('add') === 'country') {
+        const list = SIM_COUNTRIES.filter((c) => c.weight > 0).map((c) => {
+          const b = BLOCKS[Math.floor(unitHash(`${c.id}|block`) * BLOCKS.length)] as string[];
+          return { economicBlock: b[1], country: c.text.trim(), coBlock: b[0], coCountry: c.id };
+        });
+        return envelope({ list, count: list.length }, language);
+      }
+      return envelope({ list: BLOCKS.map(([id, text]) => ({ id, text })), count: BLOCKS.length }, language);
+    }
+    const coded = /^\/tables\/(ways|urf)(?:\/([^/]+))?$/.exec(path);
+    if (coded) {
+      const rows = coded[1] === 'ways' ? WAYS : URFS;
+      if (coded[2] === undefined)
+        return envelope({ list: rows.map(([id, text]) => ({ id, text })), count: rows.length }, language);
+      const hit = rows.find(([id]) => id === coded[2]);
+      return envelope(hit ? { id: hit[0], text: hit[1] } : null, language);
+    }
     if (path === '/general/dates/updated') {
       return envelope(
         { updated: release.updated, year: String(release.year), monthNumber: pad2(release.month) },
@@ -512,21 +614,33 @@ export async function startComexStatSimulator(
     }
     if (fault?.type === 'slow') await sleep(fault.delayMs);
     const truncate = fault?.type === 'truncated';
-    if (path === '/general' && req.method === 'POST') {
+    const dataset =
+      path === '/general'
+        ? DATASETS.general
+        : path === '/cities'
+          ? DATASETS.cities
+          : path === '/historical-data/'
+            ? DATASETS.historical
+            : undefined;
+    if (dataset && req.method === 'POST') {
       let parsed: unknown;
       try {
         parsed = JSON.parse(body);
       } catch {
         return send(error(400, 'Corpo da requisição inválido (JSON malformado)'));
       }
-      const out = general(parsed, language);
+      const out = general(parsed, language, dataset);
       if (out instanceof HttpReply) return send(out);
       if (out.rows.length > latency.rowCap) {
         await sleep(latency.baseMs);
         return send(error(500));
       }
       await sleep(latency.baseMs + latency.perRowMs * out.rows.length);
-      return send(envelope({ list: out.rows }, language), truncate);
+      // /historical-data answers a bare array, the others a { list } (reference §2).
+      return send(
+        envelope(dataset === DATASETS.historical ? out.rows : { list: out.rows }, language),
+        truncate,
+      );
     }
     const reply = req.method === 'GET' ? table(path, url.searchParams, language) : undefined;
     await sleep(Math.min(latency.baseMs, 50));

@@ -25,7 +25,7 @@ export function unitHash(text: string): number {
 
 /** Whether (year, month) is published by `release`. */
 export function isPublished(release: SimRelease, year: number, month: number): boolean {
-  return year >= 1997 && (year < release.year || (year === release.year && month <= release.month));
+  return year < release.year || (year === release.year && month <= release.month);
 }
 
 /** Generated figures of one (flow, year, month, NCM, country) cell; `undefined` when there is no trade. */
