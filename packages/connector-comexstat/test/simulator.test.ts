@@ -478,3 +478,17 @@ describe('simulator: /cities, /historical-data and the other tables', () => {
     expect((await get('/tables/urf/1')).json.data).toBeNull();
   });
 });
+
+describe('simulator: default release', () => {
+  it('publishes last month on the 5th, never in the future', async () => {
+    for (const [today, updated, month] of [
+      ['2026-03-04T12:00:00Z', '2026-02-05', 1],
+      ['2026-03-05T00:00:00Z', '2026-03-05', 2],
+      ['2026-01-02T00:00:00Z', '2025-12-05', 11],
+    ] as const) {
+      const s = await startComexStatSimulator({ rateLimit: false, now: () => new Date(today) });
+      expect(s.release).toMatchObject({ updated, month });
+      await s.close();
+    }
+  });
+});
