@@ -223,9 +223,12 @@ export async function startComexStatSimulator(
       : { max: 1, windowMs: 15_000, strict: true, ...options.rateLimit };
   const latency = { baseMs: 300, perRowMs: 0.3, rowCap: 150_000, ...options.latency };
   const now = options.now ?? (() => new Date());
-  let release = releaseFrom(
-    options.updated ?? new Date(Date.UTC(now().getUTCFullYear(), now().getUTCMonth(), 5)),
+  const today = now();
+  // Default: the latest 5th-of-the-month release not in the future.
+  const lastFifth = new Date(
+    Date.UTC(today.getUTCFullYear(), today.getUTCMonth() - (today.getUTCDate() < 5 ? 1 : 0), 5),
   );
+  let release = releaseFrom(options.updated ?? lastFifth);
   const stats: SimulatorStats = { calls: 0, byPath: {}, rateLimited: 0, log: [] };
   const history = new Map<string, number[]>();
   const queue: (Required<Omit<SimulatorFault, 'path'>> & { path: string | undefined })[] = [];
