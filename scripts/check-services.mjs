@@ -55,7 +55,9 @@ for (const svc of services) {
   }
   if (up) console.log(`${svc.name}: up on ${svc.host}:${svc.port}`);
   else {
-    console.error(`${svc.name}: not reachable on ${svc.host}:${svc.port}; integration tests need it (see DEVELOPERS.md)`);
+    console.error(
+      `${svc.name}: not reachable on ${svc.host}:${svc.port}; integration tests need it (see DEVELOPERS.md)`,
+    );
     failed = true;
   }
 }

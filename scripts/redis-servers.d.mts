@@ -19,5 +19,10 @@ export interface RedisCluster {
   stop(): Promise<void>;
 }
 export function freePort(): Promise<number>;
-export function startRedis(options?: { password?: string; port?: number; dir?: string; args?: string[] }): Promise<RedisServer>;
+export function startRedis(options?: {
+  password?: string;
+  port?: number;
+  dir?: string;
+  args?: string[];
+}): Promise<RedisServer>;
 export function startRedisCluster(options?: { masters?: number; password?: string }): Promise<RedisCluster>;

@@ -37,13 +37,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function cli(port, password, ...args) {
   const auth = password ? ['-a', password, '--no-auth-warning'] : [];
-  return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], { encoding: 'utf8', timeout: 10000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], {
+    encoding: 'utf8',
+    timeout: 10000,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).trim();
 }
 
 async function waitReady(port, password, child) {
   const deadline = Date.now() + 10000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with code ${child.exitCode}`);
+    if (child.exitCode !== null)
+      throw new Error(`redis-server on port ${port} exited with code ${child.exitCode}`);
     try {
       if (cli(port, password, 'PING') === 'PONG') return;
     } catch {}
@@ -60,7 +65,22 @@ async function waitReady(port, password, child) {
 export async function startRedis(options = {}) {
   const port = options.port ?? (await freePort());
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'bgc-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log')];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+    '--logfile',
+    path.join(dir, 'redis.log'),
+  ];
   if (options.password) args.push('--requirepass', options.password);
   args.push(...(options.args ?? []));
   const child = spawn('redis-server', args, { stdio: 'ignore' });
@@ -75,7 +95,9 @@ export async function startRedis(options = {}) {
     get pid() {
       return child.pid;
     },
-    url: options.password ? `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    url: options.password
+      ? `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}`
+      : `redis://127.0.0.1:${port}`,
     /** Runs redis-cli against this server and returns its output. */
     cli: (...a) => cli(port, server.password, ...a),
     /** Sends a signal (SIGSTOP, SIGCONT, SIGKILL...). */
@@ -92,7 +114,13 @@ export async function startRedis(options = {}) {
     restart: async (overrides = {}) => {
       await server.kill();
       const again = await startRedis({ ...options, ...overrides, port, dir });
-      Object.assign(server, { stop: again.stop, kill: again.kill, signal: again.signal, restart: again.restart, password: again.password });
+      Object.assign(server, {
+        stop: again.stop,
+        kill: again.kill,
+        signal: again.signal,
+        restart: again.restart,
+        password: again.password,
+      });
       Object.defineProperty(server, 'pid', { get: () => again.pid, configurable: true });
       return server;
     },
@@ -115,12 +143,31 @@ export async function startRedisCluster(options = {}) {
   const nodes = [];
   try {
     for (let i = 0; i < masters; i++) {
-      const extra = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'];
+      const extra = [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '2000',
+      ];
       if (options.password) extra.push('--masterauth', options.password);
       nodes.push(await startRedis({ password: options.password, args: extra }));
     }
     const auth = options.password ? ['-a', options.password, '--no-auth-warning'] : [];
-    execFileSync('redis-cli', [...auth, '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30000 });
+    execFileSync(
+      'redis-cli',
+      [
+        ...auth,
+        '--cluster',
+        'create',
+        ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { encoding: 'utf8', timeout: 30000 },
+    );
     const deadline = Date.now() + 20000;
     for (;;) {
       const ok = nodes.every((n) => /cluster_state:ok/.test(n.cli('CLUSTER', 'INFO')));
@@ -145,7 +192,10 @@ export async function startRedisCluster(options = {}) {
 // `node scripts/redis-servers.mjs [standalone|password|cluster]` starts one and keeps it up until Ctrl-C.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const kind = process.argv[2] ?? 'standalone';
-  const started = kind === 'cluster' ? await startRedisCluster() : await startRedis(kind === 'password' ? { password: 's3cret' } : {});
+  const started =
+    kind === 'cluster'
+      ? await startRedisCluster()
+      : await startRedis(kind === 'password' ? { password: 's3cret' } : {});
   console.log(JSON.stringify(kind === 'cluster' ? { nodes: started.startupNodes } : { url: started.url }));
   const stop = async () => {
     await started.stop();

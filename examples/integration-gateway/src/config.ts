@@ -1,4 +1,11 @@
-import { type CacheEnvConfig, ConfigError, envBool, envDuration, envInt, loadCacheConfigFromEnv } from '@bgc/cache-core';
+import {
+  type CacheEnvConfig,
+  ConfigError,
+  envBool,
+  envDuration,
+  envInt,
+  loadCacheConfigFromEnv,
+} from '@bgc/cache-core';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -54,7 +61,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const cache = loadCacheConfigFromEnv(env);
   const logLevel = (env.LOG_LEVEL ?? 'info').trim() || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', `${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError('LOG_LEVEL', `${JSON.stringify(logLevel)} is not one of ${LOG_LEVELS.join(', ')}`);
   const databaseUrl = env.DATABASE_URL?.trim() || undefined;
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError('DATABASE_URL', 'expected a postgres:// or postgresql:// URL');

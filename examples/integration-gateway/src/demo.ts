@@ -76,7 +76,9 @@ async function main(): Promise<void> {
     }
     await Promise.all(urls.map((u) => waitReady(u, 30_000)));
     const tiers = Object.keys(gateway.runtime.cache.tierStatus()).join(' + ');
-    log(`ComexStat gateway demo: ${args.instances} instance(s), tiers ${tiers}${gateway.config.databaseUrl ? ' (PostgreSQL)' : gateway.config.cache.l3.enabled ? ' (L3 on PGlite)' : ''}, upstream = simulator at ${sim.url}`);
+    log(
+      `ComexStat gateway demo: ${args.instances} instance(s), tiers ${tiers}${gateway.config.databaseUrl ? ' (PostgreSQL)' : gateway.config.cache.l3.enabled ? ' (L3 on PGlite)' : ''}, upstream = simulator at ${sim.url}`,
+    );
 
     const ncms = SIM_NCMS.slice(0, 50).map((n) => n.coNcm);
     const ranked = SIM_COUNTRIES.filter((c) => /^\d{3}$/.test(c.id) && c.id !== '105');
@@ -90,10 +92,13 @@ async function main(): Promise<void> {
       ncms,
       countries,
       months: 12,
-      onProgress: (p) => log(`  warming ${p.flow} ${p.ano}: ${p.done}/${p.total} keys${p.skipped ? ' (already cached)' : ''}`),
+      onProgress: (p) =>
+        log(`  warming ${p.flow} ${p.ano}: ${p.done}/${p.total} keys${p.skipped ? ' (already cached)' : ''}`),
     });
     const warmCalls = (sim.stats.byPath['/general'] ?? 0) - before;
-    log(`warmed ${warm.keysWarmed} keys (${warm.keysSkipped} already cached) with ${warmCalls} upstream calls in ${(warm.ms / 1000).toFixed(1)} s`);
+    log(
+      `warmed ${warm.keysWarmed} keys (${warm.keysSkipped} already cached) with ${warmCalls} upstream calls in ${(warm.ms / 1000).toFixed(1)} s`,
+    );
 
     // 2. A simulated day of traffic from several clients.
     const release = await gateway.connector.releaseInfo();
@@ -102,7 +107,9 @@ async function main(): Promise<void> {
       ncms,
       countries,
       coldCountries,
-      latest: release ? { year: release.year, month: release.month } : { year: new Date().getFullYear(), month: new Date().getMonth() },
+      latest: release
+        ? { year: release.year, month: release.month }
+        : { year: new Date().getFullYear(), month: new Date().getMonth() },
       seed: 20240301,
     });
     const dayStart = sim.stats.byPath['/general'] ?? 0;
@@ -116,22 +123,38 @@ async function main(): Promise<void> {
     else process.stdout.write(`${renderTable(report)}\n`);
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+    await Promise.all(
+      children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
+    );
     await gateway.close();
     await sim.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-async function replay(urls: string[], traffic: DemoRequest[], args: DemoArgs, log: (l: string) => void): Promise<DemoReport> {
-  const pools = urls.map((u) => new Pool(u, { connections: Math.max(4, Math.ceil(args.concurrency / urls.length)), pipelining: 1 }));
+async function replay(
+  urls: string[],
+  traffic: DemoRequest[],
+  args: DemoArgs,
+  log: (l: string) => void,
+): Promise<DemoReport> {
+  const pools = urls.map(
+    (u) =>
+      new Pool(u, { connections: Math.max(4, Math.ceil(args.concurrency / urls.length)), pipelining: 1 }),
+  );
   const latencies = new Float64Array(traffic.length);
   const levels: Record<string, number> = { l1: 0, l2: 0, l3: 0, external: 0 };
   const statuses: Record<string, number> = {};
   let errors = 0;
   let next = 0;
   let done = 0;
-  const bar = !args.json && process.stdout.isTTY ? new cliProgress.SingleBar({ format: 'replaying the day [{bar}] {value}/{total} requests | {rps} req/s', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+  const bar =
+    !args.json && process.stdout.isTTY
+      ? new cliProgress.SingleBar(
+          { format: 'replaying the day [{bar}] {value}/{total} requests | {rps} req/s', hideCursor: true },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
   bar?.start(traffic.length, 0, { rps: 0 });
   let lastTenth = 0;
   const t0 = performance.now();
@@ -155,7 +178,8 @@ async function replay(urls: string[], traffic: DemoRequest[], args: DemoArgs, lo
         errors++;
       }
       done++;
-      if (bar && done % 200 === 0) bar.update(done, { rps: Math.round(done / ((performance.now() - t0) / 1000)) });
+      if (bar && done % 200 === 0)
+        bar.update(done, { rps: Math.round(done / ((performance.now() - t0) / 1000)) });
       else if (!bar && !args.json && Math.floor((done * 10) / traffic.length) > lastTenth) {
         lastTenth = Math.floor((done * 10) / traffic.length);
         log(`  ${done}/${traffic.length} requests`);

@@ -40,7 +40,16 @@ export function createLogger(level: string): Logger {
   return pino({
     level,
     redact: {
-      paths: ['password', '*.password', 'req.headers.authorization', 'headers.authorization', 'REDIS_PASSWORD', '*.REDIS_PASSWORD', 'adminToken', '*.adminToken'],
+      paths: [
+        'password',
+        '*.password',
+        'req.headers.authorization',
+        'headers.authorization',
+        'REDIS_PASSWORD',
+        '*.REDIS_PASSWORD',
+        'adminToken',
+        '*.adminToken',
+      ],
       censor: '***',
     },
   });
@@ -55,12 +64,18 @@ function connectorConfig(config: GatewayConfig, env: NodeJS.ProcessEnv): ComexSt
  * The ComexStat connector over the runtime's cache: its client spaced across instances through
  * Redis when L2 is configured.
  */
-export function createConnector(config: GatewayConfig, runtime: GatewayRuntime, env: NodeJS.ProcessEnv, logger: Logger): ComexStatConnector {
+export function createConnector(
+  config: GatewayConfig,
+  runtime: GatewayRuntime,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): ComexStatConnector {
   const connConfig = connectorConfig(config, env);
   const spacer = new RequestSpacer({
     minIntervalMs: connConfig.rateLimit.minIntervalMs,
     redis: runtime.redis,
-    onError: (error) => logger.debug({ err: errInfo(error) }, 'request spacer fell back to in-process spacing'),
+    onError: (error) =>
+      logger.debug({ err: errInfo(error) }, 'request spacer fell back to in-process spacing'),
     env,
   });
   const client = new ComexStatClient({
@@ -91,14 +106,23 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     {
       l1: config.cache.l1.enabled,
       l2: config.cache.l2.enabled ? redactUrl(config.cache.l2.addr) : false,
-      l3: config.databaseUrl ? redactUrl(config.databaseUrl) : config.cache.l3.enabled ? `pglite:${config.l3DataDir}` : false,
+      l3: config.databaseUrl
+        ? redactUrl(config.databaseUrl)
+        : config.cache.l3.enabled
+          ? `pglite:${config.l3DataDir}`
+          : false,
       upstream,
     },
     'starting integration gateway',
   );
   const runtime = await createRuntime(config, env, logger);
   const connector = createConnector(config, runtime, env, logger);
-  const app = createApp({ cache: runtime.cache, fetchMonth: (q) => connector.getMonth(q), adminToken: config.adminToken, logger });
+  const app = createApp({
+    cache: runtime.cache,
+    fetchMonth: (q) => connector.getMonth(q),
+    adminToken: config.adminToken,
+    logger,
+  });
   const metricsServer = createMetricsServer(runtime.registry);
   await app.listen({ port: config.port, host: config.host });
   await new Promise<void>((resolve, reject) => {

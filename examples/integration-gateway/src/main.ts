@@ -8,7 +8,9 @@ async function main(): Promise<void> {
     gateway = await startGateway();
   } catch (error) {
     const e = error as { code?: string; message?: string };
-    process.stderr.write(`integration gateway failed to start: ${e.code ? `[${e.code}] ` : ''}${e.message ?? String(error)}\n`);
+    process.stderr.write(
+      `integration gateway failed to start: ${e.code ? `[${e.code}] ` : ''}${e.message ?? String(error)}\n`,
+    );
     process.exit(1);
   }
   let stopping = false;
@@ -32,7 +34,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('unhandledRejection', (reason) => {
-    gateway.logger.error({ err: { message: (reason as Error)?.message ?? String(reason) } }, 'unhandled rejection');
+    gateway.logger.error(
+      { err: { message: (reason as Error)?.message ?? String(reason) } },
+      'unhandled rejection',
+    );
   });
 }
 

@@ -10,7 +10,10 @@ export function createMetricsServer(registry: Registry): Server {
     }
     registry.metrics().then(
       (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
-      (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics collection failed: ${error.message}\n`),
+      (error: Error) =>
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`metrics collection failed: ${error.message}\n`),
     );
   });
 }

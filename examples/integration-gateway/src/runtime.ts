@@ -1,7 +1,13 @@
 import { hostname } from 'node:os';
 import { MultiLevelCache, type Tier } from '@bgc/cache-core';
 import { memoryTierFromEnv } from '@bgc/cache-l1-memory';
-import { createRedisClient, RedisInvalidationBus, RedisLock, RedisTier, redisOptionsFromEnv } from '@bgc/cache-l2-redis';
+import {
+  createRedisClient,
+  RedisInvalidationBus,
+  RedisLock,
+  RedisTier,
+  redisOptionsFromEnv,
+} from '@bgc/cache-l2-redis';
 import { AggregatesStore, createPgliteTier, PostgresTier } from '@bgc/cache-l3-postgres';
 import { PrometheusMetrics } from '@bgc/cache-metrics-prometheus';
 import type { Cluster, Redis } from 'ioredis';
@@ -30,7 +36,11 @@ export interface GatewayRuntime {
  * orchestrator over them. A Redis that is down at start does not stop the gateway: it starts
  * degraded and the client reconnects by itself.
  */
-export async function createRuntime(config: GatewayConfig, env: NodeJS.ProcessEnv, log: Logger): Promise<GatewayRuntime> {
+export async function createRuntime(
+  config: GatewayConfig,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+): Promise<GatewayRuntime> {
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -44,7 +54,9 @@ export async function createRuntime(config: GatewayConfig, env: NodeJS.ProcessEn
   if (config.cache.l2.enabled) {
     redis = createRedisClient({ ...redisOptionsFromEnv(env), connectionName: `bgc-gateway-${instanceId}` });
     // Connection errors are reported through the tier's metrics; without a listener ioredis would log each one.
-    redis.on('error', (error: Error) => log.debug({ err: { message: error.message } }, 'redis connection error'));
+    redis.on('error', (error: Error) =>
+      log.debug({ err: { message: error.message } }, 'redis connection error'),
+    );
     tiers.push(new RedisTier({ client: redis, metrics }));
     bus = new RedisInvalidationBus({ client: redis, instanceId, metrics });
     lock = new RedisLock({ client: redis });
@@ -53,8 +65,17 @@ export async function createRuntime(config: GatewayConfig, env: NodeJS.ProcessEn
   let l3: PostgresTier | undefined;
   let aggregates: AggregatesStore | undefined;
   if (config.databaseUrl) {
-    l3 = new PostgresTier({ connectionString: config.databaseUrl, schema: config.l3Schema, migrate: true, onError: (error) => log.warn({ err: errInfo(error) }, 'postgres pool error') });
-    await l3.init().catch((error: unknown) => log.warn({ err: errInfo(error) }, 'L3 PostgreSQL not ready at start; serving degraded'));
+    l3 = new PostgresTier({
+      connectionString: config.databaseUrl,
+      schema: config.l3Schema,
+      migrate: true,
+      onError: (error) => log.warn({ err: errInfo(error) }, 'postgres pool error'),
+    });
+    await l3
+      .init()
+      .catch((error: unknown) =>
+        log.warn({ err: errInfo(error) }, 'L3 PostgreSQL not ready at start; serving degraded'),
+      );
   } else if (config.cache.l3.enabled) {
     l3 = await createPgliteTier({ dataDir: config.l3DataDir });
   }
@@ -80,7 +101,12 @@ export async function createRuntime(config: GatewayConfig, env: NodeJS.ProcessEn
     bus,
     lock,
   });
-  cache.on('error', (e) => log.debug({ level: e.level, tier: e.tier, operation: e.operation, err: errInfo(e.error) }, 'cache tier error'));
+  cache.on('error', (e) =>
+    log.debug(
+      { level: e.level, tier: e.tier, operation: e.operation, err: errInfo(e.error) },
+      'cache tier error',
+    ),
+  );
   cache.on('circuit', (e) => log.warn(e, 'circuit breaker state change'));
 
   return {

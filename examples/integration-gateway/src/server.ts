@@ -73,23 +73,56 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    const httpStatus = error.statusCode ?? 500;
     if (error.validation) {
       const v = error.validation[0];
-      const param = (v?.params as { missingProperty?: string } | undefined)?.missingProperty ?? v?.instancePath?.replace(/^\//, '') ?? 'query';
+      const param =
+        (v?.params as { missingProperty?: string } | undefined)?.missingProperty ??
+        v?.instancePath?.replace(/^\//, '') ??
+        'query';
       const hint = PARAM_HINTS[param];
       const problem = v?.keyword === 'required' ? 'is missing' : 'is invalid';
-      return reply.code(400).send(errorBody('E_INVALID_PARAMETER', `Parameter ${param} ${problem}${hint ? `: expected ${hint}` : ''}`));
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            'E_INVALID_PARAMETER',
+            `Parameter ${param} ${problem}${hint ? `: expected ${hint}` : ''}`,
+          ),
+        );
     }
     if (BgcCacheError.isInstance(error)) {
       const status = (error as { statusCode?: number }).statusCode;
-      if (error.code === 'E_TIMEOUT') return reply.code(503).send(errorBody('E_UPSTREAM_TIMEOUT', `The upstream did not answer in time and nothing is cached for this query; retry later`));
-      if (error.code === 'E_INVALID_KEY' || error.code === 'E_INVALID_VALUE') return reply.code(400).send(errorBody(error.code, error.message));
+      if (error.code === 'E_TIMEOUT')
+        return reply
+          .code(503)
+          .send(
+            errorBody(
+              'E_UPSTREAM_TIMEOUT',
+              `The upstream did not answer in time and nothing is cached for this query; retry later`,
+            ),
+          );
+      if (error.code === 'E_INVALID_KEY' || error.code === 'E_INVALID_VALUE')
+        return reply.code(400).send(errorBody(error.code, error.message));
       const code = status === 429 || error.code.includes('RATE') ? 503 : 502;
-      request.log.warn({ err: { code: error.code, message: error.message } }, 'upstream failure with nothing cached');
-      return reply.code(code).send(errorBody(error.code.startsWith('E_UPSTREAM') ? error.code : 'E_UPSTREAM', `The ComexStat API failed and nothing is cached for this query: ${error.message}`));
+      request.log.warn(
+        { err: { code: error.code, message: error.message } },
+        'upstream failure with nothing cached',
+      );
+      return reply
+        .code(code)
+        .send(
+          errorBody(
+            error.code.startsWith('E_UPSTREAM') ? error.code : 'E_UPSTREAM',
+            `The ComexStat API failed and nothing is cached for this query: ${error.message}`,
+          ),
+        );
     }
-    if ((error.statusCode ?? 500) < 500) return reply.code(error.statusCode ?? 400).send(errorBody(error.code ?? 'E_BAD_REQUEST', error.message));
-    request.log.error({ err: { message: error.message } }, 'unexpected error');
+    // Not a validation or library error (TS narrows `error` away: FastifyError has BgcCacheError's shape).
+    const other = error as FastifyError;
+    if (httpStatus < 500)
+      return reply.code(httpStatus).send(errorBody(other.code ?? 'E_BAD_REQUEST', other.message));
+    request.log.error({ err: { message: other.message } }, 'unexpected error');
     return reply.code(500).send(errorBody('E_INTERNAL', 'Unexpected error; see the gateway logs'));
   });
   // While draining, ask clients to close their keep-alive connections after each response, so that
@@ -97,7 +130,9 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
   app.addHook('onSend', async (_request, reply) => {
     if (phase === 'draining') reply.header('connection', 'close');
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody('E_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send(errorBody('E_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)),
+  );
 
   const querySchema = {
     type: 'object',
@@ -137,7 +172,14 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
           body: {
             type: 'object',
             required: ['keys'],
-            properties: { keys: { type: 'array', minItems: 1, maxItems: 10_000, items: { type: 'string', minLength: 1, maxLength: 1024 } } },
+            properties: {
+              keys: {
+                type: 'array',
+                minItems: 1,
+                maxItems: 10_000,
+                items: { type: 'string', minLength: 1, maxLength: 1024 },
+              },
+            },
           },
         },
         // Authentication runs before the body is validated, so a caller without the token learns nothing.
@@ -145,7 +187,12 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
           const header = request.headers.authorization ?? '';
           const given = header.startsWith('Bearer ') ? header.slice(7) : '';
           if (!given || !safeEqual(given, token)) {
-            return reply.code(401).header('www-authenticate', 'Bearer').send(errorBody('E_UNAUTHORIZED', 'A valid Authorization: Bearer <ADMIN_TOKEN> header is required'));
+            return reply
+              .code(401)
+              .header('www-authenticate', 'Bearer')
+              .send(
+                errorBody('E_UNAUTHORIZED', 'A valid Authorization: Bearer <ADMIN_TOKEN> header is required'),
+              );
           }
         },
       },

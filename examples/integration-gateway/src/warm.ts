@@ -29,7 +29,9 @@ async function main(): Promise<number> {
     const reporter = createWarmReporter();
     const summary = await warmComexStat({ connector, provider, onProgress: (p) => reporter.onProgress(p) });
     reporter.finish(summary);
-    process.stdout.write(`${JSON.stringify({ source: provider ? 'l3-aggregates' : 'config', ...summary })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ source: provider ? 'l3-aggregates' : 'config', ...summary })}\n`,
+    );
     await connector.drain();
     return 0;
   } finally {

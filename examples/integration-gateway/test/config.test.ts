@@ -8,7 +8,13 @@ import { safeEqual } from '../src/server.js';
 describe('gateway configuration', () => {
   it('has the seed defaults', () => {
     const c = loadGatewayConfig({});
-    expect(c).toMatchObject({ port: 8080, metricsPort: 8081, databaseUrl: undefined, adminToken: undefined, logLevel: 'info' });
+    expect(c).toMatchObject({
+      port: 8080,
+      metricsPort: 8081,
+      databaseUrl: undefined,
+      adminToken: undefined,
+      logLevel: 'info',
+    });
     expect(c.cache.l1.maxSizeBytes).toBe(100 * 1024 * 1024);
   });
   it('names the bad variable', () => {
@@ -32,16 +38,31 @@ describe('gateway configuration', () => {
 
 describe('demo helpers', () => {
   it('parses arguments', () => {
-    expect(parseDemoArgs(['--instances', '3', '--json'])).toEqual({ instances: 3, requests: 20_000, concurrency: 32, json: true });
+    expect(parseDemoArgs(['--instances', '3', '--json'])).toEqual({
+      instances: 3,
+      requests: 20_000,
+      concurrency: 32,
+      json: true,
+    });
     expect(() => parseDemoArgs(['--instances', 'x'])).toThrow(/positive integer/);
     expect(() => parseDemoArgs(['--what'])).toThrow(/unknown argument/);
   });
   it('builds a deterministic Zipf day of valid requests', () => {
-    const o = { requests: 2000, ncms: ['12019000', '09011110', '27090010'], countries: ['160', '249'], coldCountries: ['063'], latest: { year: 2026, month: 2 }, seed: 1 };
+    const o = {
+      requests: 2000,
+      ncms: ['12019000', '09011110', '27090010'],
+      countries: ['160', '249'],
+      coldCountries: ['063'],
+      latest: { year: 2026, month: 2 },
+      seed: 1,
+    };
     const a = buildTraffic(o);
     expect(buildTraffic(o)).toEqual(a);
     expect(a).toHaveLength(2000);
-    for (const r of a) expect(r.path).toMatch(/^\/comexstat\/(exportacao|importacao)_mes\?ano=20(25|26)&mes=\d{1,2}&ncm=\d{8}&pais=\d{3}$/);
+    for (const r of a)
+      expect(r.path).toMatch(
+        /^\/comexstat\/(exportacao|importacao)_mes\?ano=20(25|26)&mes=\d{1,2}&ncm=\d{8}&pais=\d{3}$/,
+      );
     const top = a.filter((r) => r.path.includes('ncm=12019000')).length;
     expect(top).toBeGreaterThan(a.filter((r) => r.path.includes('ncm=27090010')).length);
     const z = zipf(10, 1, prng(3));
@@ -52,7 +73,23 @@ describe('demo helpers', () => {
   it('reports percentiles and goals', () => {
     expect(percentile([1, 2, 3, 4], 0.5)).toBe(2);
     expect(percentile([], 0.5)).toBe(0);
-    const report = { instances: 1, tiers: 'l1 + l3', keysWarmed: 12000, upstreamCallsWarming: 4, requests: 100, errors: 0, statuses: { 200: 100 }, levels: { l1: 99, external: 1 }, hitRate: 0.99, p50Ms: 1, p95Ms: 60, p99Ms: 80, reqPerSec: 2000, seconds: 0.05, upstreamCallsDay: 3 };
+    const report = {
+      instances: 1,
+      tiers: 'l1 + l3',
+      keysWarmed: 12000,
+      upstreamCallsWarming: 4,
+      requests: 100,
+      errors: 0,
+      statuses: { 200: 100 },
+      levels: { l1: 99, external: 1 },
+      hitRate: 0.99,
+      p50Ms: 1,
+      p95Ms: 60,
+      p99Ms: 80,
+      reqPerSec: 2000,
+      seconds: 0.05,
+      upstreamCallsDay: 3,
+    };
     expect(goals(report).map((g) => g.ok)).toEqual([true, false, true, true]);
     expect(renderTable(report)).toContain('MISS  P95 < 50 ms');
   });

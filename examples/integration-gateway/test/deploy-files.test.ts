@@ -9,10 +9,16 @@ import { here } from './helpers.js';
 
 const root = path.resolve(here, '..');
 const k8sDir = path.join(root, 'deploy/k8s');
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML documents are untyped; the assertions check their shape
 type Doc = Record<string, any>;
 const docs: Doc[] = readdirSync(k8sDir)
   .filter((f) => f.endsWith('.yaml'))
-  .flatMap((f) => parseAllDocuments(readFileSync(path.join(k8sDir, f), 'utf8')).map((d) => ({ ...(d.toJS() as Doc), __file: f })));
+  .flatMap((f) =>
+    parseAllDocuments(readFileSync(path.join(k8sDir, f), 'utf8')).map((d) => ({
+      ...(d.toJS() as Doc),
+      __file: f,
+    })),
+  );
 const find = (kind: string, name: string) => {
   const d = docs.find((x) => x.kind === kind && x.metadata?.name === name);
   if (!d) throw new Error(`no ${kind} ${name} in deploy/k8s`);
@@ -44,7 +50,13 @@ describe('docker-compose.yml', () => {
     expect(compose.services.postgres.image).toMatch(/^postgres:15/);
     const gw = compose.services['integration-gateway'];
     const env = Object.fromEntries((gw.environment as string[]).map((e) => e.split(/=(.*)/s).slice(0, 2)));
-    expect(env).toMatchObject({ REDIS_ADDR: 'redis:6379', CACHE_L1_ENABLED: 'true', CACHE_L2_ENABLED: 'true', CACHE_L3_ENABLED: 'true', METRICS_PORT: '8081' });
+    expect(env).toMatchObject({
+      REDIS_ADDR: 'redis:6379',
+      CACHE_L1_ENABLED: 'true',
+      CACHE_L2_ENABLED: 'true',
+      CACHE_L3_ENABLED: 'true',
+      METRICS_PORT: '8081',
+    });
     expect(env.DATABASE_URL).toMatch(/^postgres:\/\//);
     expect(gw.depends_on.redis.condition).toBe('service_healthy');
     expect(gw.ports).toContain('8081:8081');
@@ -82,7 +94,9 @@ describe('Kubernetes manifests', () => {
   });
 
   it('Service, HPA and PDB target the gateway', () => {
-    expect(find('Service', 'integration-gateway').spec.selector).toEqual({ 'app.kubernetes.io/name': 'integration-gateway' });
+    expect(find('Service', 'integration-gateway').spec.selector).toEqual({
+      'app.kubernetes.io/name': 'integration-gateway',
+    });
     const hpa = find('HorizontalPodAutoscaler', 'integration-gateway');
     expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: 'integration-gateway' });
     expect(hpa.spec.minReplicas).toBeGreaterThanOrEqual(2);
@@ -91,11 +105,17 @@ describe('Kubernetes manifests', () => {
 
   it('ConfigMap holds the seed variables and a connector YAML that parses', () => {
     const cm = find('ConfigMap', 'integration-gateway-config');
-    expect(cm.data).toMatchObject({ CACHE_L1_MAX_SIZE_MB: '100', CACHE_L1_DEFAULT_TTL: '5m', REDIS_ADDR: 'redis:6379' });
+    expect(cm.data).toMatchObject({
+      CACHE_L1_MAX_SIZE_MB: '100',
+      CACHE_L1_DEFAULT_TTL: '5m',
+      REDIS_ADDR: 'redis:6379',
+    });
     const cfg = loadConnectorConfig(cm.data['comexstat.yaml'], { env: {} });
     expect(cfg.cache.ttlMs).toBe(168 * 3_600_000);
     expect(cfg.cache.keyPattern).toBe('comexstat:exp:{ano}:{mes}:{ncm}:{pais}');
-    const shipped = loadConnectorConfig(readFileSync(path.join(root, 'config/comexstat.yaml'), 'utf8'), { env: {} });
+    const shipped = loadConnectorConfig(readFileSync(path.join(root, 'config/comexstat.yaml'), 'utf8'), {
+      env: {},
+    });
     expect(shipped.warming.topCountries).toHaveLength(10);
   });
 
@@ -113,13 +133,17 @@ describe('Kubernetes manifests', () => {
     expect(warm.spec.jobTemplate.spec.template.spec.containers[0].command).toEqual(['node', 'dist/warm.js']);
     const refresh = find('CronJob', 'comexstat-refresh-aggregates');
     expect(refresh.spec.schedule).toBe('0 3 * * *');
-    expect(refresh.spec.jobTemplate.spec.template.spec.containers[0].command.at(-1)).toBe('refresh-aggregates');
+    expect(refresh.spec.jobTemplate.spec.template.spec.containers[0].command.at(-1)).toBe(
+      'refresh-aggregates',
+    );
     for (const cj of [warm, refresh]) expect(cj.spec.concurrencyPolicy).toBe('Forbid');
   });
 
   it('kustomization lists every manifest but the example secret', () => {
     const k = parse(readFileSync(path.join(k8sDir, 'kustomization.yaml'), 'utf8')) as Doc;
-    const files = readdirSync(k8sDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && !f.includes('example'));
+    const files = readdirSync(k8sDir).filter(
+      (f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && !f.includes('example'),
+    );
     expect([...k.resources].sort()).toEqual(files.sort());
   });
 });

@@ -3,7 +3,13 @@
 import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../scripts/redis-servers.mjs';
-import { type GatewayProcess, PG_URL, startGatewayProcess, tempSchema, testConnectorYaml } from './helpers.js';
+import {
+  type GatewayProcess,
+  PG_URL,
+  startGatewayProcess,
+  tempSchema,
+  testConnectorYaml,
+} from './helpers.js';
 
 const TOKEN = 's3cret-admin-token-0123456789';
 let sim: ComexStatSimulator;
@@ -16,7 +22,11 @@ let year: number;
 
 const get = async (g: GatewayProcess, path: string) => {
   const r = await fetch(`${g.url}${path}`);
-  return { status: r.status, level: r.headers.get('x-cache-level'), body: (await r.json()) as Record<string, unknown> };
+  return {
+    status: r.status,
+    level: r.headers.get('x-cache-level'),
+    body: (await r.json()) as Record<string, unknown>,
+  };
 };
 
 beforeAll(async () => {
@@ -128,7 +138,7 @@ describe('admin invalidation', () => {
     }
   });
 
-  it('removes keys from every tier and from the other instance\'s L1 through the bus', async () => {
+  it("removes keys from every tier and from the other instance's L1 through the bus", async () => {
     const path = q.replace(/ano=\d+/, `ano=${year - 1}`);
     await get(a, path);
     expect((await get(b, path)).level).toBe('l2');
@@ -162,9 +172,11 @@ describe('health, readiness, metrics, logs', () => {
     expect(ready.body).toEqual({ status: 'ok', tiers: { l1: 'up', l2: 'up', l3: 'up' } });
   });
 
-  it('/metrics on METRICS_PORT exposes the seed\'s metrics with bounded labels', async () => {
+  it("/metrics on METRICS_PORT exposes the seed's metrics with bounded labels", async () => {
     const text = await (await fetch(a.metricsUrl)).text();
-    expect(text).toMatch(/integration_gateway_cache_hits_total\{level="l1",connector="comexstat",endpoint="exportacao_mes"\} [1-9]/);
+    expect(text).toMatch(
+      /integration_gateway_cache_hits_total\{level="l1",connector="comexstat",endpoint="exportacao_mes"\} [1-9]/,
+    );
     expect(text).toContain('integration_gateway_cache_misses_total');
     expect(text).toContain('integration_gateway_cache_latency_seconds_bucket');
     expect(text).not.toMatch(/comexstat:exp:/);
@@ -177,7 +189,12 @@ describe('health, readiness, metrics, logs', () => {
   });
 
   it('the admin route does not exist without ADMIN_TOKEN, and readiness survives a dead Redis', async () => {
-    const dead = await startGatewayProcess({ ...env, ADMIN_TOKEN: '', REDIS_ADDR: '127.0.0.1:1', INSTANCE_ID: 'e2e-c' });
+    const dead = await startGatewayProcess({
+      ...env,
+      ADMIN_TOKEN: '',
+      REDIS_ADDR: '127.0.0.1:1',
+      INSTANCE_ID: 'e2e-c',
+    });
     try {
       const r = await fetch(`${dead.url}/admin/cache/invalidate`, { method: 'POST', body: '{}' });
       expect(r.status).toBe(404);

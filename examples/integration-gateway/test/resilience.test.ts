@@ -6,7 +6,13 @@ import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../scripts/redis-servers.mjs';
-import { type GatewayProcess, PG_URL, startGatewayProcess, tempSchema, testConnectorYaml } from './helpers.js';
+import {
+  type GatewayProcess,
+  PG_URL,
+  startGatewayProcess,
+  tempSchema,
+  testConnectorYaml,
+} from './helpers.js';
 import { type FaultProxy, startFaultProxy } from './tcp-proxy.js';
 
 /** Longest answer allowed while a cache tier is failing (tier timeouts 100-500 ms + breaker). */
@@ -42,7 +48,15 @@ const expected = new Map<string, string>();
 /** The JSON of a body with object keys sorted: L3 (jsonb) does not keep key order, values must match. */
 function canonical(body: string): string {
   const sort = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(sort) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sort(x)])) : v;
+    Array.isArray(v)
+      ? v.map(sort)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v)
+              .sort(([a], [b]) => (a < b ? -1 : 1))
+              .map(([k, x]) => [k, sort(x)]),
+          )
+        : v;
   try {
     return JSON.stringify(sort(JSON.parse(body)));
   } catch {
@@ -54,7 +68,9 @@ const NCMS = ['12019000', '09011110', '27090010', '26011100', '02023000'];
 const COUNTRIES = ['160', '249', '063', '573'];
 function paths(ano: number): string[] {
   const out: string[] = [];
-  for (const ncm of NCMS) for (const pais of COUNTRIES) out.push(`/comexstat/exportacao_mes?ano=${ano}&mes=4&ncm=${ncm}&pais=${pais}`);
+  for (const ncm of NCMS)
+    for (const pais of COUNTRIES)
+      out.push(`/comexstat/exportacao_mes?ano=${ano}&mes=4&ncm=${ncm}&pais=${pais}`);
   return out;
 }
 
@@ -63,14 +79,26 @@ async function timedGet(g: GatewayProcess, path: string) {
   try {
     const r = await fetch(`${g.url}${path}`, { signal: AbortSignal.timeout(15_000) });
     const body = await r.text();
-    return { status: r.status, body, ms: performance.now() - t0, level: r.headers.get('x-cache-level'), stale: r.headers.get('x-cache-stale') === 'true' };
+    return {
+      status: r.status,
+      body,
+      ms: performance.now() - t0,
+      level: r.headers.get('x-cache-level'),
+      stale: r.headers.get('x-cache-stale') === 'true',
+    };
   } catch {
     return { status: 0, body: '', ms: performance.now() - t0, level: null, stale: false };
   }
 }
 
 /** Runs `concurrency` clients over `list` for `ms`; checks every 200 body against the value seen before the fault. */
-async function load(scenario: string, g: GatewayProcess, list: string[], ms: number, concurrency = 6): Promise<LoadFigures> {
+async function load(
+  scenario: string,
+  g: GatewayProcess,
+  list: string[],
+  ms: number,
+  concurrency = 6,
+): Promise<LoadFigures> {
   const lat: number[] = [];
   let errors = 0;
   let wrong = 0;
@@ -88,7 +116,14 @@ async function load(scenario: string, g: GatewayProcess, list: string[], ms: num
     }),
   );
   lat.sort((a, b) => a - b);
-  const fig = { scenario, requests: lat.length, errors, wrong, p99Ms: lat[Math.max(0, Math.ceil(lat.length * 0.99) - 1)] ?? 0, maxMs: lat.at(-1) ?? 0 };
+  const fig = {
+    scenario,
+    requests: lat.length,
+    errors,
+    wrong,
+    p99Ms: lat[Math.max(0, Math.ceil(lat.length * 0.99) - 1)] ?? 0,
+    maxMs: lat.at(-1) ?? 0,
+  };
   table.push(fig);
   return fig;
 }
@@ -157,9 +192,13 @@ afterAll(async () => {
   if (table.length > 0) {
     const lines = ['scenario                                  requests  errors  wrong   p99 ms   max ms'];
     for (const f of table) {
-      lines.push(`${f.scenario.padEnd(40)}${String(f.requests).padStart(10)}${String(f.errors).padStart(8)}${String(f.wrong).padStart(7)}${f.p99Ms.toFixed(1).padStart(9)}${f.maxMs.toFixed(1).padStart(9)}`);
+      lines.push(
+        `${f.scenario.padEnd(40)}${String(f.requests).padStart(10)}${String(f.errors).padStart(8)}${String(f.wrong).padStart(7)}${f.p99Ms.toFixed(1).padStart(9)}${f.maxMs.toFixed(1).padStart(9)}`,
+      );
     }
-    console.log(`\nResilience (bounds: tier faults ${TIER_FAULT_BOUND_MS} ms, upstream faults ${UPSTREAM_FAULT_BOUND_MS} ms with stale data, hard timeout ${HARD_TIMEOUT_MS} ms)\n${lines.join('\n')}\n`);
+    console.log(
+      `\nResilience (bounds: tier faults ${TIER_FAULT_BOUND_MS} ms, upstream faults ${UPSTREAM_FAULT_BOUND_MS} ms with stale data, hard timeout ${HARD_TIMEOUT_MS} ms)\n${lines.join('\n')}\n`,
+    );
   }
 });
 
@@ -183,7 +222,12 @@ describe('cache tier faults (gateway without L1, so every request reaches L2/L3)
     } finally {
       redis.signal('SIGCONT');
     }
-    const back = await waitFor('L2 back after SIGCONT', async () => (await readyTiers(g1)).l2 === 'up' && (await timedGet(g1, paths(year)[1] as string)).level === 'l2', 10_000);
+    const back = await waitFor(
+      'L2 back after SIGCONT',
+      async () =>
+        (await readyTiers(g1)).l2 === 'up' && (await timedGet(g1, paths(year)[1] as string)).level === 'l2',
+      10_000,
+    );
     expect(back).toBeLessThan(8000);
   });
 
@@ -198,7 +242,11 @@ describe('cache tier faults (gateway without L1, so every request reaches L2/L3)
     expect(health.status).toBe(200);
     await redis.restart();
     // Redis comes back empty: L3 answers and promotes to L2, then L2 serves again.
-    const back = await waitFor('L2 serving again after restart', async () => (await timedGet(g1, paths(year)[2] as string)).level === 'l2', 12_000);
+    const back = await waitFor(
+      'L2 serving again after restart',
+      async () => (await timedGet(g1, paths(year)[2] as string)).level === 'l2',
+      12_000,
+    );
     expect(back).toBeLessThan(10_000);
     const after = await load('redis restarted', g1, paths(year), 800);
     expect(after.errors).toBe(0);
@@ -219,7 +267,11 @@ describe('cache tier faults (gateway without L1, so every request reaches L2/L3)
       redis.cli('CONFIG', 'SET', 'requirepass', 'pw-one');
       redis.password = 'pw-one';
     }
-    await waitFor('L2 back after the password is restored', async () => (await timedGet(g1, paths(year)[3] as string)).level === 'l2', 12_000);
+    await waitFor(
+      'L2 back after the password is restored',
+      async () => (await timedGet(g1, paths(year)[3] as string)).level === 'l2',
+      12_000,
+    );
     expect(g1.output()).not.toContain('pw-one');
     expect(g1.output()).not.toContain('pw-two');
   });
@@ -229,7 +281,10 @@ describe('cache tier faults (gateway without L1, so every request reaches L2/L3)
     try {
       const client = new pg.Client({ connectionString: PG_URL });
       await client.connect();
-      const killed = await client.query('SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1', [appName]);
+      const killed = await client.query(
+        'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1',
+        [appName],
+      );
       await client.end();
       expect(killed.rows[0].n).toBeGreaterThanOrEqual(0);
       const f = await load('postgres backends killed', g1, paths(year), 1500);
@@ -285,7 +340,10 @@ describe('upstream faults with stale data (fail-safe)', () => {
       expect(f.requests).toBeGreaterThan(list().length * 3);
       expect(f.wrong).toBe(0);
       expect(f.maxMs).toBeLessThan(UPSTREAM_FAULT_BOUND_MS);
-      const cold = await timedGet(g3, `/comexstat/exportacao_mes?ano=${year - 5}&mes=6&ncm=47032900&pais=741`);
+      const cold = await timedGet(
+        g3,
+        `/comexstat/exportacao_mes?ano=${year - 5}&mes=6&ncm=47032900&pais=741`,
+      );
       expect([502, 503]).toContain(cold.status);
       expect(cold.ms).toBeLessThan(HARD_TIMEOUT_MS + 3500);
       expect(JSON.parse(cold.body).error.code).toMatch(/^E_/);

@@ -7,7 +7,10 @@ import { FakeTier } from '../src/testing/index.js';
 const N = 100_000;
 const OPS = 2_000_000;
 const ROUNDS = 5;
-const keys = Array.from({ length: N }, (_, i) => `comexstat:exp:2024:${(i % 12) + 1}:${String(10000000 + i)}:160`);
+const keys = Array.from(
+  { length: N },
+  (_, i) => `comexstat:exp:2024:${(i % 12) + 1}:${String(10000000 + i)}:160`,
+);
 
 const map = new Map<string, unknown>();
 const l1 = new FakeTier({ sync: true });
@@ -51,12 +54,15 @@ for (let r = 0; r < ROUNDS + 1; r++) {
     getNs.push(d);
   }
 }
-const row = (name: string, ns: number, base: number) => console.log(`${name.padEnd(40)}${ns.toFixed(1).padStart(9)}${(ns / base).toFixed(2).padStart(8)}`);
+const row = (name: string, ns: number, base: number) =>
+  console.log(`${name.padEnd(40)}${ns.toFixed(1).padStart(9)}${(ns / base).toFixed(2).padStart(8)}`);
 console.log(`${'scenario'.padEnd(40)}${'ns/op'.padStart(9)}${'ratio'.padStart(8)}`);
 row('bare Map.get', median(mapNs), median(mapNs));
 row('MultiLevelCache.getSync (L1 hit)', median(syncNs), median(mapNs));
 row('async function around Map.get', median(asyncMapNs), median(asyncMapNs));
 row('MultiLevelCache.get (L1 hit, awaited)', median(getNs), median(asyncMapNs));
-console.log('ratios: sync paths vs bare Map.get; awaited paths vs an awaited Map.get (the cost of a promise is the same for both)');
+console.log(
+  'ratios: sync paths vs bare Map.get; awaited paths vs an awaited Map.get (the cost of a promise is the same for both)',
+);
 console.log('seed (Go, other machine): L1 get 105 ns/op, manager get 414 ns/op');
 await cache.close();

@@ -55,7 +55,13 @@ export function envBool(env: Env, name: string, fallback: boolean): boolean {
  * Reads an integer variable within `[min, max]`.
  * @throws {ConfigError} naming the variable and the bad value.
  */
-export function envInt(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+export function envInt(
+  env: Env,
+  name: string,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const v = present(env, name);
   if (v === undefined) return fallback;
   if (!/^-?\d+$/.test(v)) throw new ConfigError(name, `${JSON.stringify(v)} is not an integer`);
@@ -82,11 +88,16 @@ export function loadCacheConfigFromEnv(env: Env = process.env): CacheEnvConfig {
   const defaultTtlMs = envDuration(env, 'CACHE_L1_DEFAULT_TTL', 5 * 60_000);
   if (defaultTtlMs <= 0) throw new ConfigError('CACHE_L1_DEFAULT_TTL', 'must be greater than 0');
   return {
-    l1: { enabled: envBool(env, 'CACHE_L1_ENABLED', true), maxSizeBytes: maxSizeMb * 1024 * 1024, defaultTtlMs },
+    l1: {
+      enabled: envBool(env, 'CACHE_L1_ENABLED', true),
+      maxSizeBytes: maxSizeMb * 1024 * 1024,
+      defaultTtlMs,
+    },
     l2: {
       enabled: envBool(env, 'CACHE_L2_ENABLED', false),
       addr: present(env, 'REDIS_ADDR') ?? 'localhost:6379',
-      password: env.REDIS_PASSWORD === undefined || env.REDIS_PASSWORD === '' ? undefined : env.REDIS_PASSWORD,
+      password:
+        env.REDIS_PASSWORD === undefined || env.REDIS_PASSWORD === '' ? undefined : env.REDIS_PASSWORD,
       db: envInt(env, 'REDIS_DB', 0, 0, 15),
       maxRetries: envInt(env, 'REDIS_MAX_RETRIES', 3, 0, 100),
       poolSize: envInt(env, 'REDIS_POOL_SIZE', 10, 1, 1000),

@@ -1,6 +1,15 @@
 import { ConfigError } from './errors/config-error.js';
 
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /**
  * Parses a Go duration (`300ms`, `5m`, `1h30m`, `168h`) into milliseconds, as the seed's
@@ -20,7 +29,10 @@ export function parseDuration(text: string, field = 'duration'): number {
     matched = true;
   }
   if (!matched || pos !== s.length) {
-    throw new ConfigError(field, `${JSON.stringify(text)} is not a duration; use Go syntax such as 300ms, 5m, 1h30m or 168h`);
+    throw new ConfigError(
+      field,
+      `${JSON.stringify(text)} is not a duration; use Go syntax such as 300ms, 5m, 1h30m or 168h`,
+    );
   }
   return Math.round(total);
 }

@@ -47,7 +47,11 @@ export function createEntry<T>(value: T, ttlMs: number, staleMs = 0, now = Date.
  * Caps an entry's lifetime to what a tier keeps (e.g. L1 keeps at most 5 minutes). Never extends
  * it: the result's times are the minimum of the entry's and `now + maxTtlMs`.
  */
-export function capEntry<T>(entry: CacheEntry<T>, maxTtlMs: number | undefined, now = Date.now()): CacheEntry<T> {
+export function capEntry<T>(
+  entry: CacheEntry<T>,
+  maxTtlMs: number | undefined,
+  now = Date.now(),
+): CacheEntry<T> {
   if (maxTtlMs === undefined || !Number.isFinite(maxTtlMs)) return entry;
   const limit = now + maxTtlMs;
   if (entry.staleUntil <= limit) return entry;

@@ -16,9 +16,16 @@ export function validateKey(key: unknown, maxLength = MAX_KEY_LENGTH): string {
   if (typeof key !== 'string') throw new InvalidKeyError(String(key), `expected a string, got ${typeof key}`);
   if (key.length === 0) throw new InvalidKeyError(key, 'the key is empty; build keys with a KeyPattern');
   if (key.length > maxLength) {
-    throw new InvalidKeyError(key, `${key.length} characters is over the limit of ${maxLength}; hash long inputs before using them as keys`);
+    throw new InvalidKeyError(
+      key,
+      `${key.length} characters is over the limit of ${maxLength}; hash long inputs before using them as keys`,
+    );
   }
-  if (CONTROL_CHARS.test(key)) throw new InvalidKeyError(key, 'it contains control characters (e.g. CR, LF, NUL); remove or encode them');
+  if (CONTROL_CHARS.test(key))
+    throw new InvalidKeyError(
+      key,
+      'it contains control characters (e.g. CR, LF, NUL); remove or encode them',
+    );
   return key;
 }
 
@@ -37,7 +44,8 @@ export class KeyPattern<P extends string = string> {
   private readonly parts: readonly string[];
 
   constructor(pattern: string) {
-    if (typeof pattern !== 'string' || pattern.length === 0) throw new InvalidKeyError(String(pattern), 'the key pattern is empty');
+    if (typeof pattern !== 'string' || pattern.length === 0)
+      throw new InvalidKeyError(String(pattern), 'the key pattern is empty');
     const parts: string[] = [];
     const names: P[] = [];
     const re = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
@@ -50,7 +58,10 @@ export class KeyPattern<P extends string = string> {
     parts.push(pattern.slice(last));
     for (const literal of parts) {
       if (literal.includes('{') || literal.includes('}')) {
-        throw new InvalidKeyError(pattern, 'unbalanced or malformed placeholder; use {name} with letters, digits and _');
+        throw new InvalidKeyError(
+          pattern,
+          'unbalanced or malformed placeholder; use {name} with letters, digits and _',
+        );
       }
     }
     this.pattern = pattern;
@@ -78,5 +89,7 @@ export class KeyPattern<P extends string = string> {
 
 /** Percent-encodes `%`, `:`, `{`, `}`, `*`, `?`, `[`, `]` and whitespace so a value cannot forge another key's shape. */
 function encodePart(v: string): string {
-  return /[%:{}*?[\]\s]/.test(v) ? v.replace(/[%:{}*?[\]\s]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : v;
+  return /[%:{}*?[\]\s]/.test(v)
+    ? v.replace(/[%:{}*?[\]\s]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    : v;
 }

@@ -231,7 +231,8 @@ export class MultiLevelCache extends EventEmitter {
 
   constructor(options: MultiLevelCacheOptions) {
     super();
-    if (!options || !Array.isArray(options.tiers)) throw new ConfigError('tiers', 'expected an array of tiers, fastest first');
+    if (!options || !Array.isArray(options.tiers))
+      throw new ConfigError('tiers', 'expected an array of tiers, fastest first');
     const nonNeg = (name: keyof MultiLevelCacheOptions, v: number | undefined, d: number): number => {
       if (v === undefined) return d;
       if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
@@ -271,10 +272,18 @@ export class MultiLevelCache extends EventEmitter {
       if (!tier || typeof tier.get !== 'function' || typeof tier.set !== 'function') {
         throw new ConfigError(`tiers[${index}]`, 'is not a Tier (needs get, set, delete and close)');
       }
-      if (seen.has(tier.level)) throw new ConfigError(`tiers[${index}]`, `two tiers declare level ${tier.level}`);
+      if (seen.has(tier.level))
+        throw new ConfigError(`tiers[${index}]`, `two tiers declare level ${tier.level}`);
       seen.add(tier.level);
       const shared = tier.scope === 'shared';
-      const state: TierState = { tier, index, shared, breaker: undefined, pending: new Set(), lastError: false };
+      const state: TierState = {
+        tier,
+        index,
+        shared,
+        breaker: undefined,
+        pending: new Set(),
+        lastError: false,
+      };
       if (shared && breakerOpts) {
         state.breaker = new CircuitBreaker({
           ...breakerOpts,
@@ -335,7 +344,11 @@ export class MultiLevelCache extends EventEmitter {
   async getMany<T = unknown>(keys: readonly string[], options: GetOptions = {}): Promise<CacheResult<T>[]> {
     const endpoint = options.endpoint ?? this.endpoint;
     for (const k of keys) validateKey(k);
-    const results: CacheResult<T>[] = keys.map(() => ({ value: undefined, level: Level.External, stale: false }));
+    const results: CacheResult<T>[] = keys.map(() => ({
+      value: undefined,
+      level: Level.External,
+      stale: false,
+    }));
     let missing = keys.map((_, i) => i);
     const hits: { i: number; entry: CacheEntry<T>; index: number }[] = [];
     for (const state of this.states) {
@@ -359,7 +372,7 @@ export class MultiLevelCache extends EventEmitter {
       });
       missing = still;
     }
-    for (const i of missing) this.metrics.miss(Level.External, this.connector, endpoint);
+    for (let n = 0; n < missing.length; n++) this.metrics.miss(Level.External, this.connector, endpoint);
     if (hits.length > 0) this.track(this.promoteMany(keys, hits));
     return results;
   }
@@ -381,7 +394,10 @@ export class MultiLevelCache extends EventEmitter {
       validateKey(it.key);
       this.assertValue(it.key, it.value);
       this.recent.delete(it.key);
-      return { key: it.key, entry: this.makeEntry(it.value, it.ttlMs ?? this.opts.defaultTtlMs, it.staleTtlMs) };
+      return {
+        key: it.key,
+        entry: this.makeEntry(it.value, it.ttlMs ?? this.opts.defaultTtlMs, it.staleTtlMs),
+      };
     });
     await Promise.all(
       this.states.map((state) =>
@@ -430,7 +446,9 @@ export class MultiLevelCache extends EventEmitter {
   async clear(): Promise<void> {
     this.recent.clear();
     await Promise.all(
-      this.states.map((state) => (state.tier.clear ? this.tierCall(state, 'clear', undefined, () => state.tier.clear!()) : undefined)),
+      this.states.map((state) =>
+        state.tier.clear ? this.tierCall(state, 'clear', undefined, () => state.tier.clear!()) : undefined,
+      ),
     );
     await this.publish({ type: 'clear' });
   }
@@ -444,7 +462,11 @@ export class MultiLevelCache extends EventEmitter {
    * stale value is returned (`stale: true`) and kept; otherwise the loader's error (or a
    * {@link TimeoutError}) is thrown.
    */
-  async getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T> = {}): Promise<LoadResult<T>> {
+  async getOrLoad<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T> = {},
+  ): Promise<LoadResult<T>> {
     const endpoint = options.endpoint ?? this.endpoint;
     const now = coarseNow();
     const fast = this.readL1Sync<T>(key, now, endpoint);
@@ -478,7 +500,9 @@ export class MultiLevelCache extends EventEmitter {
   /** Pings every tier (bounded by tierTimeoutMs) and returns its health. */
   async checkTiers(): Promise<Partial<Record<TierLevel, TierHealth>>> {
     await Promise.all(
-      this.states.map((s) => (s.tier.ping ? this.tierCall(s, 'get', undefined, () => s.tier.ping!()) : undefined)),
+      this.states.map((s) =>
+        s.tier.ping ? this.tierCall(s, 'get', undefined, () => s.tier.ping!()) : undefined,
+      ),
     );
     return this.tierStatus();
   }
@@ -496,7 +520,11 @@ export class MultiLevelCache extends EventEmitter {
     await this.flush();
     if (!this.ownsTiers) return;
     await this.bus?.close().catch((error: unknown) => this.report(Level.L2, 'clear', undefined, error));
-    await Promise.all(this.states.map((s) => s.tier.close().catch((error: unknown) => this.report(s.tier.level, 'clear', undefined, error))));
+    await Promise.all(
+      this.states.map((s) =>
+        s.tier.close().catch((error: unknown) => this.report(s.tier.level, 'clear', undefined, error)),
+      ),
+    );
   }
 
   // ---------------------------------------------------------------- internals
@@ -566,16 +594,26 @@ export class MultiLevelCache extends EventEmitter {
     }
   }
 
-  private async promoteMany(keys: readonly string[], hits: { i: number; entry: CacheEntry; index: number }[]): Promise<void> {
+  private async promoteMany(
+    keys: readonly string[],
+    hits: { i: number; entry: CacheEntry; index: number }[],
+  ): Promise<void> {
     for (let j = 0; j < this.states.length; j++) {
       const state = this.states[j] as TierState;
-      const writes = hits.filter((h) => h.index > j).map((h) => ({ key: keys[h.i] as string, entry: capEntry(h.entry, state.tier.maxTtlMs), from: h.index }));
+      const writes = hits
+        .filter((h) => h.index > j)
+        .map((h) => ({
+          key: keys[h.i] as string,
+          entry: capEntry(h.entry, state.tier.maxTtlMs),
+          from: h.index,
+        }));
       if (writes.length === 0) continue;
       const r = await this.tierCall(state, 'set_many', undefined, async () => {
         if (state.tier.setMany) await state.tier.setMany(writes);
         else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
       });
-      if (r !== SKIPPED) for (const w of writes) this.metrics.promotion(this.levelOf(w.from), state.tier.level);
+      if (r !== SKIPPED)
+        for (const w of writes) this.metrics.promotion(this.levelOf(w.from), state.tier.level);
     }
   }
 
@@ -586,7 +624,9 @@ export class MultiLevelCache extends EventEmitter {
     endpoint: string,
     l1Stale: CacheEntry<T> | undefined,
   ): Promise<LoadResult<T>> {
-    const span = tracer.startSpan('bgc.cache.get_or_load', { attributes: { 'bgc.cache.endpoint': endpoint } });
+    const span = tracer.startSpan('bgc.cache.get_or_load', {
+      attributes: { 'bgc.cache.endpoint': endpoint },
+    });
     try {
       // A fail-safe entry in its back-off window is served without calling the loader again.
       const retryAt = l1Stale?.meta?.failSafe === true ? (l1Stale.meta.retryAt as number) : 0;
@@ -623,7 +663,11 @@ export class MultiLevelCache extends EventEmitter {
     for (;;) {
       let lease: Lease | undefined;
       try {
-        lease = await withTimeout(this.lock.tryAcquire(key, this.opts.lockLeaseMs), this.opts.tierTimeoutMs, 'lock acquire');
+        lease = await withTimeout(
+          this.lock.tryAcquire(key, this.opts.lockLeaseMs),
+          this.opts.tierTimeoutMs,
+          'lock acquire',
+        );
       } catch (error) {
         // No lock service: load here rather than fail the request.
         this.report(Level.L2, 'load', key, error);
@@ -643,10 +687,12 @@ export class MultiLevelCache extends EventEmitter {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return this.load(key, loader, options, stale, undefined);
       // Serve stale at once instead of waiting for the other instance when soft timeout is 0.
-      if (stale && this.opts.softTimeoutMs === 0) return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
+      if (stale && this.opts.softTimeoutMs === 0)
+        return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
       await this.lock.waitForRelease(key, Math.min(remaining, this.opts.lockLeaseMs)).catch(() => delay(50));
       const after = await this.cascade<T>(key, endpoint, this.l1Sync ? 1 : 0, undefined, options.isStale);
-      if (after?.fresh) return { value: after.best.entry.value, level: this.levelOf(after.best.index), stale: false };
+      if (after?.fresh)
+        return { value: after.best.entry.value, level: this.levelOf(after.best.index), stale: false };
     }
   }
 
@@ -664,21 +710,35 @@ export class MultiLevelCache extends EventEmitter {
         const value = await loader({ key, signal: controller.signal, stale: stale?.entry });
         this.metrics.latency(Level.External, 'load', (performance.now() - t0) / 1000);
         if (value === undefined) {
-          throw new InvalidValueError(`The loader for key ${JSON.stringify(key)} returned undefined; return null for "not found" or a value to cache`);
+          throw new InvalidValueError(
+            `The loader for key ${JSON.stringify(key)} returned undefined; return null for "not found" or a value to cache`,
+          );
         }
-        const ttl = value === null ? this.opts.negativeTtlMs : typeof options.ttlMs === 'function' ? options.ttlMs(value) : (options.ttlMs ?? this.opts.defaultTtlMs);
+        const ttl =
+          value === null
+            ? this.opts.negativeTtlMs
+            : typeof options.ttlMs === 'function'
+              ? options.ttlMs(value)
+              : (options.ttlMs ?? this.opts.defaultTtlMs);
         const entry = this.makeEntry(value, ttl, options.staleTtlMs);
         const stored = await this.writeAll(key, entry);
         // Callers arriving just after find the value in a tier; when no tier could keep it (all
         // down), the settled result stays shareable for the window so the upstream is not hit again.
         if (stored === 0 && this.opts.coalesceWindowMs > 0) {
-          this.recent.set(key, { result: { value, level: Level.External, stale: false }, until: Date.now() + this.opts.coalesceWindowMs });
+          this.recent.set(key, {
+            result: { value, level: Level.External, stale: false },
+            until: Date.now() + this.opts.coalesceWindowMs,
+          });
           if (this.recent.size > 10_000) this.pruneRecent();
         }
         await this.publish({ type: 'delete', keys: [key] });
         return value;
       } catch (error) {
-        this.metrics.error(Level.External, 'load', error instanceof TimeoutError ? 'timeout' : 'loader_error');
+        this.metrics.error(
+          Level.External,
+          'load',
+          error instanceof TimeoutError ? 'timeout' : 'loader_error',
+        );
         throw error;
       } finally {
         await lease?.release();
@@ -716,10 +776,18 @@ export class MultiLevelCache extends EventEmitter {
   private async keepStale(key: string, entry: CacheEntry): Promise<void> {
     const retryAt = Date.now() + this.opts.failSafeBackoffMs;
     const kept: CacheEntry = { ...entry, meta: { ...entry.meta, failSafe: true, retryAt } };
-    await Promise.all(this.local.map((state) => this.tierCall(state, 'set', key, () => state.tier.set(key, kept))));
+    await Promise.all(
+      this.local.map((state) => this.tierCall(state, 'set', key, () => state.tier.set(key, kept))),
+    );
   }
 
-  private maybeEagerRefresh<T>(key: string, entry: CacheEntry<T>, loader: Loader<T>, options: GetOrLoadOptions<T>, now: number): void {
+  private maybeEagerRefresh<T>(
+    key: string,
+    entry: CacheEntry<T>,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    now: number,
+  ): void {
     const threshold = this.opts.eagerRefreshThreshold;
     if (threshold === undefined || entry.createdAt === undefined) return;
     if (now < entry.createdAt + (entry.freshUntil - entry.createdAt) * threshold) return;
@@ -747,20 +815,30 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   private makeEntry<T>(value: T, ttlMs: number, staleTtlMs: number | undefined): CacheEntry<T> {
-    if (!Number.isFinite(ttlMs) || ttlMs < 0) throw new InvalidValueError(`ttlMs must be a non-negative number of ms, got ${ttlMs}`);
+    if (!Number.isFinite(ttlMs) || ttlMs < 0)
+      throw new InvalidValueError(`ttlMs must be a non-negative number of ms, got ${ttlMs}`);
     const now = Date.now();
     const jitter = this.opts.ttlJitter;
     const ttl = jitter > 0 ? Math.round(ttlMs * (1 - Math.random() * jitter)) : ttlMs;
     const freshUntil = now + ttl;
-    return { value, freshUntil, staleUntil: freshUntil + (staleTtlMs ?? this.opts.staleTtlMs), createdAt: now };
+    return {
+      value,
+      freshUntil,
+      staleUntil: freshUntil + (staleTtlMs ?? this.opts.staleTtlMs),
+      createdAt: now,
+    };
   }
 
   private assertValue(key: string, value: unknown): void {
     if (value === undefined) {
-      throw new InvalidValueError(`Cannot cache undefined under ${JSON.stringify(key)}; use null for "no value" or delete the key`);
+      throw new InvalidValueError(
+        `Cannot cache undefined under ${JSON.stringify(key)}; use null for "no value" or delete the key`,
+      );
     }
     if (typeof value === 'function' || typeof value === 'symbol') {
-      throw new InvalidValueError(`Cannot cache a ${typeof value} under ${JSON.stringify(key)}; cache plain data`);
+      throw new InvalidValueError(
+        `Cannot cache a ${typeof value} under ${JSON.stringify(key)}; cache plain data`,
+      );
     }
   }
 
@@ -790,7 +868,9 @@ export class MultiLevelCache extends EventEmitter {
     );
     if (invalid !== undefined) {
       this.metrics.error(invalidLevel, 'set', 'invalid_value');
-      await Promise.all(this.states.map((state) => this.tierCall(state, 'delete', key, () => state.tier.delete(key))));
+      await Promise.all(
+        this.states.map((state) => this.tierCall(state, 'delete', key, () => state.tier.delete(key))),
+      );
       throw invalid;
     }
     return stored.reduce<number>((a, b) => a + b, 0);
@@ -808,7 +888,8 @@ export class MultiLevelCache extends EventEmitter {
   private onBusMessage(message: InvalidationMessage): void {
     if (message.type === 'clear') {
       this.recent.clear();
-      for (const s of this.local) if (s.tier.clear) this.track(this.tierCall(s, 'clear', undefined, () => s.tier.clear!()));
+      for (const s of this.local)
+        if (s.tier.clear) this.track(this.tierCall(s, 'clear', undefined, () => s.tier.clear!()));
       return;
     }
     for (const k of message.keys) this.recent.delete(k);
@@ -826,18 +907,32 @@ export class MultiLevelCache extends EventEmitter {
    * Runs one tier operation with its timeout and breaker. Never rejects: a failure is reported and
    * turned into {@link SKIPPED}.
    */
-  private async tierCall<R>(state: TierState, op: CacheOperation, key: string | undefined, fn: () => Promise<R>): Promise<R | typeof SKIPPED> {
+  private async tierCall<R>(
+    state: TierState,
+    op: CacheOperation,
+    key: string | undefined,
+    fn: () => Promise<R>,
+  ): Promise<R | typeof SKIPPED> {
     const level = state.tier.level;
     const breaker = state.breaker;
     if (breaker && !breaker.allow()) {
       this.metrics.error(level, op, 'circuit_open');
-      if (this.listenerCount('error') > 0) this.emit('error', { level, tier: state.tier.name, operation: op, key, error: new CircuitOpenError(state.tier.name, breaker.retryInMs()) });
+      if (this.listenerCount('error') > 0)
+        this.emit('error', {
+          level,
+          tier: state.tier.name,
+          operation: op,
+          key,
+          error: new CircuitOpenError(state.tier.name, breaker.retryInMs()),
+        });
       return SKIPPED;
     }
     const t0 = performance.now();
     try {
       const p = fn();
-      const r = state.shared ? await withTimeout(p, this.opts.tierTimeoutMs, `${state.tier.name} ${op}`) : await p;
+      const r = state.shared
+        ? await withTimeout(p, this.opts.tierTimeoutMs, `${state.tier.name} ${op}`)
+        : await p;
       this.metrics.latency(level, op, (performance.now() - t0) / 1000);
       breaker?.success();
       if (state.lastError) {
@@ -898,9 +993,16 @@ export class MultiLevelCache extends EventEmitter {
     }
   }
 
-  private report(level: Level, operation: CacheOperation, key: string | undefined, error: unknown, tier?: string): void {
+  private report(
+    level: Level,
+    operation: CacheOperation,
+    key: string | undefined,
+    error: unknown,
+    tier?: string,
+  ): void {
     if (level !== Level.External) this.metrics.error(level, operation, classifyError(error, tier));
-    if (this.listenerCount('error') > 0) this.emit('error', { level, tier, operation, key, error } satisfies CacheErrorEvent);
+    if (this.listenerCount('error') > 0)
+      this.emit('error', { level, tier, operation, key, error } satisfies CacheErrorEvent);
   }
 
   private levelOf(index: number): Level {
@@ -915,12 +1017,18 @@ export class MultiLevelCache extends EventEmitter {
 
 /** Whether a tier refused a value as invalid (the caller's error, not the tier's). */
 function isInvalidValue(error: unknown): boolean {
-  return BgcCacheError.isInstance(error) && (error.code === 'E_INVALID_VALUE' || error.code === 'E_VALUE_TOO_LARGE' || error.code === 'E_SERIALIZATION');
+  return (
+    BgcCacheError.isInstance(error) &&
+    (error.code === 'E_INVALID_VALUE' ||
+      error.code === 'E_VALUE_TOO_LARGE' ||
+      error.code === 'E_SERIALIZATION')
+  );
 }
 
 /** Maps an error to a bounded `error_type` label value. */
 export function classifyError(error: unknown, tier?: string): CacheErrorType {
-  if (error instanceof TimeoutError || (BgcCacheError.isInstance(error) && error.code === 'E_TIMEOUT')) return 'timeout';
+  if (error instanceof TimeoutError || (BgcCacheError.isInstance(error) && error.code === 'E_TIMEOUT'))
+    return 'timeout';
   if (BgcCacheError.isInstance(error)) {
     if (error.code.endsWith('_TIMEOUT')) return 'timeout';
     if (error.code.endsWith('_CONNECTION') || error.code.endsWith('_CLOSED')) return 'connection_error';
@@ -930,9 +1038,14 @@ export function classifyError(error: unknown, tier?: string): CacheErrorType {
     if (error.code === 'E_VALUE_TOO_LARGE') return 'too_large';
   }
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH)$/.test(code)) return 'connection_error';
+  if (
+    typeof code === 'string' &&
+    /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH)$/.test(code)
+  )
+    return 'connection_error';
   const msg = error instanceof Error ? error.message : '';
-  if (/Connection is closed|connect ECONNREFUSED|Stream isn't writeable|enableOfflineQueue/i.test(msg)) return 'connection_error';
+  if (/Connection is closed|connect ECONNREFUSED|Stream isn't writeable|enableOfflineQueue/i.test(msg))
+    return 'connection_error';
   if (tier === 'redis') return 'redis_error';
   if (tier === 'postgres' || tier === 'pglite') return 'postgres_error';
   return 'unknown';

@@ -5,7 +5,12 @@ describe('CircuitBreaker', () => {
   it('opens after the threshold, lets one probe through after the cool-down, closes on success', () => {
     let now = 0;
     const states: string[] = [];
-    const b = new CircuitBreaker({ failureThreshold: 2, cooldownMs: 100, now: () => now, onStateChange: (s) => states.push(s) });
+    const b = new CircuitBreaker({
+      failureThreshold: 2,
+      cooldownMs: 100,
+      now: () => now,
+      onStateChange: (s) => states.push(s),
+    });
     expect(b.allow()).toBe(true);
     b.failure();
     expect(b.state).toBe('closed');
@@ -40,6 +45,12 @@ describe('withTimeout', () => {
     await expect(withTimeout(Promise.resolve(1), 50, 'x')).resolves.toBe(1);
     await expect(withTimeout(Promise.reject(new Error('e')), 50, 'x')).rejects.toThrow('e');
     await expect(withTimeout(delay(200), 10, 'slow op')).rejects.toBeInstanceOf(TimeoutError);
-    await expect(withTimeout(delay(1).then(() => 2), 0, 'none')).resolves.toBe(2);
+    await expect(
+      withTimeout(
+        delay(1).then(() => 2),
+        0,
+        'none',
+      ),
+    ).resolves.toBe(2);
   });
 });

@@ -20,7 +20,7 @@ describe('parseDuration', () => {
 });
 
 describe('loadCacheConfigFromEnv', () => {
-  it('has the seed\'s defaults', () => {
+  it("has the seed's defaults", () => {
     expect(loadCacheConfigFromEnv({})).toEqual({
       l1: { enabled: true, maxSizeBytes: 100 * 1024 * 1024, defaultTtlMs: 300_000 },
       l2: { enabled: false, addr: 'localhost:6379', password: undefined, db: 0, maxRetries: 3, poolSize: 10 },
@@ -42,16 +42,27 @@ describe('loadCacheConfigFromEnv', () => {
       CACHE_L3_ENABLED: '1',
     });
     expect(c.l1).toEqual({ enabled: false, maxSizeBytes: 64 * 1024 * 1024, defaultTtlMs: 600_000 });
-    expect(c.l2).toEqual({ enabled: true, addr: 'redis:6379', password: 'pw', db: 2, maxRetries: 5, poolSize: 20 });
+    expect(c.l2).toEqual({
+      enabled: true,
+      addr: 'redis:6379',
+      password: 'pw',
+      db: 2,
+      maxRetries: 5,
+      poolSize: 20,
+    });
     expect(c.l3.enabled).toBe(true);
   });
 
   it('names the variable and value on errors', () => {
-    expect(() => loadCacheConfigFromEnv({ CACHE_L1_MAX_SIZE_MB: 'lots' })).toThrow(/CACHE_L1_MAX_SIZE_MB.*"lots"/);
+    expect(() => loadCacheConfigFromEnv({ CACHE_L1_MAX_SIZE_MB: 'lots' })).toThrow(
+      /CACHE_L1_MAX_SIZE_MB.*"lots"/,
+    );
     expect(() => loadCacheConfigFromEnv({ CACHE_L1_MAX_SIZE_MB: '0' })).toThrow(/out of range/);
     expect(() => loadCacheConfigFromEnv({ CACHE_L1_DEFAULT_TTL: '5' })).toThrow(/CACHE_L1_DEFAULT_TTL/);
     expect(() => loadCacheConfigFromEnv({ CACHE_L1_DEFAULT_TTL: '0' })).toThrow(/greater than 0/);
-    expect(() => loadCacheConfigFromEnv({ CACHE_L2_ENABLED: 'maybe' })).toThrow(/CACHE_L2_ENABLED.*not a boolean/);
+    expect(() => loadCacheConfigFromEnv({ CACHE_L2_ENABLED: 'maybe' })).toThrow(
+      /CACHE_L2_ENABLED.*not a boolean/,
+    );
     expect(() => loadCacheConfigFromEnv({ REDIS_DB: '99' })).toThrow(/REDIS_DB/);
     try {
       loadCacheConfigFromEnv({ REDIS_POOL_SIZE: 'x' });

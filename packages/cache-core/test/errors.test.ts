@@ -57,6 +57,8 @@ describe('errors', () => {
     expect(classifyError(new Error('ERR'), 'postgres')).toBe('postgres_error');
     expect(classifyError('weird')).toBe('unknown');
     expect(classifyError(new TierError('postgres', 'get', 'slow', { code: 'E_L3_TIMEOUT' }))).toBe('timeout');
-    expect(classifyError(new TierError('redis', 'get', 'down', { code: 'E_L2_CONNECTION' }))).toBe('connection_error');
+    expect(classifyError(new TierError('redis', 'get', 'down', { code: 'E_L2_CONNECTION' }))).toBe(
+      'connection_error',
+    );
   });
 });

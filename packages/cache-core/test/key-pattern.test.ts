@@ -5,13 +5,17 @@ import { InvalidKeyError, KeyPattern, MAX_KEY_LENGTH, validateKey } from '../src
 describe('KeyPattern', () => {
   const seed = new KeyPattern('comexstat:exp:{ano}:{mes}:{ncm}:{pais}');
 
-  it('builds the seed\'s keys', () => {
+  it("builds the seed's keys", () => {
     expect(seed.placeholders).toEqual(['ano', 'mes', 'ncm', 'pais']);
-    expect(seed.build({ ano: 2024, mes: 3, ncm: '12019000', pais: '160' })).toBe('comexstat:exp:2024:3:12019000:160');
+    expect(seed.build({ ano: 2024, mes: 3, ncm: '12019000', pais: '160' })).toBe(
+      'comexstat:exp:2024:3:12019000:160',
+    );
   });
 
   it('names a missing placeholder', () => {
-    expect(() => seed.build({ ano: 2024, mes: 3, ncm: '12019000' } as never)).toThrow(/\{pais\} has no value/);
+    expect(() => seed.build({ ano: 2024, mes: 3, ncm: '12019000' } as never)).toThrow(
+      /\{pais\} has no value/,
+    );
     expect(() => seed.build({ ano: 2024, mes: 3, ncm: '', pais: '1' })).toThrow(InvalidKeyError);
   });
 
@@ -24,19 +28,25 @@ describe('KeyPattern', () => {
   it('encodes separators so distinct inputs give distinct keys (property)', () => {
     const p = new KeyPattern('t:{a}:{b}');
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ minLength: 1, maxLength: 20 }), fc.string({ minLength: 1, maxLength: 20 }), fc.string({ minLength: 1, maxLength: 20 }), (a1, b1, a2, b2) => {
-        fc.pre(a1 !== a2 || b1 !== b2);
-        let k1: string;
-        let k2: string;
-        try {
-          k1 = p.build({ a: a1, b: b1 });
-          k2 = p.build({ a: a2, b: b2 });
-        } catch (e) {
-          expect(e).toBeInstanceOf(InvalidKeyError);
-          return;
-        }
-        expect(k1).not.toBe(k2);
-      }),
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 20 }),
+        fc.string({ minLength: 1, maxLength: 20 }),
+        fc.string({ minLength: 1, maxLength: 20 }),
+        fc.string({ minLength: 1, maxLength: 20 }),
+        (a1, b1, a2, b2) => {
+          fc.pre(a1 !== a2 || b1 !== b2);
+          let k1: string;
+          let k2: string;
+          try {
+            k1 = p.build({ a: a1, b: b1 });
+            k2 = p.build({ a: a2, b: b2 });
+          } catch (e) {
+            expect(e).toBeInstanceOf(InvalidKeyError);
+            return;
+          }
+          expect(k1).not.toBe(k2);
+        },
+      ),
       { numRuns: 2000 },
     );
     expect(p.build({ a: 'x:y', b: 'z' })).toBe('t:x%3ay:z');

@@ -56,7 +56,7 @@ afterEach(async () => {
 });
 
 describe('Level', () => {
-  it('has the seed\'s four values as metric label strings', () => {
+  it("has the seed's four values as metric label strings", () => {
     expect(Level).toEqual({ L1: 'l1', L2: 'l2', L3: 'l3', External: 'external' });
   });
 });
@@ -117,7 +117,7 @@ describe('MultiLevelCache.get', () => {
     expect((await cache.get('k')).level).toBe(Level.L1);
   });
 
-  it('caps a promoted entry to the faster tier\'s maximum TTL (L1 5 min)', async () => {
+  it("caps a promoted entry to the faster tier's maximum TTL (L1 5 min)", async () => {
     const { l1, l2 } = threeTiers();
     const cache = make({ tiers: [l1, l2] });
     l2.store.set('k', entry('v', 7 * 86_400_000));
@@ -133,7 +133,11 @@ describe('MultiLevelCache.get', () => {
     const now = Date.now();
     l2.store.set('s', { value: 'old', freshUntil: now - 1, staleUntil: now + 60_000 });
     expect((await cache.get('s')).level).toBe(Level.External);
-    expect(await cache.get('s', { allowStale: true })).toEqual({ value: 'old', level: Level.L2, stale: true });
+    expect(await cache.get('s', { allowStale: true })).toEqual({
+      value: 'old',
+      level: Level.L2,
+      stale: true,
+    });
   });
 
   it('labels hits and misses with connector and endpoint', async () => {
@@ -280,7 +284,7 @@ describe('MultiLevelCache.getOrLoad', () => {
     t.failWith = undefined;
     await cache.delete('k');
     expect((await cache.getOrLoad('k', async () => ++calls)).value).toBe(2);
-    expect((await cache.getOrLoad('k', async () => ++calls))).toEqual({ value: 2, level: 'l2', stale: false });
+    expect(await cache.getOrLoad('k', async () => ++calls)).toEqual({ value: 2, level: 'l2', stale: false });
     expect(calls).toBe(2);
   });
 
@@ -291,7 +295,9 @@ describe('MultiLevelCache.getOrLoad', () => {
     expect(r).toEqual({ value: null, level: 'external', stale: false });
     const e = l1.store.get('nf')!;
     expect(e.freshUntil - e.createdAt!).toBe(1234);
-    await expect(cache.getOrLoad('u', async () => undefined as unknown as number)).rejects.toBeInstanceOf(InvalidValueError);
+    await expect(cache.getOrLoad('u', async () => undefined as unknown as number)).rejects.toBeInstanceOf(
+      InvalidValueError,
+    );
   });
 
   it('computes the TTL from the loaded value', async () => {
@@ -313,7 +319,12 @@ describe('MultiLevelCache.getOrLoad', () => {
     const { l1, l2 } = threeTiers();
     const cache = make({ tiers: [l1, l2], failSafeBackoffMs: 60_000, coalesceWindowMs: 0 });
     const now = Date.now();
-    l2.store.set('k', { value: 'good', freshUntil: now - 10, staleUntil: now + 3_600_000, createdAt: now - 1000 });
+    l2.store.set('k', {
+      value: 'good',
+      freshUntil: now - 10,
+      staleUntil: now + 3_600_000,
+      createdAt: now - 1000,
+    });
     let calls = 0;
     const failing = async () => {
       calls++;
@@ -418,7 +429,11 @@ describe('tier failures', () => {
   it('opens the circuit after repeated failures, skips the tier, then probes and closes', async () => {
     const { l1, l2 } = threeTiers();
     const { m, calls } = recorder();
-    const cache = make({ tiers: [l1, l2], metrics: m, circuitBreaker: { failureThreshold: 2, cooldownMs: 50 } });
+    const cache = make({
+      tiers: [l1, l2],
+      metrics: m,
+      circuitBreaker: { failureThreshold: 2, cooldownMs: 50 },
+    });
     l2.failWith = new Error('down');
     await cache.get('a');
     await cache.get('b');
@@ -438,7 +453,11 @@ describe('tier failures', () => {
 
   it('auto-recovery: keys written while a tier was down are invalidated there when it returns', async () => {
     const { l1, l2 } = threeTiers();
-    const cache = make({ tiers: [l1, l2], circuitBreaker: { failureThreshold: 1, cooldownMs: 20 }, recoveryIntervalMs: 20 });
+    const cache = make({
+      tiers: [l1, l2],
+      circuitBreaker: { failureThreshold: 1, cooldownMs: 20 },
+      recoveryIntervalMs: 20,
+    });
     l2.store.set('k', entry('old', 60_000));
     l2.failWith = new Error('down');
     await cache.set('k', 'new');
@@ -477,7 +496,9 @@ function fakeBus() {
     },
     subscribe: (h) => handlers.push(h),
     close: async () => {},
-    deliver: (m) => handlers.forEach((h) => h(m)),
+    deliver: (m) => {
+      for (const h of handlers) h(m);
+    },
   };
   return bus;
 }
@@ -518,8 +539,14 @@ describe('coherence', () => {
       },
       waitForRelease: (key) => new Promise<void>((r) => waiters.set(key, [...(waiters.get(key) ?? []), r])),
     };
-    const a = make({ tiers: [new FakeTier({ sync: true }), new FakeTier({ level: 'l2', store: sharedStore })], lock });
-    const b = make({ tiers: [new FakeTier({ sync: true }), new FakeTier({ level: 'l2', store: sharedStore })], lock });
+    const a = make({
+      tiers: [new FakeTier({ sync: true }), new FakeTier({ level: 'l2', store: sharedStore })],
+      lock,
+    });
+    const b = make({
+      tiers: [new FakeTier({ sync: true }), new FakeTier({ level: 'l2', store: sharedStore })],
+      lock,
+    });
     let calls = 0;
     const loader = async () => {
       calls++;
@@ -551,7 +578,9 @@ describe('configuration', () => {
   it('rejects bad options with ConfigError naming the option', () => {
     expect(() => new MultiLevelCache({ tiers: [new FakeTier()], hardTimeoutMs: -1 })).toThrow(ConfigError);
     expect(() => new MultiLevelCache({ tiers: [new FakeTier()], ttlJitter: 2 })).toThrow(/ttlJitter/);
-    expect(() => new MultiLevelCache({ tiers: [new FakeTier()], eagerRefreshThreshold: 1.5 })).toThrow(/eagerRefreshThreshold/);
+    expect(() => new MultiLevelCache({ tiers: [new FakeTier()], eagerRefreshThreshold: 1.5 })).toThrow(
+      /eagerRefreshThreshold/,
+    );
     expect(() => new MultiLevelCache({ tiers: [new FakeTier(), new FakeTier()] })).toThrow(/two tiers/);
     expect(() => new MultiLevelCache({ tiers: [{} as never] })).toThrow(/tiers\[0\]/);
     expect(() => new MultiLevelCache(undefined as never)).toThrow(ConfigError);

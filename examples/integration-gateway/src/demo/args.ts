@@ -21,9 +21,13 @@ export function parseDemoArgs(argv: readonly string[]): DemoArgs {
     else if (a === '--') continue;
     else if (a === '--instances' || a === '--requests' || a === '--concurrency') {
       const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 1) throw new Error(`${a} needs a positive integer, got ${JSON.stringify(argv[i])}`);
+      if (!Number.isInteger(v) || v < 1)
+        throw new Error(`${a} needs a positive integer, got ${JSON.stringify(argv[i])}`);
       out[a.slice(2) as 'instances' | 'requests' | 'concurrency'] = v;
-    } else throw new Error(`unknown argument ${JSON.stringify(a)}; use --instances N, --requests N, --concurrency N, --json`);
+    } else
+      throw new Error(
+        `unknown argument ${JSON.stringify(a)}; use --instances N, --requests N, --concurrency N, --json`,
+      );
   }
   if (out.instances > 8) throw new Error('--instances is at most 8 on this demo');
   return out;

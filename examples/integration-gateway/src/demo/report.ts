@@ -34,7 +34,11 @@ export function goals(r: DemoReport): { name: string; ok: boolean; value: string
   return [
     { name: 'hit rate ≥ 98%', ok: r.hitRate >= 0.98, value: pct(r.hitRate) },
     { name: 'P95 < 50 ms', ok: r.p95Ms < 50, value: `${r.p95Ms.toFixed(2)} ms` },
-    { name: '< 20 upstream calls for the day after warming', ok: r.upstreamCallsDay < 20, value: String(r.upstreamCallsDay) },
+    {
+      name: '< 20 upstream calls for the day after warming',
+      ok: r.upstreamCallsDay < 20,
+      value: String(r.upstreamCallsDay),
+    },
     { name: '> 1000 req/s', ok: r.reqPerSec > 1000, value: `${Math.round(r.reqPerSec)} req/s` },
   ];
 }

@@ -79,7 +79,10 @@ export function buildTraffic(o: TrafficOptions): DemoRequest[] {
     const isCold = o.coldCountries.length > 0 && random() < (o.coldShare ?? 0.01);
     const p = isCold ? (o.coldCountries[cold()] as string) : (o.countries[country()] as string);
     const endpoint = flow === 'exp' ? 'exportacao_mes' : 'importacao_mes';
-    out.push({ path: `/comexstat/${endpoint}?ano=${year}&mes=${month}&ncm=${n}&pais=${p}`, key: `comexstat:${flow}:${year}:${month}:${n}:${p}` });
+    out.push({
+      path: `/comexstat/${endpoint}?ano=${year}&mes=${month}&ncm=${n}&pais=${p}`,
+      key: `comexstat:${flow}:${year}:${month}:${n}:${p}`,
+    });
   }
   return out;
 }

@@ -16,12 +16,12 @@ export interface BgcCacheErrorOptions {
 export class BgcCacheError extends Error {
   /** Stable machine-readable code, e.g. `E_INVALID_KEY`. */
   readonly code: string;
-  private readonly [MARKER] = true;
 
   constructor(code: string, message: string, options: BgcCacheErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BgcCacheError';
     this.code = code;
+    Object.defineProperty(this, MARKER, { value: true });
   }
 
   /** Whether `error` is a bgc-cache error (from any installed copy of the package). */

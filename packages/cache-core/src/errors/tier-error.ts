@@ -7,7 +7,12 @@ export class TierError extends BgcCacheError {
   readonly tier: string;
   /** The failed operation. */
   readonly operation: CacheOperation;
-  constructor(tier: string, operation: CacheOperation, message: string, options?: BgcCacheErrorOptions & { code?: string }) {
+  constructor(
+    tier: string,
+    operation: CacheOperation,
+    message: string,
+    options?: BgcCacheErrorOptions & { code?: string },
+  ) {
     super(options?.code ?? 'E_TIER', `${tier} tier failed on ${operation}: ${message}`, options);
     this.name = 'TierError';
     this.tier = tier;

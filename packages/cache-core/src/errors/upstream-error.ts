@@ -26,7 +26,8 @@ export class UpstreamError extends BgcCacheError {
     this.url = options.url;
     this.statusCode = options.statusCode;
     this.responseBody = options.responseBody;
-    this.isRetryable = options.isRetryable ?? (options.statusCode === undefined || isRetryableStatus(options.statusCode));
+    this.isRetryable =
+      options.isRetryable ?? (options.statusCode === undefined || isRetryableStatus(options.statusCode));
   }
 }
 

@@ -30,7 +30,12 @@ const JSON_VALUES: Record<string, unknown> = {
   'empty array': [],
   array: [1, 'two', null, { three: 3 }],
   'empty object': {},
-  object: { ano: 2024, mes: 3, rows: [{ coNcm: '12019000', metricFOB: '4312558120' }], nested: { deep: { deeper: [true] } } },
+  object: {
+    ano: 2024,
+    mes: 3,
+    rows: [{ coNcm: '12019000', metricFOB: '4312558120' }],
+    nested: { deep: { deeper: [true] } },
+  },
   unicode: 'São Paulo — 日本 — 🚢',
   'large string': 'x'.repeat(200_000),
 };
@@ -48,7 +53,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * values of every JSON type, concurrent writers, the optional batch/clear/sync members when the tier
  * has them, the `maxTtlMs` cap, and close.
  */
-export function runTierConformance(name: string, factory: TierFactory, options: TierConformanceOptions = {}): void {
+export function runTierConformance(
+  name: string,
+  factory: TierFactory,
+  options: TierConformanceOptions = {},
+): void {
   const slack = options.timeSlackMs ?? 5;
 
   describe(`Tier conformance: ${name}`, () => {
@@ -111,7 +120,11 @@ export function runTierConformance(name: string, factory: TierFactory, options: 
       const now = Date.now();
       await tier.set(k('expired'), { value: 'old', freshUntil: now - 2000, staleUntil: now - 1000 });
       expect(await tier.get(k('expired'))).toBeUndefined();
-      await tier.set(k('short'), { value: 'brief', freshUntil: Date.now() + 100, staleUntil: Date.now() + 150 });
+      await tier.set(k('short'), {
+        value: 'brief',
+        freshUntil: Date.now() + 100,
+        staleUntil: Date.now() + 150,
+      });
       expect((await tier.get(k('short')))?.value).toBe('brief');
       await sleep(400);
       expect(await tier.get(k('short'))).toBeUndefined();
@@ -119,7 +132,12 @@ export function runTierConformance(name: string, factory: TierFactory, options: 
 
     it('returns a stale entry (past fresh-until, within stale-until) with its times unchanged', async () => {
       const now = Date.now();
-      const e: CacheEntry = { value: 'stale-but-servable', freshUntil: now - 1000, staleUntil: now + 60_000, createdAt: now - 5000 };
+      const e: CacheEntry = {
+        value: 'stale-but-servable',
+        freshUntil: now - 1000,
+        staleUntil: now + 60_000,
+        createdAt: now - 5000,
+      };
       await tier.set(k('stale'), e);
       const got = await tier.get(k('stale'));
       expect(got?.value).toBe('stale-but-servable');
@@ -128,7 +146,18 @@ export function runTierConformance(name: string, factory: TierFactory, options: 
     });
 
     it('keeps distinct unicode, binary-looking and pattern-like keys distinct', async () => {
-      const keys = ['ключ:日本:🚢', 'a b', 'a*b', 'a?b', 'a[b]', 'percent%20', 'tab\\t', 'comexstat:exp:2024:03:12019000:160', 'x'.repeat(1000), 'x'.repeat(999)];
+      const keys = [
+        'ключ:日本:🚢',
+        'a b',
+        'a*b',
+        'a?b',
+        'a[b]',
+        'percent%20',
+        'tab\\t',
+        'comexstat:exp:2024:03:12019000:160',
+        'x'.repeat(1000),
+        'x'.repeat(999),
+      ];
       await Promise.all(keys.map((key, i) => tier.set(k(key), entry(i))));
       const got = await Promise.all(keys.map((key) => tier.get(k(key))));
       expect(got.map((g) => g?.value)).toEqual(keys.map((_, i) => i));
@@ -145,7 +174,9 @@ export function runTierConformance(name: string, factory: TierFactory, options: 
     }
 
     it('survives concurrent writers: last write of one key wins whole, many keys all land', async () => {
-      const writes = Array.from({ length: 50 }, (_, i) => tier.set(k('race'), entry({ writer: i, payload: 'p'.repeat(i * 10) })));
+      const writes = Array.from({ length: 50 }, (_, i) =>
+        tier.set(k('race'), entry({ writer: i, payload: 'p'.repeat(i * 10) })),
+      );
       await Promise.all(writes);
       const got = (await tier.get(k('race')))?.value as { writer: number; payload: string };
       expect(got.writer).toBeGreaterThanOrEqual(0);
@@ -183,7 +214,9 @@ export function runTierConformance(name: string, factory: TierFactory, options: 
       expect(got).toHaveLength(keys.length);
       expect(got[0]).toBeUndefined();
       expect(got[21]).toBeUndefined();
-      expect(got.slice(1, 21).map((g) => (g?.value as { i: number }).i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(got.slice(1, 21).map((g) => (g?.value as { i: number } | undefined)?.i)).toEqual(
+        Array.from({ length: 20 }, (_, i) => i),
+      );
       expect(await tier.getMany([])).toEqual([]);
     });
 
@@ -209,7 +242,7 @@ export function runTierConformance(name: string, factory: TierFactory, options: 
       await expect(tier.ping()).resolves.toBeUndefined();
     });
 
-    it('shared tiers: a second instance sees the first one\'s writes', async () => {
+    it("shared tiers: a second instance sees the first one's writes", async () => {
       if (tier.scope !== 'shared') return;
       const other = await factory();
       try {
