@@ -121,7 +121,10 @@ export interface SetManyItem<T = unknown> extends SetOptions {
 export interface LoaderContext<T> {
   /** The key being loaded. */
   key: string;
-  /** Aborted when the hard timeout elapses and nobody waits for the result any more. */
+  /**
+   * Aborted when the cache closes. A load outliving the hard timeout is not aborted: it goes on in
+   * the background and fills the tiers for the next caller.
+   */
   signal: AbortSignal;
   /** The stale entry, when one exists (e.g. for conditional requests). */
   stale: CacheEntry<T> | undefined;
@@ -225,6 +228,7 @@ export class MultiLevelCache extends EventEmitter {
   private readonly refreshing = new Set<string>();
   private readonly recent = new Map<string, RecentLoad>();
   private readonly background = new Set<Promise<unknown>>();
+  private readonly loads = new Set<AbortController>();
   private recoveryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private l1Reads = 0;
@@ -517,6 +521,7 @@ export class MultiLevelCache extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
+    for (const c of this.loads) c.abort(new Error('the cache was closed'));
     await this.flush();
     if (!this.ownsTiers) return;
     await this.bus?.close().catch((error: unknown) => this.report(Level.L2, 'clear', undefined, error));
@@ -704,6 +709,7 @@ export class MultiLevelCache extends EventEmitter {
     lease: Lease | undefined,
   ): Promise<LoadResult<T>> {
     const controller = new AbortController();
+    this.loads.add(controller);
     const t0 = performance.now();
     const run = (async () => {
       try {
@@ -741,6 +747,7 @@ export class MultiLevelCache extends EventEmitter {
         );
         throw error;
       } finally {
+        this.loads.delete(controller);
         await lease?.release();
       }
     })();
@@ -764,7 +771,6 @@ export class MultiLevelCache extends EventEmitter {
         return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
       }
       if (error instanceof TimeoutError) {
-        controller.abort(error);
         throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
       }
       if (stale) return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };

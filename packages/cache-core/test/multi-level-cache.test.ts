@@ -352,16 +352,39 @@ describe('MultiLevelCache.getOrLoad', () => {
     expect(l2.store.get('k')?.value).toBe('new');
   });
 
-  it('hard timeout: a TimeoutError when there is no stale value, and the loader is aborted', async () => {
-    const cache = make({ tiers: [new FakeTier()], hardTimeoutMs: 30 });
+  it('hard timeout: a TimeoutError when there is no stale value; the load goes on and fills the tiers', async () => {
+    const t = new FakeTier();
+    const cache = make({ tiers: [t], hardTimeoutMs: 30 });
     let aborted = false;
     const p = cache.getOrLoad('k', ({ signal }) => {
       signal.addEventListener('abort', () => {
         aborted = true;
       });
-      return new Promise((res) => setTimeout(() => res(1), 300));
+      return new Promise((res) => setTimeout(() => res(1), 150));
     });
     await expect(p).rejects.toBeInstanceOf(TimeoutError);
+    await cache.flush();
+    expect(aborted).toBe(false);
+    expect(t.store.get('k')?.value).toBe(1);
+    expect((await cache.get('k')).value).toBe(1);
+  });
+
+  it('close aborts loads still running', async () => {
+    const cache = new MultiLevelCache({ tiers: [new FakeTier()] });
+    let aborted = false;
+    const p = cache.getOrLoad(
+      'k',
+      ({ signal }) =>
+        new Promise((_res, rej) =>
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            rej(signal.reason);
+          }),
+        ),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    await cache.close();
+    await expect(p).rejects.toThrow(/closed/);
     expect(aborted).toBe(true);
   });
 
