@@ -85,11 +85,27 @@ export function createConnector(
     language: connConfig.api.language,
     spacer,
   });
+  const aggregates = runtime.aggregates;
   return new ComexStatConnector({
     client,
     cache: runtime.cache,
     config: connConfig,
     onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
+    // Every row the upstream returned feeds the L3 aggregates (top NCMs × countries for warming).
+    onRows: aggregates
+      ? (rows) =>
+          aggregates.upsertComexStatRows(
+            rows.map((r) => ({
+              flow: r.flow === 'export' ? 'exp' : 'imp',
+              year: r.ano,
+              month: r.mes,
+              ncm: r.ncm,
+              countryCode: r.pais,
+              fob: r.fob,
+              kg: r.kg,
+            })),
+          )
+      : undefined,
   });
 }
 

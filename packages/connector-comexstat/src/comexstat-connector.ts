@@ -88,6 +88,11 @@ export interface ComexStatConnectorOptions {
   now?: () => number;
   /** Failures that nobody awaits (background refreshes, side writes, release checks). */
   onError?: (error: unknown) => void;
+  /**
+   * Receives every row an upstream call returned (e.g. to fill the L3 aggregates table). Not
+   * awaited by the request that caused the call; a rejection goes to `onError`.
+   */
+  onRows?: (rows: ComexStatMonthRow[]) => unknown;
 }
 
 /** Counters of a connector. */
@@ -170,6 +175,7 @@ export class ComexStatConnector {
   private readonly metaPrefix: string;
   private readonly now: () => number;
   private readonly onError: (error: unknown) => void;
+  private readonly onRows: ((rows: ComexStatMonthRow[]) => unknown) | undefined;
   private readonly open = new Map<string, Batch>();
   private readonly inflight = new Set<Batch>();
   /** Every batch not settled yet (open, full and waiting, or on the wire). */
@@ -188,6 +194,7 @@ export class ComexStatConnector {
     this.metaPrefix = `${this.config.cache.keyPattern.split(':')[0] || 'comexstat'}:meta:`;
     this.now = options.now ?? Date.now;
     this.onError = options.onError ?? (() => {});
+    this.onRows = options.onRows;
   }
 
   /** The cache key of a cell, from the configured key patterns. */
@@ -500,6 +507,10 @@ export class ComexStatConnector {
       const names = await this.countryCodes();
       const rows = await this.client.general(() => this.seal(batch, id));
       batch.results = this.fanOut(batch, rows, names);
+      if (this.onRows) {
+        const all = [...batch.results.values()].flatMap((v) => v.rows);
+        if (all.length > 0) Promise.resolve(all).then(this.onRows).catch(this.onError);
+      }
       const loaderKeys = new Set(batch.waiters.filter((w) => w.loader).map((w) => w.key));
       const items = [];
       for (const [key, value] of batch.results) {

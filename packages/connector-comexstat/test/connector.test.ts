@@ -48,6 +48,19 @@ describe('ComexStatConnector: coalescing', () => {
     expect(stack.sim.stats.rateLimited).toBe(0);
   });
 
+  it('hands every fetched row to onRows (the L3 aggregates feed), not awaited by the request', async () => {
+    const seen: { ncm: string; pais: string; fob: number }[] = [];
+    stack = await makeStack({ onRows: (rows) => void seen.push(...rows) });
+    const [a, b] = await Promise.all([
+      stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' }),
+      stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 4, ncm: '09011110', pais: '249' }),
+    ]);
+    await new Promise((res) => setTimeout(res, 10));
+    expect(a!.rows.length + b!.rows.length).toBeGreaterThan(0);
+    expect(seen).toEqual(expect.arrayContaining([...a!.rows, ...b!.rows]));
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+  });
+
   it('makes one call per (flow, year) group and stores the siblings each call covered', async () => {
     stack = await makeStack();
     const c = stack.connector;

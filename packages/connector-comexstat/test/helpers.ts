@@ -4,6 +4,7 @@ import {
   type ComexStatClientOptions,
   ComexStatConnector,
   type ComexStatConnectorConfig,
+  type ComexStatConnectorOptions,
   DEFAULT_CONNECTOR_CONFIG,
   RequestSpacer,
   SingleTierCache,
@@ -33,6 +34,7 @@ export async function makeStack(
     client?: Partial<ComexStatClientOptions>;
     config?: (c: ComexStatConnectorConfig) => ComexStatConnectorConfig;
     now?: () => number;
+    onRows?: ComexStatConnectorOptions['onRows'];
   } = {},
 ): Promise<Stack> {
   const intervalMs = options.intervalMs ?? 100;
@@ -70,6 +72,7 @@ export async function makeStack(
     config: options.config ? options.config(base) : base,
     now: options.now,
     onError: (e) => errors.push(e),
+    onRows: options.onRows,
   });
   return {
     sim,
