@@ -1,6 +1,8 @@
 // End-to-end: the gateway as a separate process (`node dist/main.js`) against the ComexStat
 // simulator, its own redis-server and the real PostgreSQL.
 import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
+import { COMEXSTAT_ROWS_TABLE } from '@bgc/cache-l3-postgres';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../scripts/redis-servers.mjs';
 import {
@@ -70,6 +72,19 @@ describe('ComexStat routes', () => {
     const second = await get(a, q);
     expect(second.level).toBe('l1');
     expect(second.body).toEqual(first.body);
+  });
+
+  it('feeds the rows it fetched into the L3 aggregates table', async () => {
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    try {
+      const r = await client.query(
+        `SELECT count(*)::int AS n FROM ${schema.name}.${COMEXSTAT_ROWS_TABLE} WHERE ncm = '12019000'`,
+      );
+      expect(r.rows[0].n).toBeGreaterThan(0);
+    } finally {
+      await client.end();
+    }
   });
 
   it('another instance finds it in L2 (shared Redis)', async () => {
