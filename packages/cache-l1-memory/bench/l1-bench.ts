@@ -110,38 +110,3 @@ for (const p of peers) {
 console.log(`Node ${process.version}, ${KEYS} keys, ${OPS} Zipf(0.99) ops per row`);
 for (const r of rows) console.log(r);
 await tier.close();
-
-// Memory check: a 64 MB tier filled with ComexStat-like responses (arrays of rows), 5× over.
-const BOUND = 64 * 1024 * 1024;
-globalThis.gc?.();
-const base = process.memoryUsage();
-const mem = new MemoryTier({ maxSizeBytes: BOUND, sweepIntervalMs: 0 });
-const makeRows = (i: number) =>
-  Array.from({ length: 20 }, (_, j) => ({
-    coAno: 2024,
-    coMes: (i % 12) + 1,
-    coNcm: String(10000000 + ((i * 31 + j) % 9000000)),
-    coPais: String(100 + (j % 150)),
-    kgLiquido: String(i * 1000 + j),
-    metricFOB: String(i * 7919 + j * 13),
-  }));
-let written = 0;
-let n = 0;
-while (written < 5 * BOUND) {
-  const rowsValue = makeRows(n);
-  mem.setSync(`comexstat:exp:${n}`, {
-    value: rowsValue,
-    freshUntil: Date.now() + 60_000,
-    staleUntil: Date.now() + 60_000,
-  });
-  written += JSON.stringify(rowsValue).length * 2;
-  n++;
-}
-globalThis.gc?.();
-const after = process.memoryUsage();
-const heapDelta = after.heapUsed - base.heapUsed;
-const s = mem.stats();
-console.log(
-  `memory: bound ${(BOUND / 1048576).toFixed(0)} MB, accounted ${(s.sizeBytes / 1048576).toFixed(1)} MB in ${s.entries} entries after ${n} writes; ` +
-    `heapUsed +${(heapDelta / 1048576).toFixed(1)} MB (${((heapDelta / BOUND) * 100).toFixed(0)}% of bound), rss ${(after.rss / 1048576).toFixed(0)} MB`,
-);

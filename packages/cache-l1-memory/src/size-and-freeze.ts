@@ -1,5 +1,12 @@
 /** Bytes V8 spends on an object header plus its hidden-class pointer, roughly. */
 const OBJECT_OVERHEAD = 24;
+/** An array is a JS object plus a separate backing store with its own header. */
+const ARRAY_OVERHEAD = 48;
+/**
+ * Strings up to this length that come from JSON.parse (values read back from L2/L3 or the upstream)
+ * are internalized by V8 and shared by every value holding them; longer ones are not.
+ */
+const SHORT_STRING = 10;
 /** Bytes per property or array slot (a tagged pointer plus amortised backing store). */
 const SLOT_BYTES = 8;
 
@@ -13,9 +20,11 @@ const SLOT_BYTES = 8;
 export function sizeAndFreeze(value: unknown, freeze: boolean): number {
   switch (typeof value) {
     case 'string':
-      return 12 + value.length;
+      // 16-byte header, characters in 8-byte words; short ones are often shared (see SHORT_STRING),
+      // so they count half of their own size.
+      return value.length <= SHORT_STRING ? 12 : 16 + Math.ceil(value.length / 8) * 8;
     case 'number':
-      // small integers live in the slot itself (Smi); others are boxed heap numbers
+      // small integers live in the slot itself (Smi, 31 bits on 64-bit Node); others are boxed heap numbers
       return Number.isInteger(value) && Math.abs(value) < 2 ** 30 ? 0 : 16;
     case 'bigint':
       return 16;
@@ -36,6 +45,7 @@ export function sizeAndFreeze(value: unknown, freeze: boolean): number {
   if (freeze) Object.freeze(obj);
   let bytes = OBJECT_OVERHEAD;
   if (Array.isArray(obj)) {
+    bytes = ARRAY_OVERHEAD;
     for (let i = 0; i < obj.length; i++) bytes += SLOT_BYTES + sizeAndFreeze(obj[i], freeze);
     return bytes;
   }
