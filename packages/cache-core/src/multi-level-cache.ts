@@ -913,7 +913,7 @@ export class MultiLevelCache extends EventEmitter {
    * Runs one tier operation with its timeout and breaker. Never rejects: a failure is reported and
    * turned into {@link SKIPPED}.
    */
-  private async tierCall<R>(
+  private tierCall<R>(
     state: TierState,
     op: CacheOperation,
     key: string | undefined,
@@ -931,14 +931,25 @@ export class MultiLevelCache extends EventEmitter {
           key,
           error: new CircuitOpenError(state.tier.name, breaker.retryInMs()),
         });
-      return SKIPPED;
+      return Promise.resolve(SKIPPED);
     }
     const t0 = performance.now();
+    const failed = (error: unknown): typeof SKIPPED => {
+      breaker?.failure();
+      state.lastError = true;
+      this.report(level, op, key, error, state.tier.name);
+      return SKIPPED;
+    };
+    let p: Promise<R>;
     try {
-      const p = fn();
-      const r = state.shared
-        ? await withTimeout(p, this.opts.tierTimeoutMs, `${state.tier.name} ${op}`)
-        : await p;
+      p = fn();
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
+    // Written as a promise chain, not an async function: this runs on every L2/L3 operation.
+    return (
+      state.shared ? withTimeout(p, this.opts.tierTimeoutMs, () => `${state.tier.name} ${op}`) : p
+    ).then((r) => {
       this.metrics.latency(level, op, (performance.now() - t0) / 1000);
       breaker?.success();
       if (state.lastError) {
@@ -946,12 +957,7 @@ export class MultiLevelCache extends EventEmitter {
         if (state.pending.size > 0) this.scheduleRecovery();
       }
       return r;
-    } catch (error) {
-      breaker?.failure();
-      state.lastError = true;
-      this.report(level, op, key, error, state.tier.name);
-      return SKIPPED;
-    }
+    }, failed);
   }
 
   private remember(state: TierState, key: string): void {
