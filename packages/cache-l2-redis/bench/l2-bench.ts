@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RedisTier, redisOptionsFromEnv } from '../src/index.js';
 
-const CONCURRENCY = 64;
+const CONCURRENCY = Number(process.env.L2_BENCH_CONCURRENCY ?? 64);
 const DURATION_MS = Number(process.env.BENCH_MS ?? 3000);
 const prefix = `bgc-bench:${randomUUID().slice(0, 8)}:`;
 
