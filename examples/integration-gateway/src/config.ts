@@ -23,6 +23,8 @@ export interface GatewayConfig {
   databaseUrl: string | undefined;
   /** L3_DATA_DIR: PGlite's data directory. @default '.data/pglite' */
   l3DataDir: string;
+  /** CACHE_L2_PREFIX: prefix of every Redis key (cache, bus channel, locks, spacer). @default 'bgc:cache:' */
+  l2Prefix: string;
   /** L3_SCHEMA: PostgreSQL schema of the L3 tables. @default 'public' */
   l3Schema: string | undefined;
   /** COMEXSTAT_BASE_URL: the upstream (default: the real API, or the YAML's `api.base_url`). */
@@ -83,6 +85,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     databaseUrl,
     l3DataDir: env.L3_DATA_DIR?.trim() || '.data/pglite',
     l3Schema: env.L3_SCHEMA?.trim() || undefined,
+    l2Prefix: env.CACHE_L2_PREFIX?.trim() || 'bgc:cache:',
     comexstatBaseUrl: base,
     comexstatConfigPath: env.COMEXSTAT_CONFIG?.trim() || undefined,
     adminToken: env.ADMIN_TOKEN ? env.ADMIN_TOKEN : undefined,

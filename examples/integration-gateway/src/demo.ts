@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { warmComexStat } from '@bgc/connector-comexstat';
 import { SIM_COUNTRIES, SIM_NCMS, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
 import cliProgress from 'cli-progress';
+import { sql } from 'drizzle-orm';
 import { Pool } from 'undici';
 import { freePort, parseDemoArgs, type DemoArgs } from './demo/args.js';
 import { buildTraffic, type DemoRequest } from './demo/traffic.js';
@@ -60,6 +61,10 @@ async function main(): Promise<void> {
     env.REDIS_ADDR ??= '127.0.0.1:6379';
     env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
   }
+  // Each run starts from empty shared tiers: its own Redis prefix and PostgreSQL schema, removed after.
+  const runId = `${process.pid}_${Date.now().toString(36)}`;
+  env.CACHE_L2_PREFIX ??= `bgc:demo:${runId}:`;
+  env.L3_SCHEMA ??= `bgc_demo_${runId}`;
   const children: ChildProcess[] = [];
   const gateway = await startGateway({ env });
   const urls = [gateway.url];
@@ -126,9 +131,22 @@ async function main(): Promise<void> {
     await Promise.all(
       children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
     );
+    await dropDemoNamespace(gateway).catch(() => undefined);
     await gateway.close();
     await sim.close();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Removes what this run wrote to the shared Redis and PostgreSQL (its own prefix and schema). */
+async function dropDemoNamespace(gateway: Awaited<ReturnType<typeof startGateway>>): Promise<void> {
+  const { config, runtime } = gateway;
+  if (!config.l2Prefix.startsWith('bgc:demo:')) return;
+  // RedisTier.clear() unlinks every key under the run's prefix (cache entries, locks, spacer, pending cells).
+  for (const tier of runtime.cache.tiers) if (tier.level === 'l2') await tier.clear?.();
+  if (config.databaseUrl && config.l3Schema?.startsWith('bgc_demo_')) {
+    const db = await runtime.l3?.database();
+    await db?.execute(sql.raw(`DROP SCHEMA IF EXISTS ${config.l3Schema} CASCADE`));
   }
 }
 

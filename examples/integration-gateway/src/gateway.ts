@@ -74,6 +74,7 @@ export function createConnector(
   const spacer = new RequestSpacer({
     minIntervalMs: connConfig.rateLimit.minIntervalMs,
     redis: runtime.redis,
+    redisKey: `${config.l2Prefix}comexstat:spacer`,
     onError: (error) =>
       logger.debug({ err: errInfo(error) }, 'request spacer fell back to in-process spacing'),
     env,
@@ -91,6 +92,8 @@ export function createConnector(
     cache: runtime.cache,
     config: connConfig,
     onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
+    // With Redis, cold misses are merged across instances into as few upstream calls as possible.
+    shared: runtime.redis ? { redis: runtime.redis, keyPrefix: `${config.l2Prefix}comexstat:pending:` } : undefined,
     // Every row the upstream returned feeds the L3 aggregates (top NCMs × countries for warming).
     onRows: aggregates
       ? (rows) =>

@@ -57,9 +57,10 @@ export async function createRuntime(
     redis.on('error', (error: Error) =>
       log.debug({ err: { message: error.message } }, 'redis connection error'),
     );
-    tiers.push(new RedisTier({ client: redis, metrics }));
-    bus = new RedisInvalidationBus({ client: redis, instanceId, metrics });
-    lock = new RedisLock({ client: redis });
+    const prefix = config.l2Prefix;
+    tiers.push(new RedisTier({ client: redis, metrics, prefix }));
+    bus = new RedisInvalidationBus({ client: redis, instanceId, metrics, prefix });
+    lock = new RedisLock({ client: redis, prefix: `${prefix}lock:` });
   }
 
   let l3: PostgresTier | undefined;

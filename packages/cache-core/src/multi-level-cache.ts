@@ -358,8 +358,12 @@ export class MultiLevelCache extends EventEmitter {
     for (const state of this.states) {
       if (missing.length === 0) break;
       const ks = missing.map((i) => keys[i] as string);
-      const got = await this.tierCall(state, 'get_many', undefined, () =>
-        state.tier.getMany ? state.tier.getMany(ks) : Promise.all(ks.map((k) => state.tier.get(k))),
+      const got = await this.tierCall(
+        state,
+        'get_many',
+        undefined,
+        () => (state.tier.getMany ? state.tier.getMany(ks) : Promise.all(ks.map((k) => state.tier.get(k)))),
+        ks.length,
       );
       const still: number[] = [];
       const now = Date.now();
@@ -405,10 +409,16 @@ export class MultiLevelCache extends EventEmitter {
     });
     await Promise.all(
       this.states.map((state) =>
-        this.tierCall(state, 'set_many', undefined, async () => {
-          if (state.tier.setMany) await state.tier.setMany(writes);
-          else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
-        }).then((r) => {
+        this.tierCall(
+          state,
+          'set_many',
+          undefined,
+          async () => {
+            if (state.tier.setMany) await state.tier.setMany(writes);
+            else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
+          },
+          writes.length,
+        ).then((r) => {
           if (r === SKIPPED) for (const w of writes) this.remember(state, w.key);
         }),
       ),
@@ -429,11 +439,17 @@ export class MultiLevelCache extends EventEmitter {
     for (const k of keys) this.recent.delete(k);
     const counts = await Promise.all(
       this.states.map((state) =>
-        this.tierCall(state, 'delete', undefined, async () => {
-          if (state.tier.deleteMany) return state.tier.deleteMany(keys);
-          const r = await Promise.all(keys.map((k) => state.tier.delete(k)));
-          return r.filter(Boolean).length;
-        }).then((r) => {
+        this.tierCall(
+          state,
+          'delete',
+          undefined,
+          async () => {
+            if (state.tier.deleteMany) return state.tier.deleteMany(keys);
+            const r = await Promise.all(keys.map((k) => state.tier.delete(k)));
+            return r.filter(Boolean).length;
+          },
+          keys.length,
+        ).then((r) => {
           if (r === SKIPPED) {
             for (const k of keys) this.remember(state, k);
             return 0;
@@ -613,10 +629,16 @@ export class MultiLevelCache extends EventEmitter {
           from: h.index,
         }));
       if (writes.length === 0) continue;
-      const r = await this.tierCall(state, 'set_many', undefined, async () => {
-        if (state.tier.setMany) await state.tier.setMany(writes);
-        else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
-      });
+      const r = await this.tierCall(
+        state,
+        'set_many',
+        undefined,
+        async () => {
+          if (state.tier.setMany) await state.tier.setMany(writes);
+          else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
+        },
+        writes.length,
+      );
       if (r !== SKIPPED)
         for (const w of writes) this.metrics.promotion(this.levelOf(w.from), state.tier.level);
     }
@@ -918,6 +940,8 @@ export class MultiLevelCache extends EventEmitter {
     op: CacheOperation,
     key: string | undefined,
     fn: () => Promise<R>,
+    /** Keys a batch operation carries: its timeout grows by tierTimeoutMs per 1,000 keys. */
+    batchSize = 1,
   ): Promise<R | typeof SKIPPED> {
     const level = state.tier.level;
     const breaker = state.breaker;
@@ -948,7 +972,13 @@ export class MultiLevelCache extends EventEmitter {
     }
     // Written as a promise chain, not an async function: this runs on every L2/L3 operation.
     return (
-      state.shared ? withTimeout(p, this.opts.tierTimeoutMs, () => `${state.tier.name} ${op}`) : p
+      state.shared
+        ? withTimeout(
+            p,
+            this.opts.tierTimeoutMs * Math.ceil(batchSize / 1000),
+            () => `${state.tier.name} ${op}`,
+          )
+        : p
     ).then((r) => {
       this.metrics.latency(level, op, (performance.now() - t0) / 1000);
       breaker?.success();
@@ -986,10 +1016,16 @@ export class MultiLevelCache extends EventEmitter {
         continue;
       }
       const keys = [...state.pending];
-      const r = await this.tierCall(state, 'delete', undefined, async () => {
-        if (state.tier.deleteMany) await state.tier.deleteMany(keys);
-        else await Promise.all(keys.map((k) => state.tier.delete(k)));
-      });
+      const r = await this.tierCall(
+        state,
+        'delete',
+        undefined,
+        async () => {
+          if (state.tier.deleteMany) await state.tier.deleteMany(keys);
+          else await Promise.all(keys.map((k) => state.tier.delete(k)));
+        },
+        keys.length,
+      );
       if (r === SKIPPED) {
         left += state.pending.size;
         continue;

@@ -449,6 +449,18 @@ describe('tier failures', () => {
     expect(calls).toContain('err:l2:get:timeout');
   });
 
+  it('gives batch operations a timeout that grows with their size', async () => {
+    const { l1, l2 } = threeTiers({ batch: true });
+    l2.delayMs = 70;
+    const cache = make({ tiers: [l1, l2], tierTimeoutMs: 50, circuitBreaker: false });
+    const items = Array.from({ length: 3000 }, (_, i) => ({ key: `b${i}`, value: i }));
+    await cache.setMany(items);
+    expect(l2.store.size).toBe(3000);
+    expect(cache.tierStatus().l2).toBe('up');
+    await cache.setMany(items.slice(0, 10));
+    expect(cache.tierStatus().l2).toBe('degraded');
+  });
+
   it('opens the circuit after repeated failures, skips the tier, then probes and closes', async () => {
     const { l1, l2 } = threeTiers();
     const { m, calls } = recorder();

@@ -13,6 +13,8 @@ import type {
 import { RequestSpacer } from './request-spacer.js';
 
 /** The real API. */
+const CANCELLED = Symbol('cancelled');
+
 export const COMEXSTAT_BASE_URL = 'https://api-comexstat.mdic.gov.br';
 
 /** A browser-like User-Agent: the API's Cloudflare front challenges obvious bots (reference §1). */
@@ -136,6 +138,19 @@ export class ComexStatClient {
     return list as GeneralRow[];
   }
 
+  /**
+   * `POST /general` with the query built only once the spacer grants the slot, so that it can
+   * include what arrived meanwhile; the builder may return `null` to give the slot up (nothing
+   * left to ask), and then no request is sent and `null` is returned.
+   */
+  async generalWhenDue(build: () => Promise<GeneralQuery | null>): Promise<GeneralRow[] | null> {
+    const data = await this.call('POST', '/general', {}, build);
+    if (data === CANCELLED) return null;
+    const list = (data as { list?: unknown } | null)?.list;
+    if (!Array.isArray(list)) throw this.malformed('/general', 'data.list is missing or not an array');
+    return list as GeneralRow[];
+  }
+
   /** `GET /general/dates/updated`: the latest release and the last published month. */
   async datesUpdated(): Promise<ComexStatRelease> {
     const data = (await this.call('GET', '/general/dates/updated')) as Record<string, unknown> | null;
@@ -212,7 +227,9 @@ export class ComexStatClient {
       }
       const sentAt = this.spacer ? await this.spacer.acquire() : Date.now();
       if (body !== undefined && payload === undefined) {
-        payload = JSON.stringify(typeof body === 'function' ? (body as () => unknown)() : body);
+        const built = typeof body === 'function' ? await (body as () => unknown)() : body;
+        if (built === null) return CANCELLED;
+        payload = JSON.stringify(built);
       }
       this.stats.requests++;
       try {

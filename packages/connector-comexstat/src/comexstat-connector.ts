@@ -17,6 +17,7 @@ import type {
   GeneralRow,
 } from './comexstat-types.js';
 import { type ComexStatConnectorConfig, DEFAULT_CONNECTOR_CONFIG } from './connector-config.js';
+import type { SpacerRedis } from './request-spacer.js';
 
 /**
  * The part of `MultiLevelCache` (from `@bgc/cache-core`) the connector uses. Any object with
@@ -93,6 +94,13 @@ export interface ComexStatConnectorOptions {
    * awaited by the request that caused the call; a rejection goes to `onError`.
    */
   onRows?: (rows: ComexStatMonthRow[]) => unknown;
+  /**
+   * Merges cold misses across instances: each instance records the cells it waits for in Redis,
+   * and whichever instance's call goes first adds them to its query and stores them in the shared
+   * cache; an instance whose cells were answered meanwhile gives its slot up. Pass the ioredis
+   * client of L2 (any object with `eval`).
+   */
+  shared?: { redis: SpacerRedis; keyPrefix?: string };
 }
 
 /** Counters of a connector. */
@@ -142,6 +150,10 @@ interface Batch {
 }
 
 const META_COUNTRIES_TTL_MS = 7 * 24 * 3_600_000;
+/** How long cells other instances wait for stay in Redis if nobody drains them. */
+const PENDING_TTL_MS = 60_000;
+const ADD_PENDING = `redis.call('SADD', KEYS[1], unpack(ARGV, 2)); redis.call('PEXPIRE', KEYS[1], ARGV[1]); return 1`;
+const DRAIN_PENDING = `local m = redis.call('SMEMBERS', KEYS[1]); redis.call('DEL', KEYS[1]); return m`;
 const pad2 = (n: number): string => String(n).padStart(2, '0');
 
 /**
@@ -176,6 +188,7 @@ export class ComexStatConnector {
   private readonly now: () => number;
   private readonly onError: (error: unknown) => void;
   private readonly onRows: ((rows: ComexStatMonthRow[]) => unknown) | undefined;
+  private readonly shared: { redis: SpacerRedis; keyPrefix: string } | undefined;
   private readonly open = new Map<string, Batch>();
   private readonly inflight = new Set<Batch>();
   /** Every batch not settled yet (open, full and waiting, or on the wire). */
@@ -195,6 +208,9 @@ export class ComexStatConnector {
     this.now = options.now ?? Date.now;
     this.onError = options.onError ?? (() => {});
     this.onRows = options.onRows;
+    this.shared = options.shared
+      ? { redis: options.shared.redis, keyPrefix: options.shared.keyPrefix ?? `${this.metaPrefix}pending:` }
+      : undefined;
   }
 
   /** The cache key of a cell, from the configured key patterns. */
@@ -419,6 +435,11 @@ export class ComexStatConnector {
     batch.months.add(q.mes);
     batch.ncms.add(q.ncm);
     batch.countries.add(q.pais);
+    if (this.shared) {
+      this.shared.redis
+        .eval(ADD_PENDING, 1, this.pendingKey(q.flow, q.ano), PENDING_TTL_MS, `${q.mes}|${q.ncm}|${q.pais}`)
+        .catch(this.onError);
+    }
     return new Promise<ComexStatMonthValue>((resolve, reject) => {
       batch.waiters.push({ key, loader: loader && this.config.cache.enabled, resolve, reject });
     });
@@ -465,8 +486,61 @@ export class ComexStatConnector {
     return ncms * countries * span;
   }
 
-  private seal(batch: Batch, id: string): GeneralQuery {
+  private pendingKey(flow: ComexStatFlow, ano: number): string {
+    return `${(this.shared as { keyPrefix: string }).keyPrefix}${flow}:${ano}`;
+  }
+
+  /**
+   * Cross-instance merge, once the spacer grants the slot: answers from the shared cache the
+   * waiters another instance's call covered meanwhile (`false` when nothing is left to ask), and
+   * adds to the batch the cells other instances are waiting for, as far as the call's size allows.
+   */
+  private async mergeShared(batch: Batch): Promise<boolean> {
+    const shared = this.shared as { redis: SpacerRedis; keyPrefix: string };
+    if (!batch.fanOut && batch.waiters.length > 0) {
+      const got = await this.cache.getMany<ComexStatMonthValue>(batch.waiters.map((w) => w.key));
+      const left: Waiter[] = [];
+      batch.waiters.forEach((w, i) => {
+        const v = got[i]?.value;
+        if (v === undefined) left.push(w);
+        else w.resolve(v);
+      });
+      batch.waiters = left;
+      if (left.length === 0) return false;
+    }
+    const key = this.pendingKey(batch.flow, batch.ano);
+    const members = (await shared.redis.eval(DRAIN_PENDING, 1, key)) as string[];
+    const back: string[] = [];
+    for (const m of members) {
+      const [mes, ncm, pais] = m.split('|');
+      const addition = {
+        months: [Number(mes)],
+        ncms: [ncm as string],
+        countries: [pais as string],
+        fanOut: false,
+      };
+      if (!(Number(mes) >= 1 && Number(mes) <= 12) || !ncm || !pais) continue;
+      if (this.cellsWith(batch, addition) > this.config.api.maxCellsPerCall) {
+        back.push(m);
+        continue;
+      }
+      batch.months.add(Number(mes));
+      batch.ncms.add(ncm);
+      batch.countries.add(pais);
+    }
+    if (back.length > 0) await shared.redis.eval(ADD_PENDING, 1, key, PENDING_TTL_MS, ...back);
+    return true;
+  }
+
+  private async seal(batch: Batch, id: string): Promise<GeneralQuery | null> {
     if (this.open.get(id) === batch) this.open.delete(id);
+    if (this.shared) {
+      try {
+        if (!(await this.mergeShared(batch))) return null;
+      } catch (error) {
+        this.onError(error);
+      }
+    }
     this.inflight.add(batch);
     const release = this.release?.value;
     const lastMonth = release && batch.ano === release.year ? release.month : 12;
@@ -505,7 +579,9 @@ export class ComexStatConnector {
     await Promise.resolve();
     try {
       const names = await this.countryCodes();
-      const rows = await this.client.general(() => this.seal(batch, id));
+      const rows = await this.client.generalWhenDue(() => this.seal(batch, id));
+      // Another instance's call answered every waiter: the slot was given up.
+      if (rows === null) return;
       batch.results = this.fanOut(batch, rows, names);
       if (this.onRows) {
         const all = [...batch.results.values()].flatMap((v) => v.rows);

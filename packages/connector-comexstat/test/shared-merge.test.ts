@@ -1,0 +1,94 @@
+// Cross-instance merging of cold misses: two connectors (two "pods") with their own clients and
+// caches over one shared tier, one Redis spacer and one Redis pending set.
+import { MultiLevelCache } from '@bgc/cache-core';
+import { FakeTier } from '@bgc/cache-core/testing';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  ComexStatClient,
+  ComexStatConnector,
+  DEFAULT_CONNECTOR_CONFIG,
+  RequestSpacer,
+} from '../src/index.js';
+import { generateCell, SIM_COUNTRIES, SIM_NCMS, startComexStatSimulator } from '../src/simulator/index.js';
+import type { CacheEntry } from '@bgc/cache-core';
+
+const redis = new Redis({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: 1 });
+const prefix = `test:merge:${process.pid}:${Date.now()}:`;
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+async function pods(options: { shared: boolean }) {
+  const sim = await startComexStatSimulator({
+    rateLimit: false,
+    latency: { baseMs: 40, perRowMs: 0 },
+    updated: { year: 2026, month: 8 },
+  });
+  const store = new Map<string, CacheEntry>();
+  const config = {
+    ...DEFAULT_CONNECTOR_CONFIG,
+    fanOut: { ...DEFAULT_CONNECTOR_CONFIG.fanOut, enabled: false },
+  };
+  const make = (name: string) => {
+    const client = new ComexStatClient({
+      baseUrl: sim.url,
+      spacer: new RequestSpacer({ minIntervalMs: 250, redis, redisKey: `${prefix}spacer` }),
+      retries: 0,
+    });
+    const cache = new MultiLevelCache({ tiers: [new FakeTier({ level: 'l2', store, name })] });
+    return new ComexStatConnector({
+      client,
+      cache,
+      config,
+      shared: options.shared ? { redis, keyPrefix: `${prefix}pending:` } : undefined,
+    });
+  };
+  return { sim, a: make('a'), b: make('b') };
+}
+
+describe('cross-instance merging of cold misses', () => {
+  const q1 = { flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' } as const;
+  const q2 = { flow: 'export', ano: 2025, mes: 7, ncm: '09011110', pais: '249' } as const;
+  const q3 = { flow: 'export', ano: 2025, mes: 9, ncm: '27090010', pais: '063' } as const;
+
+  it('without sharing, two pods missing different cells of one year make two calls', async () => {
+    const { sim, a, b } = await pods({ shared: false });
+    await a.releaseInfo();
+    await b.releaseInfo();
+    const before = sim.stats.byPath['/general'] ?? 0;
+    await Promise.all([a.getMonth(q1), b.getMonth(q2)]);
+    expect((sim.stats.byPath['/general'] ?? 0) - before).toBe(2);
+    await sim.close();
+  });
+
+  it("with sharing, the first call carries the other pod's cells and the other gives its slot up", async () => {
+    const { sim, a, b } = await pods({ shared: true });
+    await a.releaseInfo();
+    await b.releaseInfo();
+    const before = sim.stats.byPath['/general'] ?? 0;
+    const [r1, r2, r3] = await Promise.all([a.getMonth(q1), b.getMonth(q2), b.getMonth(q3)]);
+    expect((sim.stats.byPath['/general'] ?? 0) - before).toBe(1);
+    const release = { updated: '2026-09-05', year: 2026, month: 8 };
+    for (const [q, r] of [
+      [q1, r1],
+      [q2, r2],
+      [q3, r3],
+    ] as const) {
+      const cell = generateCell(
+        q.flow,
+        q.ano,
+        q.mes,
+        SIM_NCMS.find((n) => n.coNcm === q.ncm)!,
+        SIM_COUNTRIES.find((c) => c.id === q.pais)!,
+        release,
+      );
+      expect(r.status).toBe('ok');
+      expect(r.rows).toEqual(cell ? [{ ...q, fob: cell.fob, kg: cell.kg }] : []);
+    }
+    expect(await redis.exists(`${prefix}pending:export:2025`)).toBe(0);
+    await sim.close();
+  });
+});
