@@ -409,16 +409,7 @@ export class MultiLevelCache extends EventEmitter {
     });
     await Promise.all(
       this.states.map((state) =>
-        this.tierCall(
-          state,
-          'set_many',
-          undefined,
-          async () => {
-            if (state.tier.setMany) await state.tier.setMany(writes);
-            else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
-          },
-          writes.length,
-        ).then((r) => {
+        this.writeMany(state, writes).then((r) => {
           if (r === SKIPPED) for (const w of writes) this.remember(state, w.key);
         }),
       ),
@@ -439,17 +430,7 @@ export class MultiLevelCache extends EventEmitter {
     for (const k of keys) this.recent.delete(k);
     const counts = await Promise.all(
       this.states.map((state) =>
-        this.tierCall(
-          state,
-          'delete',
-          undefined,
-          async () => {
-            if (state.tier.deleteMany) return state.tier.deleteMany(keys);
-            const r = await Promise.all(keys.map((k) => state.tier.delete(k)));
-            return r.filter(Boolean).length;
-          },
-          keys.length,
-        ).then((r) => {
+        this.removeMany(state, keys).then((r) => {
           if (r === SKIPPED) {
             for (const k of keys) this.remember(state, k);
             return 0;
@@ -629,16 +610,7 @@ export class MultiLevelCache extends EventEmitter {
           from: h.index,
         }));
       if (writes.length === 0) continue;
-      const r = await this.tierCall(
-        state,
-        'set_many',
-        undefined,
-        async () => {
-          if (state.tier.setMany) await state.tier.setMany(writes);
-          else await Promise.all(writes.map((w) => state.tier.set(w.key, w.entry)));
-        },
-        writes.length,
-      );
+      const r = await this.writeMany(state, writes);
       if (r !== SKIPPED)
         for (const w of writes) this.metrics.promotion(this.levelOf(w.from), state.tier.level);
     }
@@ -921,14 +893,7 @@ export class MultiLevelCache extends EventEmitter {
       return;
     }
     for (const k of message.keys) this.recent.delete(k);
-    for (const s of this.local) {
-      this.track(
-        this.tierCall(s, 'delete', undefined, async () => {
-          if (s.tier.deleteMany) await s.tier.deleteMany(message.keys);
-          else await Promise.all(message.keys.map((k) => s.tier.delete(k)));
-        }),
-      );
-    }
+    for (const s of this.local) this.track(this.removeMany(s, message.keys));
   }
 
   /**
@@ -990,6 +955,36 @@ export class MultiLevelCache extends EventEmitter {
     }, failed);
   }
 
+  /** Writes many entries to one tier, in one batch when it has `setMany`. */
+  private writeMany(state: TierState, writes: readonly TierWrite[]): Promise<void | typeof SKIPPED> {
+    const tier = state.tier;
+    return this.tierCall(
+      state,
+      'set_many',
+      undefined,
+      async () => {
+        if (tier.setMany) await tier.setMany(writes);
+        else await Promise.all(writes.map((w) => tier.set(w.key, w.entry)));
+      },
+      writes.length,
+    );
+  }
+
+  /** Deletes many keys from one tier, in one batch when it has `deleteMany`; resolves how many existed. */
+  private removeMany(state: TierState, keys: readonly string[]): Promise<number | typeof SKIPPED> {
+    const tier = state.tier;
+    return this.tierCall(
+      state,
+      'delete',
+      undefined,
+      async () => {
+        if (tier.deleteMany) return tier.deleteMany(keys);
+        return (await Promise.all(keys.map((k) => tier.delete(k)))).filter(Boolean).length;
+      },
+      keys.length,
+    );
+  }
+
   private remember(state: TierState, key: string): void {
     if (!state.shared) return;
     if (state.pending.size >= this.opts.recoveryMaxKeys) {
@@ -1016,16 +1011,7 @@ export class MultiLevelCache extends EventEmitter {
         continue;
       }
       const keys = [...state.pending];
-      const r = await this.tierCall(
-        state,
-        'delete',
-        undefined,
-        async () => {
-          if (state.tier.deleteMany) await state.tier.deleteMany(keys);
-          else await Promise.all(keys.map((k) => state.tier.delete(k)));
-        },
-        keys.length,
-      );
+      const r = await this.removeMany(state, keys);
       if (r === SKIPPED) {
         left += state.pending.size;
         continue;
