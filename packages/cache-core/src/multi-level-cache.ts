@@ -198,7 +198,6 @@ const SKIPPED = Symbol('skipped');
 export class MultiLevelCache extends EventEmitter {
   private readonly states: TierState[];
   private readonly local: TierState[];
-  private readonly l1: TierState | undefined;
   private readonly l1Sync: ((key: string) => CacheEntry | undefined) | undefined;
   private readonly metrics: MetricsAdapter;
   private readonly connector: string;
@@ -300,8 +299,8 @@ export class MultiLevelCache extends EventEmitter {
       return state;
     });
     this.local = this.states.filter((s) => !s.shared);
-    this.l1 = this.states[0] && !this.states[0].shared ? this.states[0] : undefined;
-    this.l1Sync = this.l1?.tier.getSync?.bind(this.l1.tier);
+    const first = this.states[0];
+    this.l1Sync = first && !first.shared ? first.tier.getSync?.bind(first.tier) : undefined;
     this.bus = options.bus;
     this.lock = options.lock;
     this.ownsTiers = options.ownsTiers ?? true;
