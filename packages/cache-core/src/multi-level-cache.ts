@@ -20,7 +20,7 @@ import {
   NOOP_METRICS,
 } from './metrics.js';
 import type { Tier, TierWrite } from './tier.js';
-import { delay, withTimeout } from './timeout.js';
+import { cancelDeadline, delay, scheduleDeadline, withTimeout } from './timeout.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
 
@@ -928,22 +928,7 @@ export class MultiLevelCache extends EventEmitter {
       this.report(level, op, key, error, state.tier.name);
       return SKIPPED;
     };
-    let p: Promise<R>;
-    try {
-      p = fn();
-    } catch (error) {
-      return Promise.resolve(failed(error));
-    }
-    // Written as a promise chain, not an async function: this runs on every L2/L3 operation.
-    return (
-      state.shared
-        ? withTimeout(
-            p,
-            this.opts.tierTimeoutMs * Math.ceil(batchSize / 1000),
-            () => `${state.tier.name} ${op}`,
-          )
-        : p
-    ).then((r) => {
+    const ok = (r: R): R => {
       this.metrics.latency(level, op, (performance.now() - t0) / 1000);
       breaker?.success();
       if (state.lastError) {
@@ -951,7 +936,39 @@ export class MultiLevelCache extends EventEmitter {
         if (state.pending.size > 0) this.scheduleRecovery();
       }
       return r;
-    }, failed);
+    };
+    let p: Promise<R>;
+    try {
+      p = fn();
+    } catch (error) {
+      return Promise.resolve(failed(error));
+    }
+    const ms = this.opts.tierTimeoutMs * Math.ceil(batchSize / 1000);
+    if (!state.shared || !(ms > 0)) return p.then(ok, failed);
+    // The deadline is folded into the one promise this call returns (no wrapper promise): this runs
+    // on every L2/L3 operation, and a wrapper costs ~15% of L2-hit throughput.
+    return new Promise((resolve) => {
+      let settled = false;
+      const deadline = scheduleDeadline(ms, () => {
+        if (settled) return;
+        settled = true;
+        resolve(failed(new TimeoutError(`${state.tier.name} ${op}`, ms)));
+      });
+      p.then(
+        (r) => {
+          if (settled) return;
+          settled = true;
+          cancelDeadline(deadline);
+          resolve(ok(r));
+        },
+        (error: unknown) => {
+          if (settled) return;
+          settled = true;
+          cancelDeadline(deadline);
+          resolve(failed(error));
+        },
+      );
+    });
   }
 
   /** Writes many entries to one tier, in one batch when it has `setMany`. */
