@@ -93,7 +93,9 @@ export function createConnector(
     config: connConfig,
     onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
     // With Redis, cold misses are merged across instances into as few upstream calls as possible.
-    shared: runtime.redis ? { redis: runtime.redis, keyPrefix: `${config.l2Prefix}comexstat:pending:` } : undefined,
+    shared: runtime.redis
+      ? { redis: runtime.redis, keyPrefix: `${config.l2Prefix}comexstat:pending:` }
+      : undefined,
     // Every row the upstream returned feeds the L3 aggregates (top NCMs × countries for warming).
     onRows: aggregates
       ? (rows) =>

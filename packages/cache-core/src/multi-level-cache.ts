@@ -972,7 +972,7 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   /** Writes many entries to one tier, in one batch when it has `setMany`. */
-  private writeMany(state: TierState, writes: readonly TierWrite[]): Promise<void | typeof SKIPPED> {
+  private writeMany(state: TierState, writes: readonly TierWrite[]): Promise<unknown> {
     const tier = state.tier;
     return this.tierCall(
       state,
