@@ -313,14 +313,14 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   /**
-   * Synchronous L1 lookup, the hot path: answers a fresh L1 hit without a promise, and `undefined`
-   * otherwise (miss, stale entry, or no synchronous L1). Callers fall back to {@link get} or
-   * {@link getOrLoad} on `undefined`. Records the same hit metric as {@link get}.
+   * Synchronous L1 lookup, the hot path: the value of a fresh L1 hit, without a promise or any
+   * allocation, and `undefined` otherwise (miss, stale entry, or no synchronous L1). Callers fall
+   * back to {@link get} or {@link getOrLoad} on `undefined`. Records the same hit metric as {@link get}.
    */
-  getSync<T = unknown>(key: string, endpoint: string = this.endpoint): CacheResult<T> | undefined {
+  getSync<T = unknown>(key: string, endpoint: string = this.endpoint): T | undefined {
     const now = coarseNow();
     const e = this.readL1Sync<T>(key, now, endpoint);
-    return e && e.freshUntil > now ? { value: e.value, level: Level.L1, stale: false } : undefined;
+    return e !== undefined && e.freshUntil > now ? e.value : undefined;
   }
 
   /**
