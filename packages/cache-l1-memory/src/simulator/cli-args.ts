@@ -1,5 +1,5 @@
 import { ConfigError } from '@bgc/cache-core';
-import type { SimulateTraceOptions } from './simulate.js';
+import type { SimulateTraceOptions, SimulationResult } from './simulate.js';
 
 /** Parsed command line of the simulator. */
 export interface SimulatorArgs extends SimulateTraceOptions {
@@ -33,14 +33,7 @@ export function parseSimulatorArgs(argv: readonly string[]): SimulatorArgs {
 }
 
 /** Formats a result for humans: hit rates in percent. */
-export function formatResult(r: {
-  trace: string;
-  capacity: number;
-  accesses: number;
-  hitRate: number;
-  lruHitRate: number;
-  optHitRate?: number;
-}): string {
+export function formatResult(r: SimulationResult): string {
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   const opt = r.optHitRate === undefined ? '' : `  OPT ${pct(r.optHitRate)}`;
   return `${r.trace} capacity ${r.capacity} (${r.accesses} accesses): W-TinyLFU ${pct(r.hitRate)}  LRU ${pct(r.lruHitRate)}${opt}`;
