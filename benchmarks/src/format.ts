@@ -15,14 +15,18 @@ function columns(report: ScenarioReport): { header: string[]; rows: string[][] }
   const hitRate = report.metric === 'hitRate';
   const hasLatency = report.results.some((r) => r.p50Ms !== undefined);
   const hasLoader = report.results.some((r) => r.loaderCalls !== undefined);
+  // Operations run one at a time in these scenarios, so the time per operation is 1 / throughput.
+  const hasAlloc = report.results.some((r) => r.bytesPerOp !== undefined);
   const header = ['case', 'implementation', hitRate ? 'hit rate' : 'ops/s'];
   if (hitRate) header.push('accesses/s');
+  if (hasAlloc) header.push('ns/op', 'bytes/op');
   if (hasLatency) header.push('p50 ms', 'p95 ms', 'p99 ms');
   if (hasLoader) header.push('loader calls');
   header.push('spread', 'ratio');
   const rows = report.results.map((r) => {
     const row = [r.group, r.impl, hitRate ? pct(r.hitRate) : formatNumber(r.opsPerSec)];
     if (hitRate) row.push(formatNumber(r.opsPerSec));
+    if (hasAlloc) row.push(formatNumber(1e9 / r.opsPerSec, 1), formatNumber(r.bytesPerOp, 1));
     if (hasLatency) row.push(formatNumber(r.p50Ms, 3), formatNumber(r.p95Ms, 3), formatNumber(r.p99Ms, 3));
     if (hasLoader) row.push(r.loaderCalls === undefined ? '-' : String(r.loaderCalls));
     const ratio = ratioOf(report, r);

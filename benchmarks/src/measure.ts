@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { GCProfiler, getHeapStatistics } from 'node:v8';
 import { latencySummary, spread } from './stats.js';
 
 /** One operation under test; `i` is its sequence number (pick the key from it). May return a promise. */
@@ -44,16 +45,49 @@ function compileAsyncLoop(): AsyncLoop {
 /** How an implementation is driven: a tight synchronous loop, or awaiting each result that is a promise. */
 export type LoopKind = 'sync' | 'async';
 
+/** A compiled loop of one implementation: timed rounds, and its allocations per operation. */
+export interface Loop {
+  /** Calls `op` back to back for about `durationMs`. */
+  round(op: Op, durationMs: number): Promise<RoundSample>;
+  /** Bytes allocated on the heap per call of `op`, over `count` calls (see {@link allocatedBytes}). */
+  bytesPerOp(op: Op, count?: number): Promise<number>;
+}
+
+/**
+ * Bytes allocated on the V8 heap while `run` runs: the growth of the used heap plus what every
+ * garbage collection in between freed (recorded by `v8.GCProfiler`). Allocation-free code reads
+ * about 0; the figure is approximate (a major GC may also free older garbage).
+ */
+export async function allocatedBytes(run: () => unknown): Promise<number> {
+  const profiler = new GCProfiler();
+  profiler.start();
+  const before = getHeapStatistics().used_heap_size;
+  await run();
+  const after = getHeapStatistics().used_heap_size;
+  const { statistics } = profiler.stop();
+  let freed = 0;
+  for (const gc of statistics)
+    freed += gc.beforeGC.heapStatistics.usedHeapSize - gc.afterGC.heapStatistics.usedHeapSize;
+  return Math.max(0, after - before + freed);
+}
+
 /**
  * A timed loop for one implementation: calls `op` back to back (one at a time) in chunks until
  * `durationMs` has passed. `'async'` awaits results that are promises (so a synchronous fast path
  * that answers without a promise is not charged one).
  */
-export function createLoop(kind: LoopKind): (op: Op, durationMs: number) => Promise<RoundSample> {
+export function createLoop(kind: LoopKind): Loop {
   const sync = kind === 'sync' ? compileSyncLoop() : undefined;
   const async = kind === 'async' ? compileAsyncLoop() : undefined;
+  const loop = (op: Op, from: number, to: number) =>
+    sync ? sync(op, from, to) : (async as AsyncLoop)(op, from, to);
   let next = 0;
-  return async (op, durationMs) => {
+  const bytesPerOp = async (op: Op, count = 100_000) => {
+    const from = next;
+    next += count;
+    return (await allocatedBytes(() => loop(op, from, from + count))) / count;
+  };
+  const round = async (op: Op, durationMs: number): Promise<RoundSample> => {
     const chunk = sync ? 8192 : 1024;
     const t0 = performance.now();
     let ops = 0;
@@ -67,6 +101,7 @@ export function createLoop(kind: LoopKind): (op: Op, durationMs: number) => Prom
     } while (elapsed < durationMs);
     return { ops, elapsedMs: elapsed };
   };
+  return { round, bytesPerOp };
 }
 
 /** Options of {@link runConcurrent}. */
@@ -106,6 +141,8 @@ export interface Contender {
   impl: string;
   /** Runs one round of about `durationMs`. */
   round(durationMs: number, roundIndex: number): Promise<RoundSample>;
+  /** Heap bytes allocated per operation, measured after the rounds when given. */
+  bytesPerOp?(): Promise<number>;
 }
 
 /** Options of {@link runRounds}. */
@@ -127,6 +164,7 @@ export interface ContenderFigures {
   p50Ms?: number;
   p95Ms?: number;
   p99Ms?: number;
+  bytesPerOp?: number;
 }
 
 /**
@@ -147,7 +185,12 @@ export async function runRounds(
       if (r >= warmup) samples[i]?.push(sample);
     }
   }
-  return contenders.map((c, i) => summarizeRounds(c.impl, samples[i] ?? []));
+  const figures = contenders.map((c, i) => summarizeRounds(c.impl, samples[i] ?? []));
+  for (const [i, c] of contenders.entries()) {
+    const f = figures[i];
+    if (c.bytesPerOp && f) f.bytesPerOp = await c.bytesPerOp();
+  }
+  return figures;
 }
 
 /** Aggregates rounds: median and spread of ops/s, percentiles over all recorded latencies. */

@@ -22,6 +22,8 @@ export interface BenchResult {
   loaderCalls?: number;
   /** Hit rate 0..1, for hit-rate scenarios. */
   hitRate?: number;
+  /** Heap bytes allocated per operation (one-at-a-time scenarios). */
+  bytesPerOp?: number;
 }
 
 /** A target of the issue checked against this run's figures. */

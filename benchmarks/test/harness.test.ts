@@ -34,12 +34,26 @@ describe('parseBenchArgs', () => {
 describe('measure', () => {
   it('counts operations of sync and async loops', async () => {
     let calls = 0;
-    const sync = await createLoop('sync')(() => calls++, 5);
+    const sync = await createLoop('sync').round(() => calls++, 5);
     expect(sync.ops).toBe(calls);
     let awaited = 0;
-    const async = await createLoop('async')(async () => awaited++, 5);
+    const async = await createLoop('async').round(async () => awaited++, 5);
     expect(async.ops).toBe(awaited);
     expect(async.elapsedMs).toBeGreaterThanOrEqual(5);
+  });
+
+  it('measures heap bytes allocated per operation', async () => {
+    const loop = createLoop('sync');
+    const none = await loop.bytesPerOp((i) => i & 1, 200_000);
+    const kept: number[][] = [];
+    // A 100-element number array per call: at least 800 bytes of elements, whatever the collector does.
+    const arrays = await loop.bytesPerOp(() => {
+      kept.push(new Array(100).fill(1.5));
+      if (kept.length > 1000) kept.length = 0;
+    }, 20_000);
+    expect(none).toBeLessThan(1);
+    expect(arrays).toBeGreaterThan(800);
+    expect(arrays).toBeLessThan(2000);
   });
 
   it('records one latency per operation at the given concurrency', async () => {

@@ -13,14 +13,14 @@ import { roundSettings, type Scenario, type ScenarioContext } from '../scenario.
 import { zipfSequence } from '../zipf.js';
 
 /** Distinct keys held by every cache (all fit: every read is a hit). */
-export const L1_KEYS = 10_000;
+export const L1_KEYS = 100_000;
 const SEQUENCE = 1 << 20;
 const HOUR = 3_600_000;
 
-/** Builds `(kind, op)` contenders with their own compiled loop. */
+/** Builds `(kind, op)` contenders with their own compiled loop, measuring their allocations too. */
 export function contender(impl: string, kind: LoopKind, op: Op): Contender {
   const loop = createLoop(kind);
-  return { impl, round: (durationMs) => loop(op, durationMs) };
+  return { impl, round: (durationMs) => loop.round(op, durationMs), bytesPerOp: () => loop.bytesPerOp(op) };
 }
 
 /** Key strings and a Zipf-distributed sequence of indexes into them (same for every contender). */

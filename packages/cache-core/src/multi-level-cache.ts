@@ -199,6 +199,8 @@ export class MultiLevelCache extends EventEmitter {
   private readonly states: TierState[];
   private readonly local: TierState[];
   private readonly l1Sync: ((key: string) => CacheEntry | undefined) | undefined;
+  /** The L1 tier when it answers fresh values directly ({@link Tier.getFreshValueSync}). */
+  private readonly l1Fresh: (Tier & Required<Pick<Tier, 'getFreshValueSync'>>) | undefined;
   private readonly metrics: MetricsAdapter;
   private readonly connector: string;
   private readonly endpoint: string;
@@ -301,6 +303,10 @@ export class MultiLevelCache extends EventEmitter {
     this.local = this.states.filter((s) => !s.shared);
     const first = this.states[0];
     this.l1Sync = first && !first.shared ? first.tier.getSync?.bind(first.tier) : undefined;
+    this.l1Fresh =
+      this.l1Sync && first?.tier.getFreshValueSync
+        ? (first.tier as Tier & Required<Pick<Tier, 'getFreshValueSync'>>)
+        : undefined;
     this.bus = options.bus;
     this.lock = options.lock;
     this.ownsTiers = options.ownsTiers ?? true;
@@ -313,12 +319,14 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   /**
-   * Synchronous L1 lookup, the hot path: the value of a fresh L1 hit, without a promise or any
-   * allocation, and `undefined` otherwise (miss, stale entry, or no synchronous L1). Callers fall
-   * back to {@link get} or {@link getOrLoad} on `undefined`. Records the same hit metric as {@link get}.
+   * Synchronous L1 lookup, the hot path: the value of a fresh L1 hit, without a promise or an
+   * entry object (through {@link Tier.getFreshValueSync} when the L1 has it), and `undefined`
+   * otherwise (miss, stale entry, or no synchronous L1). Callers fall back to {@link get} or
+   * {@link getOrLoad} on `undefined`. Records the same hit metric as {@link get}.
    */
   getSync<T = unknown>(key: string, endpoint: string = this.endpoint): T | undefined {
     const now = coarseNow();
+    if (this.l1Fresh) return this.readL1Fresh<T>(key, now, endpoint);
     const e = this.readL1Sync<T>(key, now, endpoint);
     return e !== undefined && e.freshUntil > now ? e.value : undefined;
   }
@@ -330,6 +338,10 @@ export class MultiLevelCache extends EventEmitter {
   async get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
     const endpoint = options.endpoint ?? this.endpoint;
     const now = coarseNow();
+    if (this.l1Fresh) {
+      const value = this.readL1Fresh<T>(key, now, endpoint);
+      if (value !== undefined) return { value, level: Level.L1, stale: false };
+    }
     const fast = this.readL1Sync<T>(key, now, endpoint);
     if (fast && (fast.freshUntil > now || options.allowStale)) {
       return { value: fast.value, level: Level.L1, stale: fast.freshUntil <= now };
@@ -529,6 +541,24 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** The value of a fresh L1 entry through {@link Tier.getFreshValueSync}, with the hit metric. */
+  private readL1Fresh<T>(key: string, now: number, endpoint: string): T | undefined {
+    const tier = this.l1Fresh as Tier & Required<Pick<Tier, 'getFreshValueSync'>>;
+    let value: unknown;
+    const timed = (++this.l1Reads & 15) === 0;
+    const t0 = timed ? performance.now() : 0;
+    try {
+      value = tier.getFreshValueSync(key, now);
+    } catch (error) {
+      this.report(Level.L1, 'get', key, error);
+      return undefined;
+    }
+    if (value === undefined) return undefined;
+    if (timed) this.metrics.latency(Level.L1, 'get', (performance.now() - t0) / 1000);
+    this.metrics.hit(Level.L1, this.connector, endpoint);
+    return value as T;
+  }
 
   private readL1Sync<T>(key: string, now: number, endpoint: string): CacheEntry<T> | undefined {
     const sync = this.l1Sync;

@@ -48,6 +48,13 @@ export interface Tier {
    * {@link Tier.get}. The orchestrator uses it on its hot path when present.
    */
   getSync?(key: string): CacheEntry | undefined;
+  /**
+   * For tiers with {@link Tier.getSync}: the value of a fresh entry (`freshUntil > now`), or
+   * `undefined` when the key is absent, stale or expired, in which case nothing is recorded (the
+   * orchestrator then reads through `getSync`, which counts the access). The orchestrator's
+   * fastest path: no entry object is read or allocated.
+   */
+  getFreshValueSync?(key: string, now: number): unknown;
   /** Reads many keys in one round trip. Resolves an array aligned with `keys`, `undefined` on a miss. */
   getMany?(keys: readonly string[]): Promise<(CacheEntry | undefined)[]>;
   /** Stores many entries in one round trip. */

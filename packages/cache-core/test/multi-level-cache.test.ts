@@ -91,6 +91,30 @@ describe('MultiLevelCache.get', () => {
     expect(noSync.getSync('a')).toBeUndefined();
   });
 
+  it('answers fresh L1 hits through getFreshValueSync when the L1 offers it', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true, fresh: true });
+    const l2 = new FakeTier({ level: 'l2' });
+    const { m, calls } = recorder();
+    const cache = make({ tiers: [l1, l2], metrics: m });
+    const now = Date.now();
+    l1.store.set('a', entry('A', 60_000));
+    l1.store.set('s', { value: 'S', freshUntil: now - 1000, staleUntil: now + 60_000 });
+    l2.store.set('b', entry('B', 60_000));
+    expect(cache.getSync('a')).toBe('A');
+    expect(cache.getSync('s')).toBeUndefined();
+    expect(await cache.get('a')).toEqual({ value: 'A', level: Level.L1, stale: false });
+    expect(await cache.get('b')).toEqual({ value: 'B', level: Level.L2, stale: false });
+    // A stale L1 entry falls back to getSync: served when stale is allowed.
+    expect(await cache.get('s', { allowStale: true })).toEqual({ value: 'S', level: Level.L1, stale: true });
+    expect(l1.calls.getFreshValueSync).toBe(5);
+    expect(l1.calls.getSync).toBe(2);
+    expect(calls.filter((c) => c.startsWith('hit:l1'))).toHaveLength(2);
+    // A throwing L1 is reported and skipped.
+    l1.failWith = new Error('l1 broken');
+    expect(cache.getSync('a')).toBeUndefined();
+    expect(calls.at(-1)).toBe('err:l1:get:unknown');
+  });
+
   it('cascades in order and stops at the first hit', async () => {
     const { l1, l2, l3 } = threeTiers({ sync: false });
     const cache = make({ tiers: [l1, l2, l3] });

@@ -104,7 +104,12 @@ export class MemoryTier implements Tier {
   /** Largest entry accepted, in bytes. */
   readonly maxEntryBytes: number;
   private readonly policy: WTinyLfuPolicy<string>;
+  // Per slot (the policy's entry numbers): the entry, and copies of its value and times in flat
+  // arrays, so that a hit reads contiguous memory instead of chasing the entry object.
   private entries: (CacheEntry | undefined)[] = [];
+  private values: unknown[] = [];
+  private freshUntil = new Float64Array(64);
+  private staleUntil = new Float64Array(64);
   private readonly metrics: MetricsAdapter;
   private readonly reportHits: boolean;
   private readonly freeze: boolean;
@@ -139,7 +144,7 @@ export class MemoryTier implements Tier {
       maximumWeight: this.maxSizeBytes,
       expectedEntries: 1024,
       onEvict: (_key, slot) => {
-        this.entries[slot] = undefined;
+        this.release(slot);
         this.evictions++;
         this.metrics.eviction('l1', 1);
       },
@@ -155,12 +160,9 @@ export class MemoryTier implements Tier {
   getSync(key: string): CacheEntry | undefined {
     const slot = this.policy.find(key);
     if (slot !== -1) {
-      const entry = this.entries[slot] as CacheEntry;
-      if (entry.staleUntil > this.now()) {
-        this.policy.onHit(slot);
-        this.hits++;
-        if (this.reportHits) this.metrics.hit('l1', 'default', 'default');
-        return entry;
+      if ((this.staleUntil[slot] as number) > this.now()) {
+        this.recordHit(slot);
+        return this.entries[slot];
       }
       this.expire(slot);
     }
@@ -168,6 +170,18 @@ export class MemoryTier implements Tier {
     this.misses++;
     if (this.reportHits) this.metrics.miss('l1', 'default', 'default');
     return undefined;
+  }
+
+  /**
+   * The value of a fresh entry (`freshUntil > now`), recorded as a hit; `undefined` otherwise,
+   * without recording anything (the caller then reads through {@link MemoryTier.getSync} or
+   * {@link MemoryTier.get}, which records the access). The orchestrator's fastest path.
+   */
+  getFreshValueSync(key: string, now: number): unknown {
+    const slot = this.policy.find(key);
+    if (slot === -1 || !((this.freshUntil[slot] as number) > now)) return undefined;
+    this.recordHit(slot);
+    return this.values[slot];
   }
 
   /** Reads one entry; see {@link MemoryTier.getSync}. */
@@ -212,11 +226,11 @@ export class MemoryTier implements Tier {
       return;
     }
     if (existing !== -1) {
-      this.entries[existing] = stored;
+      this.store(existing, stored);
       this.policy.update(existing, bytes);
     } else {
       const slot = this.policy.add(key, bytes);
-      if (slot !== -1) this.entries[slot] = stored;
+      if (slot !== -1) this.store(slot, stored);
     }
     this.sweep(SWEEP_PER_WRITE);
     this.metrics.size('l1', this.policy.weightedSize);
@@ -231,7 +245,7 @@ export class MemoryTier implements Tier {
   deleteSync(key: string): boolean {
     const slot = this.policy.find(key);
     if (slot === -1) return false;
-    const servable = (this.entries[slot] as CacheEntry).staleUntil > this.now();
+    const servable = (this.staleUntil[slot] as number) > this.now();
     this.removeSlot(slot);
     this.metrics.size('l1', this.policy.weightedSize);
     return servable;
@@ -263,6 +277,9 @@ export class MemoryTier implements Tier {
   async clear(): Promise<void> {
     this.policy.clear();
     this.entries = [];
+    this.values = [];
+    this.freshUntil = new Float64Array(64);
+    this.staleUntil = new Float64Array(64);
     this.sweepCursor = 0;
     this.metrics.size('l1', 0);
   }
@@ -303,8 +320,7 @@ export class MemoryTier implements Tier {
     for (let i = 0; i < count; i++) {
       if (this.sweepCursor >= limit) this.sweepCursor = 0;
       const slot = this.sweepCursor++;
-      if (this.policy.isOccupied(slot) && (this.entries[slot] as CacheEntry).staleUntil <= now)
-        this.expire(slot);
+      if (this.policy.isOccupied(slot) && (this.staleUntil[slot] as number) <= now) this.expire(slot);
     }
   }
 
@@ -315,6 +331,34 @@ export class MemoryTier implements Tier {
 
   private removeSlot(slot: number): void {
     this.policy.remove(slot);
+    this.release(slot);
+  }
+
+  private recordHit(slot: number): void {
+    this.policy.onHit(slot);
+    this.hits++;
+    if (this.reportHits) this.metrics.hit('l1', 'default', 'default');
+  }
+
+  private store(slot: number, entry: CacheEntry): void {
+    if (slot >= this.staleUntil.length) {
+      const n = Math.max(this.staleUntil.length * 2, slot + 1);
+      const fresh = new Float64Array(n);
+      fresh.set(this.freshUntil);
+      this.freshUntil = fresh;
+      const stale = new Float64Array(n);
+      stale.set(this.staleUntil);
+      this.staleUntil = stale;
+    }
+    this.entries[slot] = entry;
+    this.values[slot] = entry.value;
+    this.freshUntil[slot] = entry.freshUntil;
+    this.staleUntil[slot] = entry.staleUntil;
+  }
+
+  private release(slot: number): void {
     this.entries[slot] = undefined;
+    this.values[slot] = undefined;
+    this.staleUntil[slot] = 0;
   }
 }

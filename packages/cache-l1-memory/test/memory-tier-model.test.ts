@@ -26,7 +26,7 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
 );
 
 describe('MemoryTier against a sequential model (keys 1..5, fake clock)', () => {
-  it('agrees on get/set/delete/expiry for every generated history', () => {
+  it('agrees on get/getFreshValueSync/set/delete/expiry for every generated history', () => {
     fc.assert(
       fc.property(fc.array(cmd, { maxLength: 40 }), (cmds) => {
         const clock = { t: 10_000 };
@@ -54,6 +54,9 @@ describe('MemoryTier against a sequential model (keys 1..5, fake clock)', () => 
           } else if (c.op === 'get') {
             const m = model.get(String(c.key));
             const want = m && m.staleUntil > clock.t ? m : undefined;
+            expect(tier.getFreshValueSync(String(c.key), clock.t)).toBe(
+              m && m.freshUntil > clock.t ? m.value : undefined,
+            );
             const got = tier.getSync(String(c.key));
             expect(
               got === undefined

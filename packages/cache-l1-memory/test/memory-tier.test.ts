@@ -163,6 +163,29 @@ describe('MemoryTier', () => {
     expect(tier.stats()).toMatchObject({ entries: 0, expirations: 1 });
   });
 
+  it('answers getFreshValueSync with the value of fresh entries only, recording just those reads', () => {
+    const c = clock();
+    const { calls, metrics } = recordingMetrics();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0, metrics, reportHits: true });
+    // Past the initial 64 slots, so the per-slot arrays have grown.
+    for (let i = 0; i < 300; i++) tier.setSync(`k${i}`, entry({ i }, c.t, 1000 + i, 5000));
+    for (let i = 0; i < 300; i++) expect(tier.getFreshValueSync(`k${i}`, c.t)).toEqual({ i });
+    expect(tier.stats()).toMatchObject({ hits: 300, misses: 0 });
+    expect(calls.hits).toBe(300);
+    c.t += 1150; // k0..k150 are stale now, k151.. still fresh
+    expect(tier.getFreshValueSync('k150', c.t)).toBeUndefined();
+    expect(tier.getFreshValueSync('k151', c.t)).toEqual({ i: 151 });
+    expect(tier.getFreshValueSync('absent', c.t)).toBeUndefined();
+    // Neither the stale read nor the absent key was recorded: the caller reads them again with getSync.
+    expect(tier.stats()).toMatchObject({ hits: 301, misses: 0, entries: 300 });
+    expect(calls).toMatchObject({ hits: 301, misses: 0 });
+    expect(tier.getSync('k150')?.value).toEqual({ i: 150 });
+    tier.deleteSync('k151');
+    expect(tier.getFreshValueSync('k151', c.t)).toBeUndefined();
+    tier.setSync('k151', entry('again', c.t));
+    expect(tier.getFreshValueSync('k151', c.t)).toBe('again');
+  });
+
   it('caps lifetimes to maxTtlMs, never extending them', () => {
     const c = clock();
     const tier = new MemoryTier({ maxTtlMs: 10_000, now: c.now, sweepIntervalMs: 0 });

@@ -31,6 +31,27 @@ describe('FrequencySketch', () => {
     expect(s.frequency(5)).toBe(0);
   });
 
+  it.each([
+    ['small (counters spread over the table)', 500],
+    ['large (counters in one 64-byte block)', 50_000],
+  ])('estimates frequencies closely with a %s table', (_layout, capacity) => {
+    const s = new FrequencySketch({ capacity, sampleSize: 1e9 });
+    // `capacity` items seen 1..8 times each: count-min never underestimates, rarely overestimates.
+    const seen = (i: number) => (i % 8) + 1;
+    for (let i = 0; i < capacity; i++) for (let k = 0; k < seen(i); k++) s.increment(hashKey(`item:${i}`));
+    let exact = 0;
+    for (let i = 0; i < capacity; i++) {
+      const f = s.frequency(hashKey(`item:${i}`));
+      expect(f).toBeGreaterThanOrEqual(seen(i));
+      if (f === seen(i)) exact++;
+    }
+    expect(exact / capacity).toBeGreaterThan(0.9);
+    // Items never seen mostly read 0.
+    let zero = 0;
+    for (let i = 0; i < 1000; i++) if (s.frequency(hashKey(`other:${i}`)) === 0) zero++;
+    expect(zero).toBeGreaterThan(900);
+  });
+
   it('grows only upwards', () => {
     const s = new FrequencySketch({ capacity: 100 });
     s.ensureCapacity(50);

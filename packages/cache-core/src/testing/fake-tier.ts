@@ -13,6 +13,8 @@ export interface FakeTierOptions {
   maxTtlMs?: number;
   /** Offer `getSync`. @default false */
   sync?: boolean;
+  /** Offer `getFreshValueSync` too (with `sync`). @default false */
+  fresh?: boolean;
   /** Offer `getMany`/`setMany`/`deleteMany`. @default false */
   batch?: boolean;
   /** Another FakeTier's store to share (simulates a shared backend seen by two instances). */
@@ -38,6 +40,7 @@ export class FakeTier implements Tier {
   delayMs = 0;
   closed = false;
   getSync?: (key: string) => CacheEntry | undefined;
+  getFreshValueSync?: (key: string, now: number) => unknown;
   getMany?: (keys: readonly string[]) => Promise<(CacheEntry | undefined)[]>;
   setMany?: (writes: readonly TierWrite[]) => Promise<void>;
   deleteMany?: (keys: readonly string[]) => Promise<number>;
@@ -54,6 +57,14 @@ export class FakeTier implements Tier {
         if (this.failWith) throw this.failWith;
         return this.read(key);
       };
+      if (options.fresh) {
+        this.getFreshValueSync = (key, now) => {
+          this.count('getFreshValueSync');
+          if (this.failWith) throw this.failWith;
+          const e = this.store.get(key);
+          return e && e.freshUntil > now ? e.value : undefined;
+        };
+      }
     }
     if (options.batch) {
       this.getMany = async (keys) => {

@@ -205,6 +205,17 @@ export function runTierConformance(
       expect(tier.getSync(k('sync-missing'))).toBeUndefined();
     });
 
+    it('getFreshValueSync (when offered) returns the values of fresh entries only', async () => {
+      if (!tier.getFreshValueSync) return;
+      const now = Date.now();
+      await tier.set(k('fresh'), entry({ v: 1 }));
+      await tier.set(k('stale'), { value: 'old', freshUntil: now - 1000, staleUntil: now + 60_000 });
+      expect(tier.getFreshValueSync(k('fresh'), now)).toEqual({ v: 1 });
+      expect(tier.getFreshValueSync(k('stale'), now)).toBeUndefined();
+      expect(tier.getFreshValueSync(k('fresh-missing'), now)).toBeUndefined();
+      expect((await tier.get(k('stale')))?.value).toBe('old');
+    });
+
     it('getMany/setMany (when offered) are aligned with the keys', async () => {
       if (!tier.getMany || !tier.setMany) return;
       const writes = Array.from({ length: 20 }, (_, i) => ({ key: k(`batch:${i}`), entry: entry({ i }) }));
