@@ -1,45 +1,92 @@
+import { coarseNow } from './clock.js';
 import { TimeoutError } from './errors/timeout-error.js';
 
-// One interval checks every pending deadline instead of one timer per operation: arming and
-// clearing a timer costs about a microsecond, as much as the rest of an L2 hit's overhead.
-const pending = new Set<Deadline>();
-let ticker: ReturnType<typeof setInterval> | undefined;
+/**
+ * A pending deadline. Subclasses say what happens when it passes ({@link Deadline.expire}); arm it
+ * with {@link armDeadline} and cancel it with {@link cancelDeadline} when the operation settles.
+ *
+ * One interval checks every armed deadline instead of one timer per operation (arming and
+ * clearing a timer costs about a microsecond, as much as the rest of an L2 hit's overhead), and
+ * armed deadlines form an intrusive linked list: linking and unlinking write four fields, where a
+ * `Set` of in-flight operations cost ~0.5 µs per operation under churn (measured).
+ */
+export abstract class Deadline {
+  /** Epoch ms after which it expires. */
+  at = 0;
+  /** @internal */
+  prev: Deadline | null = null;
+  /** @internal */
+  next: Deadline | null = null;
+  /** Called once, from the ticker, when the deadline passed while armed. */
+  abstract expire(): void;
+}
+
+class Sentinel extends Deadline {
+  expire(): void {}
+}
+
 const TICK_MS = 5;
+const armed = new Sentinel();
+armed.prev = armed;
+armed.next = armed;
+let ticker: ReturnType<typeof setInterval> | undefined;
 
 function tick(): void {
   const now = Date.now();
-  for (const p of pending) {
-    if (p.deadline <= now) {
-      pending.delete(p);
-      p.fail();
+  let d = armed.next as Deadline;
+  while (d !== armed) {
+    const next = d.next as Deadline;
+    if (d.at <= now) {
+      cancelDeadline(d);
+      d.expire();
     }
+    d = next;
   }
-  if (pending.size === 0 && ticker) {
+  if (armed.next === armed && ticker) {
     clearInterval(ticker);
     ticker = undefined;
   }
 }
 
-/** A registered deadline; pass it to {@link cancelDeadline} when the operation settles first. */
-export interface Deadline {
-  deadline: number;
-  fail: () => void;
-}
-
-/** Calls `onExpire` once `ms` have passed (checked every 5 ms), unless cancelled first. */
-export function scheduleDeadline(ms: number, onExpire: () => void): Deadline {
-  const entry: Deadline = { deadline: Date.now() + ms, fail: onExpire };
-  pending.add(entry);
+/** Arms `d` to expire once `ms` have passed (checked every 5 ms, so up to 5 ms late). */
+export function armDeadline(d: Deadline, ms: number): void {
+  d.at = coarseNow() + ms;
+  const tail = armed.prev as Deadline;
+  tail.next = d;
+  d.prev = tail;
+  d.next = armed;
+  armed.prev = d;
   if (!ticker) {
     ticker = setInterval(tick, TICK_MS);
     ticker.unref?.();
   }
-  return entry;
 }
 
-/** Cancels a deadline from {@link scheduleDeadline}. */
-export function cancelDeadline(entry: Deadline): void {
-  pending.delete(entry);
+/** Disarms `d` (no-op when it is not armed). */
+export function cancelDeadline(d: Deadline): void {
+  const prev = d.prev;
+  if (prev === null) return;
+  const next = d.next as Deadline;
+  prev.next = next;
+  next.prev = prev;
+  d.prev = null;
+  d.next = null;
+}
+
+class CallbackDeadline extends Deadline {
+  constructor(private readonly onExpire: () => void) {
+    super();
+  }
+  expire(): void {
+    this.onExpire();
+  }
+}
+
+/** Calls `onExpire` once `ms` have passed (checked every 5 ms), unless cancelled first. */
+export function scheduleDeadline(ms: number, onExpire: () => void): Deadline {
+  const d = new CallbackDeadline(onExpire);
+  armDeadline(d, ms);
+  return d;
 }
 
 /**
@@ -55,11 +102,11 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string | (
     );
     promise.then(
       (v) => {
-        pending.delete(entry);
+        cancelDeadline(entry);
         resolve(v);
       },
       (e: unknown) => {
-        pending.delete(entry);
+        cancelDeadline(entry);
         reject(e);
       },
     );

@@ -1,8 +1,7 @@
 import { promisify } from 'node:util';
 import { brotliCompress, brotliDecompress, gunzip, gzip } from 'node:zlib';
 import { type CacheEntry, ConfigError, SerializationError } from '@bgc/cache-core';
-import sjson from 'secure-json-parse';
-import { decodeJson, encodeJson, reviveTags } from './json-serializer.js';
+import { decodeJson, encodeJson, parseJsonSafely, reviveTags } from './json-serializer.js';
 import { MSGPACK_SERIALIZER, type Serializer, type SerializerOption } from './serializer.js';
 
 /** Version of the stored envelope (`"v"` field). A reader treats any other version as a miss. */
@@ -97,14 +96,16 @@ export class EnvelopeCodec {
   }
 
   /**
-   * Decodes a stored envelope; `size` is set to its length in bytes.
+   * Decodes a stored envelope; `size` is set to its length in bytes. Synchronous unless the
+   * payload is compressed (then a promise), so that an L2 read costs no extra promise.
    * @throws {SerializationError} when the text is not an envelope this codec can read (foreign,
-   *   corrupted, unsafe JSON, other version, unknown serializer or compression).
+   *   corrupted, unsafe JSON, other version, unknown serializer or compression); a compressed
+   *   payload rejects instead.
    */
-  async decode(text: string): Promise<CacheEntry> {
+  decode(text: string): CacheEntry | Promise<CacheEntry> {
     let raw: RawEnvelope;
     try {
-      raw = sjson.parse(text, null, { protoAction: 'error', constructorAction: 'error' }) as RawEnvelope;
+      raw = parseJsonSafely(text) as RawEnvelope;
     } catch (error) {
       throw new SerializationError(`Stored value is not a bgc-cache envelope: ${(error as Error).message}`, {
         cause: error,
@@ -120,32 +121,42 @@ export class EnvelopeCodec {
     if (m !== undefined && (typeof m !== 'object' || m === null || Array.isArray(m))) {
       throw new SerializationError('Stored envelope has invalid meta');
     }
-    let value: unknown;
-    if (raw.b === undefined) {
-      if (!('d' in raw)) throw new SerializationError('Stored envelope holds no value');
-      value = raw.t === 1 ? reviveTags(raw.d) : raw.d;
-    } else {
-      if (typeof raw.b !== 'string') throw new SerializationError('Stored envelope has an invalid payload');
-      let bytes = Buffer.from(raw.b, 'base64');
-      if (raw.z !== undefined) {
-        const algo = zip[raw.z as CompressionAlgorithm];
-        if (!Object.hasOwn(zip, raw.z as string) || !algo)
-          throw new SerializationError(`Stored envelope uses unknown compression ${JSON.stringify(raw.z)}`);
-        try {
-          bytes = await algo.decompress(bytes);
-        } catch (error) {
-          throw new SerializationError(
-            `Stored ${String(raw.z)} payload is corrupted: ${(error as Error).message}`,
-            { cause: error },
-          );
-        }
-      }
-      value = this.deserialize(raw.e, bytes, raw.t === 1);
-    }
-    const entry: CacheEntry = { value, freshUntil: f, staleUntil: s, size: Buffer.byteLength(text) };
+    const entry: CacheEntry = {
+      value: undefined,
+      freshUntil: f,
+      staleUntil: s,
+      size: Buffer.byteLength(text),
+    };
     if (c !== undefined) entry.createdAt = c as number;
     if (m !== undefined) entry.meta = m as Record<string, string | number | boolean>;
-    return entry;
+    if (raw.b === undefined) {
+      if (!('d' in raw)) throw new SerializationError('Stored envelope holds no value');
+      entry.value = raw.t === 1 ? reviveTags(raw.d) : raw.d;
+      return entry;
+    }
+    if (typeof raw.b !== 'string') throw new SerializationError('Stored envelope has an invalid payload');
+    const bytes = Buffer.from(raw.b, 'base64');
+    if (raw.z === undefined) {
+      entry.value = this.deserialize(raw.e, bytes, raw.t === 1);
+      return entry;
+    }
+    const algo = zip[raw.z as CompressionAlgorithm];
+    if (!Object.hasOwn(zip, raw.z as string) || !algo)
+      throw new SerializationError(`Stored envelope uses unknown compression ${JSON.stringify(raw.z)}`);
+    return algo.decompress(bytes).then(
+      (plain) => {
+        entry.value = this.deserialize(raw.e, plain, raw.t === 1);
+        return entry;
+      },
+      (error: unknown) => {
+        throw new SerializationError(
+          `Stored ${String(raw.z)} payload is corrupted: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
+      },
+    );
   }
 
   private deserialize(name: unknown, bytes: Buffer, tagged: boolean): unknown {
