@@ -180,6 +180,22 @@ interface Found<T> {
   index: number;
 }
 
+/** What a cascade found: the first fresh entry, or the freshest stale one. */
+interface Cascaded<T> {
+  best: Found<T>;
+  fresh: boolean;
+}
+
+/** A cascade in progress (see `startCascade`). */
+interface CascadeRun<T> {
+  key: string;
+  endpoint: string;
+  stale: Found<T> | undefined;
+  isStale: ((entry: CacheEntry<T>) => boolean) | undefined;
+  done: (found: Cascaded<T> | undefined) => void;
+  fail: (error: unknown) => void;
+}
+
 interface RecentLoad {
   result: LoadResult<unknown>;
   until: number;
@@ -337,24 +353,36 @@ export class MultiLevelCache extends EventEmitter {
    * Looks a key up, fastest tier first, and promotes a hit to every faster tier (keeping its
    * remaining lifetime). Resolves `{ value: undefined, level: 'external' }` on a miss everywhere.
    */
-  async get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
-    const endpoint = options.endpoint ?? this.endpoint;
-    const now = coarseNow();
-    if (this.l1Fresh) {
-      const value = this.readL1Fresh<T>(key, now, endpoint);
-      if (value !== undefined) return { value, level: Level.L1, stale: false };
+  get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
+    // Not an async function: an L2 hit resolves the returned promise straight from the tier's
+    // reply (see cascadeFrom), two promise hops fewer than awaiting a cascade.
+    try {
+      const endpoint = options.endpoint ?? this.endpoint;
+      const now = coarseNow();
+      if (this.l1Fresh) {
+        const value = this.readL1Fresh<T>(key, now, endpoint);
+        if (value !== undefined) return Promise.resolve({ value, level: Level.L1, stale: false });
+      }
+      const fast = this.readL1Sync<T>(key, now, endpoint);
+      if (fast && (fast.freshUntil > now || options.allowStale)) {
+        return Promise.resolve({ value: fast.value, level: Level.L1, stale: fast.freshUntil <= now });
+      }
+      validateKey(key);
+      return new Promise((resolve, reject) => {
+        const done = (found: Cascaded<T> | undefined) => {
+          if (found && (found.fresh || options.allowStale)) {
+            const { entry, index } = found.best;
+            resolve({ value: entry.value, level: this.levelOf(index), stale: !found.fresh });
+            return;
+          }
+          this.metrics.miss(Level.External, this.connector, endpoint);
+          resolve({ value: undefined, level: Level.External, stale: false });
+        };
+        this.startCascade<T>(key, endpoint, this.l1Sync ? 1 : 0, fast, undefined, done, reject);
+      });
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const fast = this.readL1Sync<T>(key, now, endpoint);
-    if (fast && (fast.freshUntil > now || options.allowStale)) {
-      return { value: fast.value, level: Level.L1, stale: fast.freshUntil <= now };
-    }
-    validateKey(key);
-    const found = await this.cascade<T>(key, endpoint, this.l1Sync ? 1 : 0, fast);
-    if (found && (found.fresh || options.allowStale)) {
-      return { value: found.best.entry.value, level: this.levelOf(found.best.index), stale: !found.fresh };
-    }
-    this.metrics.miss(Level.External, this.connector, endpoint);
-    return { value: undefined, level: Level.External, stale: false };
   }
 
   /** Looks many keys up, using each tier's batch read where it has one (one Redis round trip). */
@@ -587,31 +615,89 @@ export class MultiLevelCache extends EventEmitter {
    * Reads tiers from `start` on; stops at the first fresh entry, promotes it, and remembers the
    * freshest stale entry seen for fail-safe.
    */
-  private async cascade<T>(
+  private cascade<T>(
     key: string,
     endpoint: string,
     start: number,
     staleSoFar: CacheEntry<T> | undefined,
     isStale?: (entry: CacheEntry<T>) => boolean,
-  ): Promise<{ best: Found<T>; fresh: boolean } | undefined> {
-    let stale: Found<T> | undefined = staleSoFar ? { entry: staleSoFar, index: 0 } : undefined;
+  ): Promise<Cascaded<T> | undefined> {
+    return new Promise((resolve, reject) => {
+      this.startCascade(key, endpoint, start, staleSoFar, isStale, resolve, reject);
+    });
+  }
+
+  /** {@link MultiLevelCache.cascade} with callbacks: `done` gets the outcome, `fail` an error thrown on the way. */
+  private startCascade<T>(
+    key: string,
+    endpoint: string,
+    start: number,
+    staleSoFar: CacheEntry<T> | undefined,
+    isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
+    done: (found: Cascaded<T> | undefined) => void,
+    fail: (error: unknown) => void,
+  ): void {
     if (start === 1) this.metrics.miss(Level.L1, this.connector, endpoint);
-    for (let i = start; i < this.states.length; i++) {
+    const run: CascadeRun<T> = {
+      key,
+      endpoint,
+      stale: staleSoFar ? { entry: staleSoFar, index: 0 } : undefined,
+      isStale,
+      done,
+      fail,
+    };
+    this.cascadeFrom(run, start);
+  }
+
+  /** Reads tier `i` for `run`, then examines the answer ({@link MultiLevelCache.cascadeStep}). */
+  private cascadeFrom<T>(run: CascadeRun<T>, i: number): void {
+    try {
+      if (i >= this.states.length) {
+        run.done(run.stale ? { best: run.stale, fresh: false } : undefined);
+        return;
+      }
       const state = this.states[i] as TierState;
-      const got = await this.tierCall(state, 'get', key, () => state.tier.get(key));
-      const e = got === SKIPPED ? undefined : (got as CacheEntry<T> | undefined);
+      const key = run.key;
+      const tier = state.tier;
+      this.tierCallThen<CacheEntry | undefined>(
+        state,
+        'get',
+        key,
+        tier.getWith
+          ? (ok, failed) => (tier.getWith as NonNullable<Tier['getWith']>)(key, ok, failed)
+          : (ok, failed) => void tier.get(key).then(ok, failed),
+        (got) => this.cascadeStep(run, i, got as CacheEntry<T> | undefined | typeof SKIPPED),
+      );
+    } catch (error) {
+      // A throwing error listener or metrics adapter must not leave the read unsettled.
+      run.fail(error);
+    }
+  }
+
+  private cascadeStep<T>(
+    run: CascadeRun<T>,
+    i: number,
+    got: CacheEntry<T> | undefined | typeof SKIPPED,
+  ): void {
+    try {
+      const state = this.states[i] as TierState;
+      const e = got === SKIPPED ? undefined : got;
       const now = Date.now();
       if (e && e.staleUntil > now) {
-        if (e.freshUntil > now && !isStale?.(e)) {
-          this.metrics.hit(state.tier.level, this.connector, endpoint);
-          this.promote(key, e, i);
-          return { best: { entry: e, index: i }, fresh: true };
+        if (e.freshUntil > now && !run.isStale?.(e)) {
+          this.metrics.hit(state.tier.level, this.connector, run.endpoint);
+          this.promote(run.key, e, i);
+          run.done({ best: { entry: e, index: i }, fresh: true });
+          return;
         }
-        if (!stale || e.staleUntil > stale.entry.staleUntil) stale = { entry: e, index: i };
+        if (!run.stale || e.staleUntil > run.stale.entry.staleUntil) run.stale = { entry: e, index: i };
       }
-      this.metrics.miss(state.tier.level, this.connector, endpoint);
+      this.metrics.miss(state.tier.level, this.connector, run.endpoint);
+    } catch (error) {
+      run.fail(error);
+      return;
     }
-    return stale ? { best: stale, fresh: false } : undefined;
+    this.cascadeFrom(run, i + 1);
   }
 
   private promote(key: string, entry: CacheEntry, from: number): void {
@@ -939,6 +1025,25 @@ export class MultiLevelCache extends EventEmitter {
     /** Keys a batch operation carries: its timeout grows by tierTimeoutMs per 1,000 keys. */
     batchSize = 1,
   ): Promise<R | typeof SKIPPED> {
+    return new Promise((resolve) =>
+      this.tierCallThen(state, op, key, (ok, failed) => void fn().then(ok, failed), resolve, batchSize),
+    );
+  }
+
+  /**
+   * Runs one tier operation through the tier's circuit breaker and deadline, and hands `onResult`
+   * its result, or {@link SKIPPED} when the tier was skipped, failed or timed out (reported).
+   * `onResult` is called exactly once, possibly synchronously (open circuit, synchronous throw).
+   */
+  private tierCallThen<R>(
+    state: TierState,
+    op: CacheOperation,
+    key: string | undefined,
+    /** Starts the operation; it calls `ok` or `failed` once (e.g. `p.then(ok, failed)`). */
+    start: (ok: (r: R) => void, failed: (error: unknown) => void) => void,
+    onResult: (result: R | typeof SKIPPED) => void,
+    batchSize = 1,
+  ): void {
     const level = state.tier.level;
     const breaker = state.breaker;
     if (breaker && !breaker.allow()) {
@@ -951,36 +1056,42 @@ export class MultiLevelCache extends EventEmitter {
           key,
           error: new CircuitOpenError(state.tier.name, breaker.retryInMs()),
         });
-      return Promise.resolve(SKIPPED);
+      onResult(SKIPPED);
+      return;
     }
     const t0 = performance.now();
-    let p: Promise<R>;
-    try {
-      p = fn();
-    } catch (error) {
-      return Promise.resolve(this.callFailed(state, op, key, error));
-    }
     const ms = this.opts.tierTimeoutMs * Math.ceil(batchSize / 1000);
+    let ok: (r: R) => void;
+    let failed: (error: unknown) => void;
     if (!state.shared || !(ms > 0)) {
-      return p.then(
-        (r) => this.callSucceeded(state, op, t0, r),
-        (error: unknown) => this.callFailed(state, op, key, error),
-      );
-    }
-    // The deadline is folded into the one promise this call returns (no wrapper promise, no
-    // closure per deadline): this runs on every L2/L3 operation.
-    return new Promise((resolve) => {
-      const call = new TierCall<R>(this.failCall, state, op, key, ms, resolve);
+      let settled = false;
+      ok = (r) => {
+        if (settled) return;
+        settled = true;
+        onResult(this.callSucceeded(state, op, t0, r));
+      };
+      failed = (error) => {
+        if (settled) return;
+        settled = true;
+        onResult(this.callFailed(state, op, key, error));
+      };
+    } else {
+      // The deadline is folded into the reply's callbacks (no wrapper promise, no closure per
+      // deadline): this runs on every L2/L3 operation.
+      const call = new TierCall<R>(this.failCall, state, op, key, ms, onResult);
       armDeadline(call, ms);
-      p.then(
-        (r) => {
-          if (call.settle()) resolve(this.callSucceeded(state, op, t0, r));
-        },
-        (error: unknown) => {
-          if (call.settle()) resolve(this.callFailed(state, op, key, error));
-        },
-      );
-    });
+      ok = (r) => {
+        if (call.settle()) onResult(this.callSucceeded(state, op, t0, r));
+      };
+      failed = (error) => {
+        if (call.settle()) onResult(this.callFailed(state, op, key, error));
+      };
+    }
+    try {
+      start(ok, failed);
+    } catch (error) {
+      failed(error);
+    }
   }
 
   /** Bookkeeping of a tier operation that succeeded: latency, breaker, recovery. */
@@ -1154,7 +1265,7 @@ class TierCall<R> extends Deadline {
     private readonly op: CacheOperation,
     private readonly key: string | undefined,
     private readonly ms: number,
-    private readonly resolve: (r: R | typeof SKIPPED) => void,
+    private readonly onResult: (r: R | typeof SKIPPED) => void,
   ) {
     super();
   }
@@ -1170,6 +1281,6 @@ class TierCall<R> extends Deadline {
   expire(): void {
     if (!this.settle()) return;
     const error = new TimeoutError(`${this.state.tier.name} ${this.op}`, this.ms);
-    this.resolve(this.fail(this.state, this.op, this.key, error));
+    this.onResult(this.fail(this.state, this.op, this.key, error));
   }
 }

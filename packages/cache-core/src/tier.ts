@@ -55,6 +55,17 @@ export interface Tier {
    * fastest path: no entry object is read or allocated.
    */
   getFreshValueSync?(key: string, now: number): unknown;
+  /**
+   * Callback form of {@link Tier.get}: calls `done` with the entry (or `undefined`) or `failed`
+   * with the error, exactly once, without a promise of its own. The orchestrator prefers it on
+   * its read path, where each promise between the backend's reply and the caller costs
+   * measurable throughput.
+   */
+  getWith?(
+    key: string,
+    done: (entry: CacheEntry | undefined) => void,
+    failed: (error: unknown) => void,
+  ): void;
   /** Reads many keys in one round trip. Resolves an array aligned with `keys`, `undefined` on a miss. */
   getMany?(keys: readonly string[]): Promise<(CacheEntry | undefined)[]>;
   /** Stores many entries in one round trip. */

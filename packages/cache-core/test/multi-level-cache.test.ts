@@ -473,6 +473,27 @@ describe('tier failures', () => {
     expect(calls).toContain('err:l2:get:timeout');
   });
 
+  it("reads through a tier's getWith callbacks when it has them: hit, failure and timeout", async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true, fresh: true });
+    const l2 = new FakeTier({ level: 'l2', callbacks: true });
+    const { m, calls } = recorder();
+    const cache = make({ tiers: [l1, l2], metrics: m, tierTimeoutMs: 30, circuitBreaker: false });
+    l2.store.set('k', entry({ v: 1 }, 60_000));
+    expect(await cache.get('k')).toEqual({ value: { v: 1 }, level: Level.L2, stale: false });
+    expect(l2.calls.getWith).toBe(1);
+    expect(l2.calls.get).toBeUndefined();
+    expect(cache.getSync('k')).toEqual({ v: 1 }); // promoted to L1
+    l2.failWith = new Error('l2 down');
+    expect((await cache.get('other')).level).toBe(Level.External);
+    expect(calls).toContain('err:l2:get:unknown');
+    l2.failWith = undefined;
+    l2.delayMs = 5000;
+    const t0 = Date.now();
+    expect((await cache.get('slow')).level).toBe(Level.External);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(calls).toContain('err:l2:get:timeout');
+  });
+
   it('gives batch operations a timeout that grows with their size', async () => {
     const { l1, l2 } = threeTiers({ batch: true });
     l2.delayMs = 70;

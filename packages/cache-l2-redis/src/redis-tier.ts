@@ -124,6 +124,25 @@ export class RedisTier implements Tier {
   }
 
   /**
+   * {@link RedisTier.get} delivering to callbacks straight from the client's reply (the
+   * orchestrator's read path: no promise of ours in between).
+   */
+  getWith(
+    key: string,
+    done: (entry: CacheEntry | undefined) => void,
+    failed: (error: unknown) => void,
+  ): void {
+    this.client.get(this.prefix + key).then(
+      (text) => {
+        const entry = text === null ? undefined : this.decode(text, 'get', Date.now());
+        if (entry instanceof Promise) entry.then(done, failed);
+        else done(entry);
+      },
+      (error: unknown) => failed(this.fail('get', `key ${showKey(key)}`, error)),
+    );
+  }
+
+  /**
    * Stores one entry with a Redis TTL (PX) equal to its remaining stale-until time; an already
    * expired entry deletes the key instead.
    * @throws {InvalidValueError} when the value cannot be serialized or its envelope is over

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { InvalidValueError, TierError } from '@bgc/cache-core';
+import { type CacheEntry, InvalidValueError, TierError } from '@bgc/cache-core';
 import { runTierConformance } from '@bgc/cache-core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,6 +147,28 @@ describe('RedisTier on the real Redis', () => {
     // A non-string Redis type under our prefix rejects as a Redis error (WRONGTYPE), never crashes.
     await raw.rpush(`${prefix}corrupt:list`, 'x');
     await expect(tier.get('corrupt:list')).rejects.toMatchObject({ code: 'E_L2_REDIS' });
+    // The callback form answers the same.
+    const viaCallbacks = (k: string) =>
+      new Promise<unknown>((resolve, reject) => tier.getWith(k, resolve, reject));
+    expect(await viaCallbacks('corrupt:2')).toBeUndefined();
+    expect(metrics.errors).toHaveLength(6);
+    await expect(viaCallbacks('corrupt:list')).rejects.toMatchObject({ code: 'E_L2_REDIS' });
+  });
+
+  it('answers getWith through the compressed path as get does', async () => {
+    const zipped = new RedisTier({ client: raw, prefix: `${prefix}zip:`, compressThresholdBytes: 10 });
+    const value = { text: 'compress me '.repeat(50) };
+    await zipped.set('big', entry(value));
+    expect(await raw.get(`${prefix}zip:big`)).toContain('"z":"gzip"');
+    const got = await new Promise<CacheEntry | undefined>((resolve, reject) =>
+      zipped.getWith('big', resolve, reject),
+    );
+    expect(got?.value).toEqual(value);
+    await raw.set(`${prefix}zip:broken`, '{"v":1,"f":1,"s":9999999999999,"e":"json","z":"gzip","b":"AAAA"}');
+    const broken = await new Promise<CacheEntry | undefined>((resolve, reject) =>
+      zipped.getWith('broken', resolve, reject),
+    );
+    expect(broken).toBeUndefined();
   });
 
   it('reports the stored size and keeps meta', async () => {

@@ -15,6 +15,8 @@ export interface FakeTierOptions {
   sync?: boolean;
   /** Offer `getFreshValueSync` too (with `sync`). @default false */
   fresh?: boolean;
+  /** Offer `getWith` (the callback form of `get`). @default false */
+  callbacks?: boolean;
   /** Offer `getMany`/`setMany`/`deleteMany`. @default false */
   batch?: boolean;
   /** Another FakeTier's store to share (simulates a shared backend seen by two instances). */
@@ -41,6 +43,11 @@ export class FakeTier implements Tier {
   closed = false;
   getSync?: (key: string) => CacheEntry | undefined;
   getFreshValueSync?: (key: string, now: number) => unknown;
+  getWith?: (
+    key: string,
+    done: (entry: CacheEntry | undefined) => void,
+    failed: (error: unknown) => void,
+  ) => void;
   getMany?: (keys: readonly string[]) => Promise<(CacheEntry | undefined)[]>;
   setMany?: (writes: readonly TierWrite[]) => Promise<void>;
   deleteMany?: (keys: readonly string[]) => Promise<number>;
@@ -65,6 +72,11 @@ export class FakeTier implements Tier {
           return e && e.freshUntil > now ? e.value : undefined;
         };
       }
+    }
+    if (options.callbacks) {
+      this.getWith = (key, done, failed) => {
+        this.enter('getWith').then(() => done(this.read(key)), failed);
+      };
     }
     if (options.batch) {
       this.getMany = async (keys) => {

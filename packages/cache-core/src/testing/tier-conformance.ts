@@ -205,6 +205,17 @@ export function runTierConformance(
       expect(tier.getSync(k('sync-missing'))).toBeUndefined();
     });
 
+    it('getWith (when offered) calls back what get resolves', async () => {
+      const getWith = tier.getWith?.bind(tier);
+      if (!getWith) return;
+      const read = (key: string) =>
+        new Promise<CacheEntry | undefined>((resolve, reject) => getWith(key, resolve, reject));
+      await tier.set(k('with'), entry({ v: 'with' }));
+      expect((await read(k('with')))?.value).toEqual({ v: 'with' });
+      expect(await read(k('with-missing'))).toBeUndefined();
+      expect(await read(k('with'))).toEqual(await tier.get(k('with')));
+    });
+
     it('getFreshValueSync (when offered) returns the values of fresh entries only', async () => {
       if (!tier.getFreshValueSync) return;
       const now = Date.now();
