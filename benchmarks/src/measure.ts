@@ -165,6 +165,8 @@ export interface ContenderFigures {
   p95Ms?: number;
   p99Ms?: number;
   bytesPerOp?: number;
+  /** Throughput of each measured round, in run order (for paired comparisons, see {@link pairedRatio}). */
+  roundRates: number[];
 }
 
 /**
@@ -193,6 +195,21 @@ export async function runRounds(
   return figures;
 }
 
+/**
+ * The median over rounds of `a`'s throughput divided by `b`'s in the same round. Rounds of the
+ * contenders run back to back, so each ratio compares figures taken under the same machine load;
+ * on a noisy machine its median is steadier than the ratio of the two medians.
+ */
+export function pairedRatio(a: ContenderFigures, b: ContenderFigures): number {
+  const n = Math.min(a.roundRates.length, b.roundRates.length);
+  if (n === 0) throw new RangeError('paired ratio of contenders without measured rounds');
+  const ratios = Array.from(
+    { length: n },
+    (_, i) => (a.roundRates[i] as number) / (b.roundRates[i] as number),
+  );
+  return spread(ratios).median;
+}
+
 /** Aggregates rounds: median and spread of ops/s, percentiles over all recorded latencies. */
 export function summarizeRounds(impl: string, samples: readonly RoundSample[]): ContenderFigures {
   const rates = samples.map((s) => (s.ops / s.elapsedMs) * 1000);
@@ -202,6 +219,7 @@ export function summarizeRounds(impl: string, samples: readonly RoundSample[]): 
     opsPerSec: sp.median,
     spreadPct: sp.spreadPct,
     rounds: samples.length,
+    roundRates: rates,
   };
   const all = samples.flatMap((s) => s.latenciesMs ?? []);
   if (all.length > 0) Object.assign(figures, latencySummary(all));

@@ -24,6 +24,8 @@ export interface BenchResult {
   hitRate?: number;
   /** Heap bytes allocated per operation (one-at-a-time scenarios). */
   bytesPerOp?: number;
+  /** Throughput of each measured round, in run order. */
+  roundRates?: number[];
 }
 
 /** A target of the issue checked against this run's figures. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { chartSpec, renderSvg } from '../src/chart.js';
 import { parseBenchArgs } from '../src/cli-args.js';
 import { formatMachine, machineInfo } from '../src/machine.js';
-import { createLoop, runConcurrent, runRounds, summarizeRounds } from '../src/measure.js';
+import { createLoop, pairedRatio, runConcurrent, runRounds, summarizeRounds } from '../src/measure.js';
 import { result, type ScenarioReport } from '../src/report.js';
 import { ResultsStore, summaryMarkdown } from '../src/results-store.js';
 import { roundSettings } from '../src/scenario.js';
@@ -85,12 +85,22 @@ describe('measure', () => {
     expect(order).toEqual(['a0', 'b0', 'a1', 'b1', 'a2', 'b2', 'a3', 'b3']);
     expect(figures[0]).toMatchObject({ impl: 'a', opsPerSec: 30, rounds: 3, p50Ms: 2 });
     expect(figures[0]?.spreadPct).toBeCloseTo((20 / 30) * 100, 6);
+    expect(figures[0]?.roundRates).toEqual([20, 30, 40]);
     expect(summarizeRounds('x', [{ ops: 5, elapsedMs: 500 }])).toEqual({
       impl: 'x',
       opsPerSec: 10,
       spreadPct: 0,
       rounds: 1,
+      roundRates: [10],
     });
+  });
+
+  it('compares two contenders round by round (median of paired ratios)', () => {
+    const fig = (roundRates: number[]) => ({ impl: 'x', opsPerSec: 0, spreadPct: 0, rounds: 3, roundRates });
+    // Load drifts between rounds; the paired ratio stays 0.9 where the medians' ratio would not.
+    expect(pairedRatio(fig([90, 45, 180, 9]), fig([100, 50, 200, 10]))).toBeCloseTo(0.9, 9);
+    expect(pairedRatio(fig([1, 2, 9]), fig([2, 2, 10]))).toBeCloseTo(0.9, 9);
+    expect(() => pairedRatio(fig([]), fig([1]))).toThrow(RangeError);
   });
 
   it('shortens rounds in quick mode', () => {
