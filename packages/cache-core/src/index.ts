@@ -1,6 +1,6 @@
 export { Level, LEVELS, type TierLevel } from './level.js';
 export { type CacheEntry, isServable, isFresh, createEntry, capEntry } from './entry.js';
-export type { Tier, TierWrite } from './tier.js';
+export type { ReadCallbacks, Tier, TierWrite } from './tier.js';
 export {
   type MetricsAdapter,
   type CacheOperation,

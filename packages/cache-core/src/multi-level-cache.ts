@@ -19,7 +19,7 @@ import {
   type MetricsAdapter,
   NOOP_METRICS,
 } from './metrics.js';
-import type { Tier, TierWrite } from './tier.js';
+import type { ReadCallbacks, Tier, TierWrite } from './tier.js';
 import { armDeadline, cancelDeadline, Deadline, delay, withTimeout } from './timeout.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
@@ -186,16 +186,6 @@ interface Cascaded<T> {
   fresh: boolean;
 }
 
-/** A cascade in progress (see `startCascade`). */
-interface CascadeRun<T> {
-  key: string;
-  endpoint: string;
-  stale: Found<T> | undefined;
-  isStale: ((entry: CacheEntry<T>) => boolean) | undefined;
-  done: (found: Cascaded<T> | undefined) => void;
-  fail: (error: unknown) => void;
-}
-
 interface RecentLoad {
   result: LoadResult<unknown>;
   until: number;
@@ -249,6 +239,12 @@ export class MultiLevelCache extends EventEmitter {
   private recoveryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private l1Reads = 0;
+  /** What a {@link TierRead} calls back, bound once per cache (the read path's private methods). */
+  private readonly readHost: ReadHost = {
+    answered: (read, entry) => this.readAnswered(read, entry),
+    failed: (read, error) => this.readAnswered(read, undefined, error),
+    timeoutMs: () => this.opts.tierTimeoutMs,
+  };
   /** {@link MultiLevelCache.callFailed}, bound once for the deadlines of tier operations. */
   private readonly failCall: FailCall = (state, op, key, error) => this.callFailed(state, op, key, error);
 
@@ -355,7 +351,7 @@ export class MultiLevelCache extends EventEmitter {
    */
   get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
     // Not an async function: an L2 hit resolves the returned promise straight from the tier's
-    // reply (see cascadeFrom), two promise hops fewer than awaiting a cascade.
+    // reply (see readFrom), two promise hops fewer than awaiting a cascade.
     try {
       const endpoint = options.endpoint ?? this.endpoint;
       const now = coarseNow();
@@ -369,16 +365,9 @@ export class MultiLevelCache extends EventEmitter {
       }
       validateKey(key);
       return new Promise((resolve, reject) => {
-        const done = (found: Cascaded<T> | undefined) => {
-          if (found && (found.fresh || options.allowStale)) {
-            const { entry, index } = found.best;
-            resolve({ value: entry.value, level: this.levelOf(index), stale: !found.fresh });
-            return;
-          }
-          this.metrics.miss(Level.External, this.connector, endpoint);
-          resolve({ value: undefined, level: Level.External, stale: false });
-        };
-        this.startCascade<T>(key, endpoint, this.l1Sync ? 1 : 0, fast, undefined, done, reject);
+        const read = new TierRead<T>(this.readHost, key, endpoint, fast, undefined, true, resolve, reject);
+        read.allowStale = options.allowStale === true;
+        this.startRead(read, this.l1Sync ? 1 : 0);
       });
     } catch (error) {
       return Promise.reject(error);
@@ -623,81 +612,107 @@ export class MultiLevelCache extends EventEmitter {
     isStale?: (entry: CacheEntry<T>) => boolean,
   ): Promise<Cascaded<T> | undefined> {
     return new Promise((resolve, reject) => {
-      this.startCascade(key, endpoint, start, staleSoFar, isStale, resolve, reject);
+      this.startRead(
+        new TierRead<T>(this.readHost, key, endpoint, staleSoFar, isStale, false, resolve, reject),
+        start,
+      );
     });
   }
 
-  /** {@link MultiLevelCache.cascade} with callbacks: `done` gets the outcome, `fail` an error thrown on the way. */
-  private startCascade<T>(
-    key: string,
-    endpoint: string,
-    start: number,
-    staleSoFar: CacheEntry<T> | undefined,
-    isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
-    done: (found: Cascaded<T> | undefined) => void,
-    fail: (error: unknown) => void,
-  ): void {
-    if (start === 1) this.metrics.miss(Level.L1, this.connector, endpoint);
-    const run: CascadeRun<T> = {
-      key,
-      endpoint,
-      stale: staleSoFar ? { entry: staleSoFar, index: 0 } : undefined,
-      isStale,
-      done,
-      fail,
-    };
-    this.cascadeFrom(run, start);
+  /** Starts `read` at tier `start` (counting the L1 miss when it skips the L1). */
+  private startRead<T>(read: TierRead<T>, start: number): void {
+    if (start === 1) this.metrics.miss(Level.L1, this.connector, read.endpoint);
+    this.readFrom(read, start);
   }
 
-  /** Reads tier `i` for `run`, then examines the answer ({@link MultiLevelCache.cascadeStep}). */
-  private cascadeFrom<T>(run: CascadeRun<T>, i: number): void {
+  /**
+   * Asks tier `i` for `read.key`: through the circuit breaker, under the tier deadline, with the
+   * read object itself as the callbacks (no closure or promise of ours per read).
+   */
+  private readFrom<T>(read: TierRead<T>, i: number): void {
     try {
       if (i >= this.states.length) {
-        run.done(run.stale ? { best: run.stale, fresh: false } : undefined);
+        this.finishRead(read, read.staleIndex >= 0 ? read.staleEntry : undefined, read.staleIndex, false);
         return;
       }
       const state = this.states[i] as TierState;
-      const key = run.key;
+      read.index = i;
+      read.state = state;
+      if (!this.admit(state, 'get', read.key)) {
+        this.readStep(read, undefined);
+        return;
+      }
+      read.t0 = performance.now();
+      read.settled = false;
+      if (state.shared && this.opts.tierTimeoutMs > 0) armDeadline(read, this.opts.tierTimeoutMs);
       const tier = state.tier;
-      this.tierCallThen<CacheEntry | undefined>(
-        state,
-        'get',
-        key,
-        tier.getWith
-          ? (ok, failed) => (tier.getWith as NonNullable<Tier['getWith']>)(key, ok, failed)
-          : (ok, failed) => void tier.get(key).then(ok, failed),
-        (got) => this.cascadeStep(run, i, got as CacheEntry<T> | undefined | typeof SKIPPED),
-      );
+      try {
+        if (tier.getWith) tier.getWith(read.key, read);
+        else
+          tier.get(read.key).then(
+            (entry) => read.ok(entry),
+            (error: unknown) => read.failed(error),
+          );
+      } catch (error) {
+        read.failed(error);
+      }
     } catch (error) {
       // A throwing error listener or metrics adapter must not leave the read unsettled.
-      run.fail(error);
+      read.reject(error);
     }
   }
 
-  private cascadeStep<T>(
-    run: CascadeRun<T>,
-    i: number,
-    got: CacheEntry<T> | undefined | typeof SKIPPED,
-  ): void {
+  /** The tier of `read` answered (`ok`) or failed/timed out (`error` set). */
+  private readAnswered<T>(read: TierRead<T>, entry: CacheEntry | undefined, error?: unknown): void {
+    const state = read.state as TierState;
+    if (error === undefined) this.callSucceeded(state, 'get', read.t0, entry);
+    else this.callFailed(state, 'get', read.key, error);
+    this.readStep(read, error === undefined ? (entry as CacheEntry<T> | undefined) : undefined);
+  }
+
+  /** Examines tier `read.index`'s entry: a fresh one ends the read (promoted), else on to the next tier. */
+  private readStep<T>(read: TierRead<T>, e: CacheEntry<T> | undefined): void {
+    const i = read.index;
     try {
       const state = this.states[i] as TierState;
-      const e = got === SKIPPED ? undefined : got;
       const now = Date.now();
       if (e && e.staleUntil > now) {
-        if (e.freshUntil > now && !run.isStale?.(e)) {
-          this.metrics.hit(state.tier.level, this.connector, run.endpoint);
-          this.promote(run.key, e, i);
-          run.done({ best: { entry: e, index: i }, fresh: true });
+        if (e.freshUntil > now && !read.isStale?.(e)) {
+          this.metrics.hit(state.tier.level, this.connector, read.endpoint);
+          this.promote(read.key, e, i);
+          this.finishRead(read, e, i, true);
           return;
         }
-        if (!run.stale || e.staleUntil > run.stale.entry.staleUntil) run.stale = { entry: e, index: i };
+        if (read.staleIndex < 0 || e.staleUntil > (read.staleEntry as CacheEntry<T>).staleUntil) {
+          read.staleEntry = e;
+          read.staleIndex = i;
+        }
       }
-      this.metrics.miss(state.tier.level, this.connector, run.endpoint);
+      this.metrics.miss(state.tier.level, this.connector, read.endpoint);
     } catch (error) {
-      run.fail(error);
+      read.reject(error);
       return;
     }
-    this.cascadeFrom(run, i + 1);
+    this.readFrom(read, i + 1);
+  }
+
+  /** Settles `read`: a {@link CacheResult} for `get`, a {@link Cascaded} for the load paths. */
+  private finishRead<T>(
+    read: TierRead<T>,
+    entry: CacheEntry<T> | undefined,
+    index: number,
+    fresh: boolean,
+  ): void {
+    if (!read.asResult) {
+      read.resolve(entry ? { best: { entry, index }, fresh } : undefined);
+      return;
+    }
+    if (entry && (fresh || read.allowStale)) {
+      read.resolve({ value: entry.value, level: this.levelOf(index), stale: !fresh });
+      return;
+    }
+    this.metrics.miss(Level.External, this.connector, read.endpoint);
+    read.resolve({ value: undefined, level: Level.External, stale: false });
   }
 
   private promote(key: string, entry: CacheEntry, from: number): void {
@@ -1044,18 +1059,7 @@ export class MultiLevelCache extends EventEmitter {
     onResult: (result: R | typeof SKIPPED) => void,
     batchSize = 1,
   ): void {
-    const level = state.tier.level;
-    const breaker = state.breaker;
-    if (breaker && !breaker.allow()) {
-      this.metrics.error(level, op, 'circuit_open');
-      if (this.listenerCount('error') > 0)
-        this.emit('error', {
-          level,
-          tier: state.tier.name,
-          operation: op,
-          key,
-          error: new CircuitOpenError(state.tier.name, breaker.retryInMs()),
-        });
+    if (!this.admit(state, op, key)) {
       onResult(SKIPPED);
       return;
     }
@@ -1092,6 +1096,23 @@ export class MultiLevelCache extends EventEmitter {
     } catch (error) {
       failed(error);
     }
+  }
+
+  /** Whether the tier's circuit lets an operation through; reports the refusal when not. */
+  private admit(state: TierState, op: CacheOperation, key: string | undefined): boolean {
+    const breaker = state.breaker;
+    if (!breaker || breaker.allow()) return true;
+    const level = state.tier.level;
+    this.metrics.error(level, op, 'circuit_open');
+    if (this.listenerCount('error') > 0)
+      this.emit('error', {
+        level,
+        tier: state.tier.name,
+        operation: op,
+        key,
+        error: new CircuitOpenError(state.tier.name, breaker.retryInMs()),
+      });
+    return false;
   }
 
   /** Bookkeeping of a tier operation that succeeded: latency, breaker, recovery. */
@@ -1282,5 +1303,66 @@ class TierCall<R> extends Deadline {
     if (!this.settle()) return;
     const error = new TimeoutError(`${this.state.tier.name} ${this.op}`, this.ms);
     this.onResult(this.fail(this.state, this.op, this.key, error));
+  }
+}
+
+/** The orchestrator's side of a {@link TierRead}. */
+interface ReadHost {
+  answered(read: TierRead<unknown>, entry: CacheEntry | undefined): void;
+  failed(read: TierRead<unknown>, error: unknown): void;
+  timeoutMs(): number;
+}
+
+/**
+ * A single-key read through the tiers in progress: where the cascade is, the freshest stale entry
+ * seen, how to settle, and the deadline of the current tier call. It is also the callbacks the
+ * tier answers ({@link ReadCallbacks}), so a read allocates one object besides its promise.
+ */
+class TierRead<T> extends Deadline implements ReadCallbacks {
+  index = 0;
+  state: TierState | undefined = undefined;
+  t0 = 0;
+  /** Whether the current tier call has been answered (or has timed out). */
+  settled = true;
+  staleEntry: CacheEntry<T> | undefined;
+  /** Tier index of `staleEntry`, -1 when none. */
+  staleIndex: number;
+  allowStale = false;
+
+  constructor(
+    private readonly host: ReadHost,
+    readonly key: string,
+    readonly endpoint: string,
+    staleSoFar: CacheEntry<T> | undefined,
+    readonly isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
+    /** Settle with a {@link CacheResult} (`get`) rather than a {@link Cascaded}. */
+    readonly asResult: boolean,
+    // biome-ignore lint/suspicious/noExplicitAny: resolves either a CacheResult or a Cascaded
+    readonly resolve: (value: any) => void,
+    readonly reject: (error: unknown) => void,
+  ) {
+    super();
+    this.staleEntry = staleSoFar;
+    this.staleIndex = staleSoFar ? 0 : -1;
+  }
+
+  ok(entry: CacheEntry | undefined): void {
+    if (this.settle()) this.host.answered(this as TierRead<unknown>, entry);
+  }
+
+  failed(error: unknown): void {
+    if (this.settle()) this.host.failed(this as TierRead<unknown>, error);
+  }
+
+  expire(): void {
+    const ms = this.host.timeoutMs();
+    this.failed(new TimeoutError(`${this.state?.tier.name ?? 'tier'} get`, ms));
+  }
+
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    cancelDeadline(this);
+    return true;
   }
 }

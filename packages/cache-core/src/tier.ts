@@ -7,6 +7,12 @@ export interface TierWrite<T = unknown> {
   entry: CacheEntry<T>;
 }
 
+/** Where a tier delivers the answer of {@link Tier.getWith} (call exactly one, once). */
+export interface ReadCallbacks {
+  ok(entry: CacheEntry | undefined): void;
+  failed(error: unknown): void;
+}
+
 /**
  * The contract every cache tier implements. The orchestrator ({@link MultiLevelCache}) calls it;
  * applications rarely do.
@@ -56,16 +62,12 @@ export interface Tier {
    */
   getFreshValueSync?(key: string, now: number): unknown;
   /**
-   * Callback form of {@link Tier.get}: calls `done` with the entry (or `undefined`) or `failed`
-   * with the error, exactly once, without a promise of its own. The orchestrator prefers it on
-   * its read path, where each promise between the backend's reply and the caller costs
-   * measurable throughput.
+   * Callback form of {@link Tier.get}: calls `callbacks.ok` with the entry (or `undefined`) or
+   * `callbacks.failed` with the error, exactly once, without a promise of its own. The
+   * orchestrator prefers it on its read path, where each promise or closure between the
+   * backend's reply and the caller costs measurable throughput.
    */
-  getWith?(
-    key: string,
-    done: (entry: CacheEntry | undefined) => void,
-    failed: (error: unknown) => void,
-  ): void;
+  getWith?(key: string, callbacks: ReadCallbacks): void;
   /** Reads many keys in one round trip. Resolves an array aligned with `keys`, `undefined` on a miss. */
   getMany?(keys: readonly string[]): Promise<(CacheEntry | undefined)[]>;
   /** Stores many entries in one round trip. */

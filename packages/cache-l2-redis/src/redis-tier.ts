@@ -6,6 +6,7 @@ import {
   InvalidValueError,
   type MetricsAdapter,
   NOOP_METRICS,
+  type ReadCallbacks,
   type Tier,
   type TierWrite,
 } from '@bgc/cache-core';
@@ -127,18 +128,18 @@ export class RedisTier implements Tier {
    * {@link RedisTier.get} delivering to callbacks straight from the client's reply (the
    * orchestrator's read path: no promise of ours in between).
    */
-  getWith(
-    key: string,
-    done: (entry: CacheEntry | undefined) => void,
-    failed: (error: unknown) => void,
-  ): void {
+  getWith(key: string, callbacks: ReadCallbacks): void {
     this.client.get(this.prefix + key).then(
       (text) => {
         const entry = text === null ? undefined : this.decode(text, 'get', Date.now());
-        if (entry instanceof Promise) entry.then(done, failed);
-        else done(entry);
+        if (entry instanceof Promise)
+          entry.then(
+            (e) => callbacks.ok(e),
+            (error: unknown) => callbacks.failed(error),
+          );
+        else callbacks.ok(entry);
       },
-      (error: unknown) => failed(this.fail('get', `key ${showKey(key)}`, error)),
+      (error: unknown) => callbacks.failed(this.fail('get', `key ${showKey(key)}`, error)),
     );
   }
 

@@ -149,7 +149,7 @@ describe('RedisTier on the real Redis', () => {
     await expect(tier.get('corrupt:list')).rejects.toMatchObject({ code: 'E_L2_REDIS' });
     // The callback form answers the same.
     const viaCallbacks = (k: string) =>
-      new Promise<unknown>((resolve, reject) => tier.getWith(k, resolve, reject));
+      new Promise<unknown>((resolve, reject) => tier.getWith(k, { ok: resolve, failed: reject }));
     expect(await viaCallbacks('corrupt:2')).toBeUndefined();
     expect(metrics.errors).toHaveLength(6);
     await expect(viaCallbacks('corrupt:list')).rejects.toMatchObject({ code: 'E_L2_REDIS' });
@@ -161,12 +161,12 @@ describe('RedisTier on the real Redis', () => {
     await zipped.set('big', entry(value));
     expect(await raw.get(`${prefix}zip:big`)).toContain('"z":"gzip"');
     const got = await new Promise<CacheEntry | undefined>((resolve, reject) =>
-      zipped.getWith('big', resolve, reject),
+      zipped.getWith('big', { ok: resolve, failed: reject }),
     );
     expect(got?.value).toEqual(value);
     await raw.set(`${prefix}zip:broken`, '{"v":1,"f":1,"s":9999999999999,"e":"json","z":"gzip","b":"AAAA"}');
     const broken = await new Promise<CacheEntry | undefined>((resolve, reject) =>
-      zipped.getWith('broken', resolve, reject),
+      zipped.getWith('broken', { ok: resolve, failed: reject }),
     );
     expect(broken).toBeUndefined();
   });

@@ -1,6 +1,6 @@
 import { capEntry, type CacheEntry } from '../entry.js';
 import type { TierLevel } from '../level.js';
-import type { Tier, TierWrite } from '../tier.js';
+import type { ReadCallbacks, Tier, TierWrite } from '../tier.js';
 
 /** Options of {@link FakeTier}. */
 export interface FakeTierOptions {
@@ -43,11 +43,7 @@ export class FakeTier implements Tier {
   closed = false;
   getSync?: (key: string) => CacheEntry | undefined;
   getFreshValueSync?: (key: string, now: number) => unknown;
-  getWith?: (
-    key: string,
-    done: (entry: CacheEntry | undefined) => void,
-    failed: (error: unknown) => void,
-  ) => void;
+  getWith?: (key: string, callbacks: ReadCallbacks) => void;
   getMany?: (keys: readonly string[]) => Promise<(CacheEntry | undefined)[]>;
   setMany?: (writes: readonly TierWrite[]) => Promise<void>;
   deleteMany?: (keys: readonly string[]) => Promise<number>;
@@ -74,8 +70,11 @@ export class FakeTier implements Tier {
       }
     }
     if (options.callbacks) {
-      this.getWith = (key, done, failed) => {
-        this.enter('getWith').then(() => done(this.read(key)), failed);
+      this.getWith = (key, callbacks) => {
+        this.enter('getWith').then(
+          () => callbacks.ok(this.read(key)),
+          (error: unknown) => callbacks.failed(error),
+        );
       };
     }
     if (options.batch) {

@@ -209,7 +209,9 @@ export function runTierConformance(
       const getWith = tier.getWith?.bind(tier);
       if (!getWith) return;
       const read = (key: string) =>
-        new Promise<CacheEntry | undefined>((resolve, reject) => getWith(key, resolve, reject));
+        new Promise<CacheEntry | undefined>((resolve, reject) =>
+          getWith(key, { ok: resolve, failed: reject }),
+        );
       await tier.set(k('with'), entry({ v: 'with' }));
       expect((await read(k('with')))?.value).toEqual({ v: 'with' });
       expect(await read(k('with-missing'))).toBeUndefined();
