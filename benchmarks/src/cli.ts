@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +14,37 @@ const here = dirname(fileURLToPath(import.meta.url));
 const benchDir = resolve(here, '..');
 const names = SCENARIOS.map((s) => s.name);
 
+/**
+ * Several scenarios run one child process each (the same command with one scenario name), so
+ * that none inherits another's heap, timers or JIT state: the L1 scenarios fill seven caches with
+ * 100k values each, which slowed the scenarios after them when they shared a process.
+ */
+function runIsolated(argv: readonly string[], scenarios: readonly string[]): void {
+  const flags = argv.filter((a) => a.startsWith('-') && a !== '--');
+  const t0 = Date.now();
+  for (const name of scenarios) {
+    const child = spawnSync(
+      process.execPath,
+      [...process.execArgv, fileURLToPath(import.meta.url), name, ...flags],
+      {
+        stdio: 'inherit',
+      },
+    );
+    if (child.status !== 0) process.exitCode = 1;
+  }
+  if (!flags.includes('--no-save')) {
+    new ResultsStore({ dir: join(benchDir, 'results'), order: names }).writeSummary();
+  }
+  process.stderr.write(`[bench] all scenarios done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
 async function main(): Promise<void> {
-  const args = parseBenchArgs(process.argv.slice(2), names);
+  const argv = process.argv.slice(2);
+  const args = parseBenchArgs(argv, names);
+  if (args.scenarios.length > 1) {
+    runIsolated(argv, args.scenarios);
+    return;
+  }
   const machine = machineInfo();
   const store = new ResultsStore({ dir: join(benchDir, 'results'), order: names });
   const ctx: ScenarioContext = {

@@ -1,6 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BgcCacheError, type Level, type MultiLevelCache, validateKey } from '@bgc/cache-core';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 
 /** One monthly query of the HTTP contract. */
@@ -67,7 +72,7 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
   let lastTiers: Record<string, string> = {};
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
     return503OnClosing: true,
   });

@@ -242,7 +242,7 @@ export class MultiLevelCache extends EventEmitter {
   /** What a {@link TierRead} calls back, bound once per cache (the read path's private methods). */
   private readonly readHost: ReadHost = {
     answered: (read, entry) => this.readAnswered(read, entry),
-    failed: (read, error) => this.readAnswered(read, undefined, error),
+    failed: (read, error) => this.readFailed(read, error),
     timeoutMs: () => this.opts.tierTimeoutMs,
   };
   /** {@link MultiLevelCache.callFailed}, bound once for the deadlines of tier operations. */
@@ -662,12 +662,16 @@ export class MultiLevelCache extends EventEmitter {
     }
   }
 
-  /** The tier of `read` answered (`ok`) or failed/timed out (`error` set). */
-  private readAnswered<T>(read: TierRead<T>, entry: CacheEntry | undefined, error?: unknown): void {
-    const state = read.state as TierState;
-    if (error === undefined) this.callSucceeded(state, 'get', read.t0, entry);
-    else this.callFailed(state, 'get', read.key, error);
-    this.readStep(read, error === undefined ? (entry as CacheEntry<T> | undefined) : undefined);
+  /** The tier of `read` answered. */
+  private readAnswered<T>(read: TierRead<T>, entry: CacheEntry | undefined): void {
+    this.callSucceeded(read.state as TierState, 'get', read.t0, entry);
+    this.readStep(read, entry as CacheEntry<T> | undefined);
+  }
+
+  /** The tier of `read` failed or timed out: reported, then skipped. */
+  private readFailed<T>(read: TierRead<T>, error: unknown): void {
+    this.callFailed(read.state as TierState, 'get', read.key, error);
+    this.readStep(read, undefined);
   }
 
   /** Examines tier `read.index`'s entry: a fresh one ends the read (promoted), else on to the next tier. */

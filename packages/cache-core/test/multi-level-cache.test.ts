@@ -494,6 +494,21 @@ describe('tier failures', () => {
     expect(calls).toContain('err:l2:get:timeout');
   });
 
+  it('counts a tier rejecting without a reason (or throwing synchronously) as a failure and reads on', async () => {
+    const l2 = new FakeTier({ level: 'l2' });
+    const l3 = new FakeTier({ level: 'l3' });
+    l3.store.set('k', entry('from l3', 60_000));
+    const { m, calls } = recorder();
+    const cache = make({ tiers: [l2, l3], metrics: m, circuitBreaker: false });
+    l2.get = () => Promise.reject(undefined);
+    expect(await cache.get('k')).toEqual({ value: 'from l3', level: Level.L3, stale: false });
+    l2.get = () => {
+      throw new Error('sync throw');
+    };
+    expect((await cache.get('k')).level).toBe(Level.L3);
+    expect(calls.filter((c) => c.startsWith('err:l2:get'))).toHaveLength(2);
+  });
+
   it('gives batch operations a timeout that grows with their size', async () => {
     const { l1, l2 } = threeTiers({ batch: true });
     l2.delayMs = 70;
