@@ -9,6 +9,7 @@ import {
   type TierWrite,
 } from '@bgc/cache-core';
 import { sizeAndFreeze } from './size-and-freeze.js';
+import { grown } from './typed-arrays.js';
 import { WTinyLfuPolicy } from './w-tiny-lfu-policy.js';
 
 /** Options of {@link MemoryTier}. */
@@ -343,12 +344,8 @@ export class MemoryTier implements Tier {
   private store(slot: number, entry: CacheEntry): void {
     if (slot >= this.staleUntil.length) {
       const n = Math.max(this.staleUntil.length * 2, slot + 1);
-      const fresh = new Float64Array(n);
-      fresh.set(this.freshUntil);
-      this.freshUntil = fresh;
-      const stale = new Float64Array(n);
-      stale.set(this.staleUntil);
-      this.staleUntil = stale;
+      this.freshUntil = grown(this.freshUntil, n);
+      this.staleUntil = grown(this.staleUntil, n);
     }
     this.entries[slot] = entry;
     this.values[slot] = entry.value;

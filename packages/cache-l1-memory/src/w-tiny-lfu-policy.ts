@@ -1,4 +1,5 @@
 import { FrequencySketch, hashKey } from './frequency-sketch.js';
+import { grown } from './typed-arrays.js';
 
 /** Options of {@link WTinyLfuPolicy}. */
 export interface WTinyLfuPolicyOptions<K> {
@@ -353,20 +354,11 @@ export class WTinyLfuPolicy<K> {
 
   private grow(): void {
     const n = this.prev.length * 2;
-    const grow32 = (a: Int32Array) => {
-      const b = new Int32Array(n);
-      b.set(a);
-      return b;
-    };
-    this.prev = grow32(this.prev);
-    this.next = grow32(this.next);
-    this.hashes = grow32(this.hashes);
-    const q = new Uint8Array(n);
-    q.set(this.queue);
-    this.queue = q;
-    const w = new Float64Array(n);
-    w.set(this.weights);
-    this.weights = w;
+    this.prev = grown(this.prev, n);
+    this.next = grown(this.next, n);
+    this.hashes = grown(this.hashes, n);
+    this.queue = grown(this.queue, n);
+    this.weights = grown(this.weights, n);
   }
 
   private unlink(s: number): void {
