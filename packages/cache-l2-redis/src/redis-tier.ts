@@ -3,6 +3,7 @@ import {
   type CacheOperation,
   capEntry,
   ConfigError,
+  coarseNow,
   InvalidValueError,
   type MetricsAdapter,
   NOOP_METRICS,
@@ -131,7 +132,9 @@ export class RedisTier implements Tier {
   getWith(key: string, callbacks: ReadCallbacks): void {
     this.client.get(this.prefix + key).then(
       (text) => {
-        const entry = text === null ? undefined : this.decode(text, 'get', Date.now());
+        // A coarse clock (~1 ms, no clock read here): Redis has expired the key by then anyway
+        // (its PX is the entry's stale-until), and the orchestrator checks the entry's times again.
+        const entry = text === null ? undefined : this.decode(text, 'get', coarseNow());
         if (entry instanceof Promise)
           entry.then(
             (e) => callbacks.ok(e),
