@@ -349,7 +349,8 @@ export class MemoryTier implements Tier {
     }
     this.entries[slot] = entry;
     this.values[slot] = entry.value;
-    this.freshUntil[slot] = entry.freshUntil;
+    // Never fresher than servable, so that getFreshValueSync need not read both.
+    this.freshUntil[slot] = Math.min(entry.freshUntil, entry.staleUntil);
     this.staleUntil[slot] = entry.staleUntil;
   }
 

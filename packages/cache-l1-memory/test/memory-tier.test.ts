@@ -184,6 +184,10 @@ describe('MemoryTier', () => {
     expect(tier.getFreshValueSync('k151', c.t)).toBeUndefined();
     tier.setSync('k151', entry('again', c.t));
     expect(tier.getFreshValueSync('k151', c.t)).toBe('again');
+    // An entry claiming to be fresh past its stale-until is served only until stale-until.
+    tier.setSync('odd', { value: 'odd', freshUntil: c.t + 5000, staleUntil: c.t + 100 });
+    expect(tier.getFreshValueSync('odd', c.t + 50)).toBe('odd');
+    expect(tier.getFreshValueSync('odd', c.t + 100)).toBeUndefined();
   });
 
   it('caps lifetimes to maxTtlMs, never extending them', () => {
