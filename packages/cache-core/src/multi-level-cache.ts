@@ -1044,62 +1044,32 @@ export class MultiLevelCache extends EventEmitter {
     /** Keys a batch operation carries: its timeout grows by tierTimeoutMs per 1,000 keys. */
     batchSize = 1,
   ): Promise<R | typeof SKIPPED> {
-    return new Promise((resolve) =>
-      this.tierCallThen(state, op, key, (ok, failed) => void fn().then(ok, failed), resolve, batchSize),
-    );
-  }
-
-  /**
-   * Runs one tier operation through the tier's circuit breaker and deadline, and hands `onResult`
-   * its result, or {@link SKIPPED} when the tier was skipped, failed or timed out (reported).
-   * `onResult` is called exactly once, possibly synchronously (open circuit, synchronous throw).
-   */
-  private tierCallThen<R>(
-    state: TierState,
-    op: CacheOperation,
-    key: string | undefined,
-    /** Starts the operation; it calls `ok` or `failed` once (e.g. `p.then(ok, failed)`). */
-    start: (ok: (r: R) => void, failed: (error: unknown) => void) => void,
-    onResult: (result: R | typeof SKIPPED) => void,
-    batchSize = 1,
-  ): void {
-    if (!this.admit(state, op, key)) {
-      onResult(SKIPPED);
-      return;
-    }
+    if (!this.admit(state, op, key)) return Promise.resolve(SKIPPED);
     const t0 = performance.now();
-    const ms = this.opts.tierTimeoutMs * Math.ceil(batchSize / 1000);
-    let ok: (r: R) => void;
-    let failed: (error: unknown) => void;
-    if (!state.shared || !(ms > 0)) {
-      let settled = false;
-      ok = (r) => {
-        if (settled) return;
-        settled = true;
-        onResult(this.callSucceeded(state, op, t0, r));
-      };
-      failed = (error) => {
-        if (settled) return;
-        settled = true;
-        onResult(this.callFailed(state, op, key, error));
-      };
-    } else {
-      // The deadline is folded into the reply's callbacks (no wrapper promise, no closure per
-      // deadline): this runs on every L2/L3 operation.
-      const call = new TierCall<R>(this.failCall, state, op, key, ms, onResult);
-      armDeadline(call, ms);
-      ok = (r) => {
-        if (call.settle()) onResult(this.callSucceeded(state, op, t0, r));
-      };
-      failed = (error) => {
-        if (call.settle()) onResult(this.callFailed(state, op, key, error));
-      };
-    }
+    let p: Promise<R>;
     try {
-      start(ok, failed);
+      p = fn();
     } catch (error) {
-      failed(error);
+      return Promise.resolve(this.callFailed(state, op, key, error));
     }
+    const succeeded = (r: R) => this.callSucceeded(state, op, t0, r);
+    const failed = (error: unknown): typeof SKIPPED => this.callFailed(state, op, key, error);
+    const ms = this.opts.tierTimeoutMs * Math.ceil(batchSize / 1000);
+    if (!state.shared || !(ms > 0)) return p.then(succeeded, failed);
+    // The deadline is folded into the one promise this call returns (no wrapper promise, and no
+    // closure for the deadline): this runs on every L2/L3 write.
+    return new Promise((resolve) => {
+      const call = new TierCall<R>(this.failCall, state, op, key, ms, resolve);
+      armDeadline(call, ms);
+      p.then(
+        (r) => {
+          if (call.settle()) resolve(succeeded(r));
+        },
+        (error: unknown) => {
+          if (call.settle()) resolve(failed(error));
+        },
+      );
+    });
   }
 
   /** Whether the tier's circuit lets an operation through; reports the refusal when not. */
@@ -1280,10 +1250,22 @@ type FailCall = (
   error: unknown,
 ) => typeof SKIPPED;
 
-/** The deadline of one tier operation: on expiry it answers the operation as a timed-out failure. */
-class TierCall<R> extends Deadline {
-  private done = false;
+/** A deadline guarding one tier operation, answered once: by the tier or by the expiry. */
+abstract class OperationDeadline extends Deadline {
+  /** Whether the operation has been answered (or has timed out). */
+  settled = false;
 
+  /** Marks the operation answered (disarming the deadline); `false` if it already was. */
+  settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    cancelDeadline(this);
+    return true;
+  }
+}
+
+/** The deadline of one tier operation: on expiry it answers the operation as a timed-out failure. */
+class TierCall<R> extends OperationDeadline {
   constructor(
     private readonly fail: FailCall,
     private readonly state: TierState,
@@ -1293,14 +1275,6 @@ class TierCall<R> extends Deadline {
     private readonly onResult: (r: R | typeof SKIPPED) => void,
   ) {
     super();
-  }
-
-  /** Marks the operation answered (disarming the deadline); `false` if it already was. */
-  settle(): boolean {
-    if (this.done) return false;
-    this.done = true;
-    cancelDeadline(this);
-    return true;
   }
 
   expire(): void {
@@ -1322,12 +1296,10 @@ interface ReadHost {
  * seen, how to settle, and the deadline of the current tier call. It is also the callbacks the
  * tier answers ({@link ReadCallbacks}), so a read allocates one object besides its promise.
  */
-class TierRead<T> extends Deadline implements ReadCallbacks {
+class TierRead<T> extends OperationDeadline implements ReadCallbacks {
   index = 0;
   state: TierState | undefined = undefined;
   t0 = 0;
-  /** Whether the current tier call has been answered (or has timed out). */
-  settled = true;
   staleEntry: CacheEntry<T> | undefined;
   /** Tier index of `staleEntry`, -1 when none. */
   staleIndex: number;
@@ -1346,6 +1318,7 @@ class TierRead<T> extends Deadline implements ReadCallbacks {
     readonly reject: (error: unknown) => void,
   ) {
     super();
+    this.settled = true; // no tier call yet: readFrom opens each
     this.staleEntry = staleSoFar;
     this.staleIndex = staleSoFar ? 0 : -1;
   }
@@ -1361,12 +1334,5 @@ class TierRead<T> extends Deadline implements ReadCallbacks {
   expire(): void {
     const ms = this.host.timeoutMs();
     this.failed(new TimeoutError(`${this.state?.tier.name ?? 'tier'} get`, ms));
-  }
-
-  private settle(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    cancelDeadline(this);
-    return true;
   }
 }
