@@ -192,6 +192,8 @@ interface RecentLoad {
 }
 
 const SKIPPED = Symbol('skipped');
+/** Within this many ms of an entry's fresh-until or stale-until, reads compare with `Date.now()`. */
+const EXACT_CLOCK_WITHIN_MS = 1000;
 
 /**
  * The multi-level cache: cascades reads L1 → L2 → L3, promotes hits to the faster tiers with their
@@ -679,7 +681,11 @@ export class MultiLevelCache extends EventEmitter {
     const i = read.index;
     try {
       const state = this.states[i] as TierState;
-      const now = Date.now();
+      // The coarse clock decides far from the entry's boundaries (a clock read costs as much as
+      // the rest of this step); near them, the exact one.
+      let now = coarseNow();
+      if (e && (e.freshUntil - now < EXACT_CLOCK_WITHIN_MS || e.staleUntil - now < EXACT_CLOCK_WITHIN_MS))
+        now = Date.now();
       if (e && e.staleUntil > now) {
         if (e.freshUntil > now && !read.isStale?.(e)) {
           this.metrics.hit(state.tier.level, this.connector, read.endpoint);
