@@ -122,6 +122,10 @@ describe('EnvelopeCodec', () => {
     const entry = plain.decode(text);
     expect(entry).not.toBeInstanceOf(Promise);
     expect((entry as { value: unknown }).value).toEqual({ constructor: 'ok', n: 1 });
+    // Harmless uses of the words take the careful path and still decode.
+    const words = { note: 'a prototype of __proto__ handling', constructor: { name: 'x' } };
+    const back = plain.decode(await plain.encode({ value: words, freshUntil: 10, staleUntil: 20 }));
+    expect((back as { value: unknown }).value).toEqual(words);
     const zipped = new EnvelopeCodec({ compressThresholdBytes: 0 });
     const z = zipped.decode(await zipped.encode({ value: 'x'.repeat(100), freshUntil: 10, staleUntil: 20 }));
     expect(z).toBeInstanceOf(Promise);
