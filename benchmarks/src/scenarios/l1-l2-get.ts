@@ -18,14 +18,13 @@ import {
   runRounds,
 } from '../measure.js';
 import { payload, payloadKey } from '../payload.js';
-import { deleteKeysContaining } from '../redis-cleanup.js';
+import { BENCH_REDIS_URL as REDIS_URL, connectAdmin, deleteKeysContaining } from '../bench-redis.js';
 import { checkTarget, result, type BenchResult, type ScenarioReport } from '../report.js';
 import { roundSettings, type Scenario, type ScenarioContext } from '../scenario.js';
 import { zipfSequence } from '../zipf.js';
 
 const KEYS = 1000;
 const TTL = 10 * 60_000;
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const RAW = 'ioredis GET + JSON.parse (limit)';
 
 function concurrent(impl: string, concurrency: number, op: Op, fresh = false): Contender {
@@ -46,16 +45,9 @@ export const l1L2Get: Scenario = {
   name: 'l1-l2-get',
   async run(ctx: ScenarioContext): Promise<ScenarioReport> {
     const marker = `bgcbench:${ctx.runId}`;
-    const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await admin.connect();
-      await admin.ping();
-    } catch (error) {
-      admin.disconnect();
-      return skipped(
-        `Redis unreachable at ${REDIS_URL} (${(error as Error).message}); start it or set BENCH_REDIS_URL`,
-      );
-    }
+    const connected = await connectAdmin();
+    if ('unreachable' in connected) return skipped(connected.unreachable);
+    const { admin } = connected;
     const clients: Redis[] = [];
     const client = () => {
       const c = new Redis(REDIS_URL);

@@ -1,8 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import { deleteKeysContaining } from '../redis-cleanup.js';
+import { BENCH_REDIS_URL as REDIS_URL, connectAdmin, deleteKeysContaining } from '../bench-redis.js';
 import { type BenchResult, checkTarget, result, type ScenarioReport } from '../report.js';
 import type { Scenario, ScenarioContext } from '../scenario.js';
 import { latencySummary, spread } from '../stats.js';
@@ -15,7 +14,6 @@ import {
 } from './stampede-stacks.js';
 import type { WorkerCommand, WorkerReply } from './stampede-worker.js';
 
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Concurrent callers per process. */
 const CALLERS = 100;
 /** How long the loader takes, in ms. */
@@ -87,12 +85,8 @@ export const stampede: Scenario = {
   name: 'stampede',
   async run(ctx: ScenarioContext): Promise<ScenarioReport> {
     const marker = `bgcbench:${ctx.runId}:stampede`;
-    const admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await admin.connect();
-      await admin.ping();
-    } catch (error) {
-      admin.disconnect();
+    const connected = await connectAdmin();
+    if ('unreachable' in connected) {
       return {
         scenario: 'stampede',
         title: 'Stampede',
@@ -100,9 +94,10 @@ export const stampede: Scenario = {
         results: [],
         targets: [],
         notes: [],
-        skipped: `Redis unreachable at ${REDIS_URL} (${(error as Error).message})`,
+        skipped: connected.unreachable,
       };
     }
+    const { admin } = connected;
     const rounds = ctx.quick ? 2 : 5;
     const results: BenchResult[] = [];
     const here = dirname(fileURLToPath(import.meta.url));
