@@ -1,8 +1,16 @@
 /** A message on the invalidation bus: keys to drop from every other instance's local tiers. */
 export type InvalidationMessage =
-  | { type: 'delete'; keys: readonly string[] }
-  /** Drop everything local: sent on `clear()`, and raised locally after a reconnect (messages may have been lost). */
-  | { type: 'clear' };
+  /** Drop these keys from local tiers; `version` is the delete's or write's version. */
+  | { type: 'delete'; keys: readonly string[]; version?: number }
+  /** Turn these keys stale in local tiers (logical expiry: still there as fail-safe fallbacks). */
+  | { type: 'expire'; keys: readonly string[]; version?: number }
+  /** Drop everything local: sent on `clear()`. */
+  | { type: 'clear'; version?: number }
+  /**
+   * Raised locally (never published) after the bus reconnects: messages sent meanwhile may have
+   * been lost, so local entries are turned stale (not deleted: they stay as fail-safe fallbacks).
+   */
+  | { type: 'resync' };
 
 /**
  * Cross-instance coherence: when one instance writes or deletes a key, every other instance drops
@@ -14,7 +22,7 @@ export interface InvalidationBus {
   publish(message: InvalidationMessage): Promise<void>;
   /**
    * Registers the handler for messages from other instances. Implementations also call it with
-   * `{ type: 'clear' }` after a reconnect, since messages sent meanwhile are lost (pub/sub is at-most-once).
+   * `{ type: 'resync' }` after a reconnect, since messages sent meanwhile are lost (pub/sub is at-most-once).
    */
   subscribe(handler: (message: InvalidationMessage) => void): void;
   /** Stops listening and releases the connections the bus created. */
@@ -36,4 +44,8 @@ export interface DistributedLock {
   tryAcquire(key: string, leaseMs: number): Promise<Lease | undefined>;
   /** Resolves when the lease on `key` is released or expired, or after `timeoutMs`, whichever comes first. */
   waitForRelease(key: string, timeoutMs: number): Promise<void>;
+  /** Connects, resolving once leases can be taken. */
+  connect?(): Promise<void>;
+  /** Releases what the lock created (connections, timers); held leases are released. */
+  close?(): Promise<void>;
 }

@@ -21,6 +21,18 @@ export interface CacheEntry<T = unknown> {
   size?: number;
   /** Free-form tags kept with the entry (e.g. `{ negative: true }` for "not found" results). */
   meta?: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * The version of the write that produced this entry (see {@link nextVersion}): a load carries the
+   * version taken when it *started*, a `set` the version taken when it was called. Tiers never let a
+   * lower version replace a higher one (entry or tombstone), so a slow load or a late promotion can
+   * never undo a newer write or delete. `undefined` (entries written before versions existed) counts as 0.
+   */
+  version?: number;
+  /**
+   * The fresh lifetime (ms) the entry was loaded or set with, before any tier shortened it to its
+   * cap. Eager refresh is judged on `createdAt + ttlMs`, never on a capped `freshUntil`.
+   */
+  ttlMs?: number;
 }
 
 /** Whether the entry may still be served at `now` (fresh or stale). */

@@ -1028,7 +1028,7 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   private onBusMessage(message: InvalidationMessage): void {
-    if (message.type === 'clear') {
+    if (message.type === 'clear' || message.type === 'resync') {
       this.recent.clear();
       for (const s of this.local)
         if (s.tier.clear) this.track(this.tierCall(s, 'clear', undefined, () => s.tier.clear!()));

@@ -7,6 +7,30 @@ export interface TierWrite<T = unknown> {
   entry: CacheEntry<T>;
 }
 
+/**
+ * Options of {@link Tier.delete} and {@link Tier.deleteMany}.
+ */
+export interface TierDeleteOptions {
+  /**
+   * The version of the delete ({@link nextVersion}). A tier that keeps tombstones remembers it for
+   * `tombstoneMs`, and refuses any later write of that key whose entry has a lower version.
+   */
+  version?: number;
+  /** How long (ms) the tombstone lives. A tier without tombstones ignores it. */
+  tombstoneMs?: number;
+}
+
+/** What the orchestrator tells a tier about its place when it is attached ({@link Tier.attach}). */
+export interface TierAttachment {
+  /** The tier's index among the orchestrator's tiers (0 = fastest). */
+  index: number;
+  /**
+   * `true` when no tier below this one can refill it. Such a tier keeps an entry's own lifetime:
+   * a cap ({@link Tier.maxTtlMs}) bounds staleness only where a slower tier can refill the entry.
+   */
+  lastTier: boolean;
+}
+
 /** Where a tier delivers the answer of {@link Tier.getWith} (call exactly one, once). */
 export interface ReadCallbacks {
   ok(entry: CacheEntry | undefined): void;
@@ -26,6 +50,14 @@ export interface ReadCallbacks {
  *   a corrupted stored value is reported as a miss, not an error.
  * - A tier handed an existing client (ioredis, pg Pool) never closes it; one that created its
  *   client closes it in {@link Tier.close}.
+ * - Versions ({@link CacheEntry.version}): a write never replaces an entry or a tombstone of a
+ *   higher version; such a write is dropped silently (it lost a race, it is not an error). Shared
+ *   tiers make the check atomic on the backend (a compare-and-set script, a conditional upsert);
+ *   a delete with a `version` leaves a tombstone for `tombstoneMs` so that a load or promotion
+ *   that started before the delete cannot resurrect the key. Local tiers may rely on the
+ *   orchestrator's own per-key versions instead.
+ * - Values: shared tiers store values with the core's value codec (`encodeValue`/`decodeValue`),
+ *   so that every tier returns the same types (Date, Map, Set, BigInt, undefined in arrays...).
  */
 export interface Tier {
   /** Short backend name used in logs and errors, e.g. `"memory"`, `"redis"`, `"postgres"`. */
@@ -44,8 +76,8 @@ export interface Tier {
   get(key: string): Promise<CacheEntry | undefined>;
   /** Stores (or overwrites) one entry, shortened to {@link Tier.maxTtlMs} if needed. */
   set(key: string, entry: CacheEntry): Promise<void>;
-  /** Removes one key. Resolves `true` if the key existed. */
-  delete(key: string): Promise<boolean>;
+  /** Removes one key (leaving a tombstone when `options.version` is given and the tier keeps them). Resolves `true` if the key existed. */
+  delete(key: string, options?: TierDeleteOptions): Promise<boolean>;
   /** Releases the tier's resources (timers, clients it created). Further calls may reject. */
   close(): Promise<void>;
 
@@ -72,8 +104,24 @@ export interface Tier {
   getMany?(keys: readonly string[]): Promise<(CacheEntry | undefined)[]>;
   /** Stores many entries in one round trip. */
   setMany?(writes: readonly TierWrite[]): Promise<void>;
-  /** Removes many keys in one round trip. Resolves how many existed. */
-  deleteMany?(keys: readonly string[]): Promise<number>;
+  /** Removes many keys in one round trip (tombstones as in {@link Tier.delete}). Resolves how many existed. */
+  deleteMany?(keys: readonly string[], options?: TierDeleteOptions): Promise<number>;
+  /**
+   * Logical expiry: the entries of `keys` stop being fresh now (`freshUntil` = now) but keep their
+   * `staleUntil`, so they stay available as fail-safe fallbacks. An entry with a version higher
+   * than `version` (a newer write) is left alone. Resolves how many entries were expired.
+   */
+  expire?(keys: readonly string[], version?: number): Promise<number>;
+  /**
+   * Local tiers: turns every entry stale at once (as {@link Tier.expire}) — what the orchestrator
+   * does when it can no longer vouch for them (the invalidation bus reconnected, a shared tier
+   * recovered). Synchronous: no I/O.
+   */
+  expireAll?(): void;
+  /** Connects to the backend, resolving once the tier can serve, or rejecting with a clear error. */
+  connect?(): Promise<void>;
+  /** Called once by the orchestrator that owns the tier, before any other call. */
+  attach?(attachment: TierAttachment): void;
   /** Removes every entry this tier holds (under its prefix or namespace), never others'. */
   clear?(): Promise<void>;
   /** Cheap health probe: resolves when the backend answers, rejects otherwise. */
