@@ -165,7 +165,7 @@ export class MemoryTier implements Tier {
         this.recordHit(slot);
         return this.entries[slot];
       }
-      this.expire(slot);
+      this.evictExpired(slot);
     }
     this.policy.onMiss(key);
     this.misses++;
@@ -321,11 +321,11 @@ export class MemoryTier implements Tier {
     for (let i = 0; i < count; i++) {
       if (this.sweepCursor >= limit) this.sweepCursor = 0;
       const slot = this.sweepCursor++;
-      if (this.policy.isOccupied(slot) && (this.staleUntil[slot] as number) <= now) this.expire(slot);
+      if (this.policy.isOccupied(slot) && (this.staleUntil[slot] as number) <= now) this.evictExpired(slot);
     }
   }
 
-  private expire(slot: number): void {
+  private evictExpired(slot: number): void {
     this.removeSlot(slot);
     this.expirations++;
   }
