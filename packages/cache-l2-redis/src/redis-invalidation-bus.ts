@@ -75,6 +75,7 @@ export class RedisInvalidationBus implements InvalidationBus {
    * @throws {TierError} when Redis cannot be reached (the message is lost; others' L1 expire by TTL).
    */
   async publish(message: InvalidationMessage): Promise<void> {
+    if (message.type === 'resync') return; // local only, never published
     const wire =
       message.type === 'clear'
         ? JSON.stringify({ i: this.instanceId, t: 'clear' })
