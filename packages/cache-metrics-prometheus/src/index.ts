@@ -10,3 +10,8 @@ export {
   OPERATIONS,
   CIRCUIT_STATE_VALUES,
 } from './constants.js';
+export {
+  collectProcessMetrics,
+  NON_CONFORMING_DEFAULT_METRICS,
+  type ProcessMetricsOptions,
+} from './process-metrics.js';

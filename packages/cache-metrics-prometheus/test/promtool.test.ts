@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PrometheusMetrics } from '../src/index.js';
+import { collectDefaultMetrics } from 'prom-client';
+import { collectProcessMetrics, NON_CONFORMING_DEFAULT_METRICS, PrometheusMetrics } from '../src/index.js';
 
 const ALERTS = resolve(import.meta.dirname, '../dashboards/prometheus-alerts.yml');
 const work = mkdtempSync(join(tmpdir(), 'bgc-promtool-'));
@@ -48,6 +49,38 @@ describe('promtool', () => {
     const r = promtool(['check', 'metrics'], text);
     expect(r.output.trim()).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it('finds no problem in a whole exposition: the cache metrics plus the process metrics', async () => {
+    const registry = new Registry();
+    const m = new PrometheusMetrics({ registry, hitRateWindowMs: 0 });
+    m.hit('l1', 'comexstat', 'exportacao_mes');
+    m.latency('l2', 'get', 0.001);
+    const removed = collectProcessMetrics({ registry });
+    expect(removed).toEqual([...NON_CONFORMING_DEFAULT_METRICS]);
+    const text = await registry.metrics();
+    expect(text).toContain('process_cpu_seconds_total');
+    expect(text).toContain('nodejs_active_handles');
+    expect(text).not.toMatch(/^nodejs_active_\w+_total/m);
+    const r = promtool(['check', 'metrics'], text);
+    expect(r.output.trim()).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it("rejects prom-client's unfiltered default metrics (what collectProcessMetrics removes)", async () => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const r = promtool(['check', 'metrics'], await registry.metrics());
+    expect(r.status).not.toBe(0);
+    for (const name of NON_CONFORMING_DEFAULT_METRICS) expect(r.output).toContain(name);
+  });
+
+  it('applies a prefix to what it registers and removes', async () => {
+    const registry = new Registry();
+    expect(collectProcessMetrics({ registry, prefix: 'gw_' })).toEqual(
+      NON_CONFORMING_DEFAULT_METRICS.map((n) => `gw_${n}`),
+    );
+    expect(await registry.metrics()).toContain('gw_process_cpu_seconds_total');
   });
 
   it('rejects a bad exposition (so the check above can fail)', () => {
