@@ -1,0 +1,1 @@
+export { KeyvStore, type KeyvStoreOptions, type KeyvLockOnMissOptions } from './keyv-store.js';

@@ -1,0 +1,396 @@
+import { EventEmitter } from 'node:events';
+import {
+  type CacheErrorEvent,
+  ConfigError,
+  type DistributedLock,
+  type Lease,
+  type MultiLevelCache,
+  nextVersion,
+} from '@bgc/cache-core';
+
+/** Options of {@link KeyvStore}'s opt-in cross-instance miss lock ({@link KeyvStoreOptions.lockOnMiss}). */
+export interface KeyvLockOnMissOptions {
+  /** The distributed lock, e.g. `new RedisLock({ client })` from `@bgc/cache-l2-redis`. */
+  lock: DistributedLock;
+  /**
+   * Longest time (ms) a miss holds the lease when no `set` of the key follows (the function of a
+   * `wrap` failed, or a plain `get` missed): the lease is released then. @default 15000
+   */
+  leaseMs?: number;
+  /** Longest time (ms) another instance's `get` waits for the lease holder's `set`. @default leaseMs */
+  waitMs?: number;
+}
+
+/** Options of {@link KeyvStore}. */
+export interface KeyvStoreOptions {
+  /**
+   * Prefix of every key this store writes to the cache, before the namespace generation and
+   * Keyv's own `namespace:` prefix. Two stores over one cache with different prefixes never see
+   * each other's keys. @default 'keyv/'
+   */
+  prefix?: string;
+  /**
+   * Lifetime (ms) of entries Keyv writes without a TTL (`keyv.set(k, v)` with no `ttl` option on
+   * the Keyv or the call). A cache always expires: Keyv's "no TTL" means this long here.
+   * @default the cache's `defaultTtlMs`
+   */
+  defaultTtlMs?: number;
+  /**
+   * Fail-safe window (ms) kept past each entry's TTL on the tiers (`staleTtlMs` of the cache's
+   * `set`). Keyv reads never return stale entries; the window serves the cache's own
+   * `getOrLoad` callers that share the keys. @default the cache's `staleTtlMs`
+   */
+  staleTtlMs?: number;
+  /**
+   * How long (ms) this process may keep using a namespace generation it read from a cache that has
+   * no local (L1) tier. With an L1 in front, the generation lives there and another instance's
+   * `clear()` reaches this one through the invalidation bus at once. @default 1000
+   */
+  namespaceCheckMs?: number;
+  /**
+   * Opt-in cross-instance coalescing of get-then-set patterns (cache-manager's `wrap`): a miss takes
+   * a distributed lease on the key; the `set` of that key from this instance releases it; another
+   * instance's `get` of the key waits for the release (at most `waitMs`) and then reads the value
+   * the holder stored. @default undefined (off)
+   */
+  lockOnMiss?: KeyvLockOnMissOptions;
+  /** Close the cache in {@link KeyvStore.disconnect}. @default false (the cache was handed in) */
+  closeCacheOnDisconnect?: boolean;
+}
+
+/** A lease this instance holds for a missed key, until its `set` (or the lease time). */
+interface HeldLease {
+  lease: Lease | undefined;
+  timer: ReturnType<typeof setTimeout>;
+  released: Promise<void>;
+  release: () => void;
+}
+
+interface Generation {
+  value: string;
+  until: number;
+}
+
+const NAMESPACE_TTL_MS = 365 * 86_400_000;
+/** `endpoint` metric label of namespace-generation reads, so they do not count as the application's hits. */
+const NAMESPACE_ENDPOINT = 'keyv_namespace';
+
+/**
+ * A Keyv storage adapter over a {@link MultiLevelCache}: `new Keyv({ store: new KeyvStore(cache) })`
+ * runs Keyv — and cache-manager v7 and `@nestjs/cache-manager` on top of it — on the cache's tiers,
+ * with its fail-safe (a failing tier is skipped, never a failed request), circuit breakers,
+ * metrics and cross-instance invalidation.
+ *
+ * What reaches the cache: the value Keyv hands its store, i.e. Keyv's serialized record
+ * (`{"value":…,"expires":…}` as a string by default; the record object itself when the Keyv is
+ * built with `serialize: undefined`). Keyv's TTL (ms) becomes the entry's fresh lifetime.
+ *
+ * Namespaces: Keyv sets the store's `namespace` and prefixes keys with `namespace:`. Each
+ * namespace has a generation stored in the cache (key `<prefix>n/<namespace>`); data keys are
+ * `<prefix>g<generation>/<keyv key>`. `clear()` starts a new generation, so every instance stops
+ * seeing the namespace's entries at once (another namespace is untouched); the old entries are no
+ * longer reachable and the tiers reclaim them as they expire.
+ */
+export class KeyvStore extends EventEmitter {
+  /** Keyv's adapter options record (Keyv and `@keyv/test-suite` read and write it). */
+  opts: Record<string, unknown>;
+  /** The namespace Keyv assigned to this store (`undefined` for none). */
+  namespace: string | undefined;
+  /** The cache this store reads and writes. */
+  readonly cache: MultiLevelCache;
+  private readonly prefix: string;
+  private readonly defaultTtlMs: number | undefined;
+  private readonly staleTtlMs: number | undefined;
+  private readonly namespaceCheckMs: number;
+  private readonly hasLocalTier: boolean;
+  private readonly lock: DistributedLock | undefined;
+  private readonly leaseMs: number;
+  private readonly waitMs: number;
+  private readonly closeCache: boolean;
+  private readonly generations = new Map<string, Generation>();
+  private readonly held = new Map<string, HeldLease>();
+  private forwarding = false;
+
+  constructor(cache: MultiLevelCache, options: KeyvStoreOptions = {}) {
+    super();
+    if (cache === null || typeof cache !== 'object' || typeof cache.get !== 'function') {
+      throw new ConfigError('cache', 'KeyvStore needs a MultiLevelCache: new KeyvStore(cache)');
+    }
+    this.cache = cache;
+    this.prefix = options.prefix ?? 'keyv/';
+    this.defaultTtlMs = positive('defaultTtlMs', options.defaultTtlMs);
+    this.staleTtlMs = nonNegative('staleTtlMs', options.staleTtlMs);
+    this.namespaceCheckMs = nonNegative('namespaceCheckMs', options.namespaceCheckMs) ?? 1000;
+    this.hasLocalTier = cache.tiers.some((t) => t.scope === 'local');
+    this.lock = options.lockOnMiss?.lock;
+    this.leaseMs = positive('lockOnMiss.leaseMs', options.lockOnMiss?.leaseMs) ?? 15_000;
+    this.waitMs = nonNegative('lockOnMiss.waitMs', options.lockOnMiss?.waitMs) ?? this.leaseMs;
+    this.closeCache = options.closeCacheOnDisconnect ?? false;
+    this.opts = { dialect: 'bgc', url: '', prefix: this.prefix };
+    // Keyv subscribes to 'error' on its store; tier failures are forwarded then (and only then).
+    this.on('newListener', (event: string) => {
+      if (event === 'error' && !this.forwarding) {
+        this.forwarding = true;
+        forwarderOf(this.cache).add(new WeakRef(this));
+      }
+    });
+  }
+
+  /**
+   * Keyv's record stored under `key`, or `undefined` on a miss. With `lockOnMiss`, a miss takes the
+   * key's lease (this caller is expected to `set` the key next), or, when another instance holds
+   * it, waits for that instance's `set` and returns what it stored.
+   */
+  async get<Value>(key: string): Promise<Value | undefined> {
+    const cacheKey = await this.cacheKey(key);
+    const hit = await this.read<Value>(cacheKey);
+    if (hit !== undefined || !this.lock) return hit;
+    return this.missWithLock<Value>(cacheKey);
+  }
+
+  /** Keyv's records of `keys`, aligned, `undefined` for misses (one round trip per tier). */
+  async getMany<Value>(keys: string[]): Promise<(Value | undefined)[]> {
+    if (keys.length === 0) return [];
+    const cacheKeys = await this.cacheKeys(keys);
+    const results = await this.cache.getMany<Value>(cacheKeys);
+    return results.map((r) => r.value ?? undefined);
+  }
+
+  /**
+   * Stores Keyv's record under `key` on every tier for `ttl` ms (no TTL: `defaultTtlMs`), and
+   * tells other instances to drop their local copy. A `ttl` of 0 or less removes the key (it is
+   * already expired). Releases this instance's `lockOnMiss` lease of the key.
+   */
+  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    const cacheKey = await this.cacheKey(key);
+    try {
+      if (typeof ttl === 'number' && ttl <= 0) await this.cache.delete(cacheKey);
+      else await this.cache.set(cacheKey, value, this.setOptions(ttl));
+    } finally {
+      this.releaseHeld(cacheKey);
+    }
+    return true;
+  }
+
+  /** Stores many records, one round trip per tier that has a batch write. */
+  async setMany(entries: { key: string; value: unknown; ttl?: number }[]): Promise<void> {
+    if (entries.length === 0) return;
+    const cacheKeys = await this.cacheKeys(entries.map((e) => e.key));
+    const live: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number }[] = [];
+    const expired: string[] = [];
+    entries.forEach((e, i) => {
+      const key = cacheKeys[i] as string;
+      if (typeof e.ttl === 'number' && e.ttl <= 0) expired.push(key);
+      else live.push({ key, value: e.value, ...this.setOptions(e.ttl) });
+    });
+    try {
+      if (live.length > 0) await this.cache.setMany(live);
+      if (expired.length > 0) await this.cache.deleteMany(expired);
+    } finally {
+      for (const k of cacheKeys) this.releaseHeld(k);
+    }
+  }
+
+  /** Removes `key` from every tier and every instance's local tier. Resolves whether it existed. */
+  async delete(key: string): Promise<boolean> {
+    const cacheKey = await this.cacheKey(key);
+    return (await this.cache.deleteMany([cacheKey])) > 0;
+  }
+
+  /** Removes `keys` from every tier and instance. Resolves `true` when at least one existed. */
+  async deleteMany(keys: string[]): Promise<boolean> {
+    if (keys.length === 0) return false;
+    const cacheKeys = await this.cacheKeys(keys);
+    return (await this.cache.deleteMany(cacheKeys)) > 0;
+  }
+
+  /** Whether `key` holds a live (fresh) record. Never takes a `lockOnMiss` lease. */
+  async has(key: string): Promise<boolean> {
+    return (await this.read(await this.cacheKey(key))) !== undefined;
+  }
+
+  /** Whether each of `keys` holds a live record. */
+  async hasMany(keys: string[]): Promise<boolean[]> {
+    return (await this.getMany(keys)).map((v) => v !== undefined);
+  }
+
+  /**
+   * Removes every entry of this store's namespace (and only that namespace), on every tier and
+   * every instance: a new namespace generation is written, so the old keys are no longer reached.
+   */
+  async clear(): Promise<void> {
+    const ns = this.namespace ?? '';
+    const value = nextVersion().toString(36);
+    await this.cache.set(this.namespaceKey(ns), value, { ttlMs: NAMESPACE_TTL_MS, staleTtlMs: 0 });
+    this.generations.set(ns, { value, until: Date.now() + this.namespaceCheckMs });
+  }
+
+  /**
+   * Releases the leases this store holds, stops forwarding errors, and closes the cache when
+   * `closeCacheOnDisconnect` is set.
+   */
+  async disconnect(): Promise<void> {
+    for (const k of [...this.held.keys()]) this.releaseHeld(k);
+    this.forwarding = false;
+    if (this.closeCache) await this.cache.close();
+  }
+
+  /** @internal Forwards a cache error to the store's listeners when it concerns its keys (or no key). */
+  forwardError(event: CacheErrorEvent): void {
+    if (!this.forwarding) return;
+    if (event.key !== undefined && !event.key.startsWith(this.prefix)) return;
+    this.emit('error', event.error);
+  }
+
+  private setOptions(ttl: number | undefined): { ttlMs?: number; staleTtlMs?: number } {
+    const ttlMs = typeof ttl === 'number' && Number.isFinite(ttl) ? ttl : this.defaultTtlMs;
+    const out: { ttlMs?: number; staleTtlMs?: number } = {};
+    if (ttlMs !== undefined) out.ttlMs = ttlMs;
+    if (this.staleTtlMs !== undefined) out.staleTtlMs = this.staleTtlMs;
+    return out;
+  }
+
+  private async read<Value>(cacheKey: string): Promise<Value | undefined> {
+    const r = await this.cache.get<Value>(cacheKey);
+    return r.value ?? undefined;
+  }
+
+  private namespaceKey(ns: string): string {
+    return `${this.prefix}n/${ns}`;
+  }
+
+  private async cacheKey(key: string): Promise<string> {
+    return `${this.prefix}g${await this.generation()}/${key}`;
+  }
+
+  private async cacheKeys(keys: readonly string[]): Promise<string[]> {
+    const g = `${this.prefix}g${await this.generation()}/`;
+    return keys.map((k) => g + k);
+  }
+
+  /** The current generation of this store's namespace: from L1, this process' memo, or the shared tiers. */
+  private generation(): string | Promise<string> {
+    const ns = this.namespace ?? '';
+    const nsKey = this.namespaceKey(ns);
+    const fast = this.cache.getSync<string>(nsKey, NAMESPACE_ENDPOINT);
+    if (typeof fast === 'string') return fast;
+    if (!this.hasLocalTier) {
+      const memo = this.generations.get(ns);
+      if (memo && memo.until > Date.now()) return memo.value;
+    }
+    return this.cache
+      .getOrLoad<string>(nsKey, () => nextVersion().toString(36), {
+        ttlMs: NAMESPACE_TTL_MS,
+        staleTtlMs: 0,
+        endpoint: NAMESPACE_ENDPOINT,
+      })
+      .then((r) => {
+        const value = String(r.value);
+        this.generations.set(ns, { value, until: Date.now() + this.namespaceCheckMs });
+        return value;
+      });
+  }
+
+  private async missWithLock<Value>(cacheKey: string): Promise<Value | undefined> {
+    const lock = this.lock as DistributedLock;
+    const mine = this.held.get(cacheKey);
+    if (mine) {
+      // Another caller in this process holds the lease: wait for its set, locally.
+      await Promise.race([mine.released, sleep(this.waitMs)]);
+      return this.read<Value>(cacheKey);
+    }
+    let lease: Lease | undefined;
+    try {
+      lease = await lock.tryAcquire(cacheKey, this.leaseMs);
+    } catch (error) {
+      // The lock's backend is down: load without it (the caller's set still writes the tiers).
+      this.emit('error', error);
+      return undefined;
+    }
+    if (lease) {
+      this.hold(cacheKey, lease);
+      return undefined;
+    }
+    await lock.waitForRelease(cacheKey, this.waitMs);
+    const value = await this.read<Value>(cacheKey);
+    if (value !== undefined) return value;
+    // The holder stored nothing (its function failed or its lease ran out): this caller loads, once
+    // per process, under a lease of its own when it can take one.
+    return this.missWithLockRetry<Value>(cacheKey);
+  }
+
+  private async missWithLockRetry<Value>(cacheKey: string): Promise<Value | undefined> {
+    const mine = this.held.get(cacheKey);
+    if (mine) {
+      await Promise.race([mine.released, sleep(this.waitMs)]);
+      return this.read<Value>(cacheKey);
+    }
+    let lease: Lease | undefined;
+    try {
+      lease = await (this.lock as DistributedLock).tryAcquire(cacheKey, this.leaseMs);
+    } catch {
+      return undefined;
+    }
+    this.hold(cacheKey, lease);
+    return undefined;
+  }
+
+  private hold(cacheKey: string, lease: Lease | undefined): void {
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const timer = setTimeout(() => this.releaseHeld(cacheKey), this.leaseMs);
+    timer.unref?.();
+    this.held.set(cacheKey, { lease, timer, released, release });
+  }
+
+  private releaseHeld(cacheKey: string): void {
+    const h = this.held.get(cacheKey);
+    if (!h) return;
+    this.held.delete(cacheKey);
+    clearTimeout(h.timer);
+    h.release();
+    void h.lease?.release();
+  }
+}
+
+/** One 'error' listener per cache, forwarding to the stores still alive (many Keyv instances may share a cache). */
+const forwarders = new WeakMap<MultiLevelCache, Set<WeakRef<KeyvStore>>>();
+
+function forwarderOf(cache: MultiLevelCache): Set<WeakRef<KeyvStore>> {
+  let stores = forwarders.get(cache);
+  if (!stores) {
+    const set = new Set<WeakRef<KeyvStore>>();
+    stores = set;
+    forwarders.set(cache, set);
+    cache.on('error', (event: CacheErrorEvent) => {
+      for (const ref of set) {
+        const store = ref.deref();
+        if (store) store.forwardError(event);
+        else set.delete(ref);
+      }
+    });
+  }
+  return stores;
+}
+
+const sleep = (ms: number) =>
+  new Promise<void>((r) => {
+    const t = setTimeout(r, ms);
+    t.unref?.();
+  });
+
+function positive(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(typeof v === 'number' && v > 0 && Number.isFinite(v)))
+    throw new ConfigError(name, `${v} must be a positive number of ms`);
+  return v;
+}
+
+function nonNegative(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(typeof v === 'number' && v >= 0 && Number.isFinite(v)))
+    throw new ConfigError(name, `${v} must be a non-negative number of ms`);
+  return v;
+}

@@ -1,0 +1,29 @@
+// Keyv's own compliance suite (@keyv/test-suite, written by the Keyv maintainers) against KeyvStore,
+// on a memory-only cache and on a memory + real Redis cache.
+import { MultiLevelCache } from '@bgc/cache-core';
+import { MemoryTier } from '@bgc/cache-l1-memory';
+import { RedisTier } from '@bgc/cache-l2-redis';
+import keyvTestSuite from '@keyv/test-suite';
+import { Redis } from 'ioredis';
+import Keyv from 'keyv';
+import * as vitest from 'vitest';
+import { KeyvStore } from '../src/index.js';
+import { REDIS_URL, uniquePrefix } from './helpers.js';
+
+vitest.describe('@keyv/test-suite: KeyvStore on a memory tier', () => {
+  const cache = new MultiLevelCache({ tiers: [new MemoryTier()] });
+  vitest.afterAll(() => cache.close());
+  keyvTestSuite(vitest, Keyv, () => new KeyvStore(cache));
+});
+
+vitest.describe('@keyv/test-suite: KeyvStore on memory + Redis tiers', () => {
+  const client = new Redis(REDIS_URL);
+  const cache = new MultiLevelCache({
+    tiers: [new MemoryTier(), new RedisTier({ client, prefix: uniquePrefix('suite') })],
+  });
+  vitest.afterAll(async () => {
+    await cache.close();
+    client.disconnect();
+  });
+  keyvTestSuite(vitest, Keyv, () => new KeyvStore(cache));
+});
