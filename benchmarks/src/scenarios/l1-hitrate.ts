@@ -30,11 +30,11 @@ function timed(fn: () => number, accesses: number): { hitRate: number; opsPerSec
   return { hitRate, opsPerSec: (accesses / (performance.now() - t0)) * 1000 };
 }
 
-/** `l1-hitrate`: hit rate of our L1 policy and of lru-cache on the shared research traces. */
+/** `l1-hitrate`: hit rate of our L1 policy and of lru-cache on the research traces of the repository's traces/ folder. */
 export const l1Hitrate: Scenario = {
   name: 'l1-hitrate',
   async run(ctx: ScenarioContext): Promise<ScenarioReport> {
-    const dir = process.env.BENCH_TRACES_DIR ?? resolve(ctx.repoRoot, '../shared/traces');
+    const dir = process.env.BENCH_TRACES_DIR ?? resolve(ctx.repoRoot, 'traces');
     const base = {
       scenario: 'l1-hitrate',
       title: 'L1 hit rate on research traces',

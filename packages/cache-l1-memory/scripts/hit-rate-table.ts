@@ -1,5 +1,5 @@
 /**
- * Replays the 36 trace × size rows of ../shared/traces/README.md through our policy, LRU and
+ * Replays the 36 trace × size rows of traces/README.md (the repository's traces folder) through our policy, LRU and
  * OPT, and writes the Markdown table into README.md between the hit-rate markers, plus an SVG
  * chart (hit-rate-chart.svg, drawn by hand: no charting dependency).
  *
@@ -15,7 +15,7 @@ import { readTrace } from '../src/simulator/trace-reader.js';
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tracesArg = process.argv.indexOf('--traces');
 const tracesDir =
-  tracesArg > 0 ? (process.argv[tracesArg + 1] as string) : join(pkg, '../../../shared/traces');
+  tracesArg > 0 ? (process.argv[tracesArg + 1] as string) : join(pkg, '../../traces');
 const rows = readReferenceRows(join(tracesDir, 'README.md'));
 const keysByTrace = new Map<string, Int32Array>();
 const pct = (x: number) => Math.round(x * 1000) / 10;

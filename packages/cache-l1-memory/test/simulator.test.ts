@@ -6,12 +6,12 @@ import { gzipSync } from 'node:zlib';
 import { ConfigError } from '@bgc/cache-core';
 import { describe, expect, it } from 'vitest';
 import { formatResult, parseSimulatorArgs } from '../src/simulator/cli-args.js';
-import { parseReferenceRows } from '../src/simulator/reference-rows.js';
+import { parseReferenceRows, readReferenceRows } from '../src/simulator/reference-rows.js';
 import { simulateLru, simulateOpt, simulatePolicy, simulateTrace } from '../src/simulator/simulate.js';
 import { parseBinaryTrace, parseTextTrace, readTrace } from '../src/simulator/trace-reader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'l1-sim-'));
-const TRACES = join(__dirname, '../../../../shared/traces');
+const TRACES = join(__dirname, '../../../traces');
 
 describe('trace reader', () => {
   it('parses text, skipping blanks and * lines', () => {
@@ -135,4 +135,20 @@ describe('reference rows', () => {
       },
     ]);
   });
+});
+
+describe('the repository\'s traces', () => {
+  it('holds every trace of the reference table, with the stated accesses and distinct keys', () => {
+    const rows = readReferenceRows(join(TRACES, 'README.md'));
+    expect(rows).toHaveLength(36);
+    for (const file of new Set(rows.map((r) => r.trace))) {
+      const keys = readTrace(join(TRACES, file));
+      const row = rows.find((r) => r.trace === file);
+      expect({ file, accesses: keys.length, distinct: new Set(keys).size }).toEqual({
+        file,
+        accesses: row?.accesses,
+        distinct: row?.distinct,
+      });
+    }
+  }, 60_000);
 });

@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { ConfigError } from '@bgc/cache-core';
 
 /**
- * Reads a key trace of `../shared/traces/` into an array of integer keys:
+ * Reads a key trace (such as those of the repository's `traces/` folder) into an array of integer keys:
  * - `*.gz`: gzip text, one integer key per line (blank lines and lines holding `*` skipped);
  * - `*.xz`: xz-compressed big-endian 32-bit signed integers (decompressed by the `xz` binary,
  *   since Node has no xz codec);
