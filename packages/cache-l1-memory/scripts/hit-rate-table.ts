@@ -14,8 +14,7 @@ import { readTrace } from '../src/simulator/trace-reader.js';
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tracesArg = process.argv.indexOf('--traces');
-const tracesDir =
-  tracesArg > 0 ? (process.argv[tracesArg + 1] as string) : join(pkg, '../../traces');
+const tracesDir = tracesArg > 0 ? (process.argv[tracesArg + 1] as string) : join(pkg, '../../traces');
 const rows = readReferenceRows(join(tracesDir, 'README.md'));
 const keysByTrace = new Map<string, Int32Array>();
 const pct = (x: number) => Math.round(x * 1000) / 10;

@@ -137,7 +137,7 @@ describe('reference rows', () => {
   });
 });
 
-describe('the repository\'s traces', () => {
+describe("the repository's traces", () => {
   it('holds every trace of the reference table, with the stated accesses and distinct keys', () => {
     const rows = readReferenceRows(join(TRACES, 'README.md'));
     expect(rows).toHaveLength(36);
