@@ -1,1 +1,2 @@
 export { KeyvStore, type KeyvStoreOptions, type KeyvLockOnMissOptions } from './keyv-store.js';
+export { KeyvTier, type KeyvTierOptions } from './keyv-tier.js';
