@@ -23,16 +23,36 @@ export interface GatewayConfig {
   databaseUrl: string | undefined;
   /** L3_DATA_DIR: PGlite's data directory. @default '.data/pglite' */
   l3DataDir: string;
-  /** CACHE_L2_PREFIX: prefix of every Redis key (cache, bus channel, locks, spacer). @default 'bgc:cache:' */
+  /**
+   * CACHE_L2_PREFIX: prefix of the Redis cache entries (and the invalidation bus channel); what
+   * `clear()` removes. Must not start with, or be the start of, `coordPrefix`. @default 'bgc:c:'
+   */
   l2Prefix: string;
+  /**
+   * CACHE_COORD_PREFIX: prefix of the Redis coordination keys (load locks, the request spacer,
+   * pending cells), out of `clear()`'s reach. @default 'bgc:x:'
+   */
+  coordPrefix: string;
   /** L3_SCHEMA: PostgreSQL schema of the L3 tables. @default 'public' */
   l3Schema: string | undefined;
   /** COMEXSTAT_BASE_URL: the upstream (default: the real API, or the YAML's `api.base_url`). */
   comexstatBaseUrl: string | undefined;
   /** COMEXSTAT_CONFIG: path of the connector YAML. */
   comexstatConfigPath: string | undefined;
-  /** ADMIN_TOKEN: enables `POST /admin/cache/invalidate`. */
+  /**
+   * ADMIN_TOKEN: enables `POST /admin/cache/invalidate`. Trimmed (a secret file's trailing newline
+   * is not part of it); at least {@link MIN_ADMIN_TOKEN_LENGTH} characters.
+   */
   adminToken: string | undefined;
+  /** ADMIN_ON_METRICS_PORT: serve the admin route on METRICS_PORT only (not on the public PORT). @default false */
+  adminOnMetricsPort: boolean;
+  /** ADMIN_MAX_FAILURES: failed admin authentications per client and minute before 429s. @default 5 */
+  adminMaxFailures: number;
+  /**
+   * CACHE_TOMBSTONE_TTL: how long a deleted key refuses writes of older versions (a load that
+   * started before the delete). Must outlive the longest load. @default 60s
+   */
+  tombstoneMs: number;
   /** LOG_LEVEL. @default 'info' */
   logLevel: string;
   /** SHUTDOWN_TIMEOUT_MS: longest drain on SIGTERM. @default 10000 */
@@ -54,11 +74,14 @@ export interface GatewayConfig {
   };
 }
 
+/** Shortest ADMIN_TOKEN accepted. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
  * Reads and validates the configuration.
- * @throws {ConfigError} naming the first invalid variable and its value.
+ * @throws {ConfigError} naming the first invalid variable (never echoing a URL or a secret).
  */
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   const cache = loadCacheConfigFromEnv(env);
@@ -73,9 +96,31 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   if (base) {
     try {
       new URL(base);
-    } catch (cause) {
-      throw new ConfigError('COMEXSTAT_BASE_URL', `${JSON.stringify(base)} is not a URL`, { cause });
+    } catch {
+      // Never echo the value (it may carry credentials), nor URL's own error (which quotes it).
+      throw new ConfigError(
+        'COMEXSTAT_BASE_URL',
+        'is not a URL; expected e.g. https://api-comexstat.mdic.gov.br',
+      );
     }
+  }
+  const adminToken = env.ADMIN_TOKEN?.trim() || undefined;
+  if (env.ADMIN_TOKEN !== undefined && env.ADMIN_TOKEN !== '' && !adminToken) {
+    throw new ConfigError('ADMIN_TOKEN', 'is only whitespace; unset it to disable the admin route');
+  }
+  if (adminToken && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    throw new ConfigError(
+      'ADMIN_TOKEN',
+      `is ${adminToken.length} characters long; use at least ${MIN_ADMIN_TOKEN_LENGTH} random characters (e.g. openssl rand -hex 32), or unset it to disable the admin route`,
+    );
+  }
+  const l2Prefix = env.CACHE_L2_PREFIX?.trim() || 'bgc:c:';
+  const coordPrefix = env.CACHE_COORD_PREFIX?.trim() || 'bgc:x:';
+  if (l2Prefix.startsWith(coordPrefix) || coordPrefix.startsWith(l2Prefix)) {
+    throw new ConfigError(
+      'CACHE_COORD_PREFIX',
+      `${JSON.stringify(coordPrefix)} and CACHE_L2_PREFIX ${JSON.stringify(l2Prefix)} overlap (one starts with the other); give coordination keys a namespace of their own, e.g. bgc:x: beside bgc:c:`,
+    );
   }
   return {
     port: envInt(env, 'PORT', 8080, 0, 65535),
@@ -85,10 +130,14 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     databaseUrl,
     l3DataDir: env.L3_DATA_DIR?.trim() || '.data/pglite',
     l3Schema: env.L3_SCHEMA?.trim() || undefined,
-    l2Prefix: env.CACHE_L2_PREFIX?.trim() || 'bgc:cache:',
+    l2Prefix,
+    coordPrefix,
     comexstatBaseUrl: base,
     comexstatConfigPath: env.COMEXSTAT_CONFIG?.trim() || undefined,
-    adminToken: env.ADMIN_TOKEN ? env.ADMIN_TOKEN : undefined,
+    adminToken,
+    adminOnMetricsPort: envBool(env, 'ADMIN_ON_METRICS_PORT', false),
+    adminMaxFailures: envInt(env, 'ADMIN_MAX_FAILURES', 5, 1, 1000),
+    tombstoneMs: envDuration(env, 'CACHE_TOMBSTONE_TTL', 60_000),
     logLevel,
     shutdownTimeoutMs: envInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     warmOnStart: envBool(env, 'WARM_ON_START', false),
@@ -102,8 +151,4 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
   };
 }
 
-/** Replaces the password of a URL (`redis://user:pw@host`) with `***`, for logs. */
-export function redactUrl(url: string | undefined): string | undefined {
-  if (!url) return url;
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
-}
+export { redactUrl } from './secrets.js';

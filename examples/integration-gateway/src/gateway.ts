@@ -9,9 +9,13 @@ import {
 } from '@bgc/connector-comexstat';
 import { pino, type Logger } from 'pino';
 import { type GatewayConfig, loadGatewayConfig, redactUrl } from './config.js';
-import { createMetricsServer } from './metrics-server.js';
-import { createRuntime, errInfo, type GatewayRuntime } from './runtime.js';
-import { createApp } from './server.js';
+import { createMetricsApp } from './metrics-server.js';
+import { connectTiers, createRuntime, errInfo, type GatewayRuntime } from './runtime.js';
+import { collectSecrets, scrubSecrets } from './secrets.js';
+import { createApp, type MonthAnswer, type MonthContext, type MonthQuery } from './server.js';
+
+/** Longest wait for the shared tiers at start-up before serving degraded, ms. */
+const STARTUP_CONNECT_MS = 3000;
 
 /** A running gateway. */
 export interface Gateway {
@@ -35,10 +39,15 @@ export interface StartGatewayOptions {
   logger?: Logger;
 }
 
-/** The pino logger of the gateway: JSON lines, secrets redacted wherever they appear in a log object. */
-export function createLogger(level: string): Logger {
+/**
+ * The pino logger of the gateway: JSON lines, secrets redacted wherever they appear in a log object
+ * (by path), and every configured secret value (`secrets`, see `collectSecrets`) scrubbed from
+ * every line written, whatever path it took (an error message quoting a URL, for example).
+ */
+export function createLogger(level: string, secrets: readonly string[] = []): Logger {
   return pino({
     level,
+    ...(secrets.length > 0 ? { hooks: { streamWrite: (line: string) => scrubSecrets(line, secrets) } } : {}),
     redact: {
       paths: [
         'password',
@@ -74,7 +83,8 @@ export function createConnector(
   const spacer = new RequestSpacer({
     minIntervalMs: connConfig.rateLimit.minIntervalMs,
     redis: runtime.redis,
-    redisKey: `${config.l2Prefix}comexstat:spacer`,
+    // Coordination keys: out of the cache prefix, so that clear() never resets the spacer.
+    redisKey: `${config.coordPrefix}comexstat:spacer`,
     onError: (error) =>
       logger.debug({ err: errInfo(error) }, 'request spacer fell back to in-process spacing'),
     env,
@@ -94,7 +104,7 @@ export function createConnector(
     onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
     // With Redis, cold misses are merged across instances into as few upstream calls as possible.
     shared: runtime.redis
-      ? { redis: runtime.redis, keyPrefix: `${config.l2Prefix}comexstat:pending:` }
+      ? { redis: runtime.redis, keyPrefix: `${config.coordPrefix}comexstat:pending:` }
       : undefined,
     // Every row the upstream returned feeds the L3 aggregates (top NCMs × countries for warming).
     onRows: aggregates
@@ -121,8 +131,8 @@ export function createConnector(
 export async function startGateway(options: StartGatewayOptions = {}): Promise<Gateway> {
   const env = options.env ?? process.env;
   const config = loadGatewayConfig(env);
-  const logger = options.logger ?? createLogger(config.logLevel);
-  const upstream = config.comexstatBaseUrl ?? connectorConfig(config, env).api.baseUrl;
+  const logger = options.logger ?? createLogger(config.logLevel, collectSecrets(env));
+  const upstream = redactUrl(config.comexstatBaseUrl ?? connectorConfig(config, env).api.baseUrl);
   logger.info(
     {
       l1: config.cache.l1.enabled,
@@ -137,22 +147,38 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     'starting integration gateway',
   );
   const runtime = await createRuntime(config, env, logger);
+  // Connect the shared tiers before serving (bounded): a tier still down starts the gateway
+  // degraded (the clients keep reconnecting), it does not stop it.
+  await connectTiers(runtime, config, STARTUP_CONNECT_MS).catch((error: unknown) =>
+    logger.warn({ err: errInfo(error) }, 'a cache tier is not reachable at start; serving degraded'),
+  );
   const connector = createConnector(config, runtime, env, logger);
+  // The connector takes a client id (budgets upstream work per client) when its version supports it.
+  const getMonth = connector.getMonth.bind(connector) as (
+    q: MonthQuery,
+    options?: { clientId?: string },
+  ) => Promise<MonthAnswer>;
   const app = createApp({
     cache: runtime.cache,
-    fetchMonth: (q) => connector.getMonth(q),
+    fetchMonth: (q: MonthQuery, ctx: MonthContext) => getMonth(q, { clientId: ctx.clientId }),
     adminToken: config.adminToken,
+    adminElsewhere: config.adminOnMetricsPort,
+    adminMaxFailures: config.adminMaxFailures,
     logger,
   });
-  const metricsServer = createMetricsServer(runtime.registry);
-  await app.listen({ port: config.port, host: config.host });
-  await new Promise<void>((resolve, reject) => {
-    metricsServer.once('error', reject);
-    metricsServer.listen(config.metricsPort, config.host, () => resolve());
+  const metricsApp = createMetricsApp({
+    registry: runtime.registry,
+    logger,
+    admin:
+      config.adminToken && config.adminOnMetricsPort
+        ? { cache: runtime.cache, token: config.adminToken, maxFailures: config.adminMaxFailures }
+        : undefined,
   });
+  await app.listen({ port: config.port, host: config.host });
+  await metricsApp.listen({ port: config.metricsPort, host: config.host });
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   const apiPort = (app.server.address() as AddressInfo).port;
-  const metricsPort = (metricsServer.address() as AddressInfo).port;
+  const metricsPort = (metricsApp.server.address() as AddressInfo).port;
   app.setPhase('ready');
   logger.info({ port: apiPort, metricsPort, instance: runtime.instanceId }, 'integration gateway ready');
 
@@ -173,8 +199,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
         logger.debug('connector drained');
         await runtime.close();
         logger.debug('tiers closed');
-        metricsServer.closeAllConnections();
-        await new Promise<void>((r) => metricsServer.close(() => r()));
+        await metricsApp.close();
         logger.info('integration gateway stopped');
       })();
       return closing;

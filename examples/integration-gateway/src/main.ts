@@ -1,6 +1,7 @@
 // Starts one gateway in the foreground, configured only by the environment: the Dockerfile's
 // command, and what scripts and tests use to start instances. SIGTERM/SIGINT drain and exit.
 import { startGateway } from './gateway.js';
+import { collectSecrets, scrubSecrets } from './secrets.js';
 
 async function main(): Promise<void> {
   let gateway: Awaited<ReturnType<typeof startGateway>>;
@@ -8,9 +9,9 @@ async function main(): Promise<void> {
     gateway = await startGateway();
   } catch (error) {
     const e = error as { code?: string; message?: string };
-    process.stderr.write(
-      `integration gateway failed to start: ${e.code ? `[${e.code}] ` : ''}${e.message ?? String(error)}\n`,
-    );
+    // Whatever the error quotes (a driver message, a URL), no configured secret reaches stderr.
+    const text = `integration gateway failed to start: ${e.code ? `[${e.code}] ` : ''}${e.message ?? String(error)}\n`;
+    process.stderr.write(scrubSecrets(text, collectSecrets(process.env)));
     process.exit(1);
   }
   let stopping = false;

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { MultiLevelCache, type Tier } from '@bgc/cache-core';
+import { BgcCacheError, MultiLevelCache, type MultiLevelCacheOptions, type Tier } from '@bgc/cache-core';
 import { memoryTierFromEnv } from '@bgc/cache-l1-memory';
 import {
   createRedisClient,
@@ -9,11 +9,12 @@ import {
   redisOptionsFromEnv,
 } from '@bgc/cache-l2-redis';
 import { AggregatesStore, createPgliteTier, PostgresTier } from '@bgc/cache-l3-postgres';
-import { PrometheusMetrics } from '@bgc/cache-metrics-prometheus';
+import { collectProcessMetrics, PrometheusMetrics } from '@bgc/cache-metrics-prometheus';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { GatewayConfig } from './config.js';
+import { redactUrl } from './secrets.js';
 
 /** The endpoints the gateway serves: the `endpoint` label values of the metrics. */
 export const ENDPOINTS = ['exportacao_mes', 'importacao_mes'] as const;
@@ -43,7 +44,8 @@ export async function createRuntime(
 ): Promise<GatewayRuntime> {
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // The process metrics without the nodejs_active_*_total gauges: the whole /metrics passes promtool.
+  collectProcessMetrics({ registry });
   const metrics = new PrometheusMetrics({ registry, connectors: ['comexstat'], endpoints: [...ENDPOINTS] });
   const tiers: Tier[] = [];
   if (config.cache.l1.enabled) tiers.push(memoryTierFromEnv(env, { metrics }));
@@ -60,7 +62,8 @@ export async function createRuntime(
     const prefix = config.l2Prefix;
     tiers.push(new RedisTier({ client: redis, metrics, prefix }));
     bus = new RedisInvalidationBus({ client: redis, instanceId, metrics, prefix });
-    lock = new RedisLock({ client: redis, prefix: `${prefix}lock:` });
+    // Coordination keys live under their own prefix, out of RedisTier.clear()'s reach.
+    lock = new RedisLock({ client: redis, prefix: `${config.coordPrefix}lock:` });
   }
 
   let l3: PostgresTier | undefined;
@@ -78,7 +81,8 @@ export async function createRuntime(
         log.warn({ err: errInfo(error) }, 'L3 PostgreSQL not ready at start; serving degraded'),
       );
   } else if (config.cache.l3.enabled) {
-    l3 = await createPgliteTier({ dataDir: config.l3DataDir });
+    // Migrated before first use, in the schema the aggregates use too.
+    l3 = await createPgliteTier({ dataDir: config.l3DataDir, schema: config.l3Schema });
   }
   if (l3) {
     tiers.push(l3);
@@ -86,7 +90,8 @@ export async function createRuntime(
     if (db) aggregates = new AggregatesStore({ db, schema: config.l3Schema });
   }
 
-  const cache = new MultiLevelCache({
+  // `tombstoneMs` is the core's delete-tombstone lifetime (the coherence contract).
+  const cacheOptions: MultiLevelCacheOptions & { tombstoneMs?: number } = {
     tiers,
     metrics,
     connector: 'comexstat',
@@ -101,7 +106,9 @@ export async function createRuntime(
     circuitBreaker: { failureThreshold: 3, cooldownMs: 3000 },
     bus,
     lock,
-  });
+    tombstoneMs: config.tombstoneMs,
+  };
+  const cache = new MultiLevelCache(cacheOptions);
   cache.on('error', (e) =>
     log.debug(
       { level: e.level, tier: e.tier, operation: e.operation, err: errInfo(e.error) },
@@ -132,4 +139,74 @@ export function errInfo(error: unknown): { message: string; code?: string } {
     return typeof code === 'string' ? { message: error.message, code } : { message: error.message };
   }
   return { message: String(error) };
+}
+
+/** A configured tier that could not be reached within the bound: jobs exit non-zero on it. */
+export class TierUnreachableError extends BgcCacheError {
+  /** The tier's level (`l2`, `l3`). */
+  readonly level: string;
+  constructor(level: string, what: string, timeoutMs: number, cause: unknown) {
+    super(
+      'E_TIER_UNREACHABLE',
+      `${level.toUpperCase()} ${what} was not reachable within ${Math.round(timeoutMs / 1000)} s (${errInfo(cause).message}); check that it runs and that its address and credentials are right`,
+    );
+    this.level = level;
+  }
+}
+
+/** A tier's own connect verb: `connect()` (the coherence contract), else RedisTier.ready / PostgresTier.init. */
+function connectVerb(tier: Tier): (() => Promise<void>) | undefined {
+  const t = tier as Tier & { ready?: (ms?: number) => Promise<void>; init?: () => Promise<void> };
+  if (typeof t.connect === 'function') return () => (t.connect as () => Promise<void>).call(t);
+  if (typeof t.ready === 'function') return () => (t.ready as (ms?: number) => Promise<void>).call(t, 1000);
+  if (typeof t.init === 'function') return () => (t.init as () => Promise<void>).call(t);
+  return undefined;
+}
+
+/** What each shared tier is, for messages (addresses redacted). */
+function describeTier(config: GatewayConfig, level: string): string {
+  if (level === 'l2') return `Redis (${redactUrl(config.cache.l2.addr)})`;
+  if (level === 'l3')
+    return config.databaseUrl
+      ? `PostgreSQL (${redactUrl(config.databaseUrl)})`
+      : `PGlite (${config.l3DataDir})`;
+  return level;
+}
+
+/**
+ * Connects every configured shared tier (L2, L3), each retried until `timeoutMs` (ms) has passed.
+ * @throws {TierUnreachableError} naming the first tier still unreachable at the deadline.
+ */
+export async function connectTiers(
+  runtime: GatewayRuntime,
+  config: GatewayConfig,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const tier of runtime.cache.tiers) {
+    if (tier.level === 'l1') continue;
+    const connect = connectVerb(tier);
+    if (!connect) continue;
+    let last: unknown;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new TierUnreachableError(tier.level, describeTier(config, tier.level), timeoutMs, last);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          connect(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('connect timed out')), left);
+          }),
+        ]);
+        break;
+      } catch (error) {
+        last = error;
+        await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
 }

@@ -26,15 +26,25 @@ export interface MonthAnswer {
   status?: string;
 }
 
+/** Who asks: passed to the data source so that it can budget upstream work per client. */
+export interface MonthContext {
+  /** The client's id: its IP address as Fastify sees it (`trustProxy` decides). */
+  clientId: string;
+}
+
 /** Resolves one monthly query, from cache or upstream. */
-export type MonthFetcher = (query: MonthQuery) => Promise<MonthAnswer>;
+export type MonthFetcher = (query: MonthQuery, context: MonthContext) => Promise<MonthAnswer>;
 
 /** Options of {@link createApp}. */
 export interface AppOptions {
   cache: MultiLevelCache;
   fetchMonth: MonthFetcher;
-  /** Enables `POST /admin/cache/invalidate` when set. */
+  /** Enables `POST /admin/cache/invalidate` when set (see {@link registerAdminRoute}). */
   adminToken?: string | undefined;
+  /** Serve the admin route elsewhere (the metrics port): not on this app. @default false */
+  adminElsewhere?: boolean;
+  /** Failed admin authentications per client and minute before 429s. @default 5 */
+  adminMaxFailures?: number;
   logger: Logger;
   /** Oldest year accepted. @default 1997 */
   minYear?: number;
@@ -52,6 +62,50 @@ const PARAM_HINTS: Record<string, string> = {
 
 function errorBody(code: string, message: string) {
   return { error: { code, message } };
+}
+
+/** `Retry-After` in whole seconds (at least 1) from an error's `retryAfterMs`, when it has one. */
+function retryAfterSeconds(error: unknown): number | undefined {
+  const ms = (error as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0
+    ? Math.max(1, Math.ceil(ms / 1000))
+    : undefined;
+}
+
+/**
+ * The public answer to an upstream-side failure, by error code: status and a message that says
+ * what happened and what to do. Never the upstream's URL or message (those go to the logs).
+ */
+function upstreamFailure(
+  code: string,
+  status: number | undefined,
+): { status: number; code: string; message: string } {
+  if (code === 'E_CLIENT_BUDGET')
+    return {
+      status: 429,
+      code,
+      message:
+        'This client has too many uncached queries waiting for the ComexStat API; retry after the time in Retry-After',
+    };
+  if (code === 'E_UPSTREAM_BACKLOG')
+    return {
+      status: 503,
+      code,
+      message:
+        'Too many uncached queries are waiting for the ComexStat API; retry after the time in Retry-After',
+    };
+  if (status === 429 || code.includes('RATE_LIMITED'))
+    return {
+      status: 503,
+      code: 'E_UPSTREAM_RATE_LIMITED',
+      message:
+        'The ComexStat API is rate-limiting us and nothing is cached for this query; retry in a minute',
+    };
+  return {
+    status: 502,
+    code: code.startsWith('E_UPSTREAM') ? code : 'E_UPSTREAM',
+    message: 'The ComexStat API failed to answer and nothing is cached for this query; retry later',
+  };
 }
 
 /** Compares two secrets in constant time, whatever their lengths. */
@@ -98,6 +152,8 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
     }
     if (BgcCacheError.isInstance(error)) {
       const status = (error as { statusCode?: number }).statusCode;
+      const retryAfter = retryAfterSeconds(error);
+      if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
       if (error.code === 'E_TIMEOUT')
         return reply
           .code(503)
@@ -109,19 +165,13 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
           );
       if (error.code === 'E_INVALID_KEY' || error.code === 'E_INVALID_VALUE')
         return reply.code(400).send(errorBody(error.code, error.message));
-      const code = status === 429 || error.code.includes('RATE') ? 503 : 502;
+      const failure = upstreamFailure(error.code, status);
+      // The detail (upstream URL, API message) goes to the logs only.
       request.log.warn(
-        { err: { code: error.code, message: error.message } },
+        { err: { code: error.code, message: error.message }, status: failure.status },
         'upstream failure with nothing cached',
       );
-      return reply
-        .code(code)
-        .send(
-          errorBody(
-            error.code.startsWith('E_UPSTREAM') ? error.code : 'E_UPSTREAM',
-            `The ComexStat API failed and nothing is cached for this query: ${error.message}`,
-          ),
-        );
+      return reply.code(failure.status).send(errorBody(failure.code, failure.message));
     }
     // Not a validation or library error (TS narrows `error` away: FastifyError has BgcCacheError's shape).
     const other = error as FastifyError;
@@ -134,6 +184,8 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
   // closing the server does not wait for connections that became idle after it started closing.
   app.addHook('onSend', async (_request, reply) => {
     if (phase === 'draining') reply.header('connection', 'close');
+    // Error answers are never cached by clients or CDNs.
+    if (reply.statusCode >= 400) reply.header('cache-control', 'no-store');
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(errorBody('E_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)),
@@ -159,7 +211,7 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
       { schema: { querystring: querySchema } },
       async (request, reply) => {
         const { ano, mes, ncm, pais } = request.query;
-        const answer = await options.fetchMonth({ flow, ano, mes, ncm, pais });
+        const answer = await options.fetchMonth({ flow, ano, mes, ncm, pais }, { clientId: request.ip });
         reply.header('x-cache-level', answer.level);
         if (answer.stale) reply.header('x-cache-stale', 'true');
         if (answer.status && answer.status !== 'ok') reply.header('x-data-status', answer.status);
@@ -168,47 +220,12 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
     );
   }
 
-  if (options.adminToken) {
-    const token = options.adminToken;
-    app.post<{ Body: { keys: string[] } }>(
-      '/admin/cache/invalidate',
-      {
-        schema: {
-          body: {
-            type: 'object',
-            required: ['keys'],
-            properties: {
-              keys: {
-                type: 'array',
-                minItems: 1,
-                maxItems: 10_000,
-                items: { type: 'string', minLength: 1, maxLength: 1024 },
-              },
-            },
-          },
-        },
-        // Authentication runs before the body is validated, so a caller without the token learns nothing.
-        onRequest: async (request, reply) => {
-          const header = request.headers.authorization ?? '';
-          const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-          if (!given || !safeEqual(given, token)) {
-            return reply
-              .code(401)
-              .header('www-authenticate', 'Bearer')
-              .send(
-                errorBody('E_UNAUTHORIZED', 'A valid Authorization: Bearer <ADMIN_TOKEN> header is required'),
-              );
-          }
-        },
-      },
-      async (request) => {
-        const keys = [...new Set(request.body.keys)];
-        for (const k of keys) validateKey(k);
-        await options.cache.deleteMany(keys);
-        request.log.info({ keys: keys.length }, 'cache keys invalidated');
-        return { invalidated: keys.length };
-      },
-    );
+  if (options.adminToken && !options.adminElsewhere) {
+    registerAdminRoute(app, {
+      cache: options.cache,
+      token: options.adminToken,
+      maxFailures: options.adminMaxFailures,
+    });
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -230,4 +247,103 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
       phase = next;
     },
   });
+}
+
+/** Options of {@link registerAdminRoute}. */
+export interface AdminRouteOptions {
+  cache: MultiLevelCache;
+  /** The bearer token (already trimmed and checked for length by the configuration). */
+  token: string;
+  /** Failed authentications per client within `windowMs` before 429s. @default 5 */
+  maxFailures?: number | undefined;
+  /** Throttling window, ms. @default 60000 */
+  windowMs?: number;
+  /** Clock, epoch ms (tests). @default Date.now */
+  now?: () => number;
+}
+
+/** Most clients the failure throttle remembers; beyond it, expired windows are pruned (then the oldest). */
+const MAX_THROTTLED_CLIENTS = 10_000;
+
+/**
+ * Registers `POST /admin/cache/invalidate` (Bearer token) on `app`: deletes the given keys through
+ * the cache (every tier, every instance through the bus, tombstoned so that an in-flight load cannot
+ * write them back). A client that fails authentication `maxFailures` times within `windowMs` gets
+ * `429` with `Retry-After` until its window ends, without its token being checked.
+ */
+export function registerAdminRoute(app: FastifyInstance, options: AdminRouteOptions): void {
+  const { token } = options;
+  const maxFailures = options.maxFailures ?? 5;
+  const windowMs = options.windowMs ?? 60_000;
+  const now = options.now ?? Date.now;
+  const failures = new Map<string, { count: number; since: number }>();
+  const prune = (t: number) => {
+    for (const [ip, f] of failures) if (t - f.since >= windowMs) failures.delete(ip);
+    while (failures.size >= MAX_THROTTLED_CLIENTS) {
+      const oldest = failures.keys().next().value as string;
+      failures.delete(oldest);
+    }
+  };
+  app.post<{ Body: { keys: string[] } }>(
+    '/admin/cache/invalidate',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['keys'],
+          properties: {
+            keys: {
+              type: 'array',
+              minItems: 1,
+              maxItems: 10_000,
+              items: { type: 'string', minLength: 1, maxLength: 1024 },
+            },
+          },
+        },
+      },
+      // Authentication runs before the body is validated, so a caller without the token learns nothing.
+      onRequest: async (request, reply) => {
+        const t = now();
+        const entry = failures.get(request.ip);
+        if (entry && t - entry.since >= windowMs) failures.delete(request.ip);
+        const current = failures.get(request.ip);
+        if (current && current.count >= maxFailures) {
+          const wait = Math.max(1, Math.ceil((current.since + windowMs - t) / 1000));
+          return reply
+            .code(429)
+            .header('retry-after', String(wait))
+            .send(
+              errorBody(
+                'E_TOO_MANY_ATTEMPTS',
+                `Too many failed authentications from this client; retry after ${wait} s with the right token`,
+              ),
+            );
+        }
+        const header = request.headers.authorization ?? '';
+        const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+        if (!given || !safeEqual(given, token)) {
+          if (current) current.count++;
+          else {
+            if (failures.size >= MAX_THROTTLED_CLIENTS) prune(t);
+            failures.set(request.ip, { count: 1, since: t });
+          }
+          request.log.warn({ client: request.ip }, 'admin authentication failed');
+          return reply
+            .code(401)
+            .header('www-authenticate', 'Bearer')
+            .send(
+              errorBody('E_UNAUTHORIZED', 'A valid Authorization: Bearer <ADMIN_TOKEN> header is required'),
+            );
+        }
+        failures.delete(request.ip);
+      },
+    },
+    async (request) => {
+      const keys = [...new Set(request.body.keys)];
+      for (const k of keys) validateKey(k);
+      await options.cache.deleteMany(keys);
+      request.log.info({ keys: keys.length }, 'cache keys invalidated');
+      return { invalidated: keys.length };
+    },
+  );
 }
