@@ -1,6 +1,6 @@
 import { ConfigError } from '@bgc/cache-core';
 import type { PGlite } from '@electric-sql/pglite';
-import type { SQL } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { Pool, PoolConfig } from 'pg';
 
@@ -48,9 +48,22 @@ export interface L3ConnectionOptions {
   onError?: (error: unknown) => void;
 }
 
+/**
+ * Runs one parameterised statement (`$1`, `$2`...) straight on the driver and resolves its rows,
+ * column names as in the SQL. `name` makes it a named prepared statement where the driver has them
+ * (pg: parsed once per connection). The tier's hot paths use it instead of drizzle's row mapping.
+ */
+export type RawQuery = <R = Record<string, unknown>>(
+  text: string,
+  values: readonly unknown[],
+  name?: string,
+) => Promise<R[]>;
+
 /** An opened connection: the drizzle database and how to release what was created for it. */
 export interface L3Connection {
   db: L3Database;
+  /** The same connection, without drizzle: see {@link RawQuery}. */
+  query: RawQuery;
   /** `'pg'`, `'pglite'`, or `'drizzle'` when a drizzle database was given. */
   driver: 'pg' | 'pglite' | 'drizzle';
   /** Closes the pool or PGlite instance the package created; a no-op for given clients. */
@@ -60,6 +73,50 @@ export interface L3Connection {
 /** Runs a statement on a drizzle database (or transaction) and resolves its rows, whatever the driver. */
 export async function queryRows<R>(db: Pick<L3Database, 'execute'>, query: SQL): Promise<R[]> {
   return ((await db.execute(query)) as unknown as { rows: R[] }).rows;
+}
+
+interface PgLikeClient {
+  query(config: { text: string; values: unknown[]; name?: string }): Promise<{ rows: unknown[] }>;
+}
+interface PgliteLikeClient {
+  query(text: string, values: unknown[]): Promise<{ rows: unknown[] }>;
+  exec(text: string): Promise<unknown>;
+}
+
+/** A {@link RawQuery} on a pg `Pool` or `Client`. */
+function pgQuery(client: PgLikeClient): RawQuery {
+  return (text, values, name) =>
+    client.query({ text, values: values as unknown[], name }).then((r) => r.rows as never[]);
+}
+
+/** A {@link RawQuery} on a PGlite instance (no named statements). */
+function pgliteQuery(client: PgliteLikeClient): RawQuery {
+  return (text, values) => client.query(text, values as unknown[]).then((r) => r.rows as never[]);
+}
+
+/** A {@link RawQuery} through drizzle's `execute`, for a drizzle database whose client is unknown. */
+function drizzleQuery(db: L3Database): RawQuery {
+  return async (text, values) => {
+    const parts = text.split(/\$(\d+)/);
+    const chunks: SQL[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      chunks.push(
+        i % 2 === 0 ? sql.raw(parts[i] as string) : sql`${sql.param(values[Number(parts[i]) - 1])}`,
+      );
+    }
+    return queryRows(db, sql.join(chunks));
+  };
+}
+
+/** The fastest {@link RawQuery} for a given drizzle database: its own client when it is pg or PGlite. */
+function queryFor(db: L3Database): RawQuery {
+  const client = (db as unknown as { $client?: unknown }).$client as Record<string, unknown> | undefined;
+  if (client && typeof client.query === 'function') {
+    if (typeof client.exec === 'function' && typeof client.transaction === 'function')
+      return pgliteQuery(client as unknown as PgliteLikeClient);
+    if (typeof client.connect === 'function') return pgQuery(client as unknown as PgLikeClient);
+  }
+  return drizzleQuery(db);
 }
 
 function interopDefault<T>(mod: T | { default: T }): T {
@@ -84,11 +141,16 @@ export async function openConnection(options: L3ConnectionOptions): Promise<L3Co
     );
   }
   const noop = async (): Promise<void> => {};
-  if (options.db) return { db: options.db, driver: 'drizzle', close: noop };
+  if (options.db) return { db: options.db, query: queryFor(options.db), driver: 'drizzle', close: noop };
   if (options.pool || options.connectionString !== undefined) {
     const { drizzle } = await import('drizzle-orm/node-postgres');
     if (options.pool)
-      return { db: drizzle({ client: options.pool }) as unknown as L3Database, driver: 'pg', close: noop };
+      return {
+        db: drizzle({ client: options.pool }) as unknown as L3Database,
+        query: pgQuery(options.pool as unknown as PgLikeClient),
+        driver: 'pg',
+        close: noop,
+      };
     const pg = interopDefault(await import('pg'));
     const statementTimeout = options.statementTimeoutMs ?? 1000;
     const pool = new pg.Pool({
@@ -104,6 +166,7 @@ export async function openConnection(options: L3ConnectionOptions): Promise<L3Co
     let closed: Promise<void> | undefined;
     return {
       db: drizzle({ client: pool }) as unknown as L3Database,
+      query: pgQuery(pool as unknown as PgLikeClient),
       driver: 'pg',
       close: () => (closed ??= pool.end()),
     };
@@ -112,6 +175,7 @@ export async function openConnection(options: L3ConnectionOptions): Promise<L3Co
   if (options.pglite)
     return {
       db: drizzle({ client: options.pglite }) as unknown as L3Database,
+      query: pgliteQuery(options.pglite as unknown as PgliteLikeClient),
       driver: 'pglite',
       close: noop,
     };
@@ -120,6 +184,7 @@ export async function openConnection(options: L3ConnectionOptions): Promise<L3Co
   let closed: Promise<void> | undefined;
   return {
     db: drizzle({ client }) as unknown as L3Database,
+    query: pgliteQuery(client as unknown as PgliteLikeClient),
     driver: 'pglite',
     close: () => (closed ??= client.close()),
   };

@@ -1,16 +1,21 @@
 import {
   type CacheEntry,
   type CacheOperation,
+  ConfigError,
   capEntry,
   InvalidValueError,
+  type MetricsAdapter,
+  NOOP_METRICS,
+  nextVersion,
   SerializationError,
   type Tier,
+  type TierDeleteOptions,
   TierError,
   TimeoutError,
   type TierWrite,
 } from '@bgc/cache-core';
-import { and, eq, gt, sql } from 'drizzle-orm';
-import secureJson from 'secure-json-parse';
+import { sql } from 'drizzle-orm';
+import { AggregatesStore, type AggregatesStoreOptions } from './aggregates-store.js';
 import { advisoryXactLock } from './advisory-locks.js';
 import {
   type L3Connection,
@@ -18,11 +23,22 @@ import {
   type L3Database,
   openConnection,
   queryRows,
+  type RawQuery,
 } from './connection.js';
 import { DEFAULT_MAX_KEY_BYTES, storageKey } from './key-encoding.js';
 import { migrate } from './migrate.js';
 import { L3_ERROR_CODES, toTierError } from './postgres-errors.js';
+import { decodeMeta, validateMeta } from './meta.js';
+import { entryStatements, type EntryStatements } from './statements.js';
 import { type L3Tables, l3Tables } from './schema.js';
+import { decodeValue, encodeValue, parseJsonSafely } from './value-codec.js';
+
+/** Largest stored value by default, in UTF-8 bytes of its encoded text: the L2 tier's default (1 MiB). */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+/** Lifetime of a delete's tombstone when the delete carries a version but no `tombstoneMs`. */
+export const DEFAULT_TOMBSTONE_MS = 60_000;
+/** Rows per write statement of `setMany` (10 array parameters whatever the count). */
+export const DEFAULT_WRITE_BATCH_ROWS = 5000;
 
 /** Options of {@link PostgresTier}: where the table lives (see {@link L3ConnectionOptions}) and how the tier behaves. */
 export interface PostgresTierOptions extends L3ConnectionOptions {
@@ -37,88 +53,102 @@ export interface PostgresTierOptions extends L3ConnectionOptions {
    * still finish on the server; `statementTimeoutMs` bounds that). 0 disables. @default 1000
    */
   operationTimeoutMs?: number;
-  /** How often the sweeper deletes expired rows, in ms; 0 disables it. @default 60000 */
+  /** How often the sweeper deletes expired rows and tombstones, in ms; 0 disables it. @default 60000 */
   sweepIntervalMs?: number;
   /** Rows deleted per sweeper statement (small batches keep locks short). @default 500 */
   sweepBatchSize?: number;
   /** Keys longer than this (UTF-8 bytes) are stored as a sha256 hash. @default 512 */
   maxKeyBytes?: number;
+  /**
+   * Largest value stored or read, in UTF-8 bytes of its encoded text (as the L2 tier's
+   * `maxValueBytes`). A larger value is refused on `set` with an `InvalidValueError` (the caller's
+   * error, not a tier failure); a larger stored row is a miss, never read into memory. @default 1048576
+   */
+  maxValueBytes?: number;
+  /** How long a versioned delete's tombstone lives when the delete gives no `tombstoneMs`, in ms. @default 60000 */
+  tombstoneMs?: number;
+  /** Rows per `setMany` statement (one statement of 10 array parameters each). @default 5000 */
+  writeBatchRows?: number;
+  /**
+   * `'local'` for a database only this process uses (PGlite): the orchestrator then sends it the
+   * invalidation bus's deletes. @default 'local' for `pglite`/`dataDir` (or a drizzle PGlite `db`), else 'shared'
+   */
+  scope?: 'local' | 'shared';
+  /** Where undecodable rows are counted (`error('l3', op, 'serialization_error')`), as the L2 tier does. @default NOOP_METRICS */
+  metrics?: MetricsAdapter;
   /** Clock used for expiry, in epoch ms. @default Date.now */
   now?: () => number;
 }
 
 /** What one {@link PostgresTier.sweepExpired} call did. */
 export interface SweepResult {
-  /** Expired rows deleted. */
+  /** Expired rows (entries and tombstones) deleted. */
   deleted: number;
   /** `true` when another process held the sweeper lock, so this one did nothing more. */
   skipped: boolean;
 }
 
-/** A row as the read statements return it: JSON as text, decoded here with prototype-poisoning checks. */
+/** Options of {@link PostgresTier.clear}. */
+export interface ClearOptions {
+  /** Version of the clear: later writes of lower versions are refused. @default nextVersion() */
+  version?: number;
+}
+
+/** A row as the read statements return it (pg gives bigint columns as strings). */
 interface EntryRow {
-  key: string;
-  fullKey: string | null;
-  value: string;
+  key?: string;
+  full_key: string | null;
+  /** `null` when the stored text is over the tier's `maxValueBytes` (then `bytes` says how large). */
+  value: string | null;
+  bytes: number | string;
+  fresh_until: number | string;
+  stale_until: number | string;
+  created_at: number | string;
+  meta: string | null;
+  version: number | string;
+  ttl_ms: number | string | null;
+  encoding: number;
+}
+
+/** An entry ready for the upsert's arrays. */
+interface EncodedRow {
+  id: string;
+  full: string | null;
+  text: string;
   freshUntil: number;
   staleUntil: number;
   createdAt: number;
   meta: string | null;
-}
-
-const DAY_MS = 86_400_000;
-const SAFE_JSON = { protoAction: 'error', constructorAction: 'error' } as const;
-
-/** Builds the prepared read statements of one schema (named per schema: PostgreSQL caches them per connection). */
-function prepareReads(db: L3Database, tables: L3Tables, schema: string) {
-  const t = tables.entries;
-  const columns = {
-    key: t.key,
-    fullKey: t.fullKey,
-    value: sql<string>`${t.value}::text`,
-    freshUntil: t.freshUntil,
-    staleUntil: t.staleUntil,
-    createdAt: t.createdAt,
-    meta: sql<string | null>`${t.meta}::text`,
-  };
-  const suffix = schema === 'public' ? '' : `_${Buffer.from(schema).toString('hex').slice(0, 40)}`;
-  return {
-    get: db
-      .select(columns)
-      .from(t)
-      .where(and(eq(t.key, sql.placeholder('key')), gt(t.staleUntil, sql.placeholder('now'))))
-      .prepare(`bgc_l3_get${suffix}`),
-    getMany: db
-      .select(columns)
-      .from(t)
-      .where(
-        and(
-          sql`${t.key} = ANY(${sql.placeholder('keys')}::text[])`,
-          gt(t.staleUntil, sql.placeholder('now')),
-        ),
-      )
-      .prepare(`bgc_l3_get_many${suffix}`),
-  };
+  version: number;
+  ttlMs: number | null;
 }
 
 interface Ready {
   db: L3Database;
-  reads: ReturnType<typeof prepareReads>;
+  query: RawQuery;
 }
 
+const DAY_MS = 86_400_000;
+
 /**
- * The L3 tier: a PostgreSQL table (`bgc_cache_entries`) read and written through drizzle, over a
- * `pg` pool or an embedded PGlite database. Level `'l3'`, scope `'shared'`.
+ * The L3 tier: a PostgreSQL table (`bgc_cache_entries`) over a `pg` pool or an embedded PGlite
+ * database. Level `'l3'`; scope `'shared'` on a server, `'local'` on PGlite.
  *
- * - Rows past their stale-until time are never returned; a sweeper deletes them in small batches,
- *   one process at a time (advisory lock), and {@link PostgresTier.sweepExpired} runs it on demand.
+ * - Values are stored as text with the value codec shared with L2 (`Date`, `Map`, `Set`, `BigInt`...
+ *   come back as they went in), at most `maxValueBytes` long.
+ * - Coherence: every write is a conditional upsert that never replaces a row (entry or tombstone)
+ *   of a higher version, nor lands when its version is older than the schema's last `clear()`; a
+ *   delete with a version leaves a tombstone for `tombstoneMs`. Reads treat tombstones as misses.
+ * - Rows past their stale-until time are never returned; a sweeper deletes them (and old
+ *   tombstones) in small batches, one process at a time (advisory lock).
  * - Every operation is bounded by `operationTimeoutMs`; failures reject with a `TierError` whose
- *   code is one of `L3_ERROR_CODES`. A stored value that cannot be decoded safely is a miss,
- *   reported to `onError`.
+ *   code is one of `L3_ERROR_CODES`. A stored row that cannot be decoded safely is a miss,
+ *   reported to `onError` and to `metrics` as a serialization error.
  * - Keys longer than `maxKeyBytes` are stored hashed; the full key is kept and checked on read.
  *
  * ```ts
  * const tier = new PostgresTier({ connectionString: process.env.DATABASE_URL, migrate: true });
+ * await tier.connect();
  * ```
  */
 export class PostgresTier implements Tier {
@@ -126,17 +156,23 @@ export class PostgresTier implements Tier {
   readonly name: string;
   /** Always `'l3'`. */
   readonly level = 'l3' as const;
-  /** Always `'shared'`: every instance sees the same table. */
-  readonly scope = 'shared' as const;
+  /** `'shared'` on a PostgreSQL server every instance sees, `'local'` on an in-process PGlite database. */
+  readonly scope: 'local' | 'shared';
   /** Longest lifetime kept, in ms. */
   readonly maxTtlMs: number;
+  /** Largest value stored or read, in UTF-8 bytes of its encoded text. */
+  readonly maxValueBytes: number;
   /** The PostgreSQL schema of the table. */
   readonly schema: string;
 
   private readonly options: PostgresTierOptions;
   private readonly tables: L3Tables;
+  private readonly statements: EntryStatements;
   private readonly timeoutMs: number;
   private readonly maxKeyBytes: number;
+  private readonly tombstoneMs: number;
+  private readonly batchRows: number;
+  private readonly metrics: MetricsAdapter;
   private readonly now: () => number;
   private readonly onError: (error: unknown) => void;
   private connection: L3Connection | undefined;
@@ -146,14 +182,21 @@ export class PostgresTier implements Tier {
   private sweeping = false;
   private closed: Promise<void> | undefined;
 
+  /** @throws {ConfigError} for an invalid schema name or a non-positive size. */
   constructor(options: PostgresTierOptions) {
     this.options = options;
     this.name = options.name ?? 'postgres';
     this.maxTtlMs = options.maxTtlMs ?? 30 * DAY_MS;
     this.schema = options.schema ?? 'public';
     this.tables = l3Tables(this.schema);
+    this.statements = entryStatements(this.schema);
+    this.scope = options.scope ?? (isEmbedded(options) ? 'local' : 'shared');
     this.timeoutMs = options.operationTimeoutMs ?? 1000;
     this.maxKeyBytes = options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
+    this.maxValueBytes = positive('maxValueBytes', options.maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
+    this.batchRows = positive('writeBatchRows', options.writeBatchRows, DEFAULT_WRITE_BATCH_ROWS);
+    this.tombstoneMs = options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS;
+    this.metrics = options.metrics ?? NOOP_METRICS;
     this.now = options.now ?? Date.now;
     this.onError =
       options.onError ?? ((error) => process.emitWarning(error instanceof Error ? error : String(error)));
@@ -167,9 +210,10 @@ export class PostgresTier implements Tier {
   /**
    * Opens the connection (and applies migrations with `migrate: true`). Operations call it
    * themselves; call it at start-up to fail fast. A failed start is retried by the next call.
-   * @throws {TierError} when the database cannot be reached or migrated.
+   * @throws {TierError} `E_L3_CONNECTION`, `E_L3_TIMEOUT` or `E_L3_POSTGRES` when the database
+   *   cannot be reached or migrated.
    */
-  async init(): Promise<void> {
+  async connect(): Promise<void> {
     try {
       await this.ready();
     } catch (error) {
@@ -177,88 +221,164 @@ export class PostgresTier implements Tier {
     }
   }
 
+  /** Alias of {@link PostgresTier.connect}, kept for existing callers. */
+  init(): Promise<void> {
+    return this.connect();
+  }
+
   /** The drizzle database the tier uses (to share it with an `AggregatesStore`, for example). */
   async database(): Promise<L3Database> {
     return (await this.ready()).db;
   }
 
-  /** Reads one entry. Resolves `undefined` on a miss, an expired row, or a value that fails to decode. */
-  async get(key: string): Promise<CacheEntry | undefined> {
-    const { id } = storageKey(key, this.maxKeyBytes);
-    return this.run('get', async (s) => {
-      const rows = (await s.reads.get.execute({ key: id, now: this.now() })) as EntryRow[];
-      return rows[0] === undefined ? undefined : this.decode(key, rows[0]);
+  /**
+   * An {@link AggregatesStore} on the tier's own connection and schema, migrated as the tier is
+   * (so that rows fed to it land in tables that exist: an embedded PGlite tier migrates itself).
+   * Closing the store never closes the tier's connection.
+   * @throws {TierError} when the database cannot be reached or migrated.
+   */
+  async aggregatesStore(
+    options: Omit<AggregatesStoreOptions, keyof L3ConnectionOptions> = {},
+  ): Promise<AggregatesStore> {
+    await this.connect();
+    return new AggregatesStore({
+      migrate: this.options.migrate ?? false,
+      ...options,
+      db: (this.state as Ready).db,
+      schema: this.schema,
+      onError: this.onError,
     });
   }
 
-  /** Reads many keys in one statement (`key = ANY($1)`). Resolves an array aligned with `keys`. */
+  /** Reads one entry. Resolves `undefined` on a miss, a tombstone, an expired row, or a row that fails to decode. */
+  async get(key: string): Promise<CacheEntry | undefined> {
+    const { id } = storageKey(key, this.maxKeyBytes);
+    const st = this.statements;
+    return this.run('get', async (s) => {
+      const rows = await s.query<EntryRow>(st.get.text, [id, this.now(), this.maxValueBytes], st.get.name);
+      return rows[0] === undefined ? undefined : this.decode(key, rows[0], 'get');
+    });
+  }
+
+  /** Reads many keys in one statement (`key = ANY($1)`, one array parameter). Resolves an array aligned with `keys`. */
   async getMany(keys: readonly string[]): Promise<(CacheEntry | undefined)[]> {
-    if (keys.length === 0) return [];
-    const ids = keys.map((key) => storageKey(key, this.maxKeyBytes).id);
+    const n = keys.length;
+    if (n === 0) return [];
+    const ids = new Array<string>(n);
+    for (let i = 0; i < n; i++) ids[i] = storageKey(keys[i] as string, this.maxKeyBytes).id;
+    const st = this.statements;
     return this.run('get_many', async (s) => {
-      const rows = (await s.reads.getMany.execute({
-        keys: [...new Set(ids)],
-        now: this.now(),
-      })) as EntryRow[];
-      const byId = new Map(rows.map((r) => [r.key, r]));
-      return keys.map((key, i) => {
+      const rows = await s.query<EntryRow>(
+        st.getMany.text,
+        [ids, this.now(), this.maxValueBytes],
+        st.getMany.name,
+      );
+      const out = new Array<CacheEntry | undefined>(n);
+      if (rows.length === 0) return out.fill(undefined);
+      const byId = new Map<string, EntryRow>();
+      for (const row of rows) byId.set(row.key as string, row);
+      for (let i = 0; i < n; i++) {
         const row = byId.get(ids[i] as string);
-        return row === undefined ? undefined : this.decode(key, row);
-      });
+        out[i] = row === undefined ? undefined : this.decode(keys[i] as string, row, 'get_many');
+      }
+      return out;
     });
   }
 
   /**
-   * Stores one entry (`INSERT ... ON CONFLICT DO UPDATE`), shortened to {@link PostgresTier.maxTtlMs}.
-   * @throws {InvalidValueError} when the value cannot be encoded as JSON (undefined, cyclic, BigInt).
+   * Stores one entry, shortened to {@link PostgresTier.maxTtlMs}: a conditional upsert that does
+   * nothing when the row holds a higher version (entry or tombstone), or when the entry's version is
+   * older than the last `clear()` (such a write lost a race; it is not an error).
+   * @throws {InvalidValueError} when the value cannot be encoded (a function, a class instance, a
+   *   cycle, `undefined`) or is over `maxValueBytes`; the previous row of a lower version is then
+   *   deleted, so no outdated value remains.
    */
   async set(key: string, entry: CacheEntry): Promise<void> {
-    const row = this.encode(key, entry);
-    await this.run('set', (s) => this.upsert(s.db, [row]));
+    const row = await this.encodeOrDrop(key, entry);
+    await this.run('set', (s) => this.upsert(s, [row]));
   }
 
-  /** Stores many entries in one `INSERT ... ON CONFLICT DO UPDATE`; a key written twice keeps its last entry. */
+  /**
+   * Stores many entries: one statement per `writeBatchRows` rows (10 array parameters whatever the
+   * count, so PostgreSQL's 65,535-parameter limit never applies). A key given twice keeps its
+   * highest version (the last one on a tie). Versions are checked as in {@link PostgresTier.set}.
+   * @throws {InvalidValueError} when a value cannot be stored; nothing is written then.
+   */
   async setMany(writes: readonly TierWrite[]): Promise<void> {
     if (writes.length === 0) return;
-    const rows = new Map<string, ReturnType<PostgresTier['encode']>>();
+    const rows = new Map<string, EncodedRow>();
     for (const w of writes) {
-      const row = this.encode(w.key, w.entry);
-      // One statement cannot update a row twice: keep the last write of each key.
-      rows.delete(row.key);
-      rows.set(row.key, row);
+      const row = await this.encodeOrDrop(w.key, w.entry);
+      // One statement cannot update a row twice: keep the newest write of each key.
+      const previous = rows.get(row.id);
+      if (previous !== undefined && previous.version > row.version) continue;
+      rows.delete(row.id);
+      rows.set(row.id, row);
     }
-    await this.run('set_many', (s) => this.upsert(s.db, [...rows.values()]));
+    const all = [...rows.values()];
+    await this.run('set_many', async (s) => {
+      for (let i = 0; i < all.length; i += this.batchRows)
+        await this.upsert(s, all.slice(i, i + this.batchRows));
+    });
   }
 
-  /** Removes one key. Resolves `true` if it held a servable entry. */
-  async delete(key: string): Promise<boolean> {
-    return (await this.removeKeys('delete', [key])) > 0;
+  /**
+   * Removes one key. With `options.version`, leaves a tombstone of that version for `tombstoneMs`
+   * (default {@link PostgresTierOptions.tombstoneMs}) so that no write of a lower version brings it
+   * back, and leaves a row of a higher version alone. Resolves `true` if it held a servable entry
+   * it removed.
+   */
+  async delete(key: string, options?: TierDeleteOptions): Promise<boolean> {
+    return (await this.removeKeys('delete', [key], options)) > 0;
   }
 
-  /** Removes many keys in one statement. Resolves how many held a servable entry. */
-  async deleteMany(keys: readonly string[]): Promise<number> {
+  /** Removes many keys in one statement, with tombstones as {@link PostgresTier.delete}. Resolves how many held a servable entry. */
+  async deleteMany(keys: readonly string[], options?: TierDeleteOptions): Promise<number> {
     if (keys.length === 0) return 0;
-    return this.removeKeys('delete', keys);
+    return this.removeKeys('delete', keys, options);
   }
 
-  /** Deletes every row of the tier's table (in its schema only). */
-  async clear(): Promise<void> {
+  /**
+   * Logical expiry: the entries of `keys` stop being fresh now but keep their stale-until time (still
+   * there as fail-safe fallbacks). Rows of a version higher than `version` are left alone. Resolves
+   * how many fresh entries were turned stale.
+   */
+  async expire(keys: readonly string[], version?: number): Promise<number> {
+    if (keys.length === 0) return 0;
+    const ids = keys.map((key) => storageKey(key, this.maxKeyBytes).id);
+    const st = this.statements;
+    return this.run('set', async (s) => {
+      const rows = await s.query(st.expire.text, [ids, this.now(), version ?? null], st.expire.name);
+      return rows.length;
+    });
+  }
+
+  /**
+   * Deletes every row of the tier's table (in its schema only) not newer than the clear, and records
+   * the clear's version: a later write of an older version (a load that started before) is refused.
+   * Unversioned writes (no `version`) are not ordered and still land.
+   */
+  async clear(options: ClearOptions = {}): Promise<void> {
+    const version = options.version ?? nextVersion(this.now());
+    const st = this.statements;
     await this.run('clear', async (s) => {
-      await s.db.delete(this.tables.entries);
+      await s.db.transaction(async (tx) => {
+        for (const statement of st.clear(version)) await tx.execute(statement);
+      });
     });
   }
 
   /** Resolves when the server answers `SELECT 1` within the operation timeout. */
   async ping(): Promise<void> {
     await this.run('get', async (s) => {
-      await s.db.execute(sql`SELECT 1`);
+      await s.query('SELECT 1', []);
     });
   }
 
   /**
-   * Deletes rows past their stale-until time, `sweepBatchSize` at a time, until none is left. Only
-   * one process sweeps a schema at a time: when another holds the lock this call returns
-   * `{ skipped: true }` at once.
+   * Deletes rows (entries and tombstones) past their stale-until time, `sweepBatchSize` at a time,
+   * until none is left. Only one process sweeps a schema at a time: when another holds the lock
+   * this call returns `{ skipped: true }` at once.
    * @throws {TierError} when the database fails.
    */
   async sweepExpired(): Promise<SweepResult> {
@@ -323,9 +443,9 @@ export class PostgresTier implements Tier {
 
   private async open(): Promise<Ready> {
     if (!this.connection) this.connection = await openConnection({ ...this.options, onError: this.onError });
-    const { db } = this.connection;
+    const { db, query } = this.connection;
     if (this.options.migrate) await migrate({ db, schema: this.schema });
-    this.state = { db, reads: prepareReads(db, this.tables, this.schema) };
+    this.state = { db, query };
     return this.state;
   }
 
@@ -351,90 +471,169 @@ export class PostgresTier implements Tier {
     }
   }
 
-  private encode(key: string, entry: CacheEntry) {
-    const capped = capEntry(entry, this.maxTtlMs, this.now());
-    let value: string | undefined;
+  /** Encodes an entry; when it cannot be stored, drops the key's older row (best effort) and throws. */
+  private async encodeOrDrop(key: string, entry: CacheEntry): Promise<EncodedRow> {
     try {
-      value = JSON.stringify(capped.value);
+      return this.encode(key, entry);
     } catch (error) {
-      throw new InvalidValueError(
-        `The value for key ${JSON.stringify(key.slice(0, 200))} cannot be stored as JSON: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
-      );
+      const { id } = storageKey(key, this.maxKeyBytes);
+      const st = this.statements;
+      await this.run('delete', (s) =>
+        s.query(st.dropOlder.text, [id, entry.version ?? 0], st.dropOlder.name),
+      ).catch(() => undefined);
+      throw error;
     }
-    if (value === undefined) {
+  }
+
+  private encode(key: string, entry: CacheEntry): EncodedRow {
+    const shown = JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}…` : key);
+    if (entry.value === undefined)
+      throw new InvalidValueError(`The value for key ${shown} is undefined; cache null instead`);
+    const version = entry.version ?? 0;
+    if (!Number.isSafeInteger(version) || version < 0)
       throw new InvalidValueError(
-        `The value for key ${JSON.stringify(key.slice(0, 200))} is ${typeof capped.value}; cache null instead`,
+        `The entry for key ${shown} has version ${version}; versions are integers >= 0`,
       );
+    const now = this.now();
+    const capped = capEntry(entry, this.maxTtlMs, now);
+    let text: string;
+    try {
+      text = encodeValue(capped.value);
+    } catch (error) {
+      if (error instanceof InvalidValueError)
+        throw new InvalidValueError(`The value for key ${shown} cannot be stored: ${error.message}`, {
+          cause: error,
+        });
+      throw error;
+    }
+    // text.length * 3 bounds the UTF-8 size: skip the exact count for small values.
+    if (text.length * 3 > this.maxValueBytes) {
+      const bytes = Buffer.byteLength(text, 'utf8');
+      if (bytes > this.maxValueBytes)
+        throw new InvalidValueError(
+          `The value for key ${shown} is ${bytes} bytes encoded, over the ${this.name} tier's limit of ${this.maxValueBytes} bytes; cache a smaller value or raise maxValueBytes`,
+        );
+    }
+    let meta: string | null = null;
+    if (capped.meta !== undefined) {
+      const problem = validateMeta(capped.meta);
+      if (problem) throw new InvalidValueError(`The meta of key ${shown} cannot be stored: ${problem}`);
+      meta = JSON.stringify(capped.meta);
     }
     const { id, full } = storageKey(key, this.maxKeyBytes);
-    const now = this.now();
     return {
-      key: id,
-      fullKey: full,
-      value: sql`${value}::jsonb`,
+      id,
+      full,
+      text,
       freshUntil: Math.floor(capped.freshUntil),
       staleUntil: Math.floor(capped.staleUntil),
       createdAt: Math.floor(capped.createdAt ?? now),
-      updatedAt: now,
-      meta: capped.meta === undefined ? null : sql`${JSON.stringify(capped.meta)}::jsonb`,
+      meta,
+      version,
+      ttlMs: capped.ttlMs === undefined ? null : Math.floor(capped.ttlMs),
     };
   }
 
-  private async upsert(db: L3Database, rows: ReturnType<PostgresTier['encode']>[]): Promise<void> {
-    const t = this.tables.entries;
-    await db
-      .insert(t)
-      .values(rows)
-      .onConflictDoUpdate({
-        target: t.key,
-        set: {
-          fullKey: sql`excluded.full_key`,
-          value: sql`excluded.value`,
-          freshUntil: sql`excluded.fresh_until`,
-          staleUntil: sql`excluded.stale_until`,
-          createdAt: sql`excluded.created_at`,
-          updatedAt: sql`excluded.updated_at`,
-          meta: sql`excluded.meta`,
-        },
-      });
+  private async upsert(s: Ready, rows: readonly EncodedRow[]): Promise<void> {
+    const n = rows.length;
+    const ids = new Array<string>(n);
+    const fulls = new Array<string | null>(n);
+    const texts = new Array<string>(n);
+    const fresh = new Array<number>(n);
+    const stale = new Array<number>(n);
+    const created = new Array<number>(n);
+    const metas = new Array<string | null>(n);
+    const versions = new Array<number>(n);
+    const ttls = new Array<number | null>(n);
+    for (let i = 0; i < n; i++) {
+      const r = rows[i] as EncodedRow;
+      ids[i] = r.id;
+      fulls[i] = r.full;
+      texts[i] = r.text;
+      fresh[i] = r.freshUntil;
+      stale[i] = r.staleUntil;
+      created[i] = r.createdAt;
+      metas[i] = r.meta;
+      versions[i] = r.version;
+      ttls[i] = r.ttlMs;
+    }
+    const st = this.statements.upsert;
+    await s.query(
+      st.text,
+      [ids, fulls, texts, fresh, stale, created, metas, versions, ttls, this.now()],
+      st.name,
+    );
   }
 
-  private async removeKeys(operation: CacheOperation, keys: readonly string[]): Promise<number> {
-    const ids = [...new Set(keys.map((key) => storageKey(key, this.maxKeyBytes).id))];
-    const t = this.tables.entries;
+  private async removeKeys(
+    operation: CacheOperation,
+    keys: readonly string[],
+    options: TierDeleteOptions | undefined,
+  ): Promise<number> {
+    const ids: string[] = [];
+    const fulls: (string | null)[] = [];
+    const seen = new Set<string>();
+    for (const key of keys) {
+      const { id, full } = storageKey(key, this.maxKeyBytes);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      ids.push(id);
+      fulls.push(full);
+    }
+    const st = this.statements;
+    const version = options?.version;
     return this.run(operation, async (s) => {
-      const removed = await s.db
-        .delete(t)
-        .where(sql`${t.key} = ANY(${sql.param(ids)}::text[])`)
-        .returning({ staleUntil: t.staleUntil });
       const now = this.now();
-      return removed.filter((r) => r.staleUntil > now).length;
+      if (version === undefined) {
+        const rows = await s.query<{ n: number }>(st.deleteAll.text, [ids, now], st.deleteAll.name);
+        return Number(rows[0]?.n ?? 0);
+      }
+      const tombstoneMs = options?.tombstoneMs ?? this.tombstoneMs;
+      if (!(tombstoneMs > 0)) {
+        const rows = await s.query<{ n: number }>(
+          st.deleteOlder.text,
+          [ids, now, version],
+          st.deleteOlder.name,
+        );
+        return Number(rows[0]?.n ?? 0);
+      }
+      const rows = await s.query<{ n: number }>(
+        st.tombstone.text,
+        [ids, fulls, now, version, now + Math.ceil(tombstoneMs)],
+        st.tombstone.name,
+      );
+      return Number(rows[0]?.n ?? 0);
     });
   }
 
-  private decode(key: string, row: EntryRow): CacheEntry | undefined {
+  private decode(key: string, row: EntryRow, operation: CacheOperation): CacheEntry | undefined {
     // A hashed row answers only for the key it was written with.
-    if (row.fullKey !== null ? row.fullKey !== key : row.key !== key) return undefined;
+    if (row.full_key === null ? storageKey(key, this.maxKeyBytes).full !== null : row.full_key !== key)
+      return undefined;
     try {
+      const text = row.value;
+      if (text === null)
+        throw new SerializationError(
+          `the stored value is ${row.bytes} bytes, over maxValueBytes (${this.maxValueBytes})`,
+        );
       const entry: CacheEntry = {
-        value: secureJson.parse(row.value, undefined, SAFE_JSON),
-        freshUntil: Number(row.freshUntil),
-        staleUntil: Number(row.staleUntil),
-        createdAt: Number(row.createdAt),
-        size: Buffer.byteLength(row.value, 'utf8'),
+        value: row.encoding === 0 ? parseJsonSafely(text) : decodeValue(text),
+        freshUntil: Number(row.fresh_until),
+        staleUntil: Number(row.stale_until),
+        createdAt: Number(row.created_at),
+        size: Number(row.bytes),
       };
-      if (row.meta !== null) entry.meta = secureJson.parse(row.meta, undefined, SAFE_JSON);
+      const version = Number(row.version);
+      if (version !== 0) entry.version = version;
+      if (row.ttl_ms !== null) entry.ttlMs = Number(row.ttl_ms);
+      if (row.meta !== null) entry.meta = decodeMeta(row.meta);
       return entry;
     } catch (error) {
+      this.metrics.error('l3', operation, 'serialization_error');
       this.onError(
         new SerializationError(
-          `${this.name} tier: the stored value of key ${JSON.stringify(key.slice(0, 200))} is unsafe or unreadable JSON; treated as a miss`,
-          {
-            cause: error,
-          },
+          `${this.name} tier: the stored row of key ${JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}…` : key)} cannot be read safely (${(error as Error).message}); treated as a miss`,
+          { cause: error },
         ),
       );
       return undefined;
@@ -450,4 +649,20 @@ export class PostgresTier implements Tier {
         this.sweeping = false;
       });
   }
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!(Number.isFinite(value) && value > 0))
+    throw new ConfigError(name, `${value} must be a positive number`);
+  return value;
+}
+
+/** Whether the options open an in-process PGlite database (a tier no other process sees). */
+function isEmbedded(options: PostgresTierOptions): boolean {
+  if (options.pglite !== undefined || options.dataDir !== undefined) return true;
+  const client = (options.db as unknown as { $client?: Record<string, unknown> } | undefined)?.$client;
+  return (
+    client !== undefined && typeof client.exec === 'function' && typeof client.transaction === 'function'
+  );
 }

@@ -1,7 +1,7 @@
 import {
   bigint,
+  boolean,
   index,
-  jsonb,
   pgSchema,
   pgTable,
   primaryKey,
@@ -13,6 +13,8 @@ import { ConfigError } from '@bgc/cache-core';
 
 /** Name of the key/value table created by the migrations. */
 export const ENTRIES_TABLE = 'bgc_cache_entries';
+/** Name of the one-row table holding the version of the last `clear()` of a schema. */
+export const STATE_TABLE = 'bgc_cache_state';
 /** Name of the ComexStat rows table created by the migrations. */
 export const COMEXSTAT_ROWS_TABLE = 'comexstat_rows';
 /** Name of the materialized view of totals per (flow, NCM, country) over the last 12 months. */
@@ -46,12 +48,20 @@ function buildTables(schema: string) {
     {
       key: text('key').primaryKey(),
       fullKey: text('full_key'),
-      value: jsonb('value').notNull(),
+      /** The value's text (see `encoding`); `NULL` marks a tombstone. */
+      value: text('value'),
       freshUntil: bigint('fresh_until', { mode: 'number' }).notNull(),
       staleUntil: bigint('stale_until', { mode: 'number' }).notNull(),
       createdAt: bigint('created_at', { mode: 'number' }).notNull(),
       updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
-      meta: jsonb('meta').$type<Record<string, string | number | boolean>>(),
+      /** JSON text of the entry's flat `meta` record. */
+      meta: text('meta'),
+      /** The entry's (or tombstone's) version; 0 for unversioned writes. */
+      version: bigint('version', { mode: 'number' }).notNull().default(0),
+      /** The fresh lifetime the entry was loaded with, before any cap. */
+      ttlMs: bigint('ttl_ms', { mode: 'number' }),
+      /** 0: plain JSON (rows from before migration 0003); 1: the core's value codec. */
+      encoding: smallint('encoding').notNull().default(0),
     },
     (t) => [index('bgc_cache_entries_stale_until_idx').on(t.staleUntil)],
   );
@@ -69,7 +79,11 @@ function buildTables(schema: string) {
     },
     (t) => [primaryKey({ columns: [t.flow, t.year, t.month, t.ncm, t.countryCode] })],
   );
-  return { entries, comexstatRows };
+  const state = table(STATE_TABLE, {
+    id: boolean('id').primaryKey().default(true),
+    clearedVersion: bigint('cleared_version', { mode: 'number' }).notNull().default(0),
+  });
+  return { entries, comexstatRows, state };
 }
 
 /** `'exp'` (exports) or `'imp'` (imports), as in ComexStat's API. */
@@ -81,7 +95,7 @@ export type L3Tables = ReturnType<typeof buildTables>;
 const cache = new Map<string, L3Tables>();
 
 /**
- * The drizzle tables (`entries`, `comexstatRows`) of the package in `schema`, for queries of your
+ * The drizzle tables (`entries`, `comexstatRows`, `state`) of the package in `schema`, for queries of your
  * own. The materialized view is read with SQL (see `AggregatesStore`).
  * @param schema PostgreSQL schema holding the tables. @default 'public'
  * @throws {ConfigError} when `schema` is not a valid schema name.

@@ -26,10 +26,10 @@ describe('bgc-l3 CLI', () => {
     const c = capture();
     expect(await runCli(['migrate'], env, c.write, c.writeErr)).toBe(0);
     expect(c.out.join('\n')).toMatch(
-      /applied 2 migration\(s\) \(0001_cache_entries\.sql, 0002_comexstat_aggregates\.sql\)/,
+      /applied 3 migration\(s\) \(0001_cache_entries\.sql, 0002_comexstat_aggregates\.sql, 0003_entry_versions\.sql\)/,
     );
     expect(await runCli(['migrate'], env, c.write, c.writeErr)).toBe(0);
-    expect(c.out[1]).toMatch(/applied 0 migration\(s\), 2 already applied/);
+    expect(c.out[1]).toMatch(/applied 0 migration\(s\), 3 already applied/);
   });
 
   it('refresh-aggregates populates first, then refreshes concurrently', async () => {
@@ -63,6 +63,6 @@ describe('bgc-l3 CLI', () => {
     const { stdout } = await promisify(execFile)(tsx, [join(__dirname, '..', 'src', 'cli.ts'), 'migrate'], {
       env: { ...process.env, ...env },
     });
-    expect(stdout).toMatch(/2 already applied/);
+    expect(stdout).toMatch(/3 already applied/);
   });
 });
