@@ -53,6 +53,11 @@ export interface GatewayConfig {
    * started before the delete). Must outlive the longest load. @default 60s
    */
   tombstoneMs: number;
+  /**
+   * CACHE_CONNECT_TIMEOUT: longest wait for the shared tiers at start-up, ms; the gateway then
+   * serves degraded (jobs fail instead, see WARM_CONNECT_TIMEOUT). @default 3s
+   */
+  connectTimeoutMs: number;
   /** LOG_LEVEL. @default 'info' */
   logLevel: string;
   /** SHUTDOWN_TIMEOUT_MS: longest drain on SIGTERM. @default 10000 */
@@ -137,6 +142,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     adminToken,
     adminOnMetricsPort: envBool(env, 'ADMIN_ON_METRICS_PORT', false),
     adminMaxFailures: envInt(env, 'ADMIN_MAX_FAILURES', 5, 1, 1000),
+    connectTimeoutMs: envDuration(env, 'CACHE_CONNECT_TIMEOUT', 3000),
     tombstoneMs: envDuration(env, 'CACHE_TOMBSTONE_TTL', 60_000),
     logLevel,
     shutdownTimeoutMs: envInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

@@ -14,9 +14,6 @@ import { connectTiers, createRuntime, errInfo, type GatewayRuntime } from './run
 import { collectSecrets, scrubSecrets } from './secrets.js';
 import { createApp, type MonthAnswer, type MonthContext, type MonthQuery } from './server.js';
 
-/** Longest wait for the shared tiers at start-up before serving degraded, ms. */
-const STARTUP_CONNECT_MS = 3000;
-
 /** A running gateway. */
 export interface Gateway {
   /** `http://host:port` of the API. */
@@ -149,7 +146,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   const runtime = await createRuntime(config, env, logger);
   // Connect the shared tiers before serving (bounded): a tier still down starts the gateway
   // degraded (the clients keep reconnecting), it does not stop it.
-  await connectTiers(runtime, config, STARTUP_CONNECT_MS).catch((error: unknown) =>
+  await connectTiers(runtime, config, config.connectTimeoutMs).catch((error: unknown) =>
     logger.warn({ err: errInfo(error) }, 'a cache tier is not reachable at start; serving degraded'),
   );
   const connector = createConnector(config, runtime, env, logger);
