@@ -26,6 +26,7 @@ export {
   COMEXSTAT_ROWS_TABLE,
   TOP_VIEW,
   MIGRATIONS_TABLE,
+  STATE_TABLE,
 } from './schema.js';
 export { L3_ERROR_CODES, toTierError } from './postgres-errors.js';
 export { storageKey, DEFAULT_MAX_KEY_BYTES } from './key-encoding.js';
