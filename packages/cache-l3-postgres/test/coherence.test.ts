@@ -371,14 +371,16 @@ describe('batches', () => {
     expect(rows[0].n).toBe(n);
     const got = await b.getMany(writes.map((w) => w.key));
     expect(got).toHaveLength(n);
-    expect(got.every((g, i) => (g?.value as { i: number }).i === i && g?.meta?.i === i)).toBe(true);
+    expect(got.every((g, i) => (g?.value as { i?: number } | undefined)?.i === i && g?.meta?.i === i)).toBe(
+      true,
+    );
     // Newer versions for half of them, older for the other half: only the newer land.
     const newer = nextVersion();
     await b.setMany(
       writes.map((w, i) => ({ key: w.key, entry: entry({ i, gen: 2 }, i % 2 === 0 ? newer : v - 1) })),
     );
     const again = await a.getMany(writes.map((w) => w.key));
-    expect(again.filter((g) => (g?.value as { gen?: number }).gen === 2)).toHaveLength(n / 2);
+    expect(again.filter((g) => (g?.value as { gen?: number } | undefined)?.gen === 2)).toHaveLength(n / 2);
     expect(
       await a.deleteMany(
         writes.map((w) => w.key),
