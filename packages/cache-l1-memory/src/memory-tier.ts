@@ -6,6 +6,8 @@ import {
   type MetricsAdapter,
   NOOP_METRICS,
   type Tier,
+  type TierAttachment,
+  type TierDeleteOptions,
   type TierWrite,
 } from '@bgc/cache-core';
 import { sizeAndFreeze } from './size-and-freeze.js';
@@ -16,7 +18,12 @@ import { WTinyLfuPolicy } from './w-tiny-lfu-policy.js';
 export interface MemoryTierOptions {
   /** Capacity in bytes (estimated heap cost of keys and values). @default 104857600 (100 MB) */
   maxSizeBytes?: number;
-  /** Longest lifetime (ms) an entry is kept; longer entries are shortened. @default 300000 (5 min) */
+  /**
+   * Longest lifetime (ms) an entry is kept when a slower tier can refill it; longer entries are
+   * shortened (their {@link CacheEntry.ttlMs} is kept, so eager refresh still sees the loaded
+   * lifetime). When the orchestrator attaches the tier as its last one
+   * ({@link MemoryTier.attach}), entries keep their own lifetime. @default 300000 (5 min)
+   */
   maxTtlMs?: number;
   /**
    * Cost of an entry in bytes. By default the larger of `entry.size` (the serialized size, known
@@ -31,8 +38,11 @@ export interface MemoryTierOptions {
   maxEntryFraction?: number;
   /**
    * Deep-freeze values when they are stored, so that a caller mutating what `get` returned
-   * cannot corrupt the cached copy (reads hand out the same object, no copy). Turn off only when
-   * values are never mutated and the freeze walk shows in profiles. @default true
+   * cannot corrupt the cached copy (reads hand out the same object, no copy). A value frozen by
+   * the tier is walked once: storing it again reuses its remembered cost. Turn off only when
+   * values are never mutated and the freeze walk shows in profiles; the size estimate then walks
+   * the value on every write unless `entry.size` or {@link MemoryTierOptions.cost} gives it.
+   * @default true
    */
   freeze?: boolean;
   /** Where evictions, sizes, errors (and hits/misses when {@link MemoryTierOptions.reportHits}) go. @default NOOP_METRICS */
@@ -111,6 +121,8 @@ export class MemoryTier implements Tier {
   private values: unknown[] = [];
   private freshUntil = new Float64Array(64);
   private staleUntil = new Float64Array(64);
+  private versions = new Float64Array(64);
+  private lastTier = false;
   private readonly metrics: MetricsAdapter;
   private readonly reportHits: boolean;
   private readonly freeze: boolean;
@@ -191,35 +203,70 @@ export class MemoryTier implements Tier {
   }
 
   /**
-   * Synchronous write: stores `entry` under `key`, capped to {@link MemoryTier.maxTtlMs}. An
-   * entry already past stale-until, or larger than {@link MemoryTier.maxEntryBytes}, is not
-   * stored and removes the key's previous value.
+   * Called once by the orchestrator: a tier that is the last one (`lastTier`, nothing slower can
+   * refill it) keeps each entry's own lifetime instead of capping it to {@link MemoryTier.maxTtlMs}.
+   */
+  attach(attachment: TierAttachment): void {
+    this.lastTier = attachment.lastTier;
+  }
+
+  /**
+   * Synchronous write: stores `entry` under `key`, capped to {@link MemoryTier.maxTtlMs} (unless
+   * attached as the last tier). An entry whose {@link CacheEntry.version} is lower than the stored
+   * one's is dropped silently (it lost a race to a newer write). An entry already past
+   * stale-until, or larger than {@link MemoryTier.maxEntryBytes}, is not stored and removes the
+   * key's previous value. The stored entry keeps `version` and `ttlMs` (when the cap shortens an
+   * entry without `ttlMs`, its loaded lifetime `freshUntil - createdAt` is kept as `ttlMs`).
    * @throws {InvalidValueError} when `entry.value` is `undefined`.
    */
   setSync(key: string, entry: CacheEntry): void {
-    if (entry.value === undefined) {
+    const value = entry.value;
+    if (value === undefined) {
       throw new InvalidValueError(
         `Cannot cache undefined under ${JSON.stringify(key)}: store null for "not found" instead`,
       );
     }
-    const now = this.now();
     const existing = this.policy.find(key);
+    const version = entry.version ?? 0;
+    if (existing !== -1 && version < (this.versions[existing] as number)) return;
+    const now = this.now();
     if (entry.staleUntil <= now) {
       if (existing !== -1) this.removeSlot(existing);
       return;
     }
-    const limit = now + this.maxTtlMs;
-    const stored: CacheEntry =
-      entry.staleUntil <= limit
-        ? { ...entry }
-        : { ...entry, freshUntil: Math.min(entry.freshUntil, limit), staleUntil: limit };
-    const valueBytes = sizeAndFreeze(stored.value, this.freeze);
-    if (stored.meta !== undefined && this.freeze) Object.freeze(stored.meta);
+    let freshUntil = entry.freshUntil;
+    let staleUntil = entry.staleUntil;
+    let ttlMs = entry.ttlMs;
+    if (!this.lastTier && staleUntil > now + this.maxTtlMs) {
+      const limit = now + this.maxTtlMs;
+      if (ttlMs === undefined && entry.createdAt !== undefined) ttlMs = freshUntil - entry.createdAt;
+      if (freshUntil > limit) freshUntil = limit;
+      staleUntil = limit;
+    }
+    // One shape for every stored entry (a copy: the caller keeps its object, the tier its times).
+    const stored: CacheEntry = {
+      value,
+      freshUntil,
+      staleUntil,
+      createdAt: entry.createdAt,
+      size: entry.size,
+      meta: entry.meta,
+      version: entry.version,
+      ttlMs,
+    };
     const bytes =
-      (this.cost ? this.cost(stored.value, stored) : Math.max(stored.size ?? 0, valueBytes)) +
+      (this.cost
+        ? this.cost(value, stored)
+        : this.freeze || entry.size === undefined
+          ? Math.max(entry.size ?? 0, sizeAndFreeze(value, this.freeze))
+          : entry.size) +
       2 * key.length +
       ENTRY_OVERHEAD;
-    if (this.freeze) Object.freeze(stored);
+    if (this.freeze) {
+      if (this.cost) sizeAndFreeze(value, true);
+      if (stored.meta !== undefined) Object.freeze(stored.meta);
+      Object.freeze(stored);
+    }
     if (bytes > this.maxEntryBytes) {
       if (existing !== -1) this.removeSlot(existing);
       this.refused++;
@@ -227,11 +274,11 @@ export class MemoryTier implements Tier {
       return;
     }
     if (existing !== -1) {
-      this.store(existing, stored);
+      this.store(existing, stored, version);
       this.policy.update(existing, bytes);
     } else {
       const slot = this.policy.add(key, bytes);
-      if (slot !== -1) this.store(slot, stored);
+      if (slot !== -1) this.store(slot, stored, version);
     }
     this.sweep(SWEEP_PER_WRITE);
     this.metrics.size('l1', this.policy.weightedSize);
@@ -252,8 +299,12 @@ export class MemoryTier implements Tier {
     return servable;
   }
 
-  /** Removes one key. Resolves `true` if it held a servable entry. */
-  async delete(key: string): Promise<boolean> {
+  /**
+   * Removes one key. Resolves `true` if it held a servable entry. The tier keeps no tombstones
+   * (`options` is accepted for the {@link Tier} contract and ignored): the orchestrator's per-key
+   * versions keep a load that started before the delete from writing its value back.
+   */
+  async delete(key: string, _options?: TierDeleteOptions): Promise<boolean> {
     return this.deleteSync(key);
   }
 
@@ -267,11 +318,44 @@ export class MemoryTier implements Tier {
     for (const w of writes) this.setSync(w.key, w.entry);
   }
 
-  /** Removes many keys; resolves how many held a servable entry. */
-  async deleteMany(keys: readonly string[]): Promise<number> {
+  /** Removes many keys; resolves how many held a servable entry (no tombstones, as {@link MemoryTier.delete}). */
+  async deleteMany(keys: readonly string[], _options?: TierDeleteOptions): Promise<number> {
     let n = 0;
     for (const key of keys) if (this.deleteSync(key)) n++;
     return n;
+  }
+
+  /**
+   * Logical expiry: the servable entries of `keys` stop being fresh now (`freshUntil` = now) and
+   * keep their `staleUntil`, so they remain fail-safe fallbacks. An entry whose version is higher
+   * than `version` (written after the expiry was decided) is left alone. Resolves how many
+   * entries were expired (servable ones that were not already stale).
+   */
+  async expire(keys: readonly string[], version?: number): Promise<number> {
+    return this.expireSync(keys, version);
+  }
+
+  /** Synchronous form of {@link MemoryTier.expire}; returns how many entries were expired. */
+  expireSync(keys: readonly string[], version?: number): number {
+    const now = this.now();
+    let n = 0;
+    for (const key of keys) {
+      const slot = this.policy.find(key);
+      if (slot === -1) continue;
+      if (version !== undefined && (this.versions[slot] as number) > version) continue;
+      if (this.expireSlot(slot, now)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Turns every entry stale at once (`freshUntil` = now, `staleUntil` kept): what the orchestrator
+   * does when it can no longer vouch for local entries (the invalidation bus reconnected). O(n).
+   */
+  expireAll(): void {
+    const now = this.now();
+    const limit = this.policy.slotLimit;
+    for (let slot = 0; slot < limit; slot++) if (this.policy.isOccupied(slot)) this.expireSlot(slot, now);
   }
 
   /** Removes every entry (and the policy's frequency history). */
@@ -281,6 +365,7 @@ export class MemoryTier implements Tier {
     this.values = [];
     this.freshUntil = new Float64Array(64);
     this.staleUntil = new Float64Array(64);
+    this.versions = new Float64Array(64);
     this.sweepCursor = 0;
     this.metrics.size('l1', 0);
   }
@@ -341,12 +426,26 @@ export class MemoryTier implements Tier {
     if (this.reportHits) this.metrics.hit('l1', 'default', 'default');
   }
 
-  private store(slot: number, entry: CacheEntry): void {
+  /** Makes a servable, fresh entry stale now; returns whether it did. */
+  private expireSlot(slot: number, now: number): boolean {
+    if (!((this.staleUntil[slot] as number) > now) || !((this.freshUntil[slot] as number) > now))
+      return false;
+    const e = this.entries[slot] as CacheEntry;
+    const stale: CacheEntry = { ...e, freshUntil: now };
+    if (this.freeze) Object.freeze(stale);
+    this.entries[slot] = stale;
+    this.freshUntil[slot] = now;
+    return true;
+  }
+
+  private store(slot: number, entry: CacheEntry, version: number): void {
     if (slot >= this.staleUntil.length) {
       const n = Math.max(this.staleUntil.length * 2, slot + 1);
       this.freshUntil = grown(this.freshUntil, n);
       this.staleUntil = grown(this.staleUntil, n);
+      this.versions = grown(this.versions, n);
     }
+    this.versions[slot] = version;
     this.entries[slot] = entry;
     this.values[slot] = entry.value;
     // Never fresher than servable, so that getFreshValueSync need not read both.
@@ -358,5 +457,6 @@ export class MemoryTier implements Tier {
     this.entries[slot] = undefined;
     this.values[slot] = undefined;
     this.staleUntil[slot] = 0;
+    this.versions[slot] = 0;
   }
 }

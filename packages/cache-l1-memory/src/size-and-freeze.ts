@@ -9,15 +9,41 @@ const ARRAY_OVERHEAD = 48;
 const SHORT_STRING = 10;
 /** Bytes per property or array slot (a tagged pointer plus amortised backing store). */
 const SLOT_BYTES = 8;
+/** Nesting depth past which a value that is not frozen is no longer walked (ends cycles when not freezing). */
+const MAX_UNFROZEN_DEPTH = 64;
+
+/**
+ * The cost computed for each value this module deep-froze, keyed by the value: a frozen value is
+ * immutable, so storing it again (a re-store with new times or tags, the same object cached under
+ * two keys) reuses its cost instead of walking it, and never counts it as nothing.
+ */
+const frozenCosts = new WeakMap<object, number>();
+/** Objects being walked (the current path from the root), to tell a cycle from a frozen subtree. */
+const path: object[] = [];
 
 /**
  * Walks a value once, estimating the heap bytes it occupies and (when `freeze` is set) deep
  * freezing it so that readers cannot mutate the cached copy. Strings count their length (one-byte
- * representation) plus a header; small integers nothing beyond their slot, other numbers 16 bytes; typed arrays and Buffers their
- * byte length (they cannot be frozen and are left as they are). Already frozen subtrees are neither
- * frozen again nor counted, which also ends cycles.
+ * representation) plus a header; small integers nothing beyond their slot, other numbers 16 bytes;
+ * typed arrays and Buffers their byte length (they cannot be frozen and are left as they are).
+ *
+ * A value this function froze before is not walked again: its cost is remembered (in a WeakMap
+ * keyed by the value) and returned as is. Other frozen objects (frozen by the caller) are walked
+ * and counted in full. A reference back to an object on the current path (a cycle) counts one
+ * slot; an object reached twice by different paths is counted twice (an over-estimate, never an
+ * under-estimate). Without `freeze`, nesting deeper than 64 levels is not counted (this also ends
+ * cycles, which cannot be told from deep nesting without marking objects).
  */
 export function sizeAndFreeze(value: unknown, freeze: boolean): number {
+  if (typeof value !== 'object' || value === null) return primitiveCost(value);
+  const known = frozenCosts.get(value);
+  if (known !== undefined) return known;
+  const bytes = walk(value, freeze, 0);
+  if (freeze) frozenCosts.set(value, bytes);
+  return bytes;
+}
+
+function primitiveCost(value: unknown): number {
   switch (typeof value) {
     case 'string':
       // 16-byte header, characters in 8-byte words; short ones are often shared (see SHORT_STRING),
@@ -28,37 +54,42 @@ export function sizeAndFreeze(value: unknown, freeze: boolean): number {
       return Number.isInteger(value) && Math.abs(value) < 2 ** 30 ? 0 : 16;
     case 'bigint':
       return 16;
-    case 'boolean':
-    case 'undefined':
-    case 'symbol':
-      return 8;
     case 'function':
       return OBJECT_OVERHEAD;
     default:
-      break;
+      // boolean, undefined, symbol, null
+      return 8;
   }
-  if (value === null) return 8;
-  const obj = value as object;
+}
+
+function child(value: unknown, freeze: boolean, depth: number): number {
+  if (typeof value !== 'object' || value === null) return primitiveCost(value);
+  const known = frozenCosts.get(value);
+  if (known !== undefined) return known;
+  if (path.includes(value)) return SLOT_BYTES;
+  if (!freeze && depth >= MAX_UNFROZEN_DEPTH) return SLOT_BYTES;
+  return walk(value, freeze, depth + 1);
+}
+
+function walk(obj: object, freeze: boolean, depth: number): number {
   if (ArrayBuffer.isView(obj)) return OBJECT_OVERHEAD + obj.byteLength;
   if (obj instanceof ArrayBuffer) return OBJECT_OVERHEAD + obj.byteLength;
-  if (Object.isFrozen(obj)) return SLOT_BYTES;
   if (freeze) Object.freeze(obj);
-  let bytes = OBJECT_OVERHEAD;
-  if (Array.isArray(obj)) {
-    bytes = ARRAY_OVERHEAD;
-    for (let i = 0; i < obj.length; i++) bytes += SLOT_BYTES + sizeAndFreeze(obj[i], freeze);
+  path.push(obj);
+  try {
+    let bytes = OBJECT_OVERHEAD;
+    if (Array.isArray(obj)) {
+      bytes = ARRAY_OVERHEAD;
+      for (let i = 0; i < obj.length; i++) bytes += SLOT_BYTES + child(obj[i], freeze, depth);
+    } else if (obj instanceof Map) {
+      for (const [k, v] of obj) bytes += 2 * SLOT_BYTES + child(k, freeze, depth) + child(v, freeze, depth);
+    } else if (obj instanceof Set) {
+      for (const v of obj) bytes += SLOT_BYTES + child(v, freeze, depth);
+    } else {
+      for (const k in obj) bytes += SLOT_BYTES + child((obj as Record<string, unknown>)[k], freeze, depth);
+    }
     return bytes;
+  } finally {
+    path.pop();
   }
-  if (obj instanceof Map) {
-    for (const [k, v] of obj) bytes += 2 * SLOT_BYTES + sizeAndFreeze(k, freeze) + sizeAndFreeze(v, freeze);
-    return bytes;
-  }
-  if (obj instanceof Set) {
-    for (const v of obj) bytes += SLOT_BYTES + sizeAndFreeze(v, freeze);
-    return bytes;
-  }
-  for (const k in obj) {
-    bytes += SLOT_BYTES + sizeAndFreeze((obj as Record<string, unknown>)[k], freeze);
-  }
-  return bytes;
 }

@@ -8,6 +8,8 @@ type Cmd =
   | { op: 'get'; key: number }
   | { op: 'delete'; key: number }
   | { op: 'tick'; ms: number }
+  | { op: 'expire'; key: number }
+  | { op: 'expireAll' }
   | { op: 'clear' };
 
 const key = fc.integer({ min: 1, max: 5 });
@@ -23,10 +25,12 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   fc.record({ op: fc.constant('delete' as const), key }),
   fc.record({ op: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 40 }) }),
   fc.constant({ op: 'clear' as const }),
+  fc.record({ op: fc.constant('expire' as const), key }),
+  fc.constant({ op: 'expireAll' as const }),
 );
 
 describe('MemoryTier against a sequential model (keys 1..5, fake clock)', () => {
-  it('agrees on get/getFreshValueSync/set/delete/expiry for every generated history', () => {
+  it('agrees on get/getFreshValueSync/set/delete/expire/expireAll/expiry for every generated history', () => {
     fc.assert(
       fc.property(fc.array(cmd, { maxLength: 40 }), (cmds) => {
         const clock = { t: 10_000 };
@@ -67,6 +71,13 @@ describe('MemoryTier against a sequential model (keys 1..5, fake clock)', () => 
             const m = model.get(String(c.key));
             expect(tier.deleteSync(String(c.key))).toBe(m !== undefined && m.staleUntil > clock.t);
             model.delete(String(c.key));
+          } else if (c.op === 'expire' || c.op === 'expireAll') {
+            if (c.op === 'expire') void tier.expire([String(c.key)]);
+            else tier.expireAll();
+            for (const [k, m] of model) {
+              if (c.op === 'expire' && k !== String(c.key)) continue;
+              if (m.staleUntil > clock.t && m.freshUntil > clock.t) m.freshUntil = clock.t;
+            }
           } else if (c.op === 'tick') {
             clock.t += c.ms;
           } else {
