@@ -109,6 +109,7 @@ export class KeyvStore extends EventEmitter {
   private readonly closeCache: boolean;
   private readonly generations = new Map<string, Generation>();
   private readonly held = new Map<string, HeldLease>();
+  private readonly loadingGenerations = new Map<string, Promise<string>>();
   private forwarding = false;
 
   constructor(cache: MultiLevelCache, options: KeyvStoreOptions = {}) {
@@ -278,17 +279,60 @@ export class KeyvStore extends EventEmitter {
       const memo = this.generations.get(ns);
       if (memo && memo.until > Date.now()) return memo.value;
     }
-    return this.cache
-      .getOrLoad<string>(nsKey, () => nextVersion().toString(36), {
-        ttlMs: NAMESPACE_TTL_MS,
-        staleTtlMs: 0,
-        endpoint: NAMESPACE_ENDPOINT,
-      })
-      .then((r) => {
-        const value = String(r.value);
-        this.generations.set(ns, { value, until: Date.now() + this.namespaceCheckMs });
-        return value;
-      });
+    let pending = this.loadingGenerations.get(nsKey);
+    if (!pending) {
+      pending = this.loadGeneration(nsKey).then(
+        (value) => {
+          this.loadingGenerations.delete(nsKey);
+          this.generations.set(ns, { value, until: Date.now() + this.namespaceCheckMs });
+          return value;
+        },
+        (error: unknown) => {
+          this.loadingGenerations.delete(nsKey);
+          throw error;
+        },
+      );
+      this.loadingGenerations.set(nsKey, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Reads the namespace generation from the tiers, or starts the namespace's first generation.
+   * With `lockOnMiss`, the first generation is created under the lock, so that instances starting
+   * together agree on it (otherwise each could write its own and their keys would differ until the
+   * last write reaches them through the bus: misses, never stale data).
+   */
+  private async loadGeneration(nsKey: string): Promise<string> {
+    const stored = await this.readGeneration(nsKey);
+    if (stored !== undefined) return stored;
+    let lease: Lease | undefined;
+    if (this.lock) {
+      try {
+        lease = await this.lock.tryAcquire(nsKey, this.leaseMs);
+        if (!lease) {
+          await this.lock.waitForRelease(nsKey, this.waitMs);
+          const created = await this.readGeneration(nsKey);
+          if (created !== undefined) return created;
+        }
+      } catch (error) {
+        this.emit('error', error);
+      }
+    }
+    try {
+      const again = lease ? await this.readGeneration(nsKey) : undefined;
+      if (again !== undefined) return again;
+      const value = nextVersion().toString(36);
+      await this.cache.set(nsKey, value, { ttlMs: NAMESPACE_TTL_MS, staleTtlMs: 0 });
+      return value;
+    } finally {
+      await lease?.release();
+    }
+  }
+
+  private async readGeneration(nsKey: string): Promise<string | undefined> {
+    const r = await this.cache.get<string>(nsKey, { endpoint: NAMESPACE_ENDPOINT });
+    return typeof r.value === 'string' ? r.value : undefined;
   }
 
   private async missWithLock<Value>(cacheKey: string): Promise<Value | undefined> {
@@ -307,10 +351,7 @@ export class KeyvStore extends EventEmitter {
       this.emit('error', error);
       return undefined;
     }
-    if (lease) {
-      this.hold(cacheKey, lease);
-      return undefined;
-    }
+    if (lease) return this.holdUnlessStored<Value>(cacheKey, lease);
     await lock.waitForRelease(cacheKey, this.waitMs);
     const value = await this.read<Value>(cacheKey);
     if (value !== undefined) return value;
@@ -331,8 +372,20 @@ export class KeyvStore extends EventEmitter {
     } catch {
       return undefined;
     }
-    this.hold(cacheKey, lease);
+    if (lease) return this.holdUnlessStored<Value>(cacheKey, lease);
+    this.hold(cacheKey, undefined);
     return undefined;
+  }
+
+  /**
+   * Just took the lease: the previous holder may have stored the value and released between this
+   * caller's miss and its acquire, so read once more; hold the lease only on a miss.
+   */
+  private async holdUnlessStored<Value>(cacheKey: string, lease: Lease): Promise<Value | undefined> {
+    this.hold(cacheKey, lease);
+    const value = await this.read<Value>(cacheKey);
+    if (value !== undefined) this.releaseHeld(cacheKey);
+    return value;
   }
 
   private hold(cacheKey: string, lease: Lease | undefined): void {

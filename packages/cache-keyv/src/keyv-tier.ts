@@ -13,7 +13,7 @@ import {
   type TierWrite,
 } from '@bgc/cache-core';
 import type Keyv from 'keyv';
-import { decodeStoredValue, encodeStoredValue, showKey } from './value-codec.js';
+import { decodeStoredValue, encodeStoredValue, redact, showKey } from './value-codec.js';
 
 /** Options of {@link KeyvTier}. */
 export interface KeyvTierOptions {
@@ -92,6 +92,7 @@ export class KeyvTier implements Tier {
   private readonly maxValueBytes: number;
   private readonly ownsKeyv: boolean;
   private lastTier = false;
+  private closed = false;
   private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(options: KeyvTierOptions) {
@@ -136,7 +137,7 @@ export class KeyvTier implements Tier {
    * Stores one entry unless the stored entry, tombstone or clear marker has a higher version (the
    * write lost a race: dropped silently). The record expires from the store at `staleUntil`.
    */
-  set(key: string, entry: CacheEntry): Promise<void> {
+  async set(key: string, entry: CacheEntry): Promise<void> {
     const record = this.toRecord(key, entry);
     return this.serialized(key, async () => {
       const version = record.n ?? 0;
@@ -225,8 +226,10 @@ export class KeyvTier implements Tier {
     await this.call('get', undefined, () => this.keyv.get(CLEARED_KEY));
   }
 
-  /** Disconnects the Keyv when {@link KeyvTierOptions.ownsKeyv} is set. */
+  /** Disconnects the Keyv (once) when {@link KeyvTierOptions.ownsKeyv} is set. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     if (this.ownsKeyv) await this.keyv.disconnect();
   }
 
@@ -304,13 +307,14 @@ export class KeyvTier implements Tier {
     } catch (error) {
       if (BgcCacheError.isInstance(error)) throw error;
       const original = error instanceof Error ? error : new Error(String(error));
-      const cause = new Error(original.message);
+      const message = redact(original.message);
+      const cause = new Error(message);
       cause.name = original.name;
       const what = key === undefined ? '' : ` of ${showKey(key)}`;
       throw new TierError(
         this.name,
         op,
-        `the Keyv store failed${what}: ${original.message}. Check the store's backend; the cache skips this tier meanwhile`,
+        `the Keyv store failed${what}: ${message}. Check the store's backend; the cache skips this tier meanwhile`,
         { cause, code: 'E_KEYV' },
       );
     }

@@ -8,6 +8,11 @@ export function showKey(key: string): string {
   return JSON.stringify(key.length > SHOWN_KEY ? `${key.slice(0, SHOWN_KEY)}…` : key);
 }
 
+/** `message` with the credentials of any URL in it (`scheme://user:password@`) replaced by `***`. */
+export function redact(message: string): string {
+  return message.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1***@');
+}
+
 /**
  * Encodes a value for a {@link KeyvTier} record.
  * @throws {InvalidValueError} when the value cannot be stored.
