@@ -28,10 +28,11 @@ import {
 import { DEFAULT_MAX_KEY_BYTES, storageKey } from './key-encoding.js';
 import { migrate } from './migrate.js';
 import { L3_ERROR_CODES, toTierError } from './postgres-errors.js';
-import { decodeMeta, validateMeta } from './meta.js';
+import { validateMeta } from './meta.js';
+import { decodeRow, type StoredRow } from './row-decoder.js';
 import { entryStatements, type EntryStatements } from './statements.js';
 import { type L3Tables, l3Tables } from './schema.js';
-import { decodeValue, encodeValue, parseJsonSafely } from './value-codec.js';
+import { encodeValue } from './value-codec.js';
 
 /** Largest stored value by default, in UTF-8 bytes of its encoded text: the L2 tier's default (1 MiB). */
 export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
@@ -92,22 +93,6 @@ export interface SweepResult {
 export interface ClearOptions {
   /** Version of the clear: later writes of lower versions are refused. @default nextVersion() */
   version?: number;
-}
-
-/** A row as the read statements return it (pg gives bigint columns as strings). */
-interface EntryRow {
-  key?: string;
-  full_key: string | null;
-  /** `null` when the stored text is over the tier's `maxValueBytes` (then `bytes` says how large). */
-  value: string | null;
-  bytes: number | string;
-  fresh_until: number | string;
-  stale_until: number | string;
-  created_at: number | string;
-  meta: string | null;
-  version: number | string;
-  ttl_ms: number | string | null;
-  encoding: number;
 }
 
 /** An entry ready for the upsert's arrays. */
@@ -255,7 +240,7 @@ export class PostgresTier implements Tier {
     const { id } = storageKey(key, this.maxKeyBytes);
     const st = this.statements;
     return this.run('get', async (s) => {
-      const rows = await s.query<EntryRow>(st.get.text, [id, this.now(), this.maxValueBytes], st.get.name);
+      const rows = await s.query<StoredRow>(st.get.text, [id, this.now(), this.maxValueBytes], st.get.name);
       return rows[0] === undefined ? undefined : this.decode(key, rows[0], 'get');
     });
   }
@@ -268,14 +253,14 @@ export class PostgresTier implements Tier {
     for (let i = 0; i < n; i++) ids[i] = storageKey(keys[i] as string, this.maxKeyBytes).id;
     const st = this.statements;
     return this.run('get_many', async (s) => {
-      const rows = await s.query<EntryRow>(
+      const rows = await s.query<StoredRow>(
         st.getMany.text,
         [ids, this.now(), this.maxValueBytes],
         st.getMany.name,
       );
       const out = new Array<CacheEntry | undefined>(n);
       if (rows.length === 0) return out.fill(undefined);
-      const byId = new Map<string, EntryRow>();
+      const byId = new Map<string, StoredRow>();
       for (const row of rows) byId.set(row.key as string, row);
       for (let i = 0; i < n; i++) {
         const row = byId.get(ids[i] as string);
@@ -606,28 +591,12 @@ export class PostgresTier implements Tier {
     });
   }
 
-  private decode(key: string, row: EntryRow, operation: CacheOperation): CacheEntry | undefined {
+  private decode(key: string, row: StoredRow, operation: CacheOperation): CacheEntry | undefined {
     // A hashed row answers only for the key it was written with.
     if (row.full_key === null ? storageKey(key, this.maxKeyBytes).full !== null : row.full_key !== key)
       return undefined;
     try {
-      const text = row.value;
-      if (text === null)
-        throw new SerializationError(
-          `the stored value is ${row.bytes} bytes, over maxValueBytes (${this.maxValueBytes})`,
-        );
-      const entry: CacheEntry = {
-        value: row.encoding === 0 ? parseJsonSafely(text) : decodeValue(text),
-        freshUntil: Number(row.fresh_until),
-        staleUntil: Number(row.stale_until),
-        createdAt: Number(row.created_at),
-        size: Number(row.bytes),
-      };
-      const version = Number(row.version);
-      if (version !== 0) entry.version = version;
-      if (row.ttl_ms !== null) entry.ttlMs = Number(row.ttl_ms);
-      if (row.meta !== null) entry.meta = decodeMeta(row.meta);
-      return entry;
+      return decodeRow(row, this.maxValueBytes);
     } catch (error) {
       this.metrics.error('l3', operation, 'serialization_error');
       this.onError(

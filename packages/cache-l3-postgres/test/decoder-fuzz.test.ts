@@ -1,0 +1,219 @@
+import { SerializationError } from '@bgc/cache-core';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ENTRIES_TABLE, PostgresTier } from '../src/index.js';
+import { decodeRow, type StoredRow } from '../src/row-decoder.js';
+import { decodeValue, encodeValue } from '../src/value-codec.js';
+import { dropSchema, testPool, uniqueSchema } from './helpers.js';
+
+const MAX = 4096;
+
+/** Values the codec stores: JSON plus Date, Map, Set, BigInt, undefined, NaN, ±Infinity, -0. */
+const codecValue = fc.letrec((tie) => ({
+  leaf: fc.oneof(
+    fc.string(),
+    fc.integer(),
+    fc.double(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.bigInt(),
+    fc.date(),
+    fc.constantFrom(Number.NaN, -0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY),
+  ),
+  node: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    tie('leaf'),
+    fc.array(tie('node'), { maxLength: 4 }),
+    fc.dictionary(fc.oneof(fc.string(), fc.constant('$bgc'), fc.constant('v')), tie('node'), { maxKeys: 4 }),
+    fc.array(fc.tuple(tie('node'), tie('node')), { maxLength: 3 }).map((pairs) => new Map(pairs)),
+    fc.array(tie('node'), { maxLength: 3 }).map((items) => new Set(items)),
+  ),
+})).node;
+
+const TAGS = ['undefined', 'Number', 'BigInt', 'Date', 'Map', 'Set', 'Object', 'Function', '__proto__', ''];
+
+/** JSON text an attacker (or a bug) could have stored: tags with any payload, prototype keys, deep nesting. */
+const adversarialText = fc.oneof(
+  fc.string({ maxLength: 200 }),
+  fc.json({ maxDepth: 4 }),
+  fc
+    .tuple(fc.constantFrom(...TAGS), fc.jsonValue({ maxDepth: 3 }))
+    .map(([tag, v]) => JSON.stringify({ $bgc: tag, v })),
+  fc
+    .tuple(fc.constantFrom(...TAGS), fc.jsonValue({ maxDepth: 2 }))
+    .map(([tag, v]) => `[{"a": {"$bgc": ${JSON.stringify(tag)}, "v": ${JSON.stringify(v)}}}]`),
+  fc.jsonValue({ maxDepth: 2 }).map((v) => `{"$bgc": "Object", "v": [["__proto__", ${JSON.stringify(v)}]]}`),
+  fc.jsonValue({ maxDepth: 2 }).map((v) => `{"a": 1, "__proto__": ${JSON.stringify(v)}}`),
+  fc.jsonValue({ maxDepth: 2 }).map((v) => `{"constructor": {"prototype": ${JSON.stringify(v)}}}`),
+  fc.constantFrom(
+    `{"\\u005f_proto__": {"x": 1}}`,
+    `{"$bgc": "BigInt", "v": "${'9'.repeat(5000)}"}`,
+    `{"$bgc": "Map", "v": [[1]]}`,
+    `{"$bgc": "Map", "v": "not pairs"}`,
+    `{"$bgc": "Date", "v": {"toString": 1}}`,
+  ),
+  fc.integer({ min: 1, max: 20_000 }).map((n) => `${'['.repeat(n)}${']'.repeat(n)}`),
+  fc.integer({ min: 1, max: 5_000 }).map((n) => `${'[{"$bgc":"Set","v":'.repeat(n)}[]${'}]'.repeat(n)}`),
+  // A valid encoding, cut or spliced at random.
+  fc.tuple(codecValue, fc.nat(), fc.string({ maxLength: 5 })).map(([v, at, junk]) => {
+    const text = encodeValue(v);
+    const i = at % (text.length + 1);
+    return text.slice(0, i) + junk + text.slice(i + 1);
+  }),
+);
+
+const storedRow = fc.record({
+  full_key: fc.constant(null),
+  value: fc.oneof(adversarialText, fc.constant(null)),
+  bytes: fc.oneof(fc.nat(), fc.string({ maxLength: 5 })),
+  fresh_until: fc.oneof(fc.nat().map(String), fc.string({ maxLength: 5 })),
+  stale_until: fc.oneof(fc.nat().map(String), fc.string({ maxLength: 5 })),
+  created_at: fc.nat().map(String),
+  meta: fc.oneof(fc.constant(null), adversarialText),
+  version: fc.oneof(fc.constant('0'), fc.nat().map(String), fc.string({ maxLength: 5 })),
+  ttl_ms: fc.oneof(fc.constant(null), fc.nat().map(String)),
+  encoding: fc.oneof(fc.constantFrom(0, 1, 1, 1, 2), fc.string({ maxLength: 2 })),
+}) as fc.Arbitrary<StoredRow>;
+
+describe('L3 row decoder (fuzz)', () => {
+  it('round-trips every value the codec accepts: same types in, same types out', () => {
+    fc.assert(
+      fc.property(codecValue, (v) => {
+        expect(decodeValue(encodeValue(v))).toEqual(v);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('never crashes on arbitrary or adversarial rows: an entry, or a SerializationError; no prototype touched', () => {
+    fc.assert(
+      fc.property(storedRow, (row) => {
+        try {
+          const entry = decodeRow(row, MAX);
+          expect(Number.isFinite(entry.freshUntil)).toBe(true);
+          if (entry.meta !== undefined) {
+            expect(Object.getPrototypeOf(entry.meta)).toBe(Object.prototype);
+            for (const v of Object.values(entry.meta))
+              expect(['string', 'number', 'boolean']).toContain(typeof v);
+          }
+        } catch (error) {
+          expect(error).toBeInstanceOf(SerializationError);
+        }
+        expect(({} as Record<string, unknown>).x).toBeUndefined();
+        expect(Object.keys(Object.prototype)).toEqual([]);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses text over the bound before parsing it', () => {
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      fc.assert(
+        fc.property(
+          fc.string({ minLength: 1, maxLength: 50 }),
+          fc.integer({ min: 1, max: 200 }),
+          (unit, extra) => {
+            const text = JSON.stringify(unit.repeat(Math.ceil((MAX + extra) / unit.length)));
+            parse.mockClear();
+            expect(() => decodeValue(text, { maxBytes: MAX })).toThrow(SerializationError);
+            expect(() => decodeRow({ ...baseRow, value: text, encoding: 0 }, MAX)).toThrow(
+              SerializationError,
+            );
+            expect(parse).not.toHaveBeenCalled();
+          },
+        ),
+        { numRuns: 300 },
+      );
+      // Multi-byte text: refused by its UTF-8 size, not its length.
+      expect(() => decodeValue(JSON.stringify('é'.repeat(MAX / 2)), { maxBytes: MAX })).toThrow(
+        /over 4096 bytes/,
+      );
+      expect(decodeValue(JSON.stringify('é'.repeat(MAX / 2 - 2)), { maxBytes: MAX })).toHaveLength(
+        MAX / 2 - 2,
+      );
+    } finally {
+      parse.mockRestore();
+    }
+  });
+});
+
+const baseRow: StoredRow = {
+  full_key: null,
+  value: '1',
+  bytes: 1,
+  fresh_until: 1,
+  stale_until: 2,
+  created_at: 0,
+  meta: null,
+  version: 0,
+  ttl_ms: null,
+  encoding: 1,
+};
+
+describe('L3 reads of planted rows on PostgreSQL (fuzz)', () => {
+  const pool = testPool(3);
+  const schema = uniqueSchema('fuzz');
+  const errors: unknown[] = [];
+  let tier: PostgresTier;
+
+  beforeAll(async () => {
+    tier = new PostgresTier({
+      pool,
+      schema,
+      migrate: true,
+      sweepIntervalMs: 0,
+      maxValueBytes: MAX,
+      onError: (e) => errors.push(e),
+    });
+    await tier.connect();
+  });
+  afterAll(async () => {
+    await tier.close();
+    await dropSchema(pool, schema);
+    await pool.end();
+  });
+
+  it('getMany of hundreds of arbitrary stored rows resolves: entries or misses, each miss reported', async () => {
+    const samples = fc.sample(
+      fc.record({
+        value: adversarialText.filter((t) => !t.includes('\u0000')),
+        meta: fc.oneof(
+          fc.constant(null),
+          adversarialText.filter((t) => !t.includes('\u0000')),
+        ),
+        encoding: fc.constantFrom(0, 1, 1, 7),
+      }),
+      { numRuns: 400, seed: 20_261_130 },
+    );
+    // Some rows over the tier's bound too.
+    samples.push({ value: `"${'x'.repeat(MAX * 3)}"`, meta: null, encoding: 1 });
+    const keys = samples.map((_, i) => `fuzz:${i}`);
+    const now = Date.now();
+    await pool.query(
+      `INSERT INTO "${schema}".${ENTRIES_TABLE} (key, value, meta, encoding, fresh_until, stale_until, created_at, updated_at)
+       SELECT * , $5::bigint, $5::bigint, $6::bigint, $6::bigint FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`,
+      [
+        keys,
+        samples.map((s) => s.value),
+        samples.map((s) => s.meta),
+        samples.map((s) => s.encoding),
+        now + 60_000,
+        now,
+      ],
+    );
+    errors.length = 0;
+    const got = await tier.getMany(keys);
+    expect(got).toHaveLength(keys.length);
+    const misses = got.filter((g) => g === undefined).length;
+    expect(misses).toBeGreaterThan(0);
+    expect(misses).toBeLessThan(keys.length);
+    expect(errors).toHaveLength(misses);
+    expect(errors.every((e) => e instanceof SerializationError)).toBe(true);
+    expect(got.at(-1)).toBeUndefined();
+    // The single-key read agrees.
+    for (let i = 0; i < 40; i++)
+      expect((await tier.get(keys[i] as string)) === undefined).toBe(got[i] === undefined);
+  });
+});
