@@ -2,7 +2,10 @@
 // L1 + PGlite L3, or Redis/PostgreSQL when configured), warms the seed's set, replays a simulated
 // day of traffic and prints what the seed's goals are about.
 //
-//   pnpm demo [--instances 3] [--requests 20000] [--concurrency 32] [--json]
+//   pnpm demo [--instances 3] [--requests 20000] [--concurrency 32] [--restart-requests N] [--cold] [--json]
+//
+// Phases: warming (skipped with --cold), a day of traffic, then a restart of the gateway (its L1
+// empty) and more traffic, answered from L3 (and L2 with Redis).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,10 +15,11 @@ import { warmComexStat } from '@bgc/connector-comexstat';
 import { SIM_COUNTRIES, SIM_NCMS, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
 import cliProgress from 'cli-progress';
 import { sql } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { freePort, parseDemoArgs, type DemoArgs } from './demo/args.js';
 import { buildTraffic, type DemoRequest } from './demo/traffic.js';
-import { percentile, renderTable, type DemoReport } from './demo/report.js';
+import { type ColdFigures, type DemoReport, percentile, renderTable } from './demo/report.js';
 import { startGateway } from './gateway.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -30,6 +34,37 @@ async function waitReady(url: string, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`gateway at ${url} was not ready within ${timeoutMs} ms`);
+}
+
+type RunningGateway = Awaited<ReturnType<typeof startGateway>>;
+
+/** The in-process gateway plus `instances - 1` child processes (`node dist/main.js`), all ready. */
+async function startInstances(
+  env: NodeJS.ProcessEnv,
+  instances: number,
+): Promise<{ gateway: RunningGateway; children: ChildProcess[]; urls: string[] }> {
+  const children: ChildProcess[] = [];
+  const gateway = await startGateway({ env });
+  const urls = [gateway.url];
+  for (let i = 1; i < instances; i++) {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const child = spawn(process.execPath, [path.join(here, 'main.js')], {
+      env: { ...env, PORT: String(port), METRICS_PORT: String(metricsPort), INSTANCE_ID: `demo-${i}` },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    children.push(child);
+    urls.push(`http://127.0.0.1:${port}`);
+  }
+  await Promise.all(urls.map((u) => waitReady(u, 30_000)));
+  return { gateway, children, urls };
+}
+
+async function stopChildren(children: ChildProcess[]): Promise<void> {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(
+    children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
+  );
 }
 
 async function main(): Promise<void> {
@@ -61,28 +96,17 @@ async function main(): Promise<void> {
     env.REDIS_ADDR ??= '127.0.0.1:6379';
     env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
   }
-  // Each run starts from empty shared tiers: its own Redis prefix and PostgreSQL schema, removed after.
+  // Each run starts from empty shared tiers: its own Redis prefixes and PostgreSQL schema, removed after.
   const runId = `${process.pid}_${Date.now().toString(36)}`;
-  env.CACHE_L2_PREFIX ??= `bgc:demo:${runId}:`;
+  env.CACHE_L2_PREFIX ??= `bgc:demo:${runId}:c:`;
+  env.CACHE_COORD_PREFIX ??= `bgc:demo:${runId}:x:`;
   env.L3_SCHEMA ??= `bgc_demo_${runId}`;
-  const children: ChildProcess[] = [];
-  const gateway = await startGateway({ env });
-  const urls = [gateway.url];
+  let running = await startInstances(env, args.instances);
   try {
-    for (let i = 1; i < args.instances; i++) {
-      const port = await freePort();
-      const metricsPort = await freePort();
-      const child = spawn(process.execPath, [path.join(here, 'main.js')], {
-        env: { ...env, PORT: String(port), METRICS_PORT: String(metricsPort), INSTANCE_ID: `demo-${i}` },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      children.push(child);
-      urls.push(`http://127.0.0.1:${port}`);
-    }
-    await Promise.all(urls.map((u) => waitReady(u, 30_000)));
+    const { gateway } = running;
     const tiers = Object.keys(gateway.runtime.cache.tierStatus()).join(' + ');
     log(
-      `ComexStat gateway demo: ${args.instances} instance(s), tiers ${tiers}${gateway.config.databaseUrl ? ' (PostgreSQL)' : gateway.config.cache.l3.enabled ? ' (L3 on PGlite)' : ''}, upstream = simulator at ${sim.url}`,
+      `ComexStat gateway demo: ${args.instances} instance(s), tiers ${tiers}${gateway.config.databaseUrl ? ' (PostgreSQL)' : gateway.config.cache.l3.enabled ? ' (L3 on PGlite, migrated)' : ''}, upstream = simulator at ${sim.url}${args.cold ? ', cold start (no warming)' : ''}`,
     );
 
     const ncms = SIM_NCMS.slice(0, 50).map((n) => n.coNcm);
@@ -92,58 +116,130 @@ async function main(): Promise<void> {
 
     // 1. Warming: the seed's weekly job, top 50 NCMs × top 10 countries × last 12 months, both flows.
     const before = sim.stats.byPath['/general'] ?? 0;
-    const warm = await warmComexStat({
-      connector: gateway.connector,
-      ncms,
-      countries,
-      months: 12,
-      onProgress: (p) =>
-        log(`  warming ${p.flow} ${p.ano}: ${p.done}/${p.total} keys${p.skipped ? ' (already cached)' : ''}`),
-    });
+    let warm = { keysWarmed: 0, keysSkipped: 0, ms: 0 };
+    if (!args.cold) {
+      warm = await warmComexStat({
+        connector: gateway.connector,
+        ncms,
+        countries,
+        months: 12,
+        onProgress: (p) =>
+          log(
+            `  warming ${p.flow} ${p.ano}: ${p.done}/${p.total} keys${p.skipped ? ' (already cached)' : ''}`,
+          ),
+      });
+    }
     const warmCalls = (sim.stats.byPath['/general'] ?? 0) - before;
-    log(
-      `warmed ${warm.keysWarmed} keys (${warm.keysSkipped} already cached) with ${warmCalls} upstream calls in ${(warm.ms / 1000).toFixed(1)} s`,
-    );
+    if (!args.cold)
+      log(
+        `warmed ${warm.keysWarmed} keys (${warm.keysSkipped} already cached) with ${warmCalls} upstream calls in ${(warm.ms / 1000).toFixed(1)} s`,
+      );
 
     // 2. A simulated day of traffic from several clients.
     const release = await gateway.connector.releaseInfo();
+    const latest = release
+      ? { year: release.year, month: release.month }
+      : { year: new Date().getFullYear(), month: new Date().getMonth() };
     const traffic = buildTraffic({
       requests: args.requests,
       ncms,
       countries,
       coldCountries,
-      latest: release
-        ? { year: release.year, month: release.month }
-        : { year: new Date().getFullYear(), month: new Date().getMonth() },
+      latest,
       seed: 20240301,
     });
     const dayStart = sim.stats.byPath['/general'] ?? 0;
-    const report = await replay(urls, traffic, args, log);
+    const callsStart = sim.stats.calls;
+    const limitedStart = sim.stats.rateLimited;
+    let cold: ColdFigures | undefined;
+    let rest = traffic;
+    if (args.cold) {
+      // The very first request of an empty cache, alone: what its client waits.
+      const first = traffic[0] as DemoRequest;
+      const t = performance.now();
+      const r = await fetch(`${running.urls[0]}${first.path}`);
+      await r.arrayBuffer();
+      cold = {
+        firstRequestMs: performance.now() - t,
+        firstStatus: r.status,
+        count503: r.status === 503 ? 1 : 0,
+        upstreamCallsTotal: 0,
+        rateLimited: 0,
+      };
+      rest = traffic.slice(1);
+      log(`first request of an empty cache: ${cold.firstRequestMs.toFixed(0)} ms, status ${r.status}`);
+    }
+    const report = await replay(running.urls, rest, args, log);
     report.upstreamCallsDay = (sim.stats.byPath['/general'] ?? 0) - dayStart;
     report.upstreamCallsWarming = warmCalls;
     report.keysWarmed = warm.keysWarmed + warm.keysSkipped;
     report.instances = args.instances;
     report.tiers = tiers;
+    if (cold) {
+      cold.count503 += report.statuses[503] ?? 0;
+      cold.upstreamCallsTotal = sim.stats.calls - callsStart;
+      cold.rateLimited = sim.stats.rateLimited - limitedStart;
+      report.cold = cold;
+    }
+
+    // 3. The gateway restarts (a deploy): L1 starts empty, the shared or embedded tiers answer.
+    if (args.restartRequests > 0) {
+      log('restarting the gateway: its memory (L1) starts empty, the tiers below answer');
+      await stopChildren(running.children);
+      // With Redis, L2 is emptied too (its entries only: coordination keys are under their own
+      // prefix) so that the run shows L3 answering.
+      if (shared)
+        for (const tier of gateway.runtime.cache.tiers) if (tier.level === 'l2') await tier.clear?.();
+      await gateway.close();
+      running = await startInstances(env, 1);
+      const after = buildTraffic({
+        requests: args.restartRequests,
+        ncms,
+        countries,
+        coldCountries,
+        latest,
+        seed: 20240302,
+      });
+      const restartStart = sim.stats.byPath['/general'] ?? 0;
+      const phase = await replay(running.urls, after, args, log);
+      report.restart = {
+        requests: phase.requests,
+        errors: phase.errors,
+        statuses: phase.statuses,
+        levels: phase.levels,
+        hitRate: phase.hitRate,
+        p50Ms: phase.p50Ms,
+        p95Ms: phase.p95Ms,
+        p99Ms: phase.p99Ms,
+        reqPerSec: phase.reqPerSec,
+        seconds: phase.seconds,
+        upstreamCalls: (sim.stats.byPath['/general'] ?? 0) - restartStart,
+      };
+    }
     if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(`${renderTable(report)}\n`);
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await Promise.all(
-      children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
-    );
-    await dropDemoNamespace(gateway).catch(() => undefined);
-    await gateway.close();
+    await stopChildren(running.children);
+    await dropDemoNamespace(running.gateway).catch(() => undefined);
+    await running.gateway.close();
     await sim.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-/** Removes what this run wrote to the shared Redis and PostgreSQL (its own prefix and schema). */
-async function dropDemoNamespace(gateway: Awaited<ReturnType<typeof startGateway>>): Promise<void> {
+/** Removes what this run wrote to the shared Redis and PostgreSQL (its own prefixes and schema). */
+async function dropDemoNamespace(gateway: RunningGateway): Promise<void> {
   const { config, runtime } = gateway;
-  if (!config.l2Prefix.startsWith('bgc:demo:')) return;
-  // RedisTier.clear() unlinks every key under the run's prefix (cache entries, locks, spacer, pending cells).
+  if (!config.l2Prefix.startsWith('bgc:demo:') || !config.coordPrefix.startsWith('bgc:demo:')) return;
+  // RedisTier.clear() unlinks the cache entries under the run's prefix; the coordination keys
+  // (locks, spacer, pending cells) are under the other prefix, removed by a SCAN of their own.
   for (const tier of runtime.cache.tiers) if (tier.level === 'l2') await tier.clear?.();
+  const redis = runtime.redis as Redis | undefined;
+  if (redis && typeof redis.scanStream === 'function') {
+    const pattern = `${config.coordPrefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    for await (const keys of redis.scanStream({ match: pattern, count: 500 }) as AsyncIterable<string[]>)
+      if (keys.length > 0) await redis.unlink(...keys);
+  }
   if (config.databaseUrl && config.l3Schema?.startsWith('bgc_demo_')) {
     const db = await runtime.l3?.database();
     await db?.execute(sql.raw(`DROP SCHEMA IF EXISTS ${config.l3Schema} CASCADE`));

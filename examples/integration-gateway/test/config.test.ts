@@ -26,6 +26,7 @@ describe('gateway configuration', () => {
   });
   it('redacts passwords in URLs', () => {
     expect(redactUrl('redis://user:pw@h:6379')).toBe('redis://user:***@h:6379');
+    expect(redactUrl('redis://u:p@ss@h:6379')).toBe('redis://u:***@h:6379');
     expect(redactUrl('postgres://u:secret@db/x')).toBe('postgres://u:***@db/x');
     expect(redactUrl('h:6379')).toBe('h:6379');
   });
@@ -43,7 +44,15 @@ describe('demo helpers', () => {
       requests: 20_000,
       concurrency: 32,
       json: true,
+      cold: false,
+      restartRequests: 4000,
     });
+    expect(parseDemoArgs(['--cold', '--requests', '100', '--restart-requests', '0'])).toMatchObject({
+      cold: true,
+      requests: 100,
+      restartRequests: 0,
+    });
+    expect(() => parseDemoArgs(['--restart-requests', '-1'])).toThrow(/non-negative/);
     expect(() => parseDemoArgs(['--instances', 'x'])).toThrow(/positive integer/);
     expect(() => parseDemoArgs(['--what'])).toThrow(/unknown argument/);
   });
@@ -92,5 +101,26 @@ describe('demo helpers', () => {
     };
     expect(goals(report).map((g) => g.ok)).toEqual([true, false, true, true]);
     expect(renderTable(report)).toContain('MISS  P95 < 50 ms');
+    const withPhases = renderTable({
+      ...report,
+      cold: { firstRequestMs: 1433, firstStatus: 503, count503: 7, upstreamCallsTotal: 36, rateLimited: 2 },
+      restart: {
+        requests: 50,
+        errors: 0,
+        statuses: { 200: 50 },
+        levels: { l1: 10, l3: 40 },
+        hitRate: 1,
+        p50Ms: 2,
+        p95Ms: 9,
+        p99Ms: 12,
+        reqPerSec: 500,
+        seconds: 0.1,
+        upstreamCalls: 0,
+      },
+    });
+    expect(withPhases).toMatch(/first request\s+1433 ms, status 503/);
+    expect(withPhases).toMatch(/503 answers\s+7/);
+    expect(withPhases).toMatch(/ {2}served from l3\s+80\.00% \(40\)/);
+    expect(withPhases).toMatch(/served from l3 \(whole run\)\s+26\.67% \(40 of 150\)/);
   });
 });

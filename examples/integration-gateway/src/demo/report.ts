@@ -18,6 +18,41 @@ export interface DemoReport {
   seconds: number;
   /** `POST /general` calls the simulator served during the day (after warming). */
   upstreamCallsDay: number;
+  /** `--cold`: no warming; the figures of an empty cache's first requests. */
+  cold?: ColdFigures;
+  /** The replay after restarting the gateway (L1 empty): the shared or embedded tiers answer. */
+  restart?: PhaseReport;
+}
+
+/** One replay phase's figures. */
+export interface PhaseReport {
+  requests: number;
+  errors: number;
+  statuses: Record<string, number>;
+  /** Responses per `x-cache-level`. */
+  levels: Record<string, number>;
+  hitRate: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  reqPerSec: number;
+  seconds: number;
+  /** `POST /general` calls the simulator served during the phase. */
+  upstreamCalls: number;
+}
+
+/** What a cold start shows (`pnpm demo --cold`). */
+export interface ColdFigures {
+  /** Latency of the very first request, ms. */
+  firstRequestMs: number;
+  /** Its status code. */
+  firstStatus: number;
+  /** 503 answers during the day (nothing cached and the upstream queue too slow). */
+  count503: number;
+  /** Every upstream HTTP call of the day (data and metadata). */
+  upstreamCallsTotal: number;
+  /** Requests the simulator refused for its rate limit. */
+  rateLimited: number;
 }
 
 /** The value at quantile `q` of an ascending array (nearest rank). */
@@ -59,8 +94,42 @@ export function renderTable(r: DemoReport): string {
     ['latency p50 / p95 / p99', `${r.p50Ms.toFixed(2)} / ${r.p95Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} ms`],
     ['throughput', `${Math.round(r.reqPerSec)} req/s`],
   ];
+  if (r.cold) {
+    rows.splice(
+      1,
+      1,
+      ['keys warmed', 'none (--cold)'],
+      ['first request', `${r.cold.firstRequestMs.toFixed(0)} ms, status ${r.cold.firstStatus}`],
+      ['503 answers', String(r.cold.count503)],
+      [
+        'upstream calls (all)',
+        `${r.cold.upstreamCallsTotal} (${r.cold.rateLimited} refused by the rate limit)`,
+      ],
+    );
+  }
+  if (r.restart) {
+    const p = r.restart;
+    const pshare = (n: number | undefined) => `${pct((n ?? 0) / Math.max(1, p.requests))} (${n ?? 0})`;
+    rows.push(
+      ['', ''],
+      [
+        'after a restart',
+        `${p.requests} requests in ${p.seconds.toFixed(1)} s, ${p.errors} errors (L1 empty)`,
+      ],
+      ['  served from l1', pshare(p.levels.l1)],
+      ['  served from l2', pshare(p.levels.l2)],
+      ['  served from l3', pshare(p.levels.l3)],
+      ['  served by upstream', pshare(p.levels.external)],
+      ['  hit rate', pct(p.hitRate)],
+      ['  upstream calls', String(p.upstreamCalls)],
+      ['  latency p50 / p95', `${p.p50Ms.toFixed(2)} / ${p.p95Ms.toFixed(2)} ms`],
+    );
+    const total = r.requests + p.requests;
+    const l3 = (r.levels.l3 ?? 0) + (p.levels.l3 ?? 0);
+    rows.push(['served from l3 (whole run)', `${pct(l3 / Math.max(1, total))} (${l3} of ${total})`]);
+  }
   const w = Math.max(...rows.map(([k]) => k.length));
-  const lines = ['', ...rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`), '', 'seed goals:'];
+  const lines = ['', ...rows.map(([k, v]) => (k ? `${k.padEnd(w)}  ${v}` : '')), '', 'seed goals (the day):'];
   for (const g of goals(r)) lines.push(`  ${g.ok ? 'PASS' : 'MISS'}  ${g.name}: ${g.value}`);
   return lines.join('\n');
 }
