@@ -1,5 +1,6 @@
 import type { Scenario } from '../scenario.js';
 import { gatewayHttp } from './gateway-http.js';
+import { keyvCacheManager } from './keyv-cache-manager.js';
 import { l1GetHit } from './l1-get-hit.js';
 import { l1Hitrate } from './l1-hitrate.js';
 import { l1L2Get } from './l1-l2-get.js';
@@ -16,4 +17,5 @@ export const SCENARIOS: readonly Scenario[] = [
   l3Get,
   gatewayHttp,
   l1Hitrate,
+  keyvCacheManager,
 ];
