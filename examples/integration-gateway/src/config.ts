@@ -58,6 +58,13 @@ export interface GatewayConfig {
    * serves degraded (jobs fail instead, see WARM_CONNECT_TIMEOUT). @default 3s
    */
   connectTimeoutMs: number;
+  /**
+   * COORD_REDIS_ADDR: a separate Redis for the coordination keys (locks, spacer, pending cells),
+   * e.g. a small instance with `maxmemory-policy noeviction` so that no lease is ever evicted;
+   * `host:port` or a redis:// URL, with COORD_REDIS_PASSWORD (default REDIS_PASSWORD). Default:
+   * the cache's Redis (REDIS_ADDR).
+   */
+  coordRedisAddr: string | undefined;
   /** LOG_LEVEL. @default 'info' */
   logLevel: string;
   /** SHUTDOWN_TIMEOUT_MS: longest drain on SIGTERM. @default 10000 */
@@ -143,6 +150,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     adminOnMetricsPort: envBool(env, 'ADMIN_ON_METRICS_PORT', false),
     adminMaxFailures: envInt(env, 'ADMIN_MAX_FAILURES', 5, 1, 1000),
     connectTimeoutMs: envDuration(env, 'CACHE_CONNECT_TIMEOUT', 3000),
+    coordRedisAddr: env.COORD_REDIS_ADDR?.trim() || undefined,
     tombstoneMs: envDuration(env, 'CACHE_TOMBSTONE_TTL', 60_000),
     logLevel,
     shutdownTimeoutMs: envInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

@@ -79,7 +79,7 @@ export function createConnector(
   const connConfig = connectorConfig(config, env);
   const spacer = new RequestSpacer({
     minIntervalMs: connConfig.rateLimit.minIntervalMs,
-    redis: runtime.redis,
+    redis: runtime.coordRedis,
     // Coordination keys: out of the cache prefix, so that clear() never resets the spacer.
     redisKey: `${config.coordPrefix}comexstat:spacer`,
     onError: (error) =>
@@ -100,8 +100,8 @@ export function createConnector(
     config: connConfig,
     onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
     // With Redis, cold misses are merged across instances into as few upstream calls as possible.
-    shared: runtime.redis
-      ? { redis: runtime.redis, keyPrefix: `${config.coordPrefix}comexstat:pending:` }
+    shared: runtime.coordRedis
+      ? { redis: runtime.coordRedis, keyPrefix: `${config.coordPrefix}comexstat:pending:` }
       : undefined,
     // Every row the upstream returned feeds the L3 aggregates (top NCMs × countries for warming).
     onRows: aggregates

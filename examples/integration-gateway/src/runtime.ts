@@ -25,6 +25,8 @@ export interface GatewayRuntime {
   registry: Registry;
   metrics: PrometheusMetrics;
   redis: Redis | Cluster | undefined;
+  /** The Redis of the coordination keys: COORD_REDIS_ADDR's, else {@link GatewayRuntime.redis}. */
+  coordRedis: Redis | Cluster | undefined;
   l3: PostgresTier | undefined;
   aggregates: AggregatesStore | undefined;
   instanceId: string;
@@ -51,6 +53,7 @@ export async function createRuntime(
   if (config.cache.l1.enabled) tiers.push(memoryTierFromEnv(env, { metrics }));
 
   let redis: Redis | Cluster | undefined;
+  let coordRedis: Redis | Cluster | undefined;
   let bus: RedisInvalidationBus | undefined;
   let lock: RedisLock | undefined;
   if (config.cache.l2.enabled) {
@@ -62,8 +65,24 @@ export async function createRuntime(
     const prefix = config.l2Prefix;
     tiers.push(new RedisTier({ client: redis, metrics, prefix }));
     bus = new RedisInvalidationBus({ client: redis, instanceId, metrics, prefix });
-    // Coordination keys live under their own prefix, out of RedisTier.clear()'s reach.
-    lock = new RedisLock({ client: redis, prefix: `${config.coordPrefix}lock:` });
+    coordRedis = redis;
+    if (config.coordRedisAddr) {
+      coordRedis = createRedisClient({
+        ...redisOptionsFromEnv({
+          ...env,
+          REDIS_ADDR: config.coordRedisAddr,
+          REDIS_PASSWORD: env.COORD_REDIS_PASSWORD || env.REDIS_PASSWORD,
+          REDIS_DB: env.COORD_REDIS_DB,
+        }),
+        connectionName: `bgc-gateway-coord-${instanceId}`,
+      });
+      coordRedis.on('error', (error: Error) =>
+        log.debug({ err: { message: error.message } }, 'coordination redis connection error'),
+      );
+    }
+    // Coordination keys live under their own prefix (and, with COORD_REDIS_ADDR, their own
+    // noeviction Redis), out of RedisTier.clear()'s and the cache's eviction's reach.
+    lock = new RedisLock({ client: coordRedis, prefix: `${config.coordPrefix}lock:` });
   }
 
   let l3: PostgresTier | undefined;
@@ -122,12 +141,14 @@ export async function createRuntime(
     registry,
     metrics,
     redis,
+    coordRedis,
     l3,
     aggregates,
     instanceId,
     async close() {
       await cache.close();
       if (redis) redis.disconnect();
+      if (coordRedis && coordRedis !== redis) coordRedis.disconnect();
     },
   };
 }
@@ -183,6 +204,26 @@ export async function connectTiers(
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const coord = runtime.coordRedis;
+  if (coord && coord !== runtime.redis) {
+    let last: unknown;
+    for (;;) {
+      try {
+        await coord.ping();
+        break;
+      } catch (error) {
+        last = error;
+        if (Date.now() >= deadline)
+          throw new TierUnreachableError(
+            'coordination',
+            `Redis (${redactUrl(config.coordRedisAddr)})`,
+            timeoutMs,
+            last,
+          );
+        await new Promise((r) => setTimeout(r, Math.min(250, Math.max(1, deadline - Date.now()))));
+      }
+    }
+  }
   for (const tier of runtime.cache.tiers) {
     if (tier.level === 'l1') continue;
     const connect = connectVerb(tier);

@@ -8,6 +8,7 @@ const SECRET_PARAM = /pass|pwd|secret|token|key|auth|credential/i;
 /** Environment variables that hold URLs which may carry credentials. */
 export const URL_VARIABLES: readonly string[] = Object.freeze([
   'REDIS_ADDR',
+  'COORD_REDIS_ADDR',
   'DATABASE_URL',
   'COMEXSTAT_BASE_URL',
   'REDIS_SENTINELS',
@@ -21,6 +22,7 @@ export const URL_VARIABLES: readonly string[] = Object.freeze([
 /** Environment variables whose whole value is a secret. */
 export const SECRET_VARIABLES: readonly string[] = Object.freeze([
   'REDIS_PASSWORD',
+  'COORD_REDIS_PASSWORD',
   'ADMIN_TOKEN',
   'PGPASSWORD',
   'POSTGRES_PASSWORD',
