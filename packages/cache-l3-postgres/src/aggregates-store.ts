@@ -84,6 +84,8 @@ export interface AggregatesStoreOptions extends L3ConnectionOptions {
 }
 
 const CHUNK = 1000;
+/** SQLSTATEs of a database that was never migrated: undefined table, undefined schema. */
+const MISSING = new Set(['42P01', '3F000']);
 
 /**
  * The ComexStat aggregates: the rows table the connector fills, and the materialized view of
@@ -299,7 +301,7 @@ export class AggregatesStore {
       const root = rootError(error);
       throw new BgcCacheError(
         'E_L3_AGGREGATES',
-        `Could not ${what} in schema "${this.schema}": ${root.message}${sqlState(error) === '42P01' ? '; run `bgc-l3 migrate` first' : ''}`,
+        `Could not ${what} in schema "${this.schema}": ${root.message}${MISSING.has(sqlState(error) ?? '') ? '; run `bgc-l3 migrate` first (or pass migrate: true)' : ''}`,
         { cause: error },
       );
     }

@@ -85,7 +85,8 @@ export function toTierError(tier: string, operation: CacheOperation, error: unkn
       },
     );
   }
-  const hint = root.code === '42P01' ? '; run `bgc-l3 migrate` or pass migrate: true' : '';
+  const hint =
+    root.code === '42P01' || root.code === '3F000' ? '; run `bgc-l3 migrate` or pass migrate: true' : '';
   return new TierError(tier, operation, `${root.code ? `[${root.code}] ` : ''}${root.message}${hint}`, {
     code: L3_ERROR_CODES.postgres,
     cause: error,
