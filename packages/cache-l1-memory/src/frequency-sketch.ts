@@ -73,7 +73,11 @@ export class FrequencySketch {
 
   /** The estimated number of occurrences of `hash`, 0..15 (0..16 with the doorkeeper). */
   frequency(hash: number): number {
-    const h = spread(hash);
+    return this.frequencySpread(spread(hash));
+  }
+
+  /** {@link FrequencySketch.frequency} of a hash already mixed by {@link spreadHash} (saves the mixing). */
+  frequencySpread(h: number): number {
     const c = rehash(h);
     const t = this.table;
     let min = 15;
@@ -88,7 +92,11 @@ export class FrequencySketch {
 
   /** Records one occurrence of `hash`; ages every counter once `sampleSize` increments were made. */
   increment(hash: number): void {
-    const h = spread(hash);
+    this.incrementSpread(spread(hash));
+  }
+
+  /** {@link FrequencySketch.increment} of a hash already mixed by {@link spreadHash} (saves the mixing). */
+  incrementSpread(h: number): void {
     if (this.door !== undefined && !this.doorAdd(h)) {
       if (++this.additions >= this.sampleSize) this.reset();
       return;
@@ -172,6 +180,10 @@ function rehash(x: number): number {
 }
 
 /** Mixes the bits of a 32-bit hash (murmur3 finalizer), so that close inputs spread far apart. */
+export function spreadHash(x: number): number {
+  return spread(x);
+}
+
 function spread(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
   x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);

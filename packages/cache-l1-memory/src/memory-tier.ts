@@ -174,8 +174,9 @@ export class MemoryTier implements Tier {
     const slot = this.policy.find(key);
     if (slot !== -1) {
       if ((this.staleUntil[slot] as number) > this.now()) {
+        const found = this.entries[slot];
         this.recordHit(slot);
-        return this.entries[slot];
+        return found;
       }
       this.evictExpired(slot);
     }
@@ -193,8 +194,9 @@ export class MemoryTier implements Tier {
   getFreshValueSync(key: string, now: number): unknown {
     const slot = this.policy.find(key);
     if (slot === -1 || !((this.freshUntil[slot] as number) > now)) return undefined;
+    const value = this.values[slot];
     this.recordHit(slot);
-    return this.values[slot];
+    return value;
   }
 
   /** Reads one entry; see {@link MemoryTier.getSync}. */
@@ -421,7 +423,7 @@ export class MemoryTier implements Tier {
   }
 
   private recordHit(slot: number): void {
-    this.policy.onHit(slot);
+    this.policy.recordAccess(slot);
     this.hits++;
     if (this.reportHits) this.metrics.hit('l1', 'default', 'default');
   }

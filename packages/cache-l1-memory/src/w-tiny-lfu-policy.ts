@@ -1,4 +1,4 @@
-import { FrequencySketch, hashKey } from './frequency-sketch.js';
+import { FrequencySketch, hashKey, spreadHash } from './frequency-sketch.js';
 import { grown } from './typed-arrays.js';
 
 /** Options of {@link WTinyLfuPolicy}. */
@@ -38,6 +38,8 @@ const PROTECTED = 3;
 const FIRST_SLOT = 4;
 /** Candidates at least this frequent are admitted at random (1/128) even when not more frequent than the victim. */
 const ADMIT_HASHDOS_THRESHOLD = 6;
+/** Hits buffered by {@link WTinyLfuPolicy.recordAccess} before they are applied. */
+const READ_BUFFER = 128;
 
 /**
  * The eviction and admission policy of the memory tier, shared with the hit-rate simulator:
@@ -59,11 +61,13 @@ export class WTinyLfuPolicy<K> {
   readonly maximumWeight: number;
   private readonly map = new Map<K, number>();
   private keys: (K | undefined)[] = [];
-  private prev = new Int32Array(64);
-  private next = new Int32Array(64);
-  private queue = new Uint8Array(64);
+  /**
+   * Per slot, four int32 side by side (one cache line holds four slots): the previous and next
+   * slots in its queue, the key's hash (mixed by `spreadHash`, as the sketch takes it) and the queue it is in (FREE, WINDOW, PROBATION, PROTECTED).
+   * Slots 1..3 are the queues' sentinels.
+   */
+  private links = new Int32Array(64 * 4);
   private weights = new Float64Array(64);
-  private hashes = new Int32Array(64);
   private freeHead = -1;
   private top = FIRST_SLOT;
   private windowWeight = 0;
@@ -85,6 +89,8 @@ export class WTinyLfuPolicy<K> {
   private previousHitRate = 0;
   private stepSize: number;
   private random: number;
+  private readonly readBuffer = new Int32Array(READ_BUFFER);
+  private readCount = 0;
 
   constructor(options: WTinyLfuPolicyOptions<K>) {
     if (!(options.maximumWeight > 0)) throw new RangeError('maximumWeight must be a positive number');
@@ -106,8 +112,8 @@ export class WTinyLfuPolicy<K> {
     this.stepSize = this.stepFraction * this.maximumWeight;
     this.random = options.seed ?? 0x2545f491;
     for (let q = WINDOW; q <= PROTECTED; q++) {
-      this.prev[q] = q;
-      this.next[q] = q;
+      this.links[q << 2] = q;
+      this.links[(q << 2) + 1] = q;
     }
   }
 
@@ -141,29 +147,63 @@ export class WTinyLfuPolicy<K> {
     return this.weights[slot] as number;
   }
 
-  /** Records a hit on the entry in `slot`: counts it and moves it up its queue. */
+  /**
+   * Records a hit on the entry in `slot` lazily (as Caffeine's read buffer does): the slot is
+   * appended to a small buffer, and the buffered hits are applied in order (frequency counted,
+   * entry moved up its queue) when the buffer is full or before anything else changes the policy
+   * (an add, update, remove, miss or clear), so every decision sees every access. When the
+   * buffer fills, the hill climber may resize the window and evict entries, `slot` included:
+   * read what the slot holds before calling this.
+   */
+  recordAccess(slot: number): void {
+    const n = this.readCount;
+    this.readBuffer[n] = slot;
+    this.readCount = n + 1;
+    if (n + 1 === READ_BUFFER) {
+      this.drainReads();
+      if (this.adaptive && this.hitsInSample + this.missesInSample >= this.sampleSize()) this.climb();
+    }
+  }
+
+  /** Applies the hits buffered by {@link WTinyLfuPolicy.recordAccess}. Never evicts. */
+  drainReads(): void {
+    const n = this.readCount;
+    if (n === 0) return;
+    this.readCount = 0;
+    const buffer = this.readBuffer;
+    for (let i = 0; i < n; i++) this.applyHit(buffer[i] as number);
+  }
+
+  /** Records a hit on the entry in `slot` at once: counts it and moves it up its queue. */
   onHit(slot: number): void {
-    this.sketch.increment(this.hashes[slot] as number);
+    this.drainReads();
+    this.applyHit(slot);
+    if (this.adaptive && this.hitsInSample + this.missesInSample >= this.sampleSize()) this.climb();
+  }
+
+  private applyHit(slot: number): void {
+    const q = this.links[(slot << 2) + 3] as number;
+    if (q === FREE) return;
+    this.sketch.incrementSpread(this.links[(slot << 2) + 2] as number);
     this.hitsInSample++;
-    const q = this.queue[slot] as number;
     if (q === PROBATION) {
       const w = this.weights[slot] as number;
       this.unlink(slot);
       this.probationWeight -= w;
-      this.queue[slot] = PROTECTED;
+      this.links[(slot << 2) + 3] = PROTECTED;
       this.pushMru(PROTECTED, slot);
       this.protectedWeight += w;
       if (this.protectedWeight > this.maxProtected) this.demoteProtected();
-    } else if (this.prev[q] !== slot) {
+    } else if (this.links[q << 2] !== slot) {
       this.unlink(slot);
       this.pushMru(q, slot);
     }
-    if (this.adaptive && this.hitsInSample + this.missesInSample >= this.sampleSize()) this.climb();
   }
 
   /** Records a miss on `key` (an access to an absent key): counts it in the frequency sketch. */
   onMiss(key: K): void {
-    this.sketch.increment(this.hash(key));
+    if (this.readCount !== 0) this.drainReads();
+    this.sketch.incrementSpread(spreadHash(this.hash(key)));
     this.missesInSample++;
     if (this.adaptive && this.hitsInSample + this.missesInSample >= this.sampleSize()) this.climb();
   }
@@ -173,29 +213,31 @@ export class WTinyLfuPolicy<K> {
    * when the policy rejected the new entry itself (it was the least valuable).
    */
   add(key: K, weight: number): number {
+    if (this.readCount !== 0) this.drainReads();
     const slot = this.allocate();
     this.keys[slot] = key;
-    this.hashes[slot] = this.hash(key);
+    this.links[(slot << 2) + 2] = spreadHash(this.hash(key));
     this.weights[slot] = weight;
-    this.queue[slot] = WINDOW;
+    this.links[(slot << 2) + 3] = WINDOW;
     this.map.set(key, slot);
     this.pushMru(WINDOW, slot);
     this.windowWeight += weight;
     // Growing forgets every count: only when clearly undersized, never for a transient extra entry.
     if (this.map.size > this.sketch.sizedFor * 1.25) this.sketch.ensureCapacity(this.map.size * 2);
     this.evict();
-    return this.queue[slot] === FREE || this.keys[slot] !== key ? -1 : slot;
+    return this.links[(slot << 2) + 3] === FREE || this.keys[slot] !== key ? -1 : slot;
   }
 
   /** Changes the cost of the entry in `slot` (an overwrite) and makes it most recently used. */
   update(slot: number, weight: number): void {
+    if (this.readCount !== 0) this.drainReads();
     const old = this.weights[slot] as number;
     this.weights[slot] = weight;
-    const q = this.queue[slot] as number;
+    const q = this.links[(slot << 2) + 3] as number;
     if (q === WINDOW) this.windowWeight += weight - old;
     else if (q === PROBATION) this.probationWeight += weight - old;
     else this.protectedWeight += weight - old;
-    if (this.prev[q] !== slot) {
+    if (this.links[q << 2] !== slot) {
       this.unlink(slot);
       this.pushMru(q, slot);
     }
@@ -205,7 +247,8 @@ export class WTinyLfuPolicy<K> {
 
   /** Removes the entry in `slot` (a delete or an expiry; `onEvict` is not called). */
   remove(slot: number): void {
-    const q = this.queue[slot] as number;
+    if (this.readCount !== 0) this.drainReads();
+    const q = this.links[(slot << 2) + 3] as number;
     if (q === FREE) return;
     const w = this.weights[slot] as number;
     if (q === WINDOW) this.windowWeight -= w;
@@ -214,21 +257,22 @@ export class WTinyLfuPolicy<K> {
     this.unlink(slot);
     this.map.delete(this.keys[slot] as K);
     this.keys[slot] = undefined;
-    this.queue[slot] = FREE;
-    this.next[slot] = this.freeHead;
+    this.links[(slot << 2) + 3] = FREE;
+    this.links[(slot << 2) + 1] = this.freeHead;
     this.freeHead = slot;
   }
 
   /** Removes every entry and forgets every count. */
   clear(): void {
+    this.readCount = 0;
     this.map.clear();
     this.keys = [];
-    this.queue.fill(FREE);
+    for (let i = 3; i < this.links.length; i += 4) this.links[i] = FREE;
     this.freeHead = -1;
     this.top = FIRST_SLOT;
     for (let q = WINDOW; q <= PROTECTED; q++) {
-      this.prev[q] = q;
-      this.next[q] = q;
+      this.links[q << 2] = q;
+      this.links[(q << 2) + 1] = q;
     }
     this.windowWeight = this.probationWeight = this.protectedWeight = 0;
     this.sketch.clear();
@@ -241,7 +285,7 @@ export class WTinyLfuPolicy<K> {
 
   /** Whether `slot` holds an entry. */
   isOccupied(slot: number): boolean {
-    return slot >= FIRST_SLOT && slot < this.top && this.queue[slot] !== FREE;
+    return slot >= FIRST_SLOT && slot < this.top && this.links[(slot << 2) + 3] !== FREE;
   }
 
   private sampleSize(): number {
@@ -269,12 +313,12 @@ export class WTinyLfuPolicy<K> {
 
   private demoteProtected(): void {
     while (this.protectedWeight > this.maxProtected) {
-      const s = this.next[PROTECTED] as number;
+      const s = this.links[(PROTECTED << 2) + 1] as number;
       if (s === PROTECTED) return;
       const w = this.weights[s] as number;
       this.unlink(s);
       this.protectedWeight -= w;
-      this.queue[s] = PROBATION;
+      this.links[(s << 2) + 3] = PROBATION;
       this.pushMru(PROBATION, s);
       this.probationWeight += w;
     }
@@ -289,7 +333,7 @@ export class WTinyLfuPolicy<K> {
     while (this.windowWeight + this.probationWeight + this.protectedWeight > this.maximumWeight) {
       const victim = this.mainVictim();
       if (this.windowWeight > this.maxWindow || victim === -1) {
-        const candidate = this.next[WINDOW] as number;
+        const candidate = this.links[(WINDOW << 2) + 1] as number;
         if (victim === -1) {
           this.evictSlot(candidate);
         } else if (this.admit(candidate, victim)) {
@@ -302,27 +346,27 @@ export class WTinyLfuPolicy<K> {
       }
     }
     while (this.windowWeight > this.maxWindow) {
-      const s = this.next[WINDOW] as number;
+      const s = this.links[(WINDOW << 2) + 1] as number;
       if (s === WINDOW) break;
       const w = this.weights[s] as number;
       this.unlink(s);
       this.windowWeight -= w;
-      this.queue[s] = PROBATION;
+      this.links[(s << 2) + 3] = PROBATION;
       this.pushMru(PROBATION, s);
       this.probationWeight += w;
     }
   }
 
   private mainVictim(): number {
-    const p = this.next[PROBATION] as number;
+    const p = this.links[(PROBATION << 2) + 1] as number;
     if (p !== PROBATION) return p;
-    const q = this.next[PROTECTED] as number;
+    const q = this.links[(PROTECTED << 2) + 1] as number;
     return q !== PROTECTED ? q : -1;
   }
 
   private admit(candidate: number, victim: number): boolean {
-    const candidateFreq = this.sketch.frequency(this.hashes[candidate] as number);
-    const victimFreq = this.sketch.frequency(this.hashes[victim] as number);
+    const candidateFreq = this.sketch.frequencySpread(this.links[(candidate << 2) + 2] as number);
+    const victimFreq = this.sketch.frequencySpread(this.links[(victim << 2) + 2] as number);
     if (candidateFreq > victimFreq) return true;
     if (candidateFreq >= ADMIT_HASHDOS_THRESHOLD) {
       // xorshift32: deterministic jitter, so simulations are reproducible.
@@ -345,34 +389,31 @@ export class WTinyLfuPolicy<K> {
   private allocate(): number {
     if (this.freeHead !== -1) {
       const s = this.freeHead;
-      this.freeHead = this.next[s] as number;
+      this.freeHead = this.links[(s << 2) + 1] as number;
       return s;
     }
-    if (this.top === this.prev.length) this.grow();
+    if (this.top === this.weights.length) this.grow();
     return this.top++;
   }
 
   private grow(): void {
-    const n = this.prev.length * 2;
-    this.prev = grown(this.prev, n);
-    this.next = grown(this.next, n);
-    this.hashes = grown(this.hashes, n);
-    this.queue = grown(this.queue, n);
+    const n = this.weights.length * 2;
+    this.links = grown(this.links, n * 4);
     this.weights = grown(this.weights, n);
   }
 
   private unlink(s: number): void {
-    const p = this.prev[s] as number;
-    const n = this.next[s] as number;
-    this.next[p] = n;
-    this.prev[n] = p;
+    const p = this.links[s << 2] as number;
+    const n = this.links[(s << 2) + 1] as number;
+    this.links[(p << 2) + 1] = n;
+    this.links[n << 2] = p;
   }
 
   private pushMru(q: number, s: number): void {
-    const tail = this.prev[q] as number;
-    this.next[tail] = s;
-    this.prev[s] = tail;
-    this.next[s] = q;
-    this.prev[q] = s;
+    const tail = this.links[q << 2] as number;
+    this.links[(tail << 2) + 1] = s;
+    this.links[s << 2] = tail;
+    this.links[(s << 2) + 1] = q;
+    this.links[q << 2] = s;
   }
 }

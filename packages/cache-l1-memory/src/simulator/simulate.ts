@@ -24,7 +24,7 @@ export function simulatePolicy(
     const key = trace[i] as number;
     const slot = policy.find(key);
     if (slot !== -1) {
-      policy.onHit(slot);
+      policy.recordAccess(slot);
       hits++;
     } else {
       policy.onMiss(key);
