@@ -1,5 +1,5 @@
 import { MultiLevelCache } from '@bgc/cache-core';
-import { KeyvStore } from '@bgc/cache-keyv';
+import { createKeyv } from '@bgc/cache-keyv';
 import { MemoryTier } from '@bgc/cache-l1-memory';
 import { RedisTier } from '@bgc/cache-l2-redis';
 import KeyvRedis from '@keyv/redis';
@@ -72,7 +72,7 @@ export const keyvCacheManager: Scenario = {
       defaultTtlMs: TTL,
     });
     const oursL2 = createCache({
-      stores: [new Keyv({ store: new KeyvStore(bgcL2), namespace: 'cm' })],
+      stores: [createKeyv(bgcL2, { namespace: 'cm' })],
       ttl: TTL,
     });
     const peerL2 = createCache({
@@ -88,7 +88,7 @@ export const keyvCacheManager: Scenario = {
       defaultTtlMs: TTL,
     });
     const ours2 = createCache({
-      stores: [new Keyv({ store: new KeyvStore(bgc2), namespace: 'cm' })],
+      stores: [createKeyv(bgc2, { namespace: 'cm' })],
       ttl: TTL,
     });
     const peer2 = createCache({
@@ -195,7 +195,7 @@ export const keyvCacheManager: Scenario = {
         results,
         targets,
         notes: [
-          'Both sides are cache-manager v7 over a Keyv with its default serialization (the record reaches the store as a JSON string); only the store differs: @bgc/cache-keyv over a MultiLevelCache, or @keyv/redis.',
+          'Both sides are cache-manager v7 over a Keyv, each built as its package recommends: ours with createKeyv (Keyv records reach the cache as objects, the tiers encode them), the peer with new Keyv({ store: new KeyvRedis(url) }) (Keyv serializes records to JSON text).',
           'L2 hit: Redis only on both sides, so every read goes to Redis. Ours reads through the orchestrator (timeouts, breaker, metrics) and the RedisTier (ioredis); @keyv/redis uses node-redis.',
           'Miss + wrap: a key never seen before on every call (get misses, the loader answers at once, then set): the cost of the miss path. The memory+redis case compares our one store (MemoryTier + RedisTier) with cache-manager over two stores (CacheableMemory + @keyv/redis).',
           'Ratios are paired: the median over rounds of ours / peer measured back to back in the same round.',

@@ -1,2 +1,3 @@
 export { KeyvStore, type KeyvStoreOptions, type KeyvLockOnMissOptions } from './keyv-store.js';
 export { KeyvTier, type KeyvTierOptions } from './keyv-tier.js';
+export { createKeyv, type CreateKeyvOptions } from './create-keyv.js';

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import {
   type CacheErrorEvent,
+  type CacheResult,
   ConfigError,
   type DistributedLock,
   type Lease,
@@ -142,8 +143,17 @@ export class KeyvStore extends EventEmitter {
    * key's lease (this caller is expected to `set` the key next), or, when another instance holds
    * it, waits for that instance's `set` and returns what it stored.
    */
-  async get<Value>(key: string): Promise<Value | undefined> {
-    const cacheKey = await this.cacheKey(key);
+  get<Value>(key: string): Promise<Value | undefined> {
+    const g = this.generation();
+    if (typeof g === 'string' && !this.lock) {
+      // The hot path: no await between Keyv and the cache's read.
+      return this.cache.get<Value>(`${this.prefix}g${g}/${key}`).then(valueOf);
+    }
+    return this.getSlow<Value>(g, key);
+  }
+
+  private async getSlow<Value>(g: string | Promise<string>, key: string): Promise<Value | undefined> {
+    const cacheKey = `${this.prefix}g${await g}/${key}`;
     const hit = await this.read<Value>(cacheKey);
     if (hit !== undefined || !this.lock) return hit;
     return this.missWithLock<Value>(cacheKey);
@@ -252,8 +262,7 @@ export class KeyvStore extends EventEmitter {
   }
 
   private async read<Value>(cacheKey: string): Promise<Value | undefined> {
-    const r = await this.cache.get<Value>(cacheKey);
-    return r.value ?? undefined;
+    return valueOf(await this.cache.get<Value>(cacheKey));
   }
 
   private namespaceKey(ns: string): string {
@@ -407,6 +416,8 @@ export class KeyvStore extends EventEmitter {
     void h.lease?.release();
   }
 }
+
+const valueOf = <Value>(r: CacheResult<Value>): Value | undefined => r.value ?? undefined;
 
 /** One 'error' listener per cache, forwarding to the stores still alive (many Keyv instances may share a cache). */
 const forwarders = new WeakMap<MultiLevelCache, Set<WeakRef<KeyvStore>>>();
