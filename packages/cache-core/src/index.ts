@@ -41,3 +41,12 @@ export {
 export { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
 export { withTimeout, delay } from './timeout.js';
 export { coarseNow } from './clock.js';
+export {
+  encodeValue,
+  decodeValue,
+  type DecodeValueOptions,
+  hasValueTags,
+  parseJsonSafely,
+  reviveValue,
+  VALUE_TAG_KEY,
+} from './value-codec.js';
