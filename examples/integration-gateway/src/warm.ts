@@ -23,6 +23,9 @@ import { createConnector, createLogger } from './gateway.js';
 import { connectTiers, createRuntime, type GatewayRuntime } from './runtime.js';
 import { collectSecrets, scrubSecrets } from './secrets.js';
 
+/** Per-operation tier timeout of the job when CACHE_TIER_TIMEOUT is not set, ms. */
+const JOB_TIER_TIMEOUT_MS = 10_000;
+
 /** Top lists from the L3 materialized view, or undefined when it has nothing yet. */
 async function aggregatesProvider(runtime: GatewayRuntime): Promise<WarmTopProvider | undefined> {
   const store = runtime.aggregates;
@@ -103,6 +106,8 @@ async function main(argv: string[]): Promise<number> {
   const unknown = argv.filter((a) => a !== '--json');
   if (unknown.length > 0) throw new Error(`unknown argument ${JSON.stringify(unknown[0])}; use --json`);
   const config = loadGatewayConfig(process.env);
+  // A job is not latency-bound: large batch writes get 10 s per tier operation unless configured.
+  if (!process.env.CACHE_TIER_TIMEOUT?.trim()) config.resilience.tierTimeoutMs = JOB_TIER_TIMEOUT_MS;
   const logger = createLogger(config.logLevel, collectSecrets(process.env));
   const connectMs = envDuration(process.env, 'WARM_CONNECT_TIMEOUT', 30_000);
   const runtime = await createRuntime(config, process.env, logger);
