@@ -147,7 +147,7 @@ export class KeyvStore extends EventEmitter {
     const g = this.generation();
     if (typeof g === 'string' && !this.lock) {
       // The hot path: no await between Keyv and the cache's read.
-      return this.cache.get<Value>(`${this.prefix}g${g}/${key}`).then(valueOf);
+      return this.cache.get<Value>(`${this.prefix}g${g}/${key}`).then(resultValue);
     }
     return this.getSlow<Value>(g, key);
   }
@@ -262,7 +262,7 @@ export class KeyvStore extends EventEmitter {
   }
 
   private async read<Value>(cacheKey: string): Promise<Value | undefined> {
-    return valueOf(await this.cache.get<Value>(cacheKey));
+    return resultValue(await this.cache.get<Value>(cacheKey));
   }
 
   private namespaceKey(ns: string): string {
@@ -417,7 +417,7 @@ export class KeyvStore extends EventEmitter {
   }
 }
 
-const valueOf = <Value>(r: CacheResult<Value>): Value | undefined => r.value ?? undefined;
+const resultValue = <Value>(r: CacheResult<Value>): Value | undefined => r.value ?? undefined;
 
 /** One 'error' listener per cache, forwarding to the stores still alive (many Keyv instances may share a cache). */
 const forwarders = new WeakMap<MultiLevelCache, Set<WeakRef<KeyvStore>>>();
