@@ -6,6 +6,8 @@ import { CacheableMemory } from 'cacheable';
 import { createCache } from 'cache-manager';
 import { Keyv } from 'keyv';
 import { LRUCache } from 'lru-cache';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { type Contender, createLoop, type LoopKind, type Op, pairedRatio, runRounds } from '../measure.js';
 import { payload, payloadKey } from '../payload.js';
 import { checkTarget, result, type ScenarioReport } from '../report.js';
@@ -77,10 +79,84 @@ export async function buildL1Caches(keys: readonly string[]) {
   return { lru, lruTtl, tier, cache, cacheable, bento, manager, close };
 }
 
+/** Bytes per entry a cache spends beyond the key and the value, for `n` fresh keys and values. */
+export interface EntryOverhead {
+  impl: string;
+  bytesPerEntry: number;
+}
+
+/**
+ * Heap bytes per entry each in-memory cache adds beyond its keys and values: keys and values are
+ * built and held first, the heap measured after full collections, then the cache filled with them
+ * and measured again. Everything the cache allocates counts (its maps, arrays, entry objects,
+ * frequency sketch); the keys and values do not.
+ */
+export function measureEntryOverhead(n = L1_KEYS): EntryOverhead[] {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const heap = () => {
+    gc();
+    gc();
+    return getHeapStatistics().used_heap_size;
+  };
+  const now = Date.now();
+  const fills: [string, (keys: string[], values: object[]) => unknown][] = [
+    [
+      'lru-cache',
+      (keys, values) => {
+        const c = new LRUCache<string, object>({ max: n });
+        for (let i = 0; i < n; i++) c.set(keys[i] as string, values[i] as object);
+        return c;
+      },
+    ],
+    [
+      'lru-cache (ttl 1h)',
+      (keys, values) => {
+        const c = new LRUCache<string, object>({ max: n, ttl: HOUR });
+        for (let i = 0; i < n; i++) c.set(keys[i] as string, values[i] as object);
+        return c;
+      },
+    ],
+    [
+      'bgc MemoryTier',
+      (keys, values) => {
+        const c = new MemoryTier({ maxSizeBytes: 1024 * 1024 * 1024, maxTtlMs: HOUR, sweepIntervalMs: 0 });
+        for (let i = 0; i < n; i++)
+          c.setSync(keys[i] as string, {
+            value: values[i],
+            freshUntil: now + HOUR,
+            staleUntil: now + HOUR,
+            createdAt: now,
+          });
+        return c;
+      },
+    ],
+  ];
+  // One call per cache, so that nothing of the previous one stays reachable from this frame.
+  const measure = (fill: (keys: string[], values: object[]) => unknown, tag: number): number => {
+    // Fresh strings (not those of another cache) and fresh values.
+    const keys = Array.from({ length: n }, (_, i) => `${payloadKey(i)}:${tag}`);
+    const values = Array.from({ length: n }, (_, i) => payload(i));
+    const before = heap();
+    let cache = fill(keys, values);
+    const after = heap();
+    if (cache instanceof MemoryTier) void cache.close();
+    cache = undefined;
+    return (after - before) / n;
+  };
+  const out: EntryOverhead[] = [];
+  for (const [tag, [impl, fill]] of fills.entries()) {
+    heap();
+    out.push({ impl, bytesPerEntry: measure(fill, tag) });
+  }
+  return out;
+}
+
 /** `l1-get-hit`: an L1 hit, every key present, Zipf-distributed reads. */
 export const l1GetHit: Scenario = {
   name: 'l1-get-hit',
   async run(ctx: ScenarioContext): Promise<ScenarioReport> {
+    const overhead = measureEntryOverhead();
     const { keys, seq, mask } = zipfKeys();
     const c = await buildL1Caches(keys);
     const k = (i: number) => keys[seq[i & mask] as number] as string;
@@ -142,6 +218,12 @@ export const l1GetHit: Scenario = {
           'Targets are time ratios (baseline ops/s / ours, the median over rounds of the pair measured back to back); the ratio column is throughput (ours / baseline).',
           'lru-cache is the baseline without a TTL (its fastest configuration, as the targets say); the row with ttl shows the cost of expiry checks, which every other contender performs.',
           'Every library with its defaults: our L1 hands out frozen values, CacheableMemory clones on read, bentocache and cache-manager go through their async layers.',
+          `Memory per entry beyond key and value (${L1_KEYS} entries, heap after full GCs): ${overhead
+            .map((o) => `${o.impl} ${Math.round(o.bytesPerEntry)} B`)
+            .join(', ')}; MemoryTier / lru-cache ${(
+            (overhead.find((o) => o.impl === 'bgc MemoryTier')?.bytesPerEntry ?? 0) /
+              (overhead.find((o) => o.impl === 'lru-cache')?.bytesPerEntry ?? 1)
+          ).toFixed(2)}x.`,
         ],
       };
     } finally {

@@ -121,7 +121,6 @@ export class MemoryTier implements Tier {
   private values: unknown[] = [];
   private freshUntil = new Float64Array(64);
   private staleUntil = new Float64Array(64);
-  private versions = new Float64Array(64);
   private lastTier = false;
   private readonly metrics: MetricsAdapter;
   private readonly reportHits: boolean;
@@ -230,7 +229,7 @@ export class MemoryTier implements Tier {
     }
     const existing = this.policy.find(key);
     const version = entry.version ?? 0;
-    if (existing !== -1 && version < (this.versions[existing] as number)) return;
+    if (existing !== -1 && version < ((this.entries[existing] as CacheEntry).version ?? 0)) return;
     const now = this.now();
     if (entry.staleUntil <= now) {
       if (existing !== -1) this.removeSlot(existing);
@@ -276,11 +275,11 @@ export class MemoryTier implements Tier {
       return;
     }
     if (existing !== -1) {
-      this.store(existing, stored, version);
+      this.store(existing, stored);
       this.policy.update(existing, bytes);
     } else {
       const slot = this.policy.add(key, bytes);
-      if (slot !== -1) this.store(slot, stored, version);
+      if (slot !== -1) this.store(slot, stored);
     }
     this.sweep(SWEEP_PER_WRITE);
     this.metrics.size('l1', this.policy.weightedSize);
@@ -344,7 +343,7 @@ export class MemoryTier implements Tier {
     for (const key of keys) {
       const slot = this.policy.find(key);
       if (slot === -1) continue;
-      if (version !== undefined && (this.versions[slot] as number) > version) continue;
+      if (version !== undefined && ((this.entries[slot] as CacheEntry).version ?? 0) > version) continue;
       if (this.expireSlot(slot, now)) n++;
     }
     return n;
@@ -367,7 +366,6 @@ export class MemoryTier implements Tier {
     this.values = [];
     this.freshUntil = new Float64Array(64);
     this.staleUntil = new Float64Array(64);
-    this.versions = new Float64Array(64);
     this.sweepCursor = 0;
     this.metrics.size('l1', 0);
   }
@@ -440,14 +438,12 @@ export class MemoryTier implements Tier {
     return true;
   }
 
-  private store(slot: number, entry: CacheEntry, version: number): void {
+  private store(slot: number, entry: CacheEntry): void {
     if (slot >= this.staleUntil.length) {
       const n = Math.max(this.staleUntil.length * 2, slot + 1);
       this.freshUntil = grown(this.freshUntil, n);
       this.staleUntil = grown(this.staleUntil, n);
-      this.versions = grown(this.versions, n);
     }
-    this.versions[slot] = version;
     this.entries[slot] = entry;
     this.values[slot] = entry.value;
     // Never fresher than servable, so that getFreshValueSync need not read both.
@@ -459,6 +455,5 @@ export class MemoryTier implements Tier {
     this.entries[slot] = undefined;
     this.values[slot] = undefined;
     this.staleUntil[slot] = 0;
-    this.versions[slot] = 0;
   }
 }
