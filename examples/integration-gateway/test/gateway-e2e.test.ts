@@ -1,5 +1,6 @@
 // End-to-end: the gateway as a separate process (`node dist/main.js`) against the ComexStat
 // simulator, its own redis-server and the real PostgreSQL.
+import { spawnSync } from 'node:child_process';
 import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
 import { COMEXSTAT_ROWS_TABLE } from '@bgc/cache-l3-postgres';
 import pg from 'pg';
@@ -134,6 +135,10 @@ describe('ComexStat routes', () => {
     const error = r.body.error as { code: string; message: string };
     expect(error.code).toMatch(/^E_/);
     expect(error.message).toMatch(/ComexStat|upstream/i);
+    // What happened and what to do, never the upstream's address or its own message.
+    expect(error.message).toMatch(/retry/i);
+    expect(JSON.stringify(r.body)).not.toContain(new URL(sim.url).host);
+    expect(JSON.stringify(r.body)).not.toMatch(/HTTP 500|Internal Server Error/i);
   });
 });
 
@@ -195,6 +200,17 @@ describe('health, readiness, metrics, logs', () => {
     expect(text).toContain('integration_gateway_cache_misses_total');
     expect(text).toContain('integration_gateway_cache_latency_seconds_bucket');
     expect(text).not.toMatch(/comexstat:exp:/);
+  });
+
+  it('the whole /metrics (cache and process metrics) passes promtool check metrics', async () => {
+    const text = await (await fetch(a.metricsUrl)).text();
+    expect(text).toContain('process_cpu_seconds_total');
+    expect(text).toContain('nodejs_eventloop_lag_seconds');
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
+    if (r.error)
+      throw new Error(`promtool could not be run (${r.error.message}); apt-get install -y prometheus`);
+    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('never logs the Redis password or the admin token', () => {
