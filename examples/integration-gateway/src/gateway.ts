@@ -150,6 +150,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     logger.warn({ err: errInfo(error) }, 'a cache tier is not reachable at start; serving degraded'),
   );
   const connector = createConnector(config, runtime, env, logger);
+  // Background metadata (release, countries) early, when the connector's version can.
+  (connector as { start?: () => void }).start?.();
   // The connector takes a client id (budgets upstream work per client) when its version supports it.
   const getMonth = connector.getMonth.bind(connector) as (
     q: MonthQuery,
@@ -192,8 +194,26 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
         app.setPhase('draining');
         await app.close();
         logger.debug('http server closed');
-        await connector.drain().catch(() => undefined);
-        logger.debug('connector drained');
+        // The connector's close() (when its version has it) rejects the queries whose upstream call
+        // was not sent yet, so that SIGTERM never waits behind the spacer queue; the wait is bounded
+        // by half the shutdown budget either way, then the tiers close regardless.
+        const closeConnector = (connector as { close?: () => Promise<void> }).close;
+        const settled = (closeConnector ? closeConnector.call(connector) : connector.drain()).catch(
+          () => undefined,
+        );
+        let timer: NodeJS.Timeout | undefined;
+        const bounded = await Promise.race([
+          settled.then(() => true),
+          new Promise<boolean>((r) => {
+            timer = setTimeout(() => r(false), Math.max(100, config.shutdownTimeoutMs / 2));
+          }),
+        ]);
+        clearTimeout(timer);
+        if (bounded) logger.debug('connector drained');
+        else
+          logger.warn(
+            'upstream calls still queued at shutdown were abandoned; other instances answer their retries',
+          );
         await runtime.close();
         logger.debug('tiers closed');
         await metricsApp.close();

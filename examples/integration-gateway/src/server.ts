@@ -87,6 +87,12 @@ function upstreamFailure(
       message:
         'This client has too many uncached queries waiting for the ComexStat API; retry after the time in Retry-After',
     };
+  if (code === 'E_SHUTTING_DOWN')
+    return {
+      status: 503,
+      code,
+      message: 'This gateway instance is shutting down; retry the request (another instance answers it)',
+    };
   if (code === 'E_UPSTREAM_BACKLOG')
     return {
       status: 503,

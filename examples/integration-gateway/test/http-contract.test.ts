@@ -36,6 +36,7 @@ describe('public error bodies', () => {
     ['E_CLIENT_BUDGET', 4200, 429, '5'],
     ['E_UPSTREAM_BACKLOG', 20_000, 503, '20'],
     ['E_COMEXSTAT_RATE_LIMITED', 61_500, 503, '62'],
+    ['E_SHUTTING_DOWN', 0, 503, '1'],
     ['E_COMEXSTAT_HTTP', undefined, 502, null],
     ['E_COMEXSTAT_NETWORK', undefined, 502, null],
   ] as const)(
