@@ -156,10 +156,22 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   const getMonth = connector.getMonth.bind(connector) as (
     q: MonthQuery,
     options?: { clientId?: string },
-  ) => Promise<MonthAnswer>;
+  ) => Promise<MonthAnswer & { status: 'ok' | 'not_published'; fetchedAt: number }>;
+  const staleWindowMs = connector.config.cache.staleTtlMs;
+  const fetchMonth = async (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> => {
+    const r = await getMonth(q, { clientId: ctx.clientId });
+    // HTTP freshness from the value's own life: its TTL policy less the orchestrator's jitter (10%),
+    // so that a client or CDN never keeps it longer than the cache would.
+    const ttl = connector.ttlFor(q.ano, q.mes, {
+      status: r.status,
+      rows: r.rows as never,
+      fetchedAt: r.fetchedAt,
+    });
+    return { ...r, freshUntil: r.fetchedAt + ttl * 0.9, staleWindowMs };
+  };
   const app = createApp({
     cache: runtime.cache,
-    fetchMonth: (q: MonthQuery, ctx: MonthContext) => getMonth(q, { clientId: ctx.clientId }),
+    fetchMonth,
     adminToken: config.adminToken,
     adminElsewhere: config.adminOnMetricsPort,
     adminMaxFailures: config.adminMaxFailures,

@@ -7,6 +7,10 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { answerBody, COMPRESS_MIN_BYTES, encoded, etagMatches, pickEncoding } from './http-body.js';
+
+/** `stale-while-revalidate` of fresh answers, seconds. */
+const STALE_WHILE_REVALIDATE_S = 60;
 
 /** One monthly query of the HTTP contract. */
 export interface MonthQuery {
@@ -24,6 +28,12 @@ export interface MonthAnswer {
   stale: boolean;
   /** `not_published` when the month is not released yet (rows are empty). */
   status?: string;
+  /** When the upstream produced the data, epoch ms: `Last-Modified` and `Age`. */
+  fetchedAt?: number;
+  /** Until when the data is fresh, epoch ms: `Cache-Control: max-age`. */
+  freshUntil?: number;
+  /** How long past freshness it may be served when the upstream fails, ms: `stale-if-error`. */
+  staleWindowMs?: number;
 }
 
 /** Who asks: passed to the data source so that it can budget upstream work per client. */
@@ -221,7 +231,46 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
         reply.header('x-cache-level', answer.level);
         if (answer.stale) reply.header('x-cache-stale', 'true');
         if (answer.status && answer.status !== 'ok') reply.header('x-data-status', answer.status);
-        return { ano, mes, ncm, pais, rows: answer.rows };
+        // The body as bytes, serialized and hashed once per cached value (ncm and pais passed the
+        // schema's digit patterns: no escaping needed).
+        const body = answerBody(`"ano":${ano},"mes":${mes},"ncm":"${ncm}","pais":"${pais}"`, answer.rows);
+        const now = Date.now();
+        reply.header('etag', body.etag);
+        reply.header('vary', 'accept-encoding');
+        const staleS =
+          answer.staleWindowMs !== undefined ? Math.floor(answer.staleWindowMs / 1000) : undefined;
+        const sie = staleS !== undefined ? `, stale-if-error=${staleS}` : '';
+        if (answer.stale || answer.freshUntil === undefined) {
+          reply.header('cache-control', `public, max-age=0${sie}`);
+        } else {
+          const maxAge = Math.max(0, Math.floor((answer.freshUntil - now) / 1000));
+          reply.header(
+            'cache-control',
+            `public, max-age=${maxAge}, stale-while-revalidate=${STALE_WHILE_REVALIDATE_S}${sie}`,
+          );
+        }
+        let lastModifiedS: number | undefined;
+        if (answer.fetchedAt !== undefined && answer.fetchedAt <= now) {
+          lastModifiedS = Math.floor(answer.fetchedAt / 1000);
+          reply.header('last-modified', new Date(lastModifiedS * 1000).toUTCString());
+          reply.header('age', String(Math.floor((now - answer.fetchedAt) / 1000)));
+        }
+        const inm = request.headers['if-none-match'];
+        const ims = request.headers['if-modified-since'];
+        const notModified =
+          inm !== undefined
+            ? etagMatches(inm, body.etag)
+            : ims !== undefined && lastModifiedS !== undefined && lastModifiedS * 1000 <= Date.parse(ims);
+        if (notModified) return reply.code(304).send();
+        reply.type('application/json; charset=utf-8');
+        if (body.json.length >= COMPRESS_MIN_BYTES) {
+          const encoding = pickEncoding(request.headers['accept-encoding']);
+          if (encoding) {
+            reply.header('content-encoding', encoding);
+            return reply.send(encoded(body, encoding));
+          }
+        }
+        return reply.send(body.json);
       },
     );
   }
