@@ -109,6 +109,18 @@ describe('KeyvStore: batches, has, delete', () => {
     expect(await keyv.delete('c')).toBe(false);
   });
 
+  it("a key the cache refuses is a miss on reads and an 'error' event with false on writes", async () => {
+    const { cache } = memoryAndFake();
+    const keyv = new Keyv({ store: new KeyvStore(cache) });
+    const errors: unknown[] = [];
+    keyv.on('error', (e: unknown) => errors.push(e));
+    const bad = 'line\nbreak';
+    expect(await keyv.set(bad, 'v')).toBe(false);
+    expect(await keyv.get(bad)).toBeUndefined();
+    expect(BgcCacheError.isInstance(errors[0]) && errors[0].code).toBe('E_INVALID_KEY');
+    expect(await keyv.set('x'.repeat(2000), 'v')).toBe(false);
+  });
+
   it('empty batches do nothing', async () => {
     const { cache, l2 } = memoryAndFake();
     const store = new KeyvStore(cache);
