@@ -1,55 +1,101 @@
-import { promisify } from 'node:util';
-import { brotliCompress, brotliDecompress, gunzip, gzip } from 'node:zlib';
-import { type CacheEntry, ConfigError, SerializationError } from '@bgc/cache-core';
-import { decodeJson, encodeJson, parseJsonSafely, reviveTags } from './json-serializer.js';
+import {
+  type CacheEntry,
+  ConfigError,
+  encodeValue,
+  hasValueTags,
+  InvalidValueError,
+  parseJsonSafely,
+  reviveValue,
+  SerializationError,
+} from '@bgc/cache-core';
+import { COMPRESSORS, type CompressionAlgorithm } from './compression.js';
+import { readMeta, validateMeta } from './meta.js';
 import { MSGPACK_SERIALIZER, type Serializer, type SerializerOption } from './serializer.js';
 
-/** Version of the stored envelope (`"v"` field). A reader treats any other version as a miss. */
+export type { CompressionAlgorithm } from './compression.js';
+
+/** Version of the stored envelope (`"v"` field). A reader treats any other version as unreadable. */
 export const ENVELOPE_VERSION = 1;
 
-/** Compression algorithms, from node:zlib. */
-export type CompressionAlgorithm = 'gzip' | 'brotli';
+/** Default {@link EnvelopeCodecOptions.maxValueBytes}: 1 MB. */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 
 /** Options of {@link EnvelopeCodec}. */
 export interface EnvelopeCodecOptions {
-  /** Serializer the codec writes with (any built-in or this one can be read back). @default 'json' */
+  /**
+   * Serializer the codec writes with, and the only one it reads: an envelope written with another
+   * serializer is unreadable (a miss). @default 'json'
+   */
   serializer?: SerializerOption;
-  /** Values whose serialized form is larger than this (bytes) are compressed. @default undefined (never) */
+  /**
+   * Values whose serialized form is larger than this (bytes) are compressed. Without it the codec
+   * never compresses, and a compressed envelope is unreadable. @default undefined (never)
+   */
   compressThresholdBytes?: number;
-  /** Algorithm used above {@link EnvelopeCodecOptions.compressThresholdBytes}. @default 'gzip' */
+  /** Algorithm used above {@link EnvelopeCodecOptions.compressThresholdBytes}, and the only one read. @default 'gzip' */
   compression?: CompressionAlgorithm;
+  /**
+   * Largest envelope (bytes) read, and largest serialized value before compression: a stored
+   * envelope over it is unreadable before it is parsed, and a compressed payload is never inflated
+   * past it (zlib's `maxOutputLength`). @default 1048576 (1 MB)
+   */
+  maxValueBytes?: number;
 }
-
-const zip = {
-  gzip: { compress: promisify(gzip), decompress: promisify(gunzip) },
-  brotli: { compress: promisify(brotliCompress), decompress: promisify(brotliDecompress) },
-} as const;
 
 interface RawEnvelope {
   v?: unknown;
+  n?: unknown;
   f?: unknown;
   s?: unknown;
   c?: unknown;
+  l?: unknown;
   m?: unknown;
   t?: unknown;
+  x?: unknown;
   e?: unknown;
   z?: unknown;
   b?: unknown;
   d?: unknown;
 }
 
+/** `{"v":1,"n":` — every envelope and tombstone starts with it; the Lua scripts read the version after it. */
+export const ENVELOPE_HEAD = `{"v":${ENVELOPE_VERSION},"n":`;
+
+/** A version as written into an envelope: a non-negative safe integer (0 when absent). */
+function versionOf(version: number | undefined): number {
+  if (version === undefined) return 0;
+  if (!Number.isSafeInteger(version) || version < 0)
+    throw new InvalidValueError(
+      `Entry version ${version} is not a non-negative integer; take versions from nextVersion()`,
+    );
+  return version;
+}
+
+function time(value: number, what: string): number {
+  if (!Number.isFinite(value))
+    throw new InvalidValueError(`Entry ${what} ${value} is not a finite time (epoch ms)`);
+  return value;
+}
+
 /**
- * Encodes cache entries as the small versioned JSON envelope stored in Redis, and decodes them.
+ * Encodes cache entries as the small versioned JSON envelope stored in Redis, and decodes them,
+ * treating the stored text as untrusted.
  *
- * With the default JSON serializer the value is embedded as JSON, readable with `redis-cli GET`:
- * `{"v":1,"f":<freshUntil>,"s":<staleUntil>,"c":<createdAt>,"m":{meta},"t":1,"d":<value>}`
+ * With the default JSON serializer the value is embedded with the core's value codec, readable with
+ * `redis-cli GET`:
+ * `{"v":1,"n":<version>,"f":<freshUntil>,"s":<staleUntil>,"c":<createdAt>,"l":<ttlMs>,"m":{meta},"t":1,"d":<value>}`
  * (`t` present when the value holds `$bgc` tags). A binary serializer's bytes, or compressed
  * bytes, go base64-encoded in `"b"`, with `"e"` naming the serializer and `"z"` the compression.
+ * A delete's tombstone is `{"v":1,"n":<version>,"x":1}`. The version always comes first, so the
+ * tier's compare-and-set scripts read it with `GETRANGE` without parsing the value.
  */
 export class EnvelopeCodec {
+  /** Largest envelope read and largest serialized value (bytes). */
+  readonly maxValueBytes: number;
   private readonly serializer: Serializer | undefined;
+  private readonly serializerName: string;
   private readonly threshold: number;
-  private readonly compression: CompressionAlgorithm;
+  private readonly compression: CompressionAlgorithm | undefined;
 
   constructor(options: EnvelopeCodecOptions = {}) {
     const s = options.serializer ?? 'json';
@@ -60,49 +106,88 @@ export class EnvelopeCodec {
         'the name "json" is reserved for the built-in JSON serializer; give yours another name',
       );
     }
+    this.serializerName = this.serializer?.name ?? 'json';
     const threshold = options.compressThresholdBytes;
     if (threshold !== undefined && !(threshold >= 0)) {
       throw new ConfigError('compressThresholdBytes', `${threshold} must be a number of bytes >= 0`);
     }
     this.threshold = threshold ?? Number.POSITIVE_INFINITY;
-    this.compression = options.compression ?? 'gzip';
-    if (!(this.compression in zip))
-      throw new ConfigError('compression', `${String(this.compression)} is not one of gzip, brotli`);
+    const compression = options.compression ?? 'gzip';
+    if (!Object.hasOwn(COMPRESSORS, compression))
+      throw new ConfigError('compression', `${String(compression)} is not one of gzip, brotli`);
+    this.compression = threshold === undefined ? undefined : compression;
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    if (!(this.maxValueBytes > 0))
+      throw new ConfigError('maxValueBytes', `${options.maxValueBytes} must be > 0 bytes`);
   }
 
   /**
    * Encodes an entry (its `size` is not stored).
-   * @throws {InvalidValueError} when the value cannot be stored faithfully.
+   * @throws {InvalidValueError} when the value cannot be stored faithfully, its serialized form is
+   *   over `maxValueBytes`, or the entry's times, version or meta are invalid.
    */
   async encode(entry: CacheEntry): Promise<string> {
-    let head = `{"v":${ENVELOPE_VERSION},"f":${entry.freshUntil},"s":${entry.staleUntil}`;
-    if (entry.createdAt !== undefined) head += `,"c":${entry.createdAt}`;
-    if (entry.meta !== undefined) head += `,"m":${JSON.stringify(entry.meta)}`;
+    let head = `${ENVELOPE_HEAD}${versionOf(entry.version)},"f":${time(entry.freshUntil, 'freshUntil')},"s":${time(entry.staleUntil, 'staleUntil')}`;
+    if (entry.createdAt !== undefined) head += `,"c":${time(entry.createdAt, 'createdAt')}`;
+    if (entry.ttlMs !== undefined) head += `,"l":${time(entry.ttlMs, 'ttlMs')}`;
+    if (entry.meta !== undefined) {
+      const problem = validateMeta(entry.meta);
+      if (problem !== undefined) throw new InvalidValueError(`Cannot store this entry: ${problem}`);
+      head += `,"m":${JSON.stringify(entry.meta)}`;
+    }
     if (this.serializer === undefined) {
-      const { text, tagged } = encodeJson(entry.value);
-      if (tagged) head += ',"t":1';
-      if (text.length <= this.threshold || Buffer.byteLength(text) <= this.threshold)
+      const text = encodeValue(entry.value);
+      if (hasValueTags(text)) head += ',"t":1';
+      if (text.length <= this.threshold && text.length * 3 <= this.maxValueBytes)
         return `${head},"d":${text}}`;
-      const packed = await zip[this.compression].compress(Buffer.from(text));
+      const bytes = Buffer.from(text);
+      this.checkSize(bytes.length);
+      if (this.compression === undefined || bytes.length <= this.threshold) return `${head},"d":${text}}`;
+      const packed = await COMPRESSORS[this.compression].compress(bytes);
       return `${head},"e":"json","z":"${this.compression}","b":"${packed.toString('base64')}"}`;
     }
     let bytes = this.serializer.serialize(entry.value);
+    this.checkSize(bytes.length);
     let z = '';
-    if (bytes.length > this.threshold) {
-      bytes = await zip[this.compression].compress(bytes);
+    if (this.compression !== undefined && bytes.length > this.threshold) {
+      bytes = await COMPRESSORS[this.compression].compress(bytes);
       z = `,"z":"${this.compression}"`;
     }
     return `${head},"e":${JSON.stringify(this.serializer.name)}${z},"b":"${bytes.toString('base64')}"}`;
   }
 
+  /** The tombstone a versioned delete leaves: `{"v":1,"n":<version>,"x":1}`. */
+  encodeTombstone(version: number): string {
+    return `${ENVELOPE_HEAD}${versionOf(version)},"x":1}`;
+  }
+
+  private checkSize(bytes: number): void {
+    if (bytes > this.maxValueBytes) {
+      throw new InvalidValueError(
+        `Value is ${bytes} bytes serialized, over the Redis tier's limit of ${this.maxValueBytes} bytes; cache a smaller value or raise maxValueBytes`,
+      );
+    }
+  }
+
   /**
-   * Decodes a stored envelope; `size` is set to its length in bytes. Synchronous unless the
-   * payload is compressed (then a promise), so that an L2 read costs no extra promise.
-   * @throws {SerializationError} when the text is not an envelope this codec can read (foreign,
-   *   corrupted, unsafe JSON, other version, unknown serializer or compression); a compressed
-   *   payload rejects instead.
+   * Decodes a stored envelope; `size` is set to its length in bytes. Resolves `undefined` for a
+   * tombstone. Synchronous unless the payload is compressed (then a promise), so that an L2 read
+   * costs no extra promise.
+   * @throws {SerializationError} when the text is not an envelope this codec accepts: too large,
+   *   foreign, corrupted, unsafe JSON, other envelope version, invalid times, version or meta,
+   *   another serializer or compression than the configured ones, or a payload that inflates past
+   *   `maxValueBytes`; a compressed payload rejects instead.
    */
-  decode(text: string): CacheEntry | Promise<CacheEntry> {
+  decode(text: string): CacheEntry | undefined | Promise<CacheEntry | undefined> {
+    // text.length * 3 bounds the UTF-8 size: skip the exact count for small texts.
+    let size = text.length;
+    if (size * 3 > this.maxValueBytes) {
+      size = size > this.maxValueBytes ? size : Buffer.byteLength(text);
+      if (size > this.maxValueBytes)
+        throw new SerializationError(`Stored envelope is over ${this.maxValueBytes} bytes; refused unread`);
+    } else {
+      size = Buffer.byteLength(text);
+    }
     let raw: RawEnvelope;
     try {
       raw = parseJsonSafely(text) as RawEnvelope;
@@ -114,58 +199,84 @@ export class EnvelopeCodec {
     if (typeof raw !== 'object' || raw === null || raw.v !== ENVELOPE_VERSION) {
       throw new SerializationError(`Stored value is not a version ${ENVELOPE_VERSION} bgc-cache envelope`);
     }
-    const { f, s, c, m } = raw;
-    if (typeof f !== 'number' || typeof s !== 'number' || (c !== undefined && typeof c !== 'number')) {
+    const { n, f, s, c, l, m } = raw;
+    if (n !== undefined && !(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0))
+      throw new SerializationError('Stored envelope has an invalid version');
+    if (raw.x !== undefined) {
+      if (raw.x === 1) return undefined;
+      throw new SerializationError('Stored envelope has an invalid tombstone mark');
+    }
+    if (
+      typeof f !== 'number' ||
+      typeof s !== 'number' ||
+      (c !== undefined && typeof c !== 'number') ||
+      (l !== undefined && typeof l !== 'number')
+    ) {
       throw new SerializationError('Stored envelope has invalid expiry times');
     }
-    if (m !== undefined && (typeof m !== 'object' || m === null || Array.isArray(m))) {
-      throw new SerializationError('Stored envelope has invalid meta');
-    }
-    const entry: CacheEntry = {
-      value: undefined,
-      freshUntil: f,
-      staleUntil: s,
-      size: Buffer.byteLength(text),
-    };
+    const entry: CacheEntry = { value: undefined, freshUntil: f, staleUntil: s, size };
     if (c !== undefined) entry.createdAt = c as number;
-    if (m !== undefined) entry.meta = m as Record<string, string | number | boolean>;
+    if (l !== undefined) entry.ttlMs = l as number;
+    if ((n as number) > 0) entry.version = n as number;
+    if (m !== undefined) {
+      let meta: CacheEntry['meta'];
+      try {
+        meta = readMeta(m);
+      } catch (error) {
+        throw new SerializationError(`Stored envelope has invalid meta: ${(error as Error).message}`);
+      }
+      if (meta !== undefined) entry.meta = meta;
+    }
     if (raw.b === undefined) {
-      if (!('d' in raw)) throw new SerializationError('Stored envelope holds no value');
-      entry.value = raw.t === 1 ? reviveTags(raw.d) : raw.d;
+      if (this.serializer !== undefined)
+        throw new SerializationError(
+          `Stored envelope holds inline JSON, but this tier reads only serializer ${JSON.stringify(this.serializerName)}`,
+        );
+      if (raw.e !== undefined || raw.z !== undefined || !('d' in raw))
+        throw new SerializationError('Stored envelope holds no value');
+      entry.value = raw.t === 1 ? reviveValue(raw.d) : raw.d;
       return entry;
     }
     if (typeof raw.b !== 'string') throw new SerializationError('Stored envelope has an invalid payload');
+    if (raw.e !== this.serializerName)
+      throw new SerializationError(
+        `Stored envelope was written with serializer ${JSON.stringify(String(raw.e).slice(0, 40))}; this tier reads only ${JSON.stringify(this.serializerName)}`,
+      );
     const bytes = Buffer.from(raw.b, 'base64');
     if (raw.z === undefined) {
-      entry.value = this.deserialize(raw.e, bytes, raw.t === 1);
+      entry.value = this.deserialize(bytes, raw.t === 1);
       return entry;
     }
-    const algo = zip[raw.z as CompressionAlgorithm];
-    if (!Object.hasOwn(zip, raw.z as string) || !algo)
-      throw new SerializationError(`Stored envelope uses unknown compression ${JSON.stringify(raw.z)}`);
-    return algo.decompress(bytes).then(
+    if (this.compression === undefined || raw.z !== this.compression)
+      throw new SerializationError(
+        `Stored envelope is compressed with ${JSON.stringify(String(raw.z).slice(0, 40))}; this tier reads ${this.compression ?? 'no compression'}`,
+      );
+    return COMPRESSORS[this.compression].decompress(bytes, this.maxValueBytes).then(
       (plain) => {
-        entry.value = this.deserialize(raw.e, plain, raw.t === 1);
+        entry.value = this.deserialize(plain, raw.t === 1);
         return entry;
       },
       (error: unknown) => {
         throw new SerializationError(
-          `Stored ${String(raw.z)} payload is corrupted: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
+          `Stored ${String(raw.z)} payload is corrupted or inflates past ${this.maxValueBytes} bytes: ${(error as Error).message}`,
+          { cause: error },
         );
       },
     );
   }
 
-  private deserialize(name: unknown, bytes: Buffer, tagged: boolean): unknown {
-    if (name === 'json') return decodeJson(bytes.toString('utf8'), tagged);
-    if (name === MSGPACK_SERIALIZER.name) return MSGPACK_SERIALIZER.deserialize(bytes);
-    if (this.serializer !== undefined && name === this.serializer.name)
-      return this.serializer.deserialize(bytes);
-    throw new SerializationError(
-      `Stored envelope was written with serializer ${JSON.stringify(name)}, which this tier does not know; configure it`,
-    );
+  private deserialize(bytes: Buffer, tagged: boolean): unknown {
+    if (this.serializer === undefined) {
+      let parsed: unknown;
+      try {
+        parsed = parseJsonSafely(bytes.toString('utf8'));
+      } catch (error) {
+        throw new SerializationError(`Stored JSON is invalid or unsafe: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      return tagged ? reviveValue(parsed) : parsed;
+    }
+    return this.serializer.deserialize(bytes);
   }
 }

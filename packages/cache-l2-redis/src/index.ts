@@ -1,4 +1,12 @@
-export { RedisTier, type RedisTierOptions, DEFAULT_PREFIX, escapeGlob } from './redis-tier.js';
+export {
+  RedisTier,
+  type RedisTierOptions,
+  type RedisClearOptions,
+  DEFAULT_PREFIX,
+  DEFAULT_COORDINATION_PREFIX,
+  DEFAULT_TOMBSTONE_MS,
+  escapeGlob,
+} from './redis-tier.js';
 export {
   createRedisClient,
   redisOptionsFromEnv,
@@ -14,7 +22,9 @@ export {
   type EnvelopeCodecOptions,
   type CompressionAlgorithm,
   ENVELOPE_VERSION,
+  DEFAULT_MAX_VALUE_BYTES,
 } from './envelope-codec.js';
+export { validateMeta, MAX_META_KEYS, MAX_META_KEY_LENGTH, MAX_META_STRING_LENGTH } from './meta.js';
 export { type Serializer, type SerializerOption, MSGPACK_SERIALIZER } from './serializer.js';
 export { encodeJson, decodeJson, reviveTags, type EncodedJson, TAG_KEY } from './json-serializer.js';
 export { keySlot } from './key-slot.js';

@@ -7,19 +7,40 @@ import {
   InvalidValueError,
   type MetricsAdapter,
   NOOP_METRICS,
+  nextVersion,
   type ReadCallbacks,
   type Tier,
+  type TierDeleteOptions,
   type TierWrite,
 } from '@bgc/cache-core';
 import type { Cluster, Redis } from 'ioredis';
 import { type CompressionAlgorithm, EnvelopeCodec } from './envelope-codec.js';
-import { groupBySlot } from './key-slot.js';
+import { groupBySlot, keySlot } from './key-slot.js';
+import { defineTierScripts, type TierScripts } from './lua-scripts.js';
 import { createRedisClient, isCluster, type RedisConnectionOptions, waitForReady } from './redis-client.js';
 import { showKey, toTierError } from './redis-errors.js';
 import type { SerializerOption } from './serializer.js';
 
-/** Default key prefix, the seed's. */
+/** Default key prefix of cache entries, the seed's. */
 export const DEFAULT_PREFIX = 'bgc:cache:';
+
+/**
+ * Default prefix of coordination keys (load leases, the request spacer, pending cells): a
+ * namespace of its own beside the entries', out of `clear()`'s reach. See the README's key layout.
+ */
+export const DEFAULT_COORDINATION_PREFIX = 'bgc:x:';
+
+/** Default {@link RedisTierOptions.tombstoneMs}: 60 s. */
+export const DEFAULT_TOMBSTONE_MS = 60_000;
+
+/** Suffix of the "cleared at" marker key(s) after the prefix (a NUL: no valid cache key holds one). */
+const MARKER_SUFFIX = '\u0000cleared';
+
+/** Options of {@link RedisTier.clear}. */
+export interface RedisClearOptions {
+  /** The clear's version: later writes of lower versions are refused. @default nextVersion() */
+  version?: number;
+}
 
 /** Options of {@link RedisTier}. */
 export interface RedisTierOptions extends RedisConnectionOptions {
@@ -30,13 +51,29 @@ export interface RedisTierOptions extends RedisConnectionOptions {
   client?: Redis | Cluster;
   /** Prefix of every key the tier writes; `clear()` removes only keys under it. @default 'bgc:cache:' */
   prefix?: string;
+  /**
+   * Prefix(es) of the coordination keys (locks, spacer, pending cells) sharing this Redis. The
+   * tier refuses (ConfigError) a `prefix` that starts with one of them or that one of them starts
+   * with, since `clear()` would then remove coordination keys (or a coordination key could alias
+   * an entry). @default ['bgc:x:']
+   */
+  coordinationPrefixes?: readonly string[];
+  /**
+   * How long a versioned delete's tombstone lives (ms) when the delete gives no `tombstoneMs`;
+   * it must outlast the longest load or promotion in flight. @default 60000
+   */
+  tombstoneMs?: number;
   /** `'json'` (readable with `redis-cli GET`), `'msgpack'`, or a custom {@link Serializer}. @default 'json' */
   serializer?: SerializerOption;
   /** Serialized values larger than this (bytes) are compressed. @default undefined (never) */
   compressThresholdBytes?: number;
   /** Compression algorithm. @default 'gzip' */
   compression?: CompressionAlgorithm;
-  /** Largest stored envelope (bytes); a larger value is refused before reaching Redis. @default 1048576 (1 MB) */
+  /**
+   * Largest stored envelope and largest serialized value before compression (bytes): a larger
+   * value is refused before reaching Redis, and a larger stored envelope (or a compressed payload
+   * that inflates past it) is read as a miss. @default 1048576 (1 MB)
+   */
   maxValueBytes?: number;
   /** Longest lifetime (ms) of an entry in Redis, e.g. the seed's 7 days. @default undefined (the entry's own) */
   maxTtlMs?: number;
@@ -44,6 +81,17 @@ export interface RedisTierOptions extends RedisConnectionOptions {
   metrics?: MetricsAdapter;
   /** Keys per `UNLINK` in `clear()`, and `COUNT` hint of its `SCAN`. @default 500 */
   clearBatchSize?: number;
+}
+
+interface PreparedWrite {
+  redisKey: string;
+  /** The envelope; empty when the entry is already expired (the write deletes instead). */
+  text: string;
+  /** PX (ms); 0 when the entry is already expired. */
+  ttlMs: number;
+  version: number;
+  /** `'1'` for a versioned entry (checked against the cleared-at marker), `'0'` otherwise. */
+  checkMarker: string;
 }
 
 /** Escapes the glob characters of `SCAN MATCH` (`* ? [ ] \`), so a prefix matches only itself. */
@@ -54,7 +102,13 @@ export function escapeGlob(text: string): string {
 /**
  * The shared L2 tier over Redis (ioredis). Each key is stored under `prefix + key` as a small
  * versioned JSON envelope with its expiry times; its Redis TTL is the entry's remaining
- * stale-until time. A corrupted or foreign value is a miss plus an error metric.
+ * stale-until time. A corrupted, foreign or oversized value is a miss plus an error metric.
+ *
+ * Coherence: every write is a compare-and-set script that never replaces an entry or tombstone of
+ * a higher version ({@link CacheEntry.version}) and refuses a versioned entry older than the last
+ * `clear()`; a versioned delete leaves a tombstone (`{"v":1,"n":<version>,"x":1}`, PX
+ * `tombstoneMs`) read as a miss. The "cleared at" marker is `prefix + "\\0cleared"` (one per hash
+ * slot under Cluster, `prefix + "\\0cleared{<tag>}"`), never removed by `clear()`.
  *
  * ```ts
  * const tier = new RedisTier({ url: 'redis://127.0.0.1:6379' });
@@ -81,21 +135,42 @@ export class RedisTier implements Tier {
   private readonly batch: number;
   private readonly cluster: boolean;
   private readonly timeoutMs: number | undefined;
+  private readonly tombstoneMs: number;
+  private readonly scripts: TierScripts;
+  /** Cluster: the marker key of each hash slot (built on first use). */
+  private slotMarkers: string[] | undefined;
 
   constructor(options: RedisTierOptions = {}) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    if (this.prefix === '')
+      throw new ConfigError('prefix', 'the key prefix must not be empty, e.g. "bgc:c:"');
+    for (const coordination of options.coordinationPrefixes ?? [DEFAULT_COORDINATION_PREFIX]) {
+      if (
+        coordination !== '' &&
+        (this.prefix.startsWith(coordination) || coordination.startsWith(this.prefix))
+      ) {
+        throw new ConfigError(
+          'prefix',
+          `${JSON.stringify(this.prefix)} and the coordination prefix ${JSON.stringify(coordination)} overlap (one starts with the other), so clear() would remove locks and spacer state; use separate namespaces such as "bgc:c:" for entries and "bgc:x:" for coordination`,
+        );
+      }
+    }
     this.maxTtlMs = options.maxTtlMs;
     this.maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
     if (!(this.maxValueBytes > 0))
       throw new ConfigError('maxValueBytes', `${options.maxValueBytes} must be > 0 bytes`);
     if (this.maxTtlMs !== undefined && !(this.maxTtlMs > 0))
       throw new ConfigError('maxTtlMs', `${this.maxTtlMs} must be > 0 ms`);
+    this.tombstoneMs = options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS;
+    if (!(this.tombstoneMs >= 0))
+      throw new ConfigError('tombstoneMs', `${options.tombstoneMs} must be >= 0 ms (0: no tombstones)`);
     this.batch = options.clearBatchSize ?? 500;
     this.metrics = options.metrics ?? NOOP_METRICS;
     this.codec = new EnvelopeCodec({
       serializer: options.serializer,
       compressThresholdBytes: options.compressThresholdBytes,
       compression: options.compression,
+      maxValueBytes: this.maxValueBytes,
     });
     this.owned = options.client === undefined;
     this.client = options.client ?? createRedisClient(options);
@@ -103,6 +178,8 @@ export class RedisTier implements Tier {
     if (this.owned) this.client.on('error', () => {});
     this.cluster = isCluster(this.client);
     this.timeoutMs = options.client ? undefined : (options.commandTimeoutMs ?? 100);
+    defineTierScripts(this.client);
+    this.scripts = this.client as unknown as TierScripts;
   }
 
   /**
@@ -110,8 +187,16 @@ export class RedisTier implements Tier {
    * reject at once (and the orchestrator skips L2), so await this at startup when it matters.
    * @throws {TimeoutError} when not connected within `timeoutMs` (ms, default 5000).
    */
-  ready(timeoutMs = 5000): Promise<void> {
+  connect(timeoutMs = 5000): Promise<void> {
     return waitForReady(this.client, timeoutMs);
+  }
+
+  /**
+   * Alias of {@link RedisTier.connect}.
+   * @deprecated use `connect()`, the one connect verb of every tier.
+   */
+  ready(timeoutMs = 5000): Promise<void> {
+    return this.connect(timeoutMs);
   }
 
   /** Reads one entry. Resolves `undefined` on a miss, an expired entry or an unreadable value. */
@@ -147,8 +232,10 @@ export class RedisTier implements Tier {
   }
 
   /**
-   * Stores one entry with a Redis TTL (PX) equal to its remaining stale-until time; an already
-   * expired entry deletes the key instead.
+   * Stores one entry with a Redis TTL (PX) equal to its remaining stale-until time, through the
+   * compare-and-set script: nothing is written when the stored entry or tombstone has a higher
+   * version, or when the entry is versioned and older than the last `clear()` (a lost race, not an
+   * error). An already expired entry deletes the stored one instead (same conditions).
    * @throws {InvalidValueError} when the value cannot be serialized or its envelope is over
    *   `maxValueBytes` (the previous value under the key is deleted, so no outdated value remains).
    */
@@ -156,17 +243,30 @@ export class RedisTier implements Tier {
     const now = Date.now();
     const write = await this.prepare(key, entry, now);
     try {
-      if (write.text === undefined) await this.client.del(write.redisKey);
-      else await this.client.set(write.redisKey, write.text, 'PX', write.ttlMs);
+      await this.scripts.bgcL2Set(
+        write.redisKey,
+        this.markerOf(write.redisKey),
+        write.version,
+        write.text,
+        write.ttlMs,
+        write.checkMarker,
+      );
     } catch (error) {
       throw this.fail('set', `key ${showKey(key)}`, error);
     }
   }
 
-  /** Removes one key. Resolves `true` if it existed. */
-  async delete(key: string): Promise<boolean> {
+  /**
+   * Removes one key. With `options.version`, atomically: an entry or tombstone of a higher version
+   * is left alone, otherwise a tombstone of that version replaces the key for `options.tombstoneMs`
+   * (default {@link RedisTierOptions.tombstoneMs}; 0: no tombstone), so that no write of a lower
+   * version lands meanwhile. Resolves `true` if an entry existed.
+   */
+  async delete(key: string, options?: TierDeleteOptions): Promise<boolean> {
     try {
-      return (await this.client.unlink(this.prefix + key)) > 0;
+      if (options?.version === undefined) return (await this.client.unlink(this.prefix + key)) > 0;
+      const { version, tombstone, px } = this.tombstoneOf(options);
+      return (await this.scripts.bgcL2Delete(this.prefix + key, version, tombstone, px)) > 0;
     } catch (error) {
       throw this.fail('delete', `key ${showKey(key)}`, error);
     }
@@ -212,18 +312,24 @@ export class RedisTier implements Tier {
       if (this.cluster) {
         await Promise.all(
           prepared.map((p) =>
-            p.text === undefined
-              ? this.client.del(p.redisKey)
-              : this.client.set(p.redisKey, p.text, 'PX', p.ttlMs),
+            this.scripts.bgcL2Set(
+              p.redisKey,
+              this.markerOf(p.redisKey),
+              p.version,
+              p.text,
+              p.ttlMs,
+              p.checkMarker,
+            ),
           ),
         );
         return;
       }
-      const pipeline = this.client.pipeline();
-      for (const p of prepared) {
-        if (p.text === undefined) pipeline.del(p.redisKey);
-        else pipeline.set(p.redisKey, p.text, 'PX', p.ttlMs);
-      }
+      const pipeline = this.client.pipeline() as unknown as TierScripts & {
+        exec(): Promise<[Error | null, unknown][] | null>;
+      };
+      const marker = this.markerOf('');
+      for (const p of prepared)
+        pipeline.bgcL2Set(p.redisKey, marker, p.version, p.text, p.ttlMs, p.checkMarker);
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([err]) => err);
       if (failed) throw failed[0];
@@ -232,37 +338,100 @@ export class RedisTier implements Tier {
     }
   }
 
-  /** Removes many keys with `UNLINK` (one per hash slot under Cluster). Resolves how many existed. */
-  async deleteMany(keys: readonly string[]): Promise<number> {
+  /**
+   * Removes many keys: `UNLINK` (one per hash slot under Cluster) without a version, the versioned
+   * delete script of {@link RedisTier.delete} per key (one pipeline) with one. Resolves how many
+   * entries existed.
+   */
+  async deleteMany(keys: readonly string[], options?: TierDeleteOptions): Promise<number> {
     if (keys.length === 0) return 0;
     try {
-      return await this.unlinkGrouped(
-        this.client,
-        keys.map((k) => this.prefix + k),
-      );
+      if (options?.version === undefined)
+        return await this.unlinkGrouped(
+          this.client,
+          keys.map((k) => this.prefix + k),
+        );
+      const { version, tombstone, px } = this.tombstoneOf(options);
+      if (this.cluster) {
+        const counts = await Promise.all(
+          keys.map((k) => this.scripts.bgcL2Delete(this.prefix + k, version, tombstone, px)),
+        );
+        return counts.reduce((a, b) => a + b, 0);
+      }
+      const pipeline = this.client.pipeline() as unknown as TierScripts & {
+        exec(): Promise<[Error | null, unknown][] | null>;
+      };
+      for (const k of keys) pipeline.bgcL2Delete(this.prefix + k, version, tombstone, px);
+      let count = 0;
+      for (const [error, n] of (await pipeline.exec()) ?? []) {
+        if (error) throw error;
+        count += n as number;
+      }
+      return count;
     } catch (error) {
       throw this.fail('delete', `${keys.length} keys`, error);
     }
   }
 
   /**
-   * Removes every key under the prefix: `SCAN MATCH <escaped prefix>*` and `UNLINK` in batches, on
-   * every master under Cluster. Never `KEYS` or `FLUSHDB`; keys outside the prefix are untouched.
+   * Logical expiry: the entries of `keys` stop being fresh now (freshUntil rewritten atomically by
+   * a script, stale-until and Redis TTL kept), so they stay available as fail-safe fallbacks.
+   * Entries of a higher version than `version` (newer writes), already stale ones and tombstones
+   * are left alone; an envelope from before versions is deleted. Resolves how many were expired.
    */
-  async clear(): Promise<void> {
+  async expire(keys: readonly string[], version?: number): Promise<number> {
+    if (keys.length === 0) return 0;
+    const now = String(Date.now());
+    const v = version === undefined ? '' : String(version);
+    try {
+      if (this.cluster) {
+        const counts = await Promise.all(
+          keys.map((k) => this.scripts.bgcL2Expire(this.prefix + k, Number(now), v)),
+        );
+        return counts.reduce((a, b) => a + b, 0);
+      }
+      const pipeline = this.client.pipeline() as unknown as TierScripts & {
+        exec(): Promise<[Error | null, unknown][] | null>;
+      };
+      for (const k of keys) pipeline.bgcL2Expire(this.prefix + k, Number(now), v);
+      let count = 0;
+      for (const [error, n] of (await pipeline.exec()) ?? []) {
+        if (error) throw error;
+        count += n as number;
+      }
+      return count;
+    } catch (error) {
+      throw this.fail('delete', `${keys.length} keys`, error);
+    }
+  }
+
+  /**
+   * Removes every entry under the prefix: first raises the "cleared at" marker(s) to the clear's
+   * version (so a load that started before cannot land afterwards), then `SCAN MATCH <escaped prefix>*`
+   * and `UNLINK` in batches, on every master under Cluster. Never `KEYS` or `FLUSHDB`; keys outside
+   * the prefix, and the markers, are untouched.
+   */
+  async clear(options: RedisClearOptions = {}): Promise<void> {
+    const version = options.version ?? nextVersion();
     const pattern = `${escapeGlob(this.prefix)}*`;
     const nodes: (Redis | Cluster)[] = this.cluster
       ? (this.client as Cluster).nodes('master')
       : [this.client];
     try {
+      if (this.cluster) {
+        await Promise.all(this.allMarkers().map((marker) => this.scripts.bgcL2ClearMark(marker, version)));
+      } else {
+        await this.scripts.bgcL2ClearMark(this.markerOf(''), version);
+      }
       await Promise.all(
         nodes.map(async (node) => {
           let cursor = '0';
           do {
             const [next, found] = await (node as Redis).scan(cursor, 'MATCH', pattern, 'COUNT', this.batch);
             cursor = next;
-            for (let i = 0; i < found.length; i += this.batch)
-              await this.unlinkGrouped(node, found.slice(i, i + this.batch));
+            const entries = found.filter((k) => !k.startsWith(this.prefix + MARKER_SUFFIX));
+            for (let i = 0; i < entries.length; i += this.batch)
+              await this.unlinkGrouped(node, entries.slice(i, i + this.batch));
           } while (cursor !== '0');
         }),
       );
@@ -298,15 +467,22 @@ export class RedisTier implements Tier {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  private async prepare(
-    key: string,
-    entry: CacheEntry,
-    now: number,
-  ): Promise<{ redisKey: string; text?: string; ttlMs: number }> {
+  private async prepare(key: string, entry: CacheEntry, now: number): Promise<PreparedWrite> {
     const redisKey = this.prefix + key;
+    const version = entry.version ?? 0;
+    if (!Number.isSafeInteger(version) || version < 0) {
+      throw new InvalidValueError(
+        `Entry version ${entry.version} of key ${showKey(key)} is not a non-negative integer; take versions from nextVersion()`,
+      );
+    }
+    const checkMarker = entry.version === undefined ? '0' : '1';
     const capped = capEntry(entry, this.maxTtlMs, now);
     const ttlMs = Math.ceil(capped.staleUntil - now);
-    if (!(ttlMs > 0)) return { redisKey, ttlMs: 0 };
+    if (!(ttlMs > 0)) return { redisKey, text: '', ttlMs: 0, version, checkMarker };
+    if (!Number.isFinite(ttlMs))
+      throw new InvalidValueError(
+        `Entry of key ${showKey(key)} has no finite staleUntil; give it a lifetime`,
+      );
     let text: string;
     try {
       text = await this.codec.encode(capped);
@@ -325,7 +501,52 @@ export class RedisTier implements Tier {
         );
       }
     }
-    return { redisKey, text, ttlMs };
+    return { redisKey, text, ttlMs, version, checkMarker };
+  }
+
+  /** The version, tombstone text and its PX (0: no tombstone) of a versioned delete. */
+  private tombstoneOf(options: TierDeleteOptions): { version: number; tombstone: string; px: number } {
+    const version = options.version as number;
+    const ms = options.tombstoneMs ?? this.tombstoneMs;
+    return {
+      version,
+      tombstone: this.codec.encodeTombstone(version),
+      px: ms > 0 && Number.isFinite(ms) ? Math.ceil(ms) : 0,
+    };
+  }
+
+  /** The "cleared at" marker key governing `redisKey` (its hash slot's under Cluster). */
+  private markerOf(redisKey: string): string {
+    if (!this.cluster) return this.prefix + MARKER_SUFFIX;
+    return (this.allMarkers()[keySlot(redisKey)] as string) ?? this.prefix + MARKER_SUFFIX;
+  }
+
+  /**
+   * Cluster: one marker key per hash slot, `prefix + "\\0cleared{<n>}"` with the smallest `n`
+   * landing in that slot. When the prefix holds a hash tag, every key (markers included) is in
+   * one slot and one marker serves.
+   */
+  private allMarkers(): string[] {
+    if (this.slotMarkers) return this.slotMarkers;
+    const marker = (i: number) => `${this.prefix}${MARKER_SUFFIX}{${i}}`;
+    const first = keySlot(marker(0));
+    if (keySlot(marker(1)) === first && keySlot(marker(2)) === first) {
+      // A hash tag in the prefix: every key, markers included, is in one slot.
+      this.slotMarkers = new Array<string>(16384).fill(marker(0));
+      return this.slotMarkers;
+    }
+    const markers = new Array<string>(16384);
+    let filled = 0;
+    for (let i = 0; filled < 16384; i++) {
+      const m = marker(i);
+      const slot = keySlot(m);
+      if (markers[slot] === undefined) {
+        markers[slot] = m;
+        filled++;
+      }
+    }
+    this.slotMarkers = markers;
+    return this.slotMarkers;
   }
 
   private async dropQuietly(redisKey: string): Promise<void> {
@@ -345,15 +566,17 @@ export class RedisTier implements Tier {
     operation: CacheOperation,
     now: number,
   ): CacheEntry | undefined | Promise<CacheEntry | undefined> {
-    let decoded: CacheEntry | Promise<CacheEntry>;
+    let decoded: CacheEntry | undefined | Promise<CacheEntry | undefined>;
     try {
       decoded = this.codec.decode(text);
     } catch {
       return this.unreadable(operation);
     }
+    // `undefined`: a tombstone, a miss.
+    if (decoded === undefined) return undefined;
     if (decoded instanceof Promise)
       return decoded.then(
-        (entry) => (entry.staleUntil > now ? entry : undefined),
+        (entry) => (entry !== undefined && entry.staleUntil > now ? entry : undefined),
         () => this.unreadable(operation),
       );
     return decoded.staleUntil > now ? decoded : undefined;

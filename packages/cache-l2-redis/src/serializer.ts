@@ -80,12 +80,26 @@ export const MSGPACK_SERIALIZER: Serializer = Object.freeze({
     }
   },
   deserialize(data: Buffer): unknown {
+    let value: unknown;
     try {
-      return packr.unpack(data);
+      value = packr.unpack(data);
     } catch (error) {
       throw new SerializationError(`Stored msgpack bytes are unreadable: ${(error as Error).message}`, {
         cause: error,
       });
     }
+    // Only what serialize() accepts comes back: msgpackr's extensions (RegExp, Error, typed
+    // arrays, Map...) planted by another writer are refused, not handed to the application.
+    try {
+      assertMsgpackable(value, '$', new Set());
+    } catch (error) {
+      throw new SerializationError(
+        `Stored msgpack value holds a type this tier never writes: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return value;
   },
 });

@@ -1,0 +1,109 @@
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * The tier's Lua scripts. Every one touches one entry key, plus (for writes) the "cleared at"
+ * marker of the entry's hash slot, so they run unchanged under Redis Cluster. They read an entry's
+ * version from the first bytes of its envelope (`{"v":1,"n":<version>,...`) with `GETRANGE`, never
+ * copying the value into Lua.
+ */
+
+/** Matches the version at the head of an envelope or tombstone. */
+const VERSION_OF = `string.match(redis.call('getrange', KEYS[1], 0, 47), '^{"v":1,"n":(%d+)')`;
+
+/**
+ * Compare-and-set. KEYS: entry, cleared-at marker. ARGV: version, envelope, PX ms, check marker
+ * (`1` for a versioned write). Stores the envelope unless the stored entry or tombstone has a
+ * higher version, or the marker is above the version; with PX <= 0 (an entry already expired)
+ * deletes the stored entry under the same conditions. Returns 1 when written, 0 when refused.
+ */
+export const SET_SCRIPT = `
+local v = tonumber(ARGV[1])
+if ARGV[4] == '1' then
+  local c = tonumber(redis.call('get', KEYS[2]) or '')
+  if c and c > v then return 0 end
+end
+local n = ${VERSION_OF}
+if n and tonumber(n) > v then return 0 end
+if tonumber(ARGV[3]) <= 0 then
+  redis.call('del', KEYS[1])
+else
+  redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1`;
+
+/**
+ * Versioned delete. KEYS: entry. ARGV: version, tombstone, PX ms of the tombstone (<= 0: no
+ * tombstone, plain delete). Leaves the stored entry or tombstone alone when its version is higher.
+ * Returns 1 when a (non-tombstone) entry was removed, else 0.
+ */
+export const DELETE_SCRIPT = `
+local head = redis.call('getrange', KEYS[1], 0, 63)
+if head == '' then
+  if tonumber(ARGV[3]) > 0 then redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+  return 0
+end
+local n = string.match(head, '^{"v":1,"n":(%d+)')
+if n and tonumber(n) > tonumber(ARGV[1]) then return 0 end
+local existed = 1
+if string.find(head, ',"x":1}', 1, true) then existed = 0 end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('del', KEYS[1])
+end
+return existed`;
+
+/**
+ * Logical expiry. KEYS: entry. ARGV: now (epoch ms), version ('' for any). Rewrites the envelope's
+ * freshUntil to now, keeping its stale-until, Redis TTL and everything else; leaves alone an
+ * entry already stale, a tombstone, and an entry of a higher version. An envelope from before
+ * versions (no "n") is deleted instead. Returns 1 when the entry was expired (or deleted), else 0.
+ */
+export const EXPIRE_SCRIPT = `
+local cur = redis.call('get', KEYS[1])
+if not cur then return 0 end
+local prefix, n, f = string.match(cur, '^({"v":1,"n":(%d+),"f":)([^,]+),')
+if not prefix then
+  if string.find(cur, '^{"v":1,"n":%d+,"x":1}') then return 0 end
+  redis.call('del', KEYS[1])
+  return 1
+end
+if ARGV[2] ~= '' and tonumber(n) > tonumber(ARGV[2]) then return 0 end
+local fv = tonumber(f)
+if not fv or fv <= tonumber(ARGV[1]) then return 0 end
+redis.call('set', KEYS[1], prefix .. ARGV[1] .. string.sub(cur, string.len(prefix) + string.len(f) + 1), 'KEEPTTL')
+return 1`;
+
+/** Raises a cleared-at marker to ARGV[1] (never lowers it). KEYS: marker. */
+export const CLEAR_MARK_SCRIPT = `
+local c = tonumber(redis.call('get', KEYS[1]) or '')
+if not c or c < tonumber(ARGV[1]) then redis.call('set', KEYS[1], ARGV[1]) end
+return 1`;
+
+/** The tier's commands once defined on a client (ioredis `defineCommand`: EVALSHA, EVAL on NOSCRIPT). */
+export interface TierScripts {
+  bgcL2Set(
+    entryKey: string,
+    markerKey: string,
+    version: number,
+    text: string,
+    pxMs: number,
+    checkMarker: string,
+  ): Promise<number>;
+  bgcL2Delete(entryKey: string, version: number, tombstone: string, pxMs: number): Promise<number>;
+  bgcL2Expire(entryKey: string, now: number, version: string): Promise<number>;
+  bgcL2ClearMark(markerKey: string, version: number): Promise<number>;
+}
+
+/**
+ * Defines the scripts on `client` (once per client; a client shared by several tiers gets them
+ * once). They ride on pipelines too.
+ */
+export function defineTierScripts(client: Redis | Cluster): void {
+  const c = client as unknown as Record<string, unknown>;
+  if (typeof c.bgcL2Set === 'function') return;
+  client.defineCommand('bgcL2Set', { numberOfKeys: 2, lua: SET_SCRIPT });
+  client.defineCommand('bgcL2Delete', { numberOfKeys: 1, lua: DELETE_SCRIPT });
+  client.defineCommand('bgcL2Expire', { numberOfKeys: 1, lua: EXPIRE_SCRIPT });
+  client.defineCommand('bgcL2ClearMark', { numberOfKeys: 1, lua: CLEAR_MARK_SCRIPT });
+}

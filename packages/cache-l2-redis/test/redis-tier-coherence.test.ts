@@ -1,0 +1,130 @@
+import { ConfigError, NOOP_METRICS } from '@bgc/cache-core';
+import fc from 'fast-check';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_COORDINATION_PREFIX, RedisTier } from '../src/redis-tier.js';
+import { coherenceCases } from './coherence-cases.js';
+import { REDIS_HOST, REDIS_PORT, recordingMetrics, uniquePrefix } from './helpers.js';
+
+describe('RedisTier coherence on the real Redis (two clients)', () => {
+  const prefix = uniquePrefix('coherence');
+  const clients: Redis[] = [];
+  let a: RedisTier;
+  afterAll(async () => {
+    await a?.clear();
+    await Promise.all(clients.map((c) => c.quit()));
+  });
+  coherenceCases(async () => {
+    const [ca, cb, raw] = [0, 1, 2].map(() => new Redis({ host: REDIS_HOST, port: REDIS_PORT }));
+    clients.push(ca as Redis, cb as Redis, raw as Redis);
+    a = new RedisTier({ client: ca, prefix });
+    const b = new RedisTier({ client: cb, prefix });
+    await Promise.all([a.connect(), b.connect()]);
+    return {
+      a,
+      b,
+      pttl: (k) => (raw as Redis).pttl(prefix + k),
+      raw: (k) => (raw as Redis).get(prefix + k),
+    };
+  });
+});
+
+describe('RedisTier key layout (issue 22)', () => {
+  it('refuses a prefix that nests with a coordination prefix', () => {
+    const client = { on() {}, defineCommand() {} } as unknown as Redis;
+    expect(() => new RedisTier({ client, prefix: 'bgc:x:cache:' })).toThrow(ConfigError);
+    expect(() => new RedisTier({ client, prefix: 'bgc:' })).toThrow(/overlap/);
+    expect(() => new RedisTier({ client, prefix: 'app:c:', coordinationPrefixes: ['app:'] })).toThrow(
+      ConfigError,
+    );
+    expect(() => new RedisTier({ client, prefix: '' })).toThrow(ConfigError);
+    expect(() => new RedisTier({ client, tombstoneMs: -1 })).toThrow(ConfigError);
+    expect(new RedisTier({ client, prefix: 'app:c:', coordinationPrefixes: ['app:x:'] }).prefix).toBe(
+      'app:c:',
+    );
+    expect(DEFAULT_COORDINATION_PREFIX).toBe('bgc:x:');
+  });
+
+  it('clear() leaves coordination keys and other prefixes alone', async () => {
+    const raw = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+    const base = uniquePrefix('layout');
+    const tier = new RedisTier({ client: raw, prefix: `${base}c:`, coordinationPrefixes: [`${base}x:`] });
+    try {
+      await raw.set(`${base}x:lock:k`, 'token', 'PX', 60_000);
+      await tier.set('k', { value: 1, freshUntil: Date.now() + 60_000, staleUntil: Date.now() + 60_000 });
+      await tier.clear();
+      expect(await raw.get(`${base}x:lock:k`)).toBe('token');
+      expect(await tier.get('k')).toBeUndefined();
+    } finally {
+      await raw.del(`${base}x:lock:k`, `${base}c:\u0000cleared`);
+      await raw.quit();
+    }
+  });
+});
+
+describe('RedisTier on untrusted bytes (issue 22 fuzz)', () => {
+  const prefix = uniquePrefix('fuzz');
+  const metrics = recordingMetrics();
+  let raw: Redis;
+  let tier: RedisTier;
+  beforeAll(async () => {
+    raw = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+    tier = new RedisTier({
+      client: raw,
+      prefix,
+      metrics,
+      maxValueBytes: 16 * 1024,
+      compressThresholdBytes: 512,
+    });
+    await tier.connect();
+  });
+  afterAll(async () => {
+    await tier.clear();
+    await raw.quit();
+  });
+
+  it('get, getWith and getMany never throw on planted bytes: a miss plus a serialization metric', async () => {
+    const planted = fc.oneof(
+      fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
+      fc.string({ maxLength: 200 }).map((s) => Buffer.from(`{"v":1,"n":0,"f":1,"s":9e15,${s}`)),
+      fc.constantFrom(
+        Buffer.from('{"v":1,"f":1,"s":9e15,"e":"msgpack","b":"kQE="}'),
+        Buffer.from('{"v":1,"f":1,"s":9e15,"e":"json","z":"brotli","b":"AAAA"}'),
+        Buffer.from(
+          '{"v":1,"f":1,"s":9e15,"t":1,"d":{"$bgc":"Object","v":[["__proto__",{"isAdmin":true}]]}}',
+        ),
+        Buffer.from(`{"v":1,"f":1,"s":9e15,"d":"${'x'.repeat(20_000)}"}`),
+      ),
+    );
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(planted, async (bytes) => {
+        const k = `p${run++}`;
+        await raw.set(prefix + k, bytes, 'PX', 60_000);
+        const errorsBefore = metrics.errors.length;
+        const one = await tier.get(k);
+        const many = await tier.getMany([k]);
+        const viaCallback = await new Promise((resolve, reject) =>
+          tier.getWith(k, { ok: resolve, failed: reject }),
+        );
+        for (const got of [one, many[0], viaCallback]) {
+          if (got !== undefined) expect(typeof (got as { freshUntil: number }).freshUntil).toBe('number');
+        }
+        if (one === undefined) expect(metrics.errors.length).toBeGreaterThan(errorsBefore);
+        expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+      }),
+      { numRuns: 150 },
+    );
+    expect(metrics.errors.every(([level, , type]) => level === 'l2' && type === 'serialization_error')).toBe(
+      true,
+    );
+  });
+
+  it('a tombstone is a miss without a metric', async () => {
+    const quiet = new RedisTier({ client: raw, prefix, metrics: NOOP_METRICS });
+    await quiet.delete('tomb', { version: 5 });
+    const before = metrics.errors.length;
+    expect(await tier.get('tomb')).toBeUndefined();
+    expect(metrics.errors.length).toBe(before);
+  });
+});
