@@ -122,7 +122,7 @@ export class KeyvTier implements Tier {
   /** Reads one entry; `undefined` on a miss, a tombstone, an expired or an unreadable record. */
   async get(key: string): Promise<CacheEntry | undefined> {
     const raw = await this.call('get', key, () => this.keyv.get<StoredRecord>(key));
-    return this.toEntry(key, raw, Date.now());
+    return this.toEntry(raw, Date.now());
   }
 
   /** Reads many entries in one call of the store (`getMany` where the adapter has it). */
@@ -130,7 +130,7 @@ export class KeyvTier implements Tier {
     if (keys.length === 0) return [];
     const raws = await this.call('get_many', undefined, () => this.readMany(keys));
     const now = Date.now();
-    return keys.map((k, i) => this.toEntry(k, raws[i], now));
+    return keys.map((_, i) => this.toEntry(raws[i], now));
   }
 
   /**
@@ -263,11 +263,11 @@ export class KeyvTier implements Tier {
     return record;
   }
 
-  private toEntry(key: string, raw: unknown, now: number): CacheEntry | undefined {
+  private toEntry(raw: unknown, now: number): CacheEntry | undefined {
     if (!isRecord(raw) || raw.x === 1 || typeof raw.v !== 'string') return undefined;
     if (typeof raw.f !== 'number' || typeof raw.s !== 'number' || raw.s <= now) return undefined;
     if (raw.v.length > this.maxValueBytes) return undefined;
-    const decoded = decodeStoredValue(key, raw.v, this.maxValueBytes);
+    const decoded = decodeStoredValue(raw.v, this.maxValueBytes);
     if (!decoded.ok) return undefined;
     const entry: CacheEntry = {
       value: decoded.value,

@@ -1,4 +1,4 @@
-import { InvalidValueError } from '@bgc/cache-core';
+import { decodeValue, encodeValue, InvalidValueError } from '@bgc/cache-core';
 
 /** Longest key shown in error messages (characters). */
 const SHOWN_KEY = 100;
@@ -14,32 +14,31 @@ export function redact(message: string): string {
 }
 
 /**
- * Encodes a value for a {@link KeyvTier} record.
- * @throws {InvalidValueError} when the value cannot be stored.
+ * Encodes a value for a {@link KeyvTier} record with the core's value codec (`Date`, `Map`, `Set`,
+ * `BigInt`, `undefined`, `NaN`, `-0` kept).
+ * @throws {InvalidValueError} naming the key, when the value cannot be stored.
  */
 export function encodeStoredValue(key: string, value: unknown): string {
-  let text: string | undefined;
   try {
-    text = JSON.stringify(value);
+    return encodeValue(value);
   } catch (error) {
-    throw new InvalidValueError(`Cannot store the value of ${showKey(key)} in a Keyv tier: ${String(error)}`);
-  }
-  if (text === undefined) {
     throw new InvalidValueError(
-      `Cannot store the value of ${showKey(key)} in a Keyv tier: it has no JSON form`,
+      `Cannot store the value of ${showKey(key)} in a Keyv tier: ${(error as Error).message}`,
+      { cause: error },
     );
   }
-  return text;
 }
 
-/** Decodes a stored value; `{ ok: false }` when it is unreadable (the tier reports a miss). */
+/**
+ * Decodes a stored value with the core's value codec (bounded by `maxBytes`, prototype keys refused);
+ * `{ ok: false }` when it is unreadable (the tier reports a miss).
+ */
 export function decodeStoredValue(
-  _key: string,
   text: string,
-  _maxBytes: number,
+  maxBytes: number,
 ): { ok: true; value: unknown } | { ok: false } {
   try {
-    return { ok: true, value: JSON.parse(text, (k, v) => (k === '__proto__' ? undefined : v)) };
+    return { ok: true, value: decodeValue(text, { maxBytes }) };
   } catch {
     return { ok: false };
   }

@@ -191,8 +191,43 @@ describe('KeyvTier: limits, bad records and failures', () => {
       )
       .catch((e: unknown) => e);
     expect(BgcCacheError.isInstance(error) && error.code).toBe('E_INVALID_VALUE');
-    const big = await t.set('big', entry(10n)).catch((e: unknown) => e);
-    expect(BgcCacheError.isInstance(big)).toBe(true);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const cycle = await t.set('cycle', entry(cyclic)).catch((e: unknown) => e);
+    expect(BgcCacheError.isInstance(cycle) && cycle.code).toBe('E_INVALID_VALUE');
+    expect(String((cycle as Error).message)).toContain('"cycle"');
+  });
+
+  it("keeps non-JSON values' types (the core's value codec)", async () => {
+    const t = sqliteTier();
+    const value = {
+      when: new Date('2024-03-01T00:00:00Z'),
+      map: new Map<string, unknown>([['a', 1]]),
+      set: new Set([1, 2]),
+      big: 12345678901234567890n,
+      holes: [1, undefined, 3],
+      nan: Number.NaN,
+      negZero: -0,
+      nested: { inner: new Date(0) },
+    };
+    await t.set('types', entry(value));
+    const got = (await t.get('types'))!.value as typeof value;
+    expect(got).toEqual(value);
+    expect(Object.is(got.negZero, -0)).toBe(true);
+    expect(got.map).toBeInstanceOf(Map);
+  });
+
+  it('reads a record whose value text is over maxValueBytes as a miss', async () => {
+    const t = new KeyvTier({
+      keyv: new Keyv({ store: new KeyvSqlite(uri), namespace: 'small' }),
+      maxValueBytes: 100,
+      ownsKeyv: true,
+    });
+    tiers.push(t);
+    await t.set('big', entry('x'.repeat(500)));
+    expect(await t.get('big')).toBeUndefined();
+    await t.set('small', entry('x'));
+    expect((await t.get('small'))?.value).toBe('x');
   });
 
   it('a failing store rejects with a TierError (E_KEYV) without the credentials in its message', async () => {
