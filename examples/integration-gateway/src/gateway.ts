@@ -158,16 +158,23 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     options?: { clientId?: string },
   ) => Promise<MonthAnswer & { status: 'ok' | 'not_published'; fetchedAt: number }>;
   const staleWindowMs = connector.config.cache.staleTtlMs;
+  // HTTP freshness from the value's own life: its TTL policy less the orchestrator's jitter (10%),
+  // so that a client or CDN never keeps it longer than the cache would. Decided once per cached
+  // value (its rows object), as the cache decided its TTL once.
+  const freshUntilOf = new WeakMap<object, number>();
   const fetchMonth = async (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> => {
-    const r = await getMonth(q, { clientId: ctx.clientId });
-    // HTTP freshness from the value's own life: its TTL policy less the orchestrator's jitter (10%),
-    // so that a client or CDN never keeps it longer than the cache would.
-    const ttl = connector.ttlFor(q.ano, q.mes, {
-      status: r.status,
-      rows: r.rows as never,
-      fetchedAt: r.fetchedAt,
-    });
-    return { ...r, freshUntil: r.fetchedAt + ttl * 0.9, staleWindowMs };
+    let r = await getMonth(q, { clientId: ctx.clientId });
+    if (Object.isFrozen(r)) r = { ...r };
+    let freshUntil = freshUntilOf.get(r.rows);
+    if (freshUntil === undefined) {
+      const value = { status: r.status, rows: r.rows as never, fetchedAt: r.fetchedAt };
+      freshUntil = r.fetchedAt + connector.ttlFor(q.ano, q.mes, value) * 0.9;
+      // Shared empty rows (`[]` of many cells) are no value's identity: memoize real rows only.
+      if (r.rows.length > 0 && Object.isFrozen(r.rows)) freshUntilOf.set(r.rows, freshUntil);
+    }
+    r.freshUntil = freshUntil;
+    r.staleWindowMs = staleWindowMs;
+    return r;
   };
   const app = createApp({
     cache: runtime.cache,

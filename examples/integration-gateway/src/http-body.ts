@@ -14,6 +14,9 @@ export interface AnswerBody {
   readonly etag: string;
   gzip?: Buffer;
   br?: Buffer;
+  /** `Last-Modified` text, and the epoch second it was built for. */
+  lastModified?: string;
+  lastModifiedS?: number;
 }
 
 interface Slot {

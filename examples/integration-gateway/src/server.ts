@@ -7,10 +7,35 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { answerBody, COMPRESS_MIN_BYTES, encoded, etagMatches, pickEncoding } from './http-body.js';
+import {
+  type AnswerBody,
+  answerBody,
+  COMPRESS_MIN_BYTES,
+  encoded,
+  etagMatches,
+  pickEncoding,
+} from './http-body.js';
 
 /** `stale-while-revalidate` of fresh answers, seconds. */
 const STALE_WHILE_REVALIDATE_S = 60;
+
+/** `Cache-Control` of an answer at `now`: max-age until its fresh-until, 0 when stale. */
+function cacheControl(answer: MonthAnswer, now: number): string {
+  const sie =
+    answer.staleWindowMs !== undefined ? `, stale-if-error=${Math.floor(answer.staleWindowMs / 1000)}` : '';
+  if (answer.stale || answer.freshUntil === undefined) return `public, max-age=0${sie}`;
+  const maxAge = Math.max(0, Math.floor((answer.freshUntil - now) / 1000));
+  return `public, max-age=${maxAge}, stale-while-revalidate=${STALE_WHILE_REVALIDATE_S}${sie}`;
+}
+
+/** The HTTP date of `seconds` (epoch), kept with the body it belongs to. */
+function httpDate(body: AnswerBody, seconds: number): string {
+  if (body.lastModifiedS !== seconds) {
+    body.lastModified = new Date(seconds * 1000).toUTCString();
+    body.lastModifiedS = seconds;
+  }
+  return body.lastModified as string;
+}
 
 /** One monthly query of the HTTP contract. */
 export interface MonthQuery {
@@ -228,33 +253,25 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
       async (request, reply) => {
         const { ano, mes, ncm, pais } = request.query;
         const answer = await options.fetchMonth({ flow, ano, mes, ncm, pais }, { clientId: request.ip });
-        reply.header('x-cache-level', answer.level);
-        if (answer.stale) reply.header('x-cache-stale', 'true');
-        if (answer.status && answer.status !== 'ok') reply.header('x-data-status', answer.status);
         // The body as bytes, serialized and hashed once per cached value (ncm and pais passed the
         // schema's digit patterns: no escaping needed).
         const body = answerBody(`"ano":${ano},"mes":${mes},"ncm":"${ncm}","pais":"${pais}"`, answer.rows);
         const now = Date.now();
-        reply.header('etag', body.etag);
-        reply.header('vary', 'accept-encoding');
-        const staleS =
-          answer.staleWindowMs !== undefined ? Math.floor(answer.staleWindowMs / 1000) : undefined;
-        const sie = staleS !== undefined ? `, stale-if-error=${staleS}` : '';
-        if (answer.stale || answer.freshUntil === undefined) {
-          reply.header('cache-control', `public, max-age=0${sie}`);
-        } else {
-          const maxAge = Math.max(0, Math.floor((answer.freshUntil - now) / 1000));
-          reply.header(
-            'cache-control',
-            `public, max-age=${maxAge}, stale-while-revalidate=${STALE_WHILE_REVALIDATE_S}${sie}`,
-          );
-        }
+        const headers: Record<string, string> = {
+          'x-cache-level': answer.level,
+          etag: body.etag,
+          vary: 'accept-encoding',
+          'cache-control': cacheControl(answer, now),
+        };
+        if (answer.stale) headers['x-cache-stale'] = 'true';
+        if (answer.status && answer.status !== 'ok') headers['x-data-status'] = answer.status;
         let lastModifiedS: number | undefined;
         if (answer.fetchedAt !== undefined && answer.fetchedAt <= now) {
           lastModifiedS = Math.floor(answer.fetchedAt / 1000);
-          reply.header('last-modified', new Date(lastModifiedS * 1000).toUTCString());
-          reply.header('age', String(Math.floor((now - answer.fetchedAt) / 1000)));
+          headers['last-modified'] = httpDate(body, lastModifiedS);
+          headers.age = String(Math.floor((now - answer.fetchedAt) / 1000));
         }
+        reply.headers(headers);
         const inm = request.headers['if-none-match'];
         const ims = request.headers['if-modified-since'];
         const notModified =
