@@ -22,6 +22,7 @@ vitest.describe('@keyv/test-suite: KeyvStore on memory + Redis tiers', () => {
     tiers: [new MemoryTier(), new RedisTier({ client, prefix: uniquePrefix('suite') })],
   });
   vitest.afterAll(async () => {
+    await cache.clear();
     await cache.close();
     client.disconnect();
   });
