@@ -57,7 +57,17 @@ export type RawQuery = <R = Record<string, unknown>>(
   text: string,
   values: readonly unknown[],
   name?: string,
+  options?: RawQueryOptions,
 ) => Promise<R[]>;
+
+/** Options of a {@link RawQuery}. */
+export interface RawQueryOptions {
+  /**
+   * Rows as arrays in the statement's column order, and column values as the server's text (pg:
+   * no type parsing; the caller converts). The tier's reads use it: it is the cheapest row form.
+   */
+  arrays?: boolean;
+}
 
 /** An opened connection: the drizzle database and how to release what was created for it. */
 export interface L3Connection {
@@ -76,27 +86,46 @@ export async function queryRows<R>(db: Pick<L3Database, 'execute'>, query: SQL):
 }
 
 interface PgLikeClient {
-  query(config: { text: string; values: unknown[]; name?: string }): Promise<{ rows: unknown[] }>;
+  query(config: {
+    text: string;
+    values: unknown[];
+    name?: string;
+    rowMode?: 'array';
+    types?: unknown;
+  }): Promise<{ rows: unknown[] }>;
 }
 interface PgliteLikeClient {
-  query(text: string, values: unknown[]): Promise<{ rows: unknown[] }>;
+  query(text: string, values: unknown[], options?: { rowMode?: 'array' }): Promise<{ rows: unknown[] }>;
   exec(text: string): Promise<unknown>;
 }
 
 /** A {@link RawQuery} on a pg `Pool` or `Client`. */
 function pgQuery(client: PgLikeClient): RawQuery {
-  return (text, values, name) =>
-    client.query({ text, values: values as unknown[], name }).then((r) => r.rows as never[]);
+  return (text, values, name, options) =>
+    client
+      .query(
+        options?.arrays
+          ? { text, values: values as unknown[], name, rowMode: 'array', types: TEXT_TYPES }
+          : { text, values: values as unknown[], name },
+      )
+      .then((r) => r.rows as never[]);
 }
+
+const keepText = (text: string): string => text;
+/** pg type parsers that keep every column as the server's text (`null` stays `null`). */
+const TEXT_TYPES = { getTypeParser: () => keepText };
 
 /** A {@link RawQuery} on a PGlite instance (no named statements). */
 function pgliteQuery(client: PgliteLikeClient): RawQuery {
-  return (text, values) => client.query(text, values as unknown[]).then((r) => r.rows as never[]);
+  return (text, values, _name, options) =>
+    client
+      .query(text, values as unknown[], options?.arrays ? { rowMode: 'array' } : undefined)
+      .then((r) => r.rows as never[]);
 }
 
 /** A {@link RawQuery} through drizzle's `execute`, for a drizzle database whose client is unknown. */
 function drizzleQuery(db: L3Database): RawQuery {
-  return async (text, values) => {
+  return async (text, values, _name, options) => {
     const parts = text.split(/\$(\d+)/);
     const chunks: SQL[] = [];
     for (let i = 0; i < parts.length; i++) {
@@ -104,7 +133,8 @@ function drizzleQuery(db: L3Database): RawQuery {
         i % 2 === 0 ? sql.raw(parts[i] as string) : sql`${sql.param(values[Number(parts[i]) - 1])}`,
       );
     }
-    return queryRows(db, sql.join(chunks));
+    const rows = await queryRows<Record<string, unknown>>(db, sql.join(chunks));
+    return (options?.arrays ? rows.map((row) => Object.values(row)) : rows) as never[];
   };
 }
 

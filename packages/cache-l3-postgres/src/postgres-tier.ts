@@ -29,7 +29,7 @@ import { DEFAULT_MAX_KEY_BYTES, storageKey } from './key-encoding.js';
 import { migrate } from './migrate.js';
 import { L3_ERROR_CODES, toTierError } from './postgres-errors.js';
 import { validateMeta } from './meta.js';
-import { decodeRow, type StoredRow } from './row-decoder.js';
+import { decodeRow, ROW_KEY, type StoredRow } from './row-decoder.js';
 import { entryStatements, type EntryStatements } from './statements.js';
 import { type L3Tables, l3Tables } from './schema.js';
 import { encodeValue } from './value-codec.js';
@@ -114,6 +114,8 @@ interface Ready {
 }
 
 const DAY_MS = 86_400_000;
+/** Reads take rows as arrays of the server's text: the cheapest form to decode. */
+const ARRAYS = { arrays: true } as const;
 
 /**
  * The L3 tier: a PostgreSQL table (`bgc_cache_entries`) over a `pg` pool or an embedded PGlite
@@ -240,7 +242,12 @@ export class PostgresTier implements Tier {
     const { id } = storageKey(key, this.maxKeyBytes);
     const st = this.statements;
     return this.run('get', async (s) => {
-      const rows = await s.query<StoredRow>(st.get.text, [id, this.now(), this.maxValueBytes], st.get.name);
+      const rows = await s.query<StoredRow>(
+        st.get.text,
+        [id, this.now(), this.maxValueBytes],
+        st.get.name,
+        ARRAYS,
+      );
       return rows[0] === undefined ? undefined : this.decode(key, rows[0], 'get');
     });
   }
@@ -250,18 +257,24 @@ export class PostgresTier implements Tier {
     const n = keys.length;
     if (n === 0) return [];
     const ids = new Array<string>(n);
-    for (let i = 0; i < n; i++) ids[i] = storageKey(keys[i] as string, this.maxKeyBytes).id;
+    const max = this.maxKeyBytes;
+    for (let i = 0; i < n; i++) {
+      const key = keys[i] as string;
+      // Short keys are their own id (no allocation); see storageKey.
+      ids[i] = key.length * 3 <= max ? key : storageKey(key, max).id;
+    }
     const st = this.statements;
     return this.run('get_many', async (s) => {
       const rows = await s.query<StoredRow>(
         st.getMany.text,
         [ids, this.now(), this.maxValueBytes],
         st.getMany.name,
+        ARRAYS,
       );
       const out = new Array<CacheEntry | undefined>(n);
       if (rows.length === 0) return out.fill(undefined);
       const byId = new Map<string, StoredRow>();
-      for (const row of rows) byId.set(row.key as string, row);
+      for (const row of rows) byId.set(row[ROW_KEY] as string, row);
       for (let i = 0; i < n; i++) {
         const row = byId.get(ids[i] as string);
         out[i] = row === undefined ? undefined : this.decode(keys[i] as string, row, 'get_many');
@@ -593,7 +606,12 @@ export class PostgresTier implements Tier {
 
   private decode(key: string, row: StoredRow, operation: CacheOperation): CacheEntry | undefined {
     // A hashed row answers only for the key it was written with.
-    if (row.full_key === null ? storageKey(key, this.maxKeyBytes).full !== null : row.full_key !== key)
+    const fullKey = row[0];
+    if (
+      fullKey === null
+        ? key.length * 3 > this.maxKeyBytes && storageKey(key, this.maxKeyBytes).full !== null
+        : fullKey !== key
+    )
       return undefined;
     try {
       return decodeRow(row, this.maxValueBytes);

@@ -2,26 +2,33 @@ import { type CacheEntry, SerializationError } from '@bgc/cache-core';
 import { decodeMeta } from './meta.js';
 import { decodeValue, parseJsonSafely } from './value-codec.js';
 
-/** A row of `bgc_cache_entries` as the tier's read statements return it (pg gives bigints as strings). */
-export interface StoredRow {
-  /** The storage key (selected by `getMany` only). */
-  key?: string;
+type Num = number | string | bigint;
+
+/**
+ * A row of `bgc_cache_entries` as the tier's read statements return it: an array in this column
+ * order (`READ_COLUMNS` in statements.ts), values as the server's text (pg) or typed (PGlite).
+ * `getMany` appends the storage key.
+ */
+export type StoredRow = readonly [
   /** The original key of a hashed row, else `null`. */
-  full_key: string | null;
+  fullKey: string | null,
   /** The value's text; `null` when it is over the reader's `maxValueBytes` (the statement leaves it out). */
-  value: string | null;
-  /** The stored value's size in UTF-8 bytes. */
-  bytes: number | string;
-  fresh_until: number | string;
-  stale_until: number | string;
-  created_at: number | string;
+  value: string | null,
+  freshUntil: Num,
+  staleUntil: Num,
+  createdAt: Num,
   /** JSON text of the entry's flat meta record, or `null`. */
-  meta: string | null;
-  version: number | string;
-  ttl_ms: number | string | null;
+  meta: string | null,
+  version: Num,
+  ttlMs: Num | null,
   /** 0: plain JSON (rows from before migration 0003); 1: the value codec. */
-  encoding: number | string;
-}
+  encoding: Num,
+  /** The storage key (`getMany` only). */
+  key?: string,
+];
+
+/** Index of the storage key in a `getMany` row. */
+export const ROW_KEY = 9;
 
 /**
  * Decodes a stored row into an entry. Every field is treated as untrusted: the value is refused
@@ -30,12 +37,10 @@ export interface StoredRow {
  * @throws {SerializationError} naming what is wrong; the tier turns it into a miss and reports it.
  */
 export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
-  const text = row.value;
+  const text = row[1];
   if (typeof text !== 'string')
-    throw new SerializationError(
-      `the stored value is ${row.bytes} bytes, over maxValueBytes (${maxValueBytes})`,
-    );
-  const encoding = Number(row.encoding);
+    throw new SerializationError(`the stored value is over maxValueBytes (${maxValueBytes} bytes)`);
+  const encoding = Number(row[8]);
   let value: unknown;
   if (encoding === 1) value = decodeValue(text, { maxBytes: maxValueBytes });
   else if (encoding === 0) {
@@ -48,26 +53,27 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
         cause: error,
       });
     }
-  } else throw new SerializationError(`unknown value encoding ${String(row.encoding).slice(0, 20)}`);
+  } else throw new SerializationError(`unknown value encoding ${String(row[8]).slice(0, 20)}`);
   const entry: CacheEntry = {
     value,
-    freshUntil: Number(row.fresh_until),
-    staleUntil: Number(row.stale_until),
-    createdAt: Number(row.created_at),
-    size: Number(row.bytes),
+    freshUntil: Number(row[2]),
+    staleUntil: Number(row[3]),
+    createdAt: Number(row[4]),
+    size: Buffer.byteLength(text, 'utf8'),
   };
   if (!Number.isFinite(entry.freshUntil) || !Number.isFinite(entry.staleUntil))
     throw new SerializationError('stored expiry times are not numbers');
-  const version = Number(row.version);
+  const version = Number(row[6]);
   if (version !== 0) {
     if (!Number.isSafeInteger(version) || version < 0)
       throw new SerializationError('stored version is not a version');
     entry.version = version;
   }
-  if (row.ttl_ms !== null) entry.ttlMs = Number(row.ttl_ms);
-  if (row.meta !== null) {
+  if (row[7] !== null) entry.ttlMs = Number(row[7]);
+  const meta = row[5];
+  if (meta !== null) {
     try {
-      entry.meta = decodeMeta(row.meta);
+      entry.meta = decodeMeta(meta);
     } catch (error) {
       throw new SerializationError((error as Error).message, { cause: error });
     }

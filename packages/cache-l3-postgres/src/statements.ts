@@ -31,10 +31,10 @@ export interface EntryStatements {
 
 const cache = new Map<string, EntryStatements>();
 
-// Columns of a read. `value` is NULL when over the size bound: the row is never read into memory.
+// Columns of a read, in the order of `StoredRow` (row-decoder.ts). `value` is NULL when over the size bound: the row is never read into memory.
 // octet_length of a text reads its stored size without decompressing it.
 const READ_COLUMNS = `full_key, CASE WHEN octet_length(value) <= $3 THEN value END AS value,
-  octet_length(value) AS bytes, fresh_until, stale_until, created_at, meta, version, ttl_ms, encoding`;
+  fresh_until, stale_until, created_at, meta, version, ttl_ms, encoding`;
 
 /**
  * The statements of the tier on `schema` (validated, then quoted). Names carry a hash of the schema
@@ -47,7 +47,10 @@ export function entryStatements(schema: string): EntryStatements {
   const t = `"${schema}"."${ENTRIES_TABLE}"`;
   const state = `"${schema}"."${STATE_TABLE}"`;
   const suffix = `_${Buffer.from(schema).toString('hex').slice(0, 40)}`;
-  const named = (name: string, text: string): NamedStatement => ({ name: `bgc_l3v3_${name}${suffix}`, text });
+  const named = (name: string, text: string): NamedStatement => ({
+    name: `bgc_l3v3b_${name}${suffix}`,
+    text,
+  });
   statements = {
     get: named(
       'get',
@@ -55,7 +58,7 @@ export function entryStatements(schema: string): EntryStatements {
     ),
     getMany: named(
       'get_many',
-      `SELECT key, ${READ_COLUMNS} FROM ${t} WHERE key = ANY($1::text[]) AND stale_until > $2 AND value IS NOT NULL`,
+      `SELECT ${READ_COLUMNS}, key FROM ${t} WHERE key = ANY($1::text[]) AND stale_until > $2 AND value IS NOT NULL`,
     ),
     // A versioned write lands only when not older than the last clear (read under FOR SHARE, so a
     // clear running now either waits for this write or is seen by it), and replaces only a row of a

@@ -41,9 +41,9 @@ describe('createPgliteTier', () => {
       const db = await tier.database();
       // A drizzle database over PGlite is recognised as local too; a server one stays shared.
       expect(new PostgresTier({ db, sweepIntervalMs: 0 }).scope).toBe('local');
-      expect(new PostgresTier({ connectionString: 'postgres://x@127.0.0.1/x', sweepIntervalMs: 0 }).scope).toBe(
-        'shared',
-      );
+      expect(
+        new PostgresTier({ connectionString: 'postgres://x@127.0.0.1/x', sweepIntervalMs: 0 }).scope,
+      ).toBe('shared');
       expect(new PostgresTier({ db, scope: 'shared', sweepIntervalMs: 0 }).scope).toBe('shared');
     } finally {
       await tier.close();
