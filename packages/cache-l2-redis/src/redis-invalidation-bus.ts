@@ -5,9 +5,9 @@ import {
   type InvalidationMessage,
   type MetricsAdapter,
   NOOP_METRICS,
+  parseJsonSafely,
 } from '@bgc/cache-core';
 import type { Cluster, Redis } from 'ioredis';
-import sjson from 'secure-json-parse';
 import { createRedisClient, isCluster, type RedisConnectionOptions, waitForReady } from './redis-client.js';
 import { toTierError } from './redis-errors.js';
 import { DEFAULT_PREFIX } from './redis-tier.js';
@@ -35,13 +35,16 @@ interface WireMessage {
   i?: unknown;
   t?: unknown;
   k?: unknown;
+  n?: unknown;
 }
 
 /**
- * Cross-instance L1 invalidation over Redis pub/sub. Messages carry keys only
- * (`{"i":<instance>,"t":"delete","k":[...]}` or `{"i":...,"t":"clear"}`); each instance ignores its
- * own. Pub/sub is at-most-once, so after the subscriber reconnects the handler receives
- * `{ type: 'clear' }`: messages sent meanwhile are lost and L1 must be dropped.
+ * Cross-instance L1 invalidation over Redis pub/sub. Messages carry keys and versions only
+ * (`{"i":<instance>,"t":"delete"|"expire","k":[...],"n":<version>}` or `{"i":...,"t":"clear","n":...}`);
+ * each instance ignores its own. Pub/sub is at-most-once, so when the subscriber loses its
+ * connection, and again once it is back (standalone, and each sharded subscriber under Cluster),
+ * the handler receives `{ type: 'resync' }`: messages sent meanwhile may be lost, so the core turns
+ * its local entries stale (kept as fail-safe fallbacks, no longer served as fresh).
  */
 export class RedisInvalidationBus implements InvalidationBus {
   /** The id written into this instance's messages. */
@@ -57,6 +60,7 @@ export class RedisInvalidationBus implements InvalidationBus {
   private subscribed: Promise<void> | undefined;
   private handler: ((message: InvalidationMessage) => void) | undefined;
   private readyCount = 0;
+  private lost = false;
   private closed = false;
 
   constructor(options: RedisInvalidationBusOptions = {}) {
@@ -76,13 +80,13 @@ export class RedisInvalidationBus implements InvalidationBus {
    */
   async publish(message: InvalidationMessage): Promise<void> {
     if (message.type === 'resync') return; // local only, never published
-    const wire =
-      message.type === 'clear'
-        ? JSON.stringify({ i: this.instanceId, t: 'clear' })
-        : JSON.stringify({ i: this.instanceId, t: 'delete', k: message.keys });
+    const wire: WireMessage = { i: this.instanceId, t: message.type };
+    if (message.type !== 'clear') wire.k = message.keys;
+    if (message.version !== undefined) wire.n = message.version;
+    const text = JSON.stringify(wire);
     try {
-      if (this.sharded) await (this.publisher as Cluster).spublish(this.channel, wire);
-      else await this.publisher.publish(this.channel, wire);
+      if (this.sharded) await (this.publisher as Cluster).spublish(this.channel, text);
+      else await this.publisher.publish(this.channel, text);
     } catch (error) {
       throw toTierError('delete', `invalidation publish on ${this.channel}`, error, undefined);
     }
@@ -100,6 +104,16 @@ export class RedisInvalidationBus implements InvalidationBus {
         // Reported through ready(); the subscriber keeps reconnecting by itself.
       });
     }
+  }
+
+  /**
+   * Connects: resolves once the publisher is ready and, when {@link RedisInvalidationBus.subscribe}
+   * was called, the subscriber is listening.
+   * @throws {TimeoutError} when not connected within `timeoutMs` (ms, default 5000).
+   */
+  async connect(timeoutMs = 5000): Promise<void> {
+    await waitForReady(this.publisher, timeoutMs);
+    if (this.subscribed) await this.ready(timeoutMs);
   }
 
   /**
@@ -145,16 +159,38 @@ export class RedisInvalidationBus implements InvalidationBus {
         });
     this.subscriber = sub;
     sub.on('error', () => {
-      // Reconnects by itself; a reconnect triggers a local clear (see onReady).
+      // Reconnects by itself; a lost connection and its return raise a local resync (below).
     });
     const onMessage = (channel: string, text: string) => {
       if (channel === this.channel) this.receive(text);
     };
     sub.on(this.sharded ? 'smessage' : 'message', onMessage);
+    // Lost: messages may be missed from now on. Back: they may have been missed meanwhile.
+    const lost = () => {
+      if (this.closed || this.lost || this.readyCount === 0) return;
+      this.lost = true;
+      this.handler?.({ type: 'resync' });
+    };
+    const back = () => {
+      if (this.closed || !this.lost) return;
+      this.lost = false;
+      this.handler?.({ type: 'resync' });
+    };
     sub.on('ready', () => {
       this.readyCount++;
-      if (this.readyCount > 1 && !this.closed) this.handler?.({ type: 'clear' });
+      if (this.readyCount > 1) {
+        this.lost = true;
+        back();
+      }
     });
+    sub.on('close', lost);
+    if (this.sharded) {
+      // ioredis' sharded subscribers: one connection per shard, replaced by the subscriber group.
+      sub.on('-node', lost);
+      sub.on('-subscriber', lost);
+      sub.on('+subscriber', back);
+      sub.on('subscribersReady', back);
+    }
     if (this.sharded) await (sub as Cluster).ssubscribe(this.channel);
     else await sub.subscribe(this.channel);
   }
@@ -162,16 +198,27 @@ export class RedisInvalidationBus implements InvalidationBus {
   private receive(text: string): void {
     let wire: WireMessage;
     try {
-      wire = sjson.parse(text, null, { protoAction: 'error', constructorAction: 'error' }) as WireMessage;
+      wire = parseJsonSafely(text) as WireMessage;
     } catch {
       this.metrics.error('l2', 'delete', 'serialization_error');
       return;
     }
     if (typeof wire !== 'object' || wire === null || wire.i === this.instanceId) return;
+    const n = wire.n;
+    if (n !== undefined && !(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) {
+      this.metrics.error('l2', 'delete', 'serialization_error');
+      return;
+    }
+    const version = n as number | undefined;
     if (wire.t === 'clear') {
-      this.handler?.({ type: 'clear' });
-    } else if (wire.t === 'delete' && Array.isArray(wire.k) && wire.k.every((k) => typeof k === 'string')) {
-      this.handler?.({ type: 'delete', keys: wire.k as string[] });
+      this.handler?.(version === undefined ? { type: 'clear' } : { type: 'clear', version });
+    } else if (
+      (wire.t === 'delete' || wire.t === 'expire') &&
+      Array.isArray(wire.k) &&
+      wire.k.every((k) => typeof k === 'string')
+    ) {
+      const keys = wire.k as string[];
+      this.handler?.(version === undefined ? { type: wire.t, keys } : { type: wire.t, keys, version });
     } else {
       this.metrics.error('l2', 'delete', 'serialization_error');
     }
