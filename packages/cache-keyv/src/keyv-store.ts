@@ -7,6 +7,7 @@ import {
   type Lease,
   type MultiLevelCache,
   nextVersion,
+  type Tier,
 } from '@bgc/cache-core';
 
 /** Options of {@link KeyvStore}'s opt-in cross-instance miss lock ({@link KeyvStoreOptions.lockOnMiss}). */
@@ -104,6 +105,8 @@ export class KeyvStore extends EventEmitter {
   private readonly staleTtlMs: number | undefined;
   private readonly namespaceCheckMs: number;
   private readonly hasLocalTier: boolean;
+  /** The cache's first tier when it is a local one with a synchronous read (a memory L1). */
+  private readonly l1: Tier | undefined;
   private readonly lock: DistributedLock | undefined;
   private readonly leaseMs: number;
   private readonly waitMs: number;
@@ -124,6 +127,8 @@ export class KeyvStore extends EventEmitter {
     this.staleTtlMs = nonNegative('staleTtlMs', options.staleTtlMs);
     this.namespaceCheckMs = nonNegative('namespaceCheckMs', options.namespaceCheckMs) ?? 1000;
     this.hasLocalTier = cache.tiers.some((t) => t.scope === 'local');
+    const first = cache.tiers[0];
+    this.l1 = first?.scope === 'local' && typeof first.getSync === 'function' ? first : undefined;
     this.lock = options.lockOnMiss?.lock;
     this.leaseMs = positive('lockOnMiss.leaseMs', options.lockOnMiss?.leaseMs) ?? 15_000;
     this.waitMs = nonNegative('lockOnMiss.waitMs', options.lockOnMiss?.waitMs) ?? this.leaseMs;
@@ -282,8 +287,10 @@ export class KeyvStore extends EventEmitter {
   private generation(): string | Promise<string> {
     const ns = this.namespace ?? '';
     const nsKey = this.namespaceKey(ns);
-    const fast = this.cache.getSync<string>(nsKey, NAMESPACE_ENDPOINT);
-    if (typeof fast === 'string') return fast;
+    // Straight from the L1 tier: the policy counts the access (the key stays hot), the cache's
+    // hit/miss metrics do not (these reads are the store's bookkeeping, not the application's).
+    const fast = this.l1?.getSync?.(nsKey);
+    if (fast !== undefined && typeof fast.value === 'string' && fast.freshUntil > Date.now()) return fast.value;
     if (!this.hasLocalTier) {
       const memo = this.generations.get(ns);
       if (memo && memo.until > Date.now()) return memo.value;

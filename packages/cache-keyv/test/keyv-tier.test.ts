@@ -73,7 +73,7 @@ describe('KeyvTier: versions', () => {
   it('a versioned delete leaves a tombstone that refuses older writes until it lapses', async () => {
     const t = sqliteTier();
     await t.set('d', entry('old', 1));
-    expect(await t.delete('d', { version: 10, tombstoneMs: 300 })).toBe(true);
+    expect(await t.delete('d', { version: 10, tombstoneMs: 60_000 })).toBe(true);
     expect(await t.get('d')).toBeUndefined();
     await t.set('d', entry('late load', 5));
     expect(await t.get('d')).toBeUndefined();
