@@ -290,7 +290,8 @@ export class KeyvStore extends EventEmitter {
     // Straight from the L1 tier: the policy counts the access (the key stays hot), the cache's
     // hit/miss metrics do not (these reads are the store's bookkeeping, not the application's).
     const fast = this.l1?.getSync?.(nsKey);
-    if (fast !== undefined && typeof fast.value === 'string' && fast.freshUntil > Date.now()) return fast.value;
+    if (fast !== undefined && typeof fast.value === 'string' && fast.freshUntil > Date.now())
+      return fast.value;
     if (!this.hasLocalTier) {
       const memo = this.generations.get(ns);
       if (memo && memo.until > Date.now()) return memo.value;
