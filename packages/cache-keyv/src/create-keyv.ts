@@ -1,5 +1,5 @@
 import type { MultiLevelCache } from '@bgc/cache-core';
-import Keyv from 'keyv';
+import { Keyv } from 'keyv';
 import { KeyvStore, type KeyvStoreOptions } from './keyv-store.js';
 
 /** Options of {@link createKeyv}: the store's options plus the Keyv's own. */
