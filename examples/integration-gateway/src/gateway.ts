@@ -162,9 +162,11 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   // so that a client or CDN never keeps it longer than the cache would. Decided once per cached
   // value (its rows object), as the cache decided its TTL once.
   const freshUntilOf = new WeakMap<object, number>();
-  const fetchMonth = async (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> => {
-    let r = await getMonth(q, { clientId: ctx.clientId });
-    if (Object.isFrozen(r)) r = { ...r };
+  const withFreshness = (
+    q: MonthQuery,
+    answer: MonthAnswer & { status: 'ok' | 'not_published'; fetchedAt: number },
+  ): MonthAnswer => {
+    const r = Object.isFrozen(answer) ? { ...answer } : answer;
     let freshUntil = freshUntilOf.get(r.rows);
     if (freshUntil === undefined) {
       const value = { status: r.status, rows: r.rows as never, fetchedAt: r.fetchedAt };
@@ -176,6 +178,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     r.staleWindowMs = staleWindowMs;
     return r;
   };
+  const fetchMonth = (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> =>
+    getMonth(q, { clientId: ctx.clientId }).then((r) => withFreshness(q, r));
   const app = createApp({
     cache: runtime.cache,
     fetchMonth,
