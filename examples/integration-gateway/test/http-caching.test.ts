@@ -131,8 +131,8 @@ describe('compression and stale answers (in process)', () => {
       const plain = await g.inject({ method: 'GET', url });
       const packed = await g.inject({ method: 'GET', url, headers: { 'accept-encoding': accept } });
       expect(packed.headers['content-encoding']).toBe(encoding);
-    expect(packed.headers.vary).toBe('accept-encoding');
-    expect(plain.headers.vary).toBe('accept-encoding');
+      expect(packed.headers.vary).toBe('accept-encoding');
+      expect(plain.headers.vary).toBe('accept-encoding');
       expect(packed.rawPayload.length).toBeLessThan(plain.rawPayload.length / 3);
       expect(decode(packed.rawPayload).toString('utf8')).toBe(plain.body);
       expect(packed.headers.etag).toBe(plain.headers.etag);
