@@ -6,6 +6,15 @@ import { gzipSync } from 'node:zlib';
 import { ConfigError } from '@bgc/cache-core';
 import { describe, expect, it } from 'vitest';
 import { formatResult, parseSimulatorArgs } from '../src/simulator/cli-args.js';
+import {
+  generatedTraces,
+  loopTrace,
+  recencyTrace,
+  scanPollutedTrace,
+  shiftingHotSetTrace,
+  zigzagTrace,
+  zipfTrace,
+} from '../src/simulator/generated-traces.js';
 import { parseReferenceRows, readReferenceRows } from '../src/simulator/reference-rows.js';
 import { simulateLru, simulateOpt, simulatePolicy, simulateTrace } from '../src/simulator/simulate.js';
 import { parseBinaryTrace, parseTextTrace, readTrace } from '../src/simulator/trace-reader.js';
@@ -151,4 +160,43 @@ describe("the repository's traces", () => {
       });
     }
   }, 60_000);
+});
+
+describe('generated traces and the shadow LRU', () => {
+  it('generates the same traces on every run, of the stated shapes', () => {
+    const a = generatedTraces();
+    const b = generatedTraces();
+    expect(a.map((t) => t.name)).toEqual([
+      'zigzag',
+      'loop',
+      'shifting-hot-set',
+      'scan-polluted',
+      'recency',
+      'zipf',
+    ]);
+    for (const [i, t] of a.entries()) expect(t.keys).toEqual(b[i]?.keys);
+    expect([...zigzagTrace(3, 2)]).toEqual([0, 1, 2, 2, 1, 0]);
+    expect([...loopTrace(2, 2)]).toEqual([0, 1, 0, 1]);
+    expect(new Set(scanPollutedTrace(10, 5, 3, 2)).size).toBeLessThanOrEqual(16);
+    expect(new Set(shiftingHotSetTrace(10, 100, 3)).size).toBeGreaterThan(20);
+    expect(Math.min(...recencyTrace(1000))).toBe(0);
+    expect(Math.max(...zipfTrace(50, 1000))).toBeLessThan(50);
+  });
+
+  it('comes within 1 point of LRU on a zigzag thanks to the shadow LRU, and trails it without', () => {
+    const keys = zigzagTrace();
+    const lru = simulateLru(keys, 500);
+    const ours = simulatePolicy(keys, 500);
+    const without = simulatePolicy(keys, 500, { lruShadow: false });
+    expect(ours).toBeGreaterThanOrEqual(lru - 0.01);
+    expect(without).toBeLessThan(lru - 0.01);
+  });
+
+  it('keeps frequency where it wins: scans and loops stay far above LRU', () => {
+    const scans = scanPollutedTrace();
+    expect(simulatePolicy(scans, 2500)).toBeGreaterThan(simulateLru(scans, 2500) + 0.08);
+    const loop = loopTrace();
+    expect(simulateLru(loop, 313)).toBe(0);
+    expect(simulatePolicy(loop, 313)).toBeGreaterThan(0.2);
+  });
 });
