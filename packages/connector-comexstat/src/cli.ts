@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ConfigError, MultiLevelCache } from '@bgc/cache-core';
+import { MemoryTier } from '@bgc/cache-l1-memory';
 import { ComexStatClient } from './comexstat-client.js';
 import { type ComexStatCache, ComexStatConnector } from './comexstat-connector.js';
 import {
@@ -8,18 +10,17 @@ import {
   DEFAULT_CONNECTOR_CONFIG,
   loadConnectorConfig,
 } from './connector-config.js';
-import { RequestSpacer } from './request-spacer.js';
+import { DEFAULT_SPACER_KEY, RequestSpacer } from './request-spacer.js';
 import { type ComexStatSimulator, startComexStatSimulator } from './simulator/comexstat-simulator.js';
-import { SingleTierCache } from './single-tier-cache.js';
 import { warmComexStat } from './warm-comexstat.js';
 import { createWarmReporter } from './warm-reporter.js';
 
 const USAGE = `usage:
   bgc-comexstat simulator [--port 8080] [--host 127.0.0.1] [--window-ms 15000] [--no-rate-limit]
                           [--latency-ms 300] [--per-row-ms 0.3] [--updated YYYY-MM]
-  bgc-comexstat warm [--config comexstat.yaml] [--base-url URL] [--min-interval-ms N] [--months 12]
+  bgc-comexstat warm [--config comexstat.yaml] [--base-url URL] [--min-interval-ms N] [--months 12] [--json]
                      [--cache-module ./cache.mjs]   (default export: (config) => cache; else in-memory dry run)
-                     [--redis-url redis://127.0.0.1:6379] [--redis-key comexstat:spacer:next]   (share the spacer)
+                     [--redis-url redis://127.0.0.1:6379] [--redis-key ${DEFAULT_SPACER_KEY}]   (share the gateway's spacer)
 `;
 
 /** Hooks for embedding the CLI (tests, demos). */
@@ -91,8 +92,16 @@ export async function main(
         'cache-module': { type: 'string' },
         'redis-url': { type: 'string' },
         'redis-key': { type: 'string' },
+        json: { type: 'boolean', default: false },
       },
     });
+    const interval = values['min-interval-ms'];
+    if (interval !== undefined && !/^\d+$/.test(interval.trim())) {
+      throw new ConfigError(
+        '--min-interval-ms',
+        `expected a positive integer of ms, got ${JSON.stringify(interval)}`,
+      );
+    }
     const base: ComexStatConnectorConfig = values.config
       ? loadConnectorConfig(values.config)
       : DEFAULT_CONNECTOR_CONFIG;
@@ -112,8 +121,13 @@ export async function main(
       };
       cache = await mod.default(config);
     } else {
-      out.write('no --cache-module: warming an in-memory cache (dry run: shows the calls it would make)\n');
-      cache = new SingleTierCache();
+      if (!values.json)
+        out.write('no --cache-module: warming an in-memory cache (dry run: shows the calls it would make)\n');
+      cache = new MultiLevelCache({
+        tiers: [new MemoryTier({ maxTtlMs: config.cache.staleTtlMs + config.cache.frozenTtlMs })],
+        connector: 'comexstat',
+        hardTimeoutMs: 3_600_000,
+      });
     }
     // ioredis is an optional peer: loaded only when asked for.
     const redis = values['redis-url']
@@ -127,19 +141,19 @@ export async function main(
       spacer: new RequestSpacer({
         minIntervalMs: config.rateLimit.minIntervalMs,
         redis,
-        redisKey: values['redis-key'],
+        redisKey: values['redis-key'] ?? DEFAULT_SPACER_KEY,
         onError: (e) =>
           out.write(`spacer: Redis failed (${(e as Error).message}); spacing this process only\n`),
       }),
     });
     const connector = new ComexStatConnector({ client, cache, config });
-    const reporter = createWarmReporter();
+    const reporter = values.json ? undefined : createWarmReporter();
     const summary = await warmComexStat({
       connector,
       months: values.months ? Number(values.months) : undefined,
-      onProgress: reporter.onProgress,
+      onProgress: reporter?.onProgress,
     });
-    reporter.finish(summary);
+    reporter?.finish(summary);
     out.write(`${JSON.stringify(summary)}\n`);
     await redis?.quit();
     return 0;

@@ -11,7 +11,11 @@ export type ComexStatErrorCode =
   | 'E_COMEXSTAT_UNSUCCESSFUL'
   | 'E_COMEXSTAT_MALFORMED'
   | 'E_COMEXSTAT_NETWORK'
-  | 'E_COMEXSTAT_TIMEOUT';
+  | 'E_COMEXSTAT_TIMEOUT'
+  /** A row named a country the countries table does not know: its cells were not cached. */
+  | 'E_COMEXSTAT_UNMAPPED'
+  /** A call's answer did not cover a cell it was made for. */
+  | 'E_COMEXSTAT_INCOMPLETE';
 
 /** Options of {@link ComexStatApiError}. */
 export interface ComexStatApiErrorOptions {

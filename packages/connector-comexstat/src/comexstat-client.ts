@@ -10,14 +10,14 @@ import type {
   GeneralRow,
   NcmSearch,
 } from './comexstat-types.js';
-import { RequestSpacer } from './request-spacer.js';
+import { type AcquireOptions, RequestSpacer } from './request-spacer.js';
 
 /** The real API. */
 const CANCELLED = Symbol('cancelled');
 
 export const COMEXSTAT_BASE_URL = 'https://api-comexstat.mdic.gov.br';
 
-/** A browser-like User-Agent: the API's Cloudflare front challenges obvious bots (reference §1). */
+/** A browser-like User-Agent: the API's Cloudflare front challenges obvious bots (docs/comexstat-api.md §1). */
 export const DEFAULT_USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36 bgc-cache-comexstat/0.1';
 
@@ -58,8 +58,17 @@ export interface ComexStatClientOptions {
   spacer?: RequestSpacer | false;
   /** Base of the exponential backoff, ms: attempt n waits random(0, base × 2^n). @default 2000 */
   retryBaseDelayMs?: number;
-  /** Cap of any retry wait, the API's announced 429 wait included, ms. @default 60000 */
+  /**
+   * Cap of the backoff waits, ms. A wait the API announces (a 429 message, a `Retry-After` header)
+   * is honoured in full even beyond it, up to {@link ComexStatClientOptions.maxAnnouncedDelayMs}.
+   * @default 60000
+   */
   maxRetryDelayMs?: number;
+  /**
+   * Longest announced wait honoured, ms; beyond it the call fails at once with the 429 (its
+   * `retryAfterMs` tells when to come back) rather than holding a slot for longer. @default 600000
+   */
+  maxAnnouncedDelayMs?: number;
   /** Source of randomness for the jitter, in [0, 1). @default Math.random */
   random?: () => number;
   /** Observes each HTTP attempt (logging, tests). Must not throw. */
@@ -74,7 +83,12 @@ export interface ComexStatClientStats {
   retries: number;
   /** Calls that failed for good. */
   failures: number;
+  /** HTTP attempts per kind: `data` (`POST /general`), `dates`, `countries`, `other` tables. */
+  byKind: { data: number; dates: number; countries: number; other: number };
 }
+
+/** Options of one client call. */
+export interface CallOptions extends AcquireOptions {}
 
 interface Envelope {
   data?: unknown;
@@ -99,7 +113,12 @@ export class ComexStatClient {
   /** The spacer every attempt waits for (`undefined` when disabled). */
   readonly spacer: RequestSpacer | undefined;
   /** Counters since construction. */
-  readonly stats: ComexStatClientStats = { requests: 0, retries: 0, failures: 0 };
+  readonly stats: ComexStatClientStats = {
+    requests: 0,
+    retries: 0,
+    failures: 0,
+    byKind: { data: 0, dates: 0, countries: 0, other: 0 },
+  };
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly language: ComexStatLanguage;
@@ -107,6 +126,7 @@ export class ComexStatClient {
   private readonly fetchImpl: typeof fetch;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly maxAnnouncedMs: number;
   private readonly random: () => number;
   private readonly onAttempt: ((attempt: ComexStatAttempt) => void) | undefined;
 
@@ -120,6 +140,7 @@ export class ComexStatClient {
     this.spacer = options.spacer === false ? undefined : (options.spacer ?? new RequestSpacer());
     this.baseDelayMs = options.retryBaseDelayMs ?? 2000;
     this.maxDelayMs = options.maxRetryDelayMs ?? 60_000;
+    this.maxAnnouncedMs = options.maxAnnouncedDelayMs ?? 600_000;
     this.random = options.random ?? Math.random;
     this.onAttempt = options.onAttempt;
   }
@@ -131,8 +152,11 @@ export class ComexStatClient {
    * `query` may be a function: it is called once, when the spacer grants the first attempt's slot,
    * so a batcher can keep adding requests to a call until the moment it leaves.
    */
-  async general(query: GeneralQuery | (() => GeneralQuery)): Promise<GeneralRow[]> {
-    const data = await this.call('POST', '/general', {}, query);
+  async general(
+    query: GeneralQuery | (() => GeneralQuery),
+    options: CallOptions = {},
+  ): Promise<GeneralRow[]> {
+    const data = await this.call('POST', '/general', {}, query, options);
     const list = (data as { list?: unknown } | null)?.list;
     if (!Array.isArray(list)) throw this.malformed('/general', 'data.list is missing or not an array');
     return list as GeneralRow[];
@@ -143,8 +167,11 @@ export class ComexStatClient {
    * include what arrived meanwhile; the builder may return `null` to give the slot up (nothing
    * left to ask), and then no request is sent and `null` is returned.
    */
-  async generalWhenDue(build: () => Promise<GeneralQuery | null>): Promise<GeneralRow[] | null> {
-    const data = await this.call('POST', '/general', {}, build);
+  async generalWhenDue(
+    build: () => Promise<GeneralQuery | null>,
+    options: CallOptions = {},
+  ): Promise<GeneralRow[] | null> {
+    const data = await this.call('POST', '/general', {}, build, options);
     if (data === CANCELLED) return null;
     const list = (data as { list?: unknown } | null)?.list;
     if (!Array.isArray(list)) throw this.malformed('/general', 'data.list is missing or not an array');
@@ -152,12 +179,17 @@ export class ComexStatClient {
   }
 
   /** `GET /general/dates/updated`: the latest release and the last published month. */
-  async datesUpdated(): Promise<ComexStatRelease> {
-    const data = (await this.call('GET', '/general/dates/updated')) as Record<string, unknown> | null;
+  async datesUpdated(options: CallOptions = {}): Promise<ComexStatRelease> {
+    const data = (await this.call('GET', '/general/dates/updated', {}, undefined, options)) as Record<
+      string,
+      unknown
+    > | null;
     const updated = String(data?.updated ?? '');
     const year = Number(data?.year);
     const month = Number(data?.monthNumber);
-    const updatedAt = Date.parse(`${updated}T00:00:00Z`);
+    // The API publishes during the Brasília working day at an unknown hour: data fetched any time
+    // on the release day may predate it, so the release counts from the end of that day (UTC-3).
+    const updatedAt = Date.parse(`${updated}T23:59:59.999-03:00`);
     if (!Number.isInteger(year) || !(month >= 1 && month <= 12) || Number.isNaN(updatedAt)) {
       throw this.malformed('/general/dates/updated', `unexpected data ${JSON.stringify(data).slice(0, 200)}`);
     }
@@ -165,8 +197,14 @@ export class ComexStatClient {
   }
 
   /** `GET /tables/countries`: every partner (≈281 rows), names trimmed. */
-  async countries(search?: string): Promise<ComexStatCountry[]> {
-    const data = (await this.call('GET', '/tables/countries', search ? { search } : {})) as {
+  async countries(search?: string, options: CallOptions = {}): Promise<ComexStatCountry[]> {
+    const data = (await this.call(
+      'GET',
+      '/tables/countries',
+      search ? { search } : {},
+      undefined,
+      options,
+    )) as {
       list?: unknown;
     } | null;
     if (!Array.isArray(data?.list)) throw this.malformed('/tables/countries', 'data.list is missing');
@@ -212,8 +250,20 @@ export class ComexStatClient {
     path: string,
     params: Record<string, string> = {},
     body?: unknown | (() => unknown),
+    options: CallOptions = {},
   ): Promise<unknown> {
-    const qs = new URLSearchParams({ ...params, language: this.language });
+    // Data rows are read in Portuguese whatever the configured language: their country names are
+    // mapped to codes through /tables/countries, which only speaks Portuguese (docs/comexstat-api.md §1).
+    const language = path === '/general' ? 'pt' : this.language;
+    const qs = new URLSearchParams({ ...params, language });
+    const kind =
+      path === '/general'
+        ? 'data'
+        : path === '/general/dates/updated'
+          ? 'dates'
+          : path === '/tables/countries'
+            ? 'countries'
+            : 'other';
     const url = `${this.baseUrl}${path}?${qs}`;
     let payload: string | undefined;
     let last: ComexStatApiError | undefined;
@@ -225,13 +275,14 @@ export class ComexStatClient {
         if (last?.code === 'E_COMEXSTAT_RATE_LIMITED' && this.spacer) await this.spacer.defer(delay);
         else await sleep(delay);
       }
-      const sentAt = this.spacer ? await this.spacer.acquire() : Date.now();
+      const sentAt = this.spacer ? await this.spacer.acquire(options) : Date.now();
       if (body !== undefined && payload === undefined) {
         const built = typeof body === 'function' ? await (body as () => unknown)() : body;
         if (built === null) return CANCELLED;
         payload = JSON.stringify(built);
       }
       this.stats.requests++;
+      this.stats.byKind[kind]++;
       try {
         const data = await this.attempt(method, url, payload);
         this.onAttempt?.({ url, attempt, sentAt, status: 200 });
@@ -241,6 +292,11 @@ export class ComexStatClient {
         this.onAttempt?.({ url, attempt, sentAt, status: e.status, error: e });
         last = e;
         if (!e.isRetryable) break;
+        // An announced wait beyond what we accept to hold: fail now, the error says when to return.
+        if (e.retryAfterMs !== undefined && e.retryAfterMs > this.maxAnnouncedMs) {
+          if (this.spacer) await this.spacer.defer(e.retryAfterMs);
+          break;
+        }
       }
     }
     this.stats.failures++;
@@ -249,9 +305,9 @@ export class ComexStatClient {
 
   private delayFor(retry: number, error: ComexStatApiError | undefined): number {
     const jitter = this.random() * Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (retry - 1));
-    const wanted =
-      error?.retryAfterMs !== undefined ? error.retryAfterMs + this.random() * this.baseDelayMs : jitter;
-    return Math.min(this.maxDelayMs, wanted);
+    // An announced wait is honoured in full (a shorter retry only earns another 429).
+    if (error?.retryAfterMs !== undefined) return error.retryAfterMs + this.random() * this.baseDelayMs;
+    return Math.min(this.maxDelayMs, jitter);
   }
 
   private async attempt(method: string, url: string, payload: string | undefined): Promise<unknown> {
@@ -260,6 +316,7 @@ export class ComexStatClient {
     let status: number | undefined;
     let text: string;
     let contentType: string;
+    let retryAfter: string | null = null;
     try {
       const res = await this.fetchImpl(url, {
         method,
@@ -274,8 +331,9 @@ export class ComexStatClient {
       });
       status = res.status;
       contentType = res.headers.get('content-type') ?? '';
+      retryAfter = res.headers.get('retry-after');
       const bytes = new Uint8Array(await res.arrayBuffer());
-      // The API is UTF-8 whatever the headers say (reference §1).
+      // The API is UTF-8 whatever the headers say (docs/comexstat-api.md §1).
       text = new TextDecoder('utf-8').decode(bytes);
     } catch (cause) {
       const timedOut = controller.signal.aborted;
@@ -294,10 +352,16 @@ export class ComexStatClient {
     } finally {
       clearTimeout(timer);
     }
-    return this.interpret(url, status, contentType, text);
+    return this.interpret(url, status, contentType, text, parseRetryAfter(retryAfter));
   }
 
-  private interpret(url: string, status: number, contentType: string, text: string): unknown {
+  private interpret(
+    url: string,
+    status: number,
+    contentType: string,
+    text: string,
+    headerWaitMs: number | undefined,
+  ): unknown {
     const isJson = /json/i.test(contentType);
     const parsed = isJson ? safeParse(text) : undefined;
     const env = (parsed?.value ?? undefined) as Envelope | undefined;
@@ -307,7 +371,11 @@ export class ComexStatClient {
 
     const rateWait = apiMessage ? RATE_LIMIT_WAIT.exec(apiMessage) : null;
     if (status === 429 || (rateWait && /limite/i.test(apiMessage ?? ''))) {
-      const retryAfterMs = rateWait ? Math.round(Number(rateWait[1]?.replace(',', '.')) * 1000) : undefined;
+      const announced = rateWait ? Math.round(Number(rateWait[1]?.replace(',', '.')) * 1000) : undefined;
+      const retryAfterMs =
+        announced === undefined && headerWaitMs === undefined
+          ? undefined
+          : Math.max(announced ?? 0, headerWaitMs ?? 0);
       return this.throwing(
         fail(
           'E_COMEXSTAT_RATE_LIMITED',
@@ -335,6 +403,7 @@ export class ComexStatClient {
             retryable ? '' : '; the request is invalid, fix it rather than retrying'
           }`,
           retryable,
+          retryable ? headerWaitMs : undefined,
         ),
       );
     }
@@ -382,6 +451,15 @@ export class ComexStatClient {
       isRetryable: false,
     });
   }
+}
+
+/** A `Retry-After` header (seconds, or an HTTP date) as ms from now; `undefined` when absent or invalid. */
+function parseRetryAfter(value: string | null): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  const v = value.trim();
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 function safeParse(text: string): { value?: unknown; error?: string } {

@@ -19,7 +19,7 @@ export interface ComexStatFilter {
   values: string[];
 }
 
-/** Body of `POST /general` (reference §3). */
+/** Body of `POST /general` (docs/comexstat-api.md §3). */
 export interface GeneralQuery {
   flow: ComexStatFlow;
   /** `true` adds `monthNumber` to each row; `false` gives one row per year. */

@@ -45,7 +45,7 @@ export interface ComexStatConnectorConfig {
     checkIntervalMs: number;
   };
   fanOut: {
-    /** `fan_out.enabled`: widen single misses (warming always fans out). */
+    /** `fan_out.enabled`: widen single misses to whole years (warming always fans out). @default true */
     enabled: boolean;
     /** `fan_out.whole_year`: fetch every published month of the year. */
     wholeYear: boolean;
@@ -88,7 +88,8 @@ export const DEFAULT_CONNECTOR_CONFIG: ComexStatConnectorConfig = Object.freeze(
   },
   rateLimit: { minIntervalMs: DEFAULT_MIN_INTERVAL_MS },
   releaseAware: { enabled: true, checkIntervalMs: 3_600_000 },
-  fanOut: { enabled: false, wholeYear: true, topLists: true },
+  // Economical by default: a miss fetches its whole year (and the top lists), merged across years.
+  fanOut: { enabled: true, wholeYear: true, topLists: true },
   warming: { months: 12, flows: ['export', 'import'], topNcms: [], topCountries: [] },
 }) as ComexStatConnectorConfig;
 
@@ -267,13 +268,19 @@ export function loadConnectorConfig(
   const envInterval = env.COMEXSTAT_MIN_INTERVAL_MS;
   if (envInterval !== undefined && envInterval !== '') {
     const n = Number(envInterval);
-    if (!Number.isInteger(n) || n < 0) {
+    if (!/^\s*\d+\s*$/.test(envInterval) || !Number.isInteger(n) || n < 1) {
       throw new ConfigError(
         'COMEXSTAT_MIN_INTERVAL_MS',
-        `expected a non-negative integer of ms, got ${JSON.stringify(envInterval)}`,
+        `expected a positive integer of ms (e.g. 20000), got ${JSON.stringify(envInterval)}; 0 would get the whole IP refused`,
       );
     }
     minIntervalMs = n;
+  }
+  if (!(minIntervalMs >= 1)) {
+    throw new ConfigError(
+      root.min_interval !== undefined ? 'min_interval' : 'rate_limit.min_interval',
+      'must be greater than 0 (ComexStat refuses calls closer than about 15 s; use 20s)',
+    );
   }
 
   const release = section(root, 'release_aware');

@@ -8,6 +8,7 @@ export {
   type ComexStatClientOptions,
   type ComexStatClientStats,
   type ComexStatAttempt,
+  type CallOptions,
   COMEXSTAT_BASE_URL,
   DEFAULT_USER_AGENT,
 } from './comexstat-client.js';
@@ -19,6 +20,9 @@ export {
   type ComexStatMonthQuery,
   type ComexStatMonthResult,
   type ComexStatYearGroup,
+  type ComexStatLoaderContext,
+  type ComexStatAdmissionOptions,
+  type GetMonthOptions,
 } from './comexstat-connector.js';
 export {
   ttlForComexStat,
@@ -54,9 +58,39 @@ export {
   RequestSpacer,
   type RequestSpacerOptions,
   type SpacerRedis,
+  type SpacerPriority,
+  type SpacerClock,
+  type AcquireOptions,
+  PRIORITY_RANK,
+  SYSTEM_CLOCK,
   DEFAULT_MIN_INTERVAL_MS,
+  DEFAULT_EXPECTED_REPLICAS,
+  DEFAULT_SPACER_KEY,
 } from './request-spacer.js';
-export { SingleTierCache, type SingleTierCacheOptions } from './single-tier-cache.js';
+export { ReleaseTracker, type ReleaseTrackerOptions } from './release-tracker.js';
+export {
+  CountryTable,
+  type CountryTableOptions,
+  COUNTRIES_REFRESH_MS,
+  normalizeName,
+} from './country-table.js';
+export { COUNTRIES_SNAPSHOT } from './countries-snapshot.js';
+export {
+  fanOutRows,
+  type FanOutInput,
+  type FanOutResult,
+  type FannedCell,
+  type SealedCall,
+} from './fan-out.js';
+export { SharedMerge, type PendingCell, PENDING_TTL_MS } from './shared-merge.js';
+export {
+  CallBatcher,
+  type AdmissionLimits,
+  type BatchCell,
+  type BatcherHost,
+  type WantOptions,
+} from './call-batcher.js';
+export { UpstreamBacklogError, ClientBudgetError, ConnectorClosedError } from './admission-errors.js';
 export {
   warmComexStat,
   type WarmComexStatOptions,

@@ -1,46 +1,129 @@
-import { envInt } from '@bgc/cache-core';
+import { randomUUID } from 'node:crypto';
+import { ConfigError } from '@bgc/cache-core';
+import { UpstreamBacklogError } from './admission-errors.js';
 
 /**
  * Default minimum interval between upstream calls, ms. The reference observed 429s 12 s after the
  * previous call and none at 16 s from a home IP, but 429s at 12 s and 65 s from a shared CI IP; it
- * advises 15-20 s. We take the upper end: a 429 costs a whole window, waiting 4 s more costs nothing.
+ * advises 15-20 s (docs/comexstat-api.md §6). We take the upper end: a 429 costs a whole window,
+ * waiting 4 s more costs nothing.
  */
 export const DEFAULT_MIN_INTERVAL_MS = 20_000;
+
+/**
+ * Default Redis key of the shared spacer: the gateway's (`CACHE_COORD_PREFIX` `bgc:x:` +
+ * `comexstat:spacer`), so that the warming CLI and the gateway share one budget.
+ */
+export const DEFAULT_SPACER_KEY = 'bgc:x:comexstat:spacer';
+
+/** Default of {@link RequestSpacerOptions.expectedReplicas}. */
+export const DEFAULT_EXPECTED_REPLICAS = 3;
+
+/**
+ * What an upstream call is for, best first: the spacer always grants the best waiting priority
+ * (across every instance sharing its Redis key), in arrival order within one priority.
+ * - `user`: a request with nothing cached waits for it;
+ * - `refresh`: eager refreshes and reloads of entries that can still be served stale;
+ * - `metadata`: the release check and the countries table (never awaited by a request);
+ * - `warming`: the warming job.
+ */
+export type SpacerPriority = 'user' | 'refresh' | 'metadata' | 'warming';
+
+/** Rank of each priority (lower is served first). */
+export const PRIORITY_RANK: Readonly<Record<SpacerPriority, number>> = Object.freeze({
+  user: 0,
+  refresh: 1,
+  metadata: 2,
+  warming: 3,
+});
 
 /** The subset of an ioredis client the spacer uses. */
 export interface SpacerRedis {
   eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>;
 }
 
+/** A clock the spacer waits on (tests pass a controllable one). */
+export interface SpacerClock {
+  /** Epoch ms. */
+  now(): number;
+  /** Resolves after `ms` of this clock. */
+  sleep(ms: number): Promise<void>;
+}
+
 /** Options of {@link RequestSpacer}. */
 export interface RequestSpacerOptions {
   /**
-   * Minimum time between two upstream calls, ms. Default: `COMEXSTAT_MIN_INTERVAL_MS` from the
-   * environment, else {@link DEFAULT_MIN_INTERVAL_MS}.
+   * Minimum time between two upstream calls, ms, an integer >= 1. Default: `COMEXSTAT_MIN_INTERVAL_MS`
+   * from the environment, else {@link DEFAULT_MIN_INTERVAL_MS}. 0, negative and non-integer values
+   * are refused with a `ConfigError`.
    * @default 20000
    */
   minIntervalMs?: number;
   /** An ioredis client: spaces calls across every instance sharing it (the spacer never closes it). */
   redis?: SpacerRedis;
-  /** Redis key holding the next allowed call time. @default 'comexstat:spacer:next' */
+  /**
+   * Redis key holding the next allowed call time (`<key>:want` holds the instances' waiting
+   * priorities). Keep it out of any prefix a cache `clear()` removes. @default DEFAULT_SPACER_KEY ('bgc:x:comexstat:spacer')
+   */
   redisKey?: string;
-  /** Called when Redis fails; the spacer then spaces this process only. */
+  /**
+   * Instances expected to share the upstream budget. When Redis cannot be reached the spacer fails
+   * closed: this instance spaces its own calls `minIntervalMs × expectedReplicas` apart, so that
+   * the replicas together still stay within the rate. Default: `COMEXSTAT_EXPECTED_REPLICAS`, else 3.
+   * @default 3
+   */
+  expectedReplicas?: number;
+  /** Most callers waiting at once; past it `acquire` rejects with `UpstreamBacklogError`. @default 256 */
+  maxWaiting?: number;
+  /** Called when Redis fails (the spacer then spaces this process at interval × expectedReplicas). */
   onError?: (error: unknown) => void;
-  /** Environment read for `COMEXSTAT_MIN_INTERVAL_MS`. @default process.env */
+  /** Environment read for `COMEXSTAT_MIN_INTERVAL_MS` and `COMEXSTAT_EXPECTED_REPLICAS`. @default process.env */
   env?: Record<string, string | undefined>;
+  /** The clock. @default Date.now and setTimeout */
+  clock?: SpacerClock;
 }
 
-// Atomically: if the slot is free, take it and book the next one; else say how long to wait.
-// Redis' own clock keeps instances with skewed clocks consistent.
+/** Options of one {@link RequestSpacer.acquire}. */
+export interface AcquireOptions {
+  /** The call's priority, or a function read each time the spacer chooses (a batch's priority can rise). @default 'user' */
+  priority?: SpacerPriority | (() => SpacerPriority);
+  /** Aborting withdraws the caller from the queue (the promise rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+// Atomically, on the Redis clock: forget expired wishes; grant when the slot is free and no other
+// instance waits with a better priority; else record this instance's wish and say how long to wait
+// (-1: the slot is free but a better priority waits elsewhere).
 const SLOT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local me = ARGV[2]
+local rank = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local best = rank
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local sep = string.find(v, ':', 1, true)
+  local r = tonumber(string.sub(v, 1, sep - 1))
+  local exp = tonumber(string.sub(v, sep + 1))
+  if exp < now then
+    redis.call('HDEL', KEYS[2], all[i])
+  elseif all[i] ~= me and r < best then
+    best = r
+  end
+end
 local nextAt = tonumber(redis.call('GET', KEYS[1]) or '0')
-if now >= nextAt then
-  redis.call('SET', KEYS[1], tostring(now + tonumber(ARGV[1])), 'PX', tonumber(ARGV[1]) * 2 + 1000)
+if now >= nextAt and best >= rank then
+  redis.call('SET', KEYS[1], tostring(now + interval), 'PX', interval * 2 + 1000)
+  redis.call('HDEL', KEYS[2], me)
   return 0
 end
-return nextAt - now
+redis.call('HSET', KEYS[2], me, rank .. ':' .. (now + ttl))
+redis.call('PEXPIRE', KEYS[2], ttl * 2)
+if now < nextAt then return nextAt - now end
+return -1
 `;
 
 // Pushes the shared next allowed time to at least now + ARGV[1] ms.
@@ -55,36 +138,96 @@ end
 return 0
 `;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const WITHDRAW_SCRIPT = `redis.call('HDEL', KEYS[1], ARGV[1]); return 0`;
+
+/** The real clock. */
+export const SYSTEM_CLOCK: SpacerClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise<void>((r) => setTimeout(r, ms)),
+};
+
+interface Ticket {
+  seq: number;
+  priority: () => SpacerPriority;
+  resolve(at: number): void;
+  reject(error: unknown): void;
+  done: boolean;
+}
+
+function positiveInt(name: string, value: number, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new ConfigError(
+      name,
+      `expected an integer from 1 to ${max}, got ${JSON.stringify(value)}${
+        value === 0 ? ' (0 would disable spacing and get the whole IP refused)' : ''
+      }`,
+    );
+  }
+  return value;
+}
+
+function fromEnv(env: Record<string, string | undefined>, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const text = raw.trim();
+  if (!/^\d+$/.test(text))
+    throw new ConfigError(name, `expected a positive integer, got ${JSON.stringify(raw)}`);
+  return Number(text);
+}
 
 /**
- * Keeps upstream calls at least `minIntervalMs` apart: callers `await acquire()` before each
- * HTTP attempt and are served one at a time, in order. With a Redis client the slot is shared by
- * every instance (a Lua script books the next allowed time on the Redis clock).
+ * Keeps upstream calls at least `minIntervalMs` apart: callers `await acquire({ priority })` before
+ * each HTTP attempt; the best waiting priority is served first (user cold misses, eager refreshes,
+ * metadata, warming), in arrival order within one. With a Redis client the slot and the priorities
+ * are shared by every instance (a Lua script on the Redis clock). When Redis cannot be reached it
+ * fails closed: this instance spaces its calls `minIntervalMs × expectedReplicas` apart.
  */
 export class RequestSpacer {
   /** The enforced interval, ms. */
   readonly minIntervalMs: number;
+  /** Instances assumed to share the budget when Redis is unreachable. */
+  readonly expectedReplicas: number;
+  /** This instance's id in the shared wish list. */
+  readonly instanceId: string = randomUUID();
+  /** The clock. */
+  readonly clock: SpacerClock;
   private readonly redis: SpacerRedis | undefined;
   private readonly redisKey: string;
+  private readonly maxWaiting: number;
   private readonly onError: ((error: unknown) => void) | undefined;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly tickets: Ticket[] = [];
+  private seq = 0;
+  private pumping = false;
   private last = Number.NEGATIVE_INFINITY;
-  private queued = 0;
+  /** Earliest next grant known from Redis (epoch ms of our clock). */
+  private sharedNext = 0;
+  private heldUntil = 0;
   private granted = 0;
+  private failures = 0;
+  private wished = false;
 
   constructor(options: RequestSpacerOptions = {}) {
-    this.minIntervalMs =
-      options.minIntervalMs ??
-      envInt(options.env ?? process.env, 'COMEXSTAT_MIN_INTERVAL_MS', DEFAULT_MIN_INTERVAL_MS, 0, 3_600_000);
+    const env = options.env ?? process.env;
+    this.minIntervalMs = positiveInt(
+      options.minIntervalMs !== undefined ? 'minIntervalMs' : 'COMEXSTAT_MIN_INTERVAL_MS',
+      options.minIntervalMs ?? fromEnv(env, 'COMEXSTAT_MIN_INTERVAL_MS') ?? DEFAULT_MIN_INTERVAL_MS,
+      3_600_000,
+    );
+    this.expectedReplicas = positiveInt(
+      options.expectedReplicas !== undefined ? 'expectedReplicas' : 'COMEXSTAT_EXPECTED_REPLICAS',
+      options.expectedReplicas ?? fromEnv(env, 'COMEXSTAT_EXPECTED_REPLICAS') ?? DEFAULT_EXPECTED_REPLICAS,
+      1000,
+    );
+    this.maxWaiting = positiveInt('maxWaiting', options.maxWaiting ?? 256, 1_000_000);
     this.redis = options.redis;
-    this.redisKey = options.redisKey ?? 'comexstat:spacer:next';
+    this.redisKey = options.redisKey ?? DEFAULT_SPACER_KEY;
     this.onError = options.onError;
+    this.clock = options.clock ?? SYSTEM_CLOCK;
   }
 
   /** Callers waiting for a slot. */
   get waiting(): number {
-    return this.queued;
+    return this.tickets.length;
   }
 
   /** Slots granted so far. */
@@ -92,20 +235,72 @@ export class RequestSpacer {
     return this.granted;
   }
 
+  /** Grants made while Redis could not be reached (spaced at interval × expectedReplicas). */
+  get failedClosed(): number {
+    return this.failures;
+  }
+
+  /**
+   * How long a new caller of `priority` would wait for its slot, ms (an estimate from this
+   * instance's queue and the last known shared slot; other instances' queues are not counted).
+   */
+  expectedWaitMs(priority: SpacerPriority = 'user'): number {
+    const rank = PRIORITY_RANK[priority];
+    const ahead = this.tickets.filter((t) => PRIORITY_RANK[t.priority()] <= rank).length;
+    const now = this.clock.now();
+    const next = Math.max(this.last + this.minIntervalMs, this.sharedNext, this.heldUntil, now);
+    return next - now + ahead * this.minIntervalMs;
+  }
+
   /**
    * Resolves when the caller may send one upstream call, with the grant time (epoch ms); the slot
    * is taken on resolution.
+   * @throws {UpstreamBacklogError} when `maxWaiting` callers already wait
    */
-  acquire(): Promise<number> {
-    this.queued++;
-    const turn = this.chain.then(() => this.take());
-    this.chain = turn.then(
-      () => {},
-      () => {},
-    );
-    return turn.finally(() => {
-      this.queued--;
+  acquire(options: AcquireOptions = {}): Promise<number> {
+    if (this.tickets.length >= this.maxWaiting) {
+      return Promise.reject(
+        new UpstreamBacklogError(
+          `${this.tickets.length} upstream calls already wait for the ComexStat rate limit; retry later`,
+          this.expectedWaitMs(),
+          false,
+        ),
+      );
+    }
+    const p = options.priority ?? 'user';
+    const priority = typeof p === 'function' ? p : () => p;
+    return new Promise<number>((resolve, reject) => {
+      const ticket: Ticket = { seq: this.seq++, priority, resolve, reject, done: false };
+      const signal = options.signal;
+      if (signal) {
+        if (signal.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        const onAbort = () => {
+          if (ticket.done) return;
+          ticket.done = true;
+          this.tickets.splice(this.tickets.indexOf(ticket), 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        const settle = ticket.resolve;
+        ticket.resolve = (at) => {
+          signal.removeEventListener('abort', onAbort);
+          settle(at);
+        };
+      }
+      this.tickets.push(ticket);
+      void this.pump();
     });
+  }
+
+  /** Rejects every waiting caller with `error` (shutdown). */
+  rejectAll(error: unknown): void {
+    for (const t of this.tickets.splice(0)) {
+      t.done = true;
+      t.reject(error);
+    }
   }
 
   /**
@@ -114,40 +309,99 @@ export class RequestSpacer {
    * failed call's retry.
    */
   async defer(ms: number): Promise<void> {
-    this.last = Math.max(this.last, Date.now() + ms - this.minIntervalMs);
+    this.heldUntil = Math.max(this.heldUntil, this.clock.now() + ms);
     if (!this.redis) return;
     try {
-      await this.redis.eval(DEFER_SCRIPT, 1, this.redisKey, Math.round(ms), this.minIntervalMs);
+      await this.redis.eval(DEFER_SCRIPT, 1, this.redisKey, Math.max(1, Math.round(ms)), this.minIntervalMs);
     } catch (error) {
       this.onError?.(error);
     }
   }
 
-  private async take(): Promise<number> {
-    for (
-      let wait = this.last + this.minIntervalMs - Date.now();
-      wait > 0;
-      wait = this.last + this.minIntervalMs - Date.now()
-    ) {
-      await sleep(wait);
+  private best(): Ticket | undefined {
+    let best: Ticket | undefined;
+    let bestRank = Number.POSITIVE_INFINITY;
+    for (const t of this.tickets) {
+      const r = PRIORITY_RANK[t.priority()];
+      if (r < bestRank) {
+        best = t;
+        bestRank = r;
+      }
     }
-    if (this.redis) await this.takeShared(this.redis);
-    this.last = Date.now();
-    this.granted++;
-    return this.last;
+    return best;
   }
 
-  private async takeShared(redis: SpacerRedis): Promise<void> {
-    for (;;) {
-      let wait: number;
-      try {
-        wait = Number(await redis.eval(SLOT_SCRIPT, 1, this.redisKey, this.minIntervalMs));
-      } catch (error) {
-        this.onError?.(error);
-        return;
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (let ticket = this.best(); ticket; ticket = this.best()) {
+        const wait = Math.max(this.last + this.minIntervalMs, this.heldUntil) - this.clock.now();
+        if (wait > 0) {
+          await this.clock.sleep(wait);
+          continue;
+        }
+        if (this.redis) {
+          const shared = await this.takeShared(this.redis, ticket);
+          if (shared === 'retry') continue;
+        }
+        // The best ticket may have changed (or left) while Redis answered: grant the best now.
+        const chosen = this.best();
+        if (!chosen) break;
+        this.tickets.splice(this.tickets.indexOf(chosen), 1);
+        chosen.done = true;
+        this.last = this.clock.now();
+        this.granted++;
+        chosen.resolve(this.last);
       }
-      if (!(wait > 0)) return;
-      await sleep(wait);
+      if (this.redis && this.wished) {
+        this.wished = false;
+        await this.redis
+          .eval(WITHDRAW_SCRIPT, 1, `${this.redisKey}:want`, this.instanceId)
+          .catch(this.onError);
+      }
+    } finally {
+      this.pumping = false;
     }
+    if (this.tickets.length > 0) void this.pump();
+  }
+
+  /** 'ok' when Redis granted the slot (or failed: then spaced closed), 'retry' after a wait. */
+  private async takeShared(redis: SpacerRedis, ticket: Ticket): Promise<'ok' | 'retry'> {
+    let wait: number;
+    try {
+      wait = Number(
+        await redis.eval(
+          SLOT_SCRIPT,
+          2,
+          this.redisKey,
+          `${this.redisKey}:want`,
+          this.minIntervalMs,
+          this.instanceId,
+          PRIORITY_RANK[ticket.priority()],
+          Math.max(2000, this.minIntervalMs * 2),
+        ),
+      );
+      if (!Number.isFinite(wait)) throw new Error(`the spacer script answered ${String(wait)}`);
+    } catch (error) {
+      this.onError?.(error);
+      // Fail closed: without the shared booking, space this instance for every expected replica.
+      const closed = this.last + this.minIntervalMs * this.expectedReplicas - this.clock.now();
+      if (closed > 0) {
+        await this.clock.sleep(Math.min(closed, this.minIntervalMs));
+        return 'retry';
+      }
+      this.failures++;
+      return 'ok';
+    }
+    if (wait === 0) {
+      this.wished = false;
+      return 'ok';
+    }
+    this.wished = true;
+    const ms = wait > 0 ? wait : Math.min(1000, Math.ceil(this.minIntervalMs / 4));
+    if (wait > 0) this.sharedNext = this.clock.now() + wait;
+    await this.clock.sleep(ms);
+    return 'retry';
   }
 }

@@ -1,4 +1,4 @@
-import { ConfigError } from '@bgc/cache-core';
+import { type CacheEntry, ConfigError, type Tier } from '@bgc/cache-core';
 import type { ComexStatConnector } from './comexstat-connector.js';
 import type { ComexStatFlow, ComexStatMonthValue } from './comexstat-types.js';
 
@@ -56,15 +56,33 @@ export interface WarmSummary {
   upstreamCalls: number;
   /** `POST /general` calls among them. */
   generalCalls: number;
+  /** Keys some tier lacked but another held: copied to every tier without an upstream call. */
+  keysCopied: number;
+  /** HTTP attempts of this run by kind (data = `POST /general`, dates, countries, other tables). */
+  callsByKind: { data: number; dates: number; countries: number; other: number };
+  /** What each tier holds of the run's keys afterwards (read back per tier), when the cache exposes its tiers. */
+  tiers: { name: string; level: string; held: number }[];
   /** Wall time, ms. */
   ms: number;
 }
 
+/** The cache's tiers, when it exposes them (a `MultiLevelCache` does). */
+function tiersOf(cache: unknown): readonly Tier[] {
+  const t = (cache as { tiers?: unknown }).tiers;
+  return Array.isArray(t) ? (t as Tier[]) : [];
+}
+
+async function readTier(tier: Tier, keys: string[], now: number): Promise<(CacheEntry | undefined)[]> {
+  const entries = tier.getMany ? await tier.getMany(keys) : await Promise.all(keys.map((k) => tier.get(k)));
+  return entries.map((e) => (e && e.staleUntil > now ? e : undefined));
+}
+
 /**
  * Fills the cache with the seed's weekly set (top 50 NCMs × top 10 countries × last 12 months, both
- * flows) through the connector's fan-out: one `POST /general` per flow and calendar year spanned,
- * each answering a whole year month by month. Groups whose keys are all cached are skipped, so an
- * interrupted run resumes where it stopped.
+ * flows) through the connector's fan-out, at the spacer's lowest priority (`warming`: user cold
+ * misses, refreshes and metadata of the whole cluster go first): the years of a flow are merged
+ * into as few `POST /general` calls as the row bound allows. An interrupted run resumes per tier:
+ * keys every tier holds are skipped, keys some tier lacks are copied from one that holds them.
  * @throws {ConfigError} when no NCM or country list is available
  */
 export async function warmComexStat(options: WarmComexStatOptions): Promise<WarmSummary> {
@@ -88,6 +106,8 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
     );
   }
   const flows = options.flows ?? cfg.flows;
+  const tiers = tiersOf(connector.cache);
+  const kindsBefore = { ...connector.client.stats.byKind };
   const requestsBefore = connector.client.stats.requests;
   const generalBefore = connector.stats.generalCalls;
   const release = await connector.releaseInfo();
@@ -112,6 +132,8 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
   let done = 0;
   let warmed = 0;
   let skipped = 0;
+  let copied = 0;
+  const allKeys: string[] = [];
   for (const flow of flows) {
     for (const ano of years) {
       const months = byYear.get(ano) as number[];
@@ -121,8 +143,39 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
           for (const pais of countries)
             cells.push({ key: connector.keyFor({ flow, ano, mes, ncm, pais }), ncm, pais });
       }
-      const cached = await connector.cache.getMany<ComexStatMonthValue>(cells.map((c) => c.key));
-      const missing = cells.filter((_, i) => cached[i]?.value === undefined);
+      const keys = cells.map((c) => c.key);
+      allKeys.push(...keys);
+      let missing: typeof cells;
+      if (tiers.length > 0) {
+        // Resume per tier: a key every tier holds is done; one some tier lacks is copied from a
+        // tier that holds it; only keys no tier holds go upstream.
+        const at = Date.now();
+        const per = await Promise.all(
+          tiers.map((t) => readTier(t, keys, at).catch(() => keys.map(() => undefined))),
+        );
+        missing = [];
+        const copies: { key: string; value: unknown; ttlMs: number; staleTtlMs: number }[] = [];
+        cells.forEach((c, i) => {
+          const found = per.map((entries) => entries[i]);
+          const any = found.find((e) => e !== undefined);
+          if (!any) missing.push(c);
+          else if (found.some((e) => e === undefined)) {
+            copies.push({
+              key: c.key,
+              value: any.value,
+              ttlMs: Math.max(1, any.freshUntil - at),
+              staleTtlMs: Math.max(0, any.staleUntil - any.freshUntil),
+            });
+          }
+        });
+        if (copies.length > 0) {
+          await connector.cache.setMany(copies);
+          copied += copies.length;
+        }
+      } else {
+        const cached = await connector.cache.getMany<ComexStatMonthValue>(keys);
+        missing = cells.filter((_, i) => cached[i]?.value === undefined);
+      }
       if (missing.length > 0) {
         await connector.fetchYear({
           flow,
@@ -138,12 +191,31 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
       options.onProgress?.({ flow, ano, done, total, skipped: missing.length === 0 });
     }
   }
+  const held: WarmSummary['tiers'] = [];
+  const readAt = Date.now();
+  for (const t of tiers) {
+    let n = 0;
+    for (let i = 0; i < allKeys.length; i += 1000) {
+      const got = await readTier(t, allKeys.slice(i, i + 1000), readAt).catch(() => []);
+      n += got.filter((e) => e !== undefined).length;
+    }
+    held.push({ name: t.name, level: t.level, held: n });
+  }
+  const kinds = connector.client.stats.byKind;
   return {
     keysWarmed: warmed,
     keysSkipped: skipped,
     keysTotal: total,
+    keysCopied: copied,
     upstreamCalls: connector.client.stats.requests - requestsBefore,
     generalCalls: connector.stats.generalCalls - generalBefore,
+    callsByKind: {
+      data: kinds.data - kindsBefore.data,
+      dates: kinds.dates - kindsBefore.dates,
+      countries: kinds.countries - kindsBefore.countries,
+      other: kinds.other - kindsBefore.other,
+    },
+    tiers: held,
     ms: Date.now() - started,
   };
 }

@@ -13,7 +13,10 @@ export interface WarmReporterOptions {
 export interface WarmReporter {
   onProgress(progress: WarmProgress): void;
   /** Stops the bar and prints the summary line. */
-  finish(summary: WarmSummary): void;
+  finish(
+    summary: Partial<WarmSummary> &
+      Pick<WarmSummary, 'keysWarmed' | 'keysSkipped' | 'keysTotal' | 'upstreamCalls' | 'generalCalls' | 'ms'>,
+  ): void;
 }
 
 /** Creates a {@link WarmReporter}. */
@@ -45,8 +48,14 @@ export function createWarmReporter(options: WarmReporterOptions = {}): WarmRepor
     finish(s) {
       bar?.stop();
       stream.write(
-        `warmed ${s.keysWarmed} keys (${s.keysSkipped} already cached) with ${s.upstreamCalls} upstream calls (${s.generalCalls} POST /general) in ${(s.ms / 1000).toFixed(1)} s\n`,
+        `warmed ${s.keysWarmed} keys (${s.keysSkipped} already cached${s.keysCopied ? `, ${s.keysCopied} copied between tiers` : ''}) with ${s.upstreamCalls} upstream calls (${s.generalCalls} POST /general${
+          s.callsByKind
+            ? `; data ${s.callsByKind.data}, dates ${s.callsByKind.dates}, countries ${s.callsByKind.countries}`
+            : ''
+        }) in ${(s.ms / 1000).toFixed(1)} s\n`,
       );
+      for (const t of s.tiers ?? [])
+        stream.write(`  ${t.level} (${t.name}) holds ${t.held} of the ${s.keysTotal} keys\n`);
     },
   };
 }

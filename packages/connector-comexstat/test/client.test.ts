@@ -55,7 +55,8 @@ describe('ComexStatClient over HTTP against the simulator', () => {
     expect(await c.general(() => ({ ...Q, filters: [{ filter: 'ncm', values: ['99999999'] }] }))).toEqual([]);
     expect(await c.datesUpdated()).toEqual({
       updated: '2026-09-05',
-      updatedAt: Date.parse('2026-09-05T00:00:00Z'),
+      // The end of the release day in Brasília (the publication hour is unknown).
+      updatedAt: Date.parse('2026-09-05T23:59:59.999-03:00'),
       year: 2026,
       month: 8,
     });
@@ -85,7 +86,10 @@ describe('ComexStatClient over HTTP against the simulator', () => {
     };
     const c = new ComexStatClient({ fetch: fake, spacer: false, language: 'en' });
     await c.general(Q);
-    expect(seen[0]?.url).toBe('https://api-comexstat.mdic.gov.br/general?language=en');
+    // Data rows always in Portuguese: their country names are matched against the (pt) table.
+    expect(seen[0]?.url).toBe('https://api-comexstat.mdic.gov.br/general?language=pt');
+    await c.countries();
+    expect(seen[1]?.url).toBe('https://api-comexstat.mdic.gov.br/tables/countries?language=en');
     expect(seen[0]?.headers).toMatchObject({
       'content-type': 'application/json',
       accept: 'application/json',
@@ -139,14 +143,51 @@ describe('ComexStatClient over HTTP against the simulator', () => {
     expect(minGap(sentAt)).toBeGreaterThanOrEqual(40);
   });
 
-  it('honours the wait announced in a 429 message, capped by maxRetryDelayMs', async () => {
+  it('honours the wait announced in a 429 message in full, beyond maxRetryDelayMs (finding 23)', async () => {
     sim = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 0, perRowMs: 0 } });
     sim.faults.inject({ type: 'rate-limit' });
-    const { c, sentAt } = client(sim.url, { spacer: false, maxRetryDelayMs: 120, random: () => 0 });
+    const slept: number[] = [];
+    let t = 0;
+    // A virtual clock: sleeping advances it, so the test records the waits without spending them.
+    const spacer = new RequestSpacer({
+      minIntervalMs: 1,
+      clock: {
+        now: () => t,
+        sleep: async (ms) => {
+          slept.push(ms);
+          t += ms;
+        },
+      },
+    });
+    const { c, sentAt } = client(sim.url, { spacer, maxRetryDelayMs: 120, random: () => 0 });
     await c.datesUpdated();
     expect(sentAt).toHaveLength(2);
-    // "tente novamente em 10 segundos" → 10 s, capped to 120 ms.
-    expect((sentAt[1] as number) - (sentAt[0] as number)).toBeGreaterThanOrEqual(119);
+    // "tente novamente em 10 segundos" → the retry's slot is held back 10 s (not capped to 120 ms).
+    expect(Math.max(...slept)).toBeGreaterThan(9_000);
+  });
+
+  it('honours an HTTP Retry-After header, and fails at once past maxAnnouncedDelayMs', async () => {
+    let calls = 0;
+    const fake: typeof fetch = async () => {
+      calls++;
+      return new Response('{"error":{"code":429,"message":"limite"}}', {
+        status: 429,
+        headers: { 'content-type': 'application/json', 'retry-after': '900' },
+      });
+    };
+    const held: number[] = [];
+    const spacer = new RequestSpacer({ minIntervalMs: 1 });
+    const defer = spacer.defer.bind(spacer);
+    spacer.defer = async (ms) => {
+      held.push(ms);
+      await defer(0);
+    };
+    const c = new ComexStatClient({ fetch: fake, spacer, maxAnnouncedDelayMs: 600_000 });
+    const err = await c.datesUpdated().catch((e) => e);
+    expect(err).toMatchObject({ code: 'E_COMEXSTAT_RATE_LIMITED', retryAfterMs: 900_000 });
+    // One attempt: a 15-minute ban is not waited out holding a slot; every caller is held back instead.
+    expect(calls).toBe(1);
+    expect(held).toEqual([900_000]);
   });
 
   it('does not retry other 4xx and throws a typed error with status and body excerpt', async () => {
@@ -176,7 +217,12 @@ describe('ComexStatClient over HTTP against the simulator', () => {
     expect(err.status).toBe(502);
     expect(err.isRetryable).toBe(true);
     expect(sim.stats.calls).toBe(3);
-    expect(c.stats).toEqual({ requests: 3, retries: 2, failures: 1 });
+    expect(c.stats).toEqual({
+      requests: 3,
+      retries: 2,
+      failures: 1,
+      byKind: { data: 0, dates: 3, countries: 0, other: 0 },
+    });
   });
 
   it('reports network errors and timeouts as retryable typed errors', async () => {

@@ -57,7 +57,7 @@ describe('loadConnectorConfig', () => {
     expect(c.warming.months).toBe(12);
     expect(c.warming.flows).toEqual(['export', 'import']);
     expect(c.releaseAware).toEqual({ enabled: true, checkIntervalMs: 3_600_000 });
-    expect(c.fanOut).toEqual({ enabled: false, wholeYear: true, topLists: true });
+    expect(c.fanOut).toEqual({ enabled: true, wholeYear: true, topLists: true });
     expect(c.api.timeoutMs).toBe(60_000);
     expect(c.cache.staleTtlMs).toBe(720 * 3_600_000);
   });
@@ -79,7 +79,9 @@ describe('loadConnectorConfig', () => {
     });
     expect(c.rateLimit.minIntervalMs).toBe(15_000);
     expect(c.api.baseUrl).toBe('http://sim:8080');
-    fails('', 'COMEXSTAT_MIN_INTERVAL_MS', 'non-negative integer', { COMEXSTAT_MIN_INTERVAL_MS: 'soon' });
+    fails('', 'COMEXSTAT_MIN_INTERVAL_MS', 'positive integer', { COMEXSTAT_MIN_INTERVAL_MS: 'soon' });
+    fails('', 'COMEXSTAT_MIN_INTERVAL_MS', 'positive integer', { COMEXSTAT_MIN_INTERVAL_MS: '0' });
+    fails('rate_limit:\n  min_interval: 0\n', 'rate_limit.min_interval', 'greater than 0', {});
     expect(loadConnectorConfig('', { env: {} }).cache.enabled).toBe(true);
     expect(loadConnectorConfig('cache:\n  stale_ttl: 0\n', { env: {} }).cache.staleTtlMs).toBe(0);
   });

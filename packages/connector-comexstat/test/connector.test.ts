@@ -1,8 +1,8 @@
 import { InvalidKeyError } from '@bgc/cache-core';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ComexStatApiError, type ComexStatMonthQuery, DEFAULT_CONNECTOR_CONFIG } from '../src/index.js';
 import { generateCell, SIM_COUNTRIES, SIM_NCMS } from '../src/simulator/index.js';
-import { makeStack, minGap, type Stack, TOP_COUNTRIES, TOP_NCMS } from './helpers.js';
+import { ManualClock, makeStack, minGap, type Stack, TOP_COUNTRIES, TOP_NCMS } from './helpers.js';
 
 const release = { updated: '2026-09-05', year: 2026, month: 8 };
 const ncm = (code: string) => SIM_NCMS.find((n) => n.coNcm === code)!;
@@ -18,7 +18,11 @@ afterEach(async () => {
 
 describe('ComexStatConnector: coalescing', () => {
   it('merges a burst of cold misses of one flow and year into one upstream call', async () => {
-    stack = await makeStack();
+    // Issue 22: the spacer's slot is held by a manual clock until every miss has joined the call,
+    // so the test asserts the cause (all 30 cells in one call) rather than hoping they arrive in time.
+    const clock = new ManualClock();
+    stack = await makeStack({ clock });
+    await stack.client.spacer?.acquire();
     const queries: ComexStatMonthQuery[] = [];
     for (let i = 0; i < 30; i++) {
       queries.push({
@@ -29,7 +33,11 @@ describe('ComexStatConnector: coalescing', () => {
         pais: TOP_COUNTRIES[i % 5] as string,
       });
     }
-    const results = await Promise.all(queries.map((q) => stack!.connector.getMonth(q)));
+    const pending = Promise.all(queries.map((q) => stack!.connector.getMonth(q)));
+    await vi.waitFor(() => expect(stack!.connector.pendingCells).toBe(30));
+    expect(stack.sim.stats.byPath['/general']).toBeUndefined();
+    await clock.advance(100);
+    const results = await pending;
     expect(stack.sim.stats.byPath['/general']).toBe(1);
     expect(stack.connector.stats.generalCalls).toBe(1);
     expect(stack.connector.stats.mergedMisses).toBeGreaterThanOrEqual(29);
@@ -44,24 +52,28 @@ describe('ComexStatConnector: coalescing', () => {
           : [],
       );
     });
-    expect(minGap(stack.sentAt)).toBeGreaterThanOrEqual(100);
     expect(stack.sim.stats.rateLimited).toBe(0);
   });
 
   it('hands every fetched row to onRows (the L3 aggregates feed), not awaited by the request', async () => {
     const seen: { ncm: string; pais: string; fob: number }[] = [];
-    stack = await makeStack({ onRows: (rows) => void seen.push(...rows) });
-    const [a, b] = await Promise.all([
+    const clock = new ManualClock();
+    stack = await makeStack({ onRows: (rows) => void seen.push(...rows), clock });
+    await stack.client.spacer?.acquire();
+    const both = Promise.all([
       stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' }),
       stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 4, ncm: '09011110', pais: '249' }),
     ]);
+    await vi.waitFor(() => expect(stack!.connector.pendingCells).toBe(2));
+    await clock.advance(100);
+    const [a, b] = await both;
     await new Promise((res) => setTimeout(res, 10));
     expect(a!.rows.length + b!.rows.length).toBeGreaterThan(0);
     expect(seen).toEqual(expect.arrayContaining([...a!.rows, ...b!.rows]));
     expect(stack.sim.stats.byPath['/general']).toBe(1);
   });
 
-  it('makes one call per (flow, year) group and stores the siblings each call covered', async () => {
+  it('merges the years of a flow into one call and stores the siblings each call covered', async () => {
     stack = await makeStack();
     const c = stack.connector;
     await Promise.all([
@@ -70,11 +82,12 @@ describe('ComexStatConnector: coalescing', () => {
       c.getMonth({ flow: 'import', ano: 2025, mes: 3, ncm: '12019000', pais: '160' }),
       c.getMonth({ flow: 'export', ano: 2024, mes: 3, ncm: '12019000', pais: '160' }),
     ]);
-    expect(stack.sim.stats.byPath['/general']).toBe(3);
+    // One call per flow: exports of 2024 and 2025 share one (years × whole-year window).
+    expect(stack.sim.stats.byPath['/general']).toBe(2);
     // The export 2025 call covered months 3..5 × {soy, coffee} × {China, Argentina}.
     const sibling = await c.getMonth({ flow: 'export', ano: 2025, mes: 4, ncm: '09011110', pais: '160' });
     expect(sibling.level).toBe('l2');
-    expect(stack.sim.stats.byPath['/general']).toBe(3);
+    expect(stack.sim.stats.byPath['/general']).toBe(2);
     const again = await c.getMonth({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' });
     expect(again.level).toBe('l2');
     expect(again.stale).toBe(false);
@@ -85,7 +98,6 @@ describe('ComexStatConnector: coalescing', () => {
     stack = await makeStack({ intervalMs: 30, sim: { latency: { baseMs: 150, perRowMs: 0 } } });
     const c = stack.connector;
     await c.releaseInfo();
-    await c.countryCodes();
     const warming = c.fetchYear({
       flow: 'export',
       ano: 2025,
@@ -107,7 +119,13 @@ describe('ComexStatConnector: coalescing', () => {
 
 describe('ComexStatConnector: call size', () => {
   it('splits coalesced misses that would exceed api.max_cells_per_call', async () => {
-    stack = await makeStack({ config: (c) => ({ ...c, api: { ...c.api, maxCellsPerCall: 4 } }) });
+    stack = await makeStack({
+      config: (c) => ({
+        ...c,
+        api: { ...c.api, maxCellsPerCall: 4 },
+        fanOut: { ...c.fanOut, enabled: false },
+      }),
+    });
     const qs: ComexStatMonthQuery[] = TOP_NCMS.slice(0, 6).map((n) => ({
       flow: 'export',
       ano: 2025,
@@ -202,23 +220,32 @@ describe('ComexStatConnector: fan-out and negative caching', () => {
     }
     expect(hits).toBeGreaterThan(0);
     expect(stack.connector.stats.unmappedRows).toBe(0);
-    await expect(stack.connector.countryCodes()).resolves.toBeInstanceOf(Map);
+    expect(stack.connector.countries.nameOf(quirky.id)).toBe(quirky.text.trim());
   });
 
-  it('counts rows whose country is not in the countries table', async () => {
-    stack = await makeStack();
+  it('a row naming an unknown country is an error, never cached as "no trade", and refreshes the table', async () => {
+    stack = await makeStack({ config: (c) => ({ ...c, fanOut: { ...c.fanOut, topLists: false } }) });
+    // A shared table that renamed China: the row's "China" matches no asked-for code.
     await stack.cache.setMany([
-      { key: 'comexstat:meta:countries', value: [{ id: '063', text: 'Argentina' }], ttlMs: 60_000 },
+      {
+        key: 'comexstat:meta:countries:pt',
+        value: [{ id: '160', text: 'República Popular da China' }],
+        ttlMs: 60_000,
+      },
     ]);
-    const r = await stack.connector.getMonth({
-      flow: 'export',
-      ano: 2025,
-      mes: 1,
-      ncm: '12019000',
-      pais: '160',
-    });
-    expect(r.rows).toEqual([]);
+    stack.connector.countries.poke();
+    await stack.connector.countries.settled();
+    const q = { flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' } as const;
+    const e = await stack.connector.getMonth(q).catch((x) => x);
+    expect(e).toMatchObject({ code: 'E_COMEXSTAT_UNMAPPED' });
     expect(stack.connector.stats.unmappedRows).toBeGreaterThan(0);
+    // Not negative-cached: the cell is absent from the tier.
+    expect(stack.tier.store.has(stack.connector.keyFor(q))).toBe(false);
+    // The table was reloaded from the upstream (metadata priority) and the retry maps the row.
+    await stack.connector.countries.settled();
+    expect(stack.client.stats.byKind.countries).toBe(1);
+    const r = await stack.connector.getMonth(q);
+    expect(r.rows.map((x) => x.pais)).toEqual(expected(q) ? ['160'] : []);
   });
 });
 
@@ -228,6 +255,7 @@ describe('ComexStatConnector: release awareness', () => {
       config: (c) => ({ ...c, releaseAware: { enabled: true, checkIntervalMs: 40 } }),
     });
     const c = stack.connector;
+    await c.releaseInfo();
     const q: ComexStatMonthQuery = { flow: 'export', ano: 2026, mes: 10, ncm: '12019000', pais: '160' };
     const first = await c.getMonth(q);
     expect(first).toMatchObject({ status: 'not_published', rows: [], level: 'external' });
@@ -237,6 +265,8 @@ describe('ComexStatConnector: release awareness', () => {
     expect((await c.getMonth(q)).level).toBe('l2');
     stack.sim.setUpdated({ year: 2026, month: 10 });
     await new Promise((r) => setTimeout(r, 60));
+    // The background check learns the release (requests never wait for it).
+    await c.releaseInfo();
     const released = await c.getMonth(q);
     expect(released.status).toBe('ok');
     expect(released.level).toBe('external');
@@ -250,17 +280,23 @@ describe('ComexStatConnector: release awareness', () => {
       config: (c) => ({ ...c, releaseAware: { enabled: true, checkIntervalMs: 1000 } }),
     });
     const c = stack.connector;
+    await c.releaseInfo();
     const q: ComexStatMonthQuery = { flow: 'export', ano: 2026, mes: 3, ncm: '12019000', pais: '160' };
     const before = await c.getMonth(q);
+    // Stamped when the request was sent (finding 12), on the connector's clock.
     expect(before.fetchedAt).toBe(clock);
     // Next release (September data, out on Oct 6) revises the whole current year.
     stack.sim.setUpdated(new Date('2026-10-06T00:00:00Z'));
     clock = Date.parse('2026-10-07T00:00:00Z');
-    // Expire the release memo and the cached release in the tier.
+    // Expire the cached release in the tier; the background check learns the new one.
     await stack.cache.delete('comexstat:meta:dates-updated');
+    expect((await c.releaseInfo())?.month).toBe(9);
+    // First seen at `clock`, before the end of the release day (Brasília): that is its instant.
+    expect(c.release?.updatedAt).toBe(clock);
+    // The orchestrator sees the entry as outdated (isStale) and reloads it at the spacer's
+    // refresh priority; its soft timeout (1 s) would serve the old value if the reload were slow.
     const served = await c.getMonth(q);
-    expect(served.stale).toBe(true);
-    expect(served.rows).toEqual(before.rows);
+    expect(served.stale || served.fetchedAt === clock).toBe(true);
     await c.drain();
     const after = await c.getMonth(q);
     expect(after.stale).toBe(false);
@@ -334,7 +370,6 @@ describe('ComexStatConnector: errors and options', () => {
 
   it('rejects every waiter with the typed error when the upstream fails for good, then recovers', async () => {
     stack = await makeStack({ client: { retries: 1 } });
-    await stack.connector.countryCodes();
     await stack.connector.releaseInfo();
     stack.sim.faults.inject({ type: 'http-503', count: 2, path: '/general' });
     const qs: ComexStatMonthQuery[] = [
@@ -402,6 +437,7 @@ describe('ComexStatConnector: errors and options', () => {
 
   it('stores "not_published" markers for a warming group with no published month', async () => {
     stack = await makeStack();
+    await stack.connector.releaseInfo();
     const n = await stack.connector.fetchYear({
       flow: 'export',
       ano: 2027,

@@ -1,3 +1,4 @@
+import { MultiLevelCache } from '@bgc/cache-core';
 import { FakeTier } from '@bgc/cache-core/testing';
 import {
   ComexStatClient,
@@ -7,7 +8,7 @@ import {
   type ComexStatConnectorOptions,
   DEFAULT_CONNECTOR_CONFIG,
   RequestSpacer,
-  SingleTierCache,
+  type SpacerClock,
 } from '../src/index.js';
 import {
   type ComexStatSimulator,
@@ -15,11 +16,40 @@ import {
   startComexStatSimulator,
 } from '../src/simulator/index.js';
 
+/**
+ * A clock the test moves: `sleep` resolves only when `advance` passes its time, so a test decides
+ * when the spacer grants (causes, not wall-clock luck).
+ */
+export class ManualClock implements SpacerClock {
+  t: number;
+  private sleepers: { at: number; resolve: () => void }[] = [];
+  constructor(start = Date.now()) {
+    this.t = start;
+  }
+  now = (): number => this.t;
+  sleep = (ms: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      this.sleepers.push({ at: this.t + ms, resolve });
+    });
+  /** Sleepers waiting. */
+  get sleeping(): number {
+    return this.sleepers.length;
+  }
+  /** Moves the clock and wakes every sleeper now due; resolves after they ran a few ticks. */
+  async advance(ms: number): Promise<void> {
+    this.t += ms;
+    const due = this.sleepers.filter((s) => s.at <= this.t);
+    this.sleepers = this.sleepers.filter((s) => s.at > this.t);
+    for (const s of due) s.resolve();
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  }
+}
+
 export interface Stack {
   sim: ComexStatSimulator;
   client: ComexStatClient;
   connector: ComexStatConnector;
-  cache: SingleTierCache;
+  cache: MultiLevelCache;
   tier: FakeTier;
   sentAt: number[];
   errors: unknown[];
@@ -35,6 +65,9 @@ export async function makeStack(
     config?: (c: ComexStatConnectorConfig) => ComexStatConnectorConfig;
     now?: () => number;
     onRows?: ComexStatConnectorOptions['onRows'];
+    admission?: ComexStatConnectorOptions['admission'];
+    /** The spacer's clock (e.g. a {@link ManualClock}). */
+    clock?: SpacerClock;
   } = {},
 ): Promise<Stack> {
   const intervalMs = options.intervalMs ?? 100;
@@ -52,7 +85,7 @@ export async function makeStack(
   const sentAt: number[] = [];
   const client = new ComexStatClient({
     baseUrl: sim.url,
-    spacer: new RequestSpacer({ minIntervalMs: intervalMs }),
+    spacer: new RequestSpacer({ minIntervalMs: intervalMs, clock: options.clock }),
     retryBaseDelayMs: 10,
     maxRetryDelayMs: 50,
     timeoutMs: 2000,
@@ -60,7 +93,8 @@ export async function makeStack(
     ...options.client,
   });
   const tier = new FakeTier({ level: 'l2', batch: true });
-  const cache = new SingleTierCache({ tier });
+  // The real orchestrator over one shared-like tier; the hard timeout outlives the connector's wait bound.
+  const cache = new MultiLevelCache({ tiers: [tier], hardTimeoutMs: 120_000, softTimeoutMs: 1000 });
   const errors: unknown[] = [];
   const base: ComexStatConnectorConfig = {
     ...DEFAULT_CONNECTOR_CONFIG,
@@ -73,6 +107,7 @@ export async function makeStack(
     now: options.now,
     onError: (e) => errors.push(e),
     onRows: options.onRows,
+    admission: options.admission,
   });
   return {
     sim,
@@ -83,7 +118,20 @@ export async function makeStack(
     sentAt,
     errors,
     async close() {
-      await connector.drain();
+      let drained = false;
+      const drain = connector.drain().finally(() => {
+        drained = true;
+      });
+      // A manual clock must move for background work (metadata at low priority) to be granted.
+      const clock = options.clock;
+      if (clock instanceof ManualClock) {
+        while (!drained) {
+          await clock.advance(100);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+      await drain;
+      await cache.close();
       await sim.close();
     },
   };

@@ -90,10 +90,12 @@ describe('ComexStatConnector over the core MultiLevelCache', () => {
     let clock = Date.parse('2026-09-10T12:00:00Z');
     const { connector, sim } = await setup(() => clock);
     const q: ComexStatMonthQuery = { flow: 'export', ano: 2026, mes: 4, ncm: '12019000', pais: '160' };
+    await connector.releaseInfo();
     const before = await connector.getMonth(q);
     sim.setUpdated(new Date('2026-10-06T00:00:00Z'));
     clock = Date.parse('2026-10-07T00:00:00Z');
     await cache?.delete('comexstat:meta:dates-updated');
+    await connector.releaseInfo();
     // The orchestrator sees the entry as stale through isStale and reloads it (it waits for the
     // reload rather than answering stale: its soft timeout covers expired entries only).
     const served = await connector.getMonth(q);

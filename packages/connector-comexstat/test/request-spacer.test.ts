@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MIN_INTERVAL_MS, RequestSpacer } from '../src/index.js';
-import { minGap } from './helpers.js';
+import { ConfigError } from '@bgc/cache-core';
+import { DEFAULT_MIN_INTERVAL_MS, RequestSpacer, type SpacerPriority } from '../src/index.js';
+import { ManualClock, minGap } from './helpers.js';
 
 const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, maxRetriesPerRequest: 1 });
 const keys: string[] = [];
@@ -60,22 +61,98 @@ describe('RequestSpacer', () => {
     expect(Date.now() - t).toBeGreaterThanOrEqual(90);
   });
 
-  it('falls back to local spacing when Redis fails', async () => {
+  it('fails closed when Redis fails: spaces this instance at interval × expected replicas (finding 9)', async () => {
     const errors: unknown[] = [];
     const broken = { eval: async () => Promise.reject(new Error('down')) };
-    const s = new RequestSpacer({ minIntervalMs: 20, redis: broken, onError: (e) => errors.push(e) });
-    const times = await Promise.all([s.acquire(), s.acquire()]);
+    const s = new RequestSpacer({
+      minIntervalMs: 20,
+      expectedReplicas: 3,
+      redis: broken,
+      onError: (e) => errors.push(e),
+    });
+    const times = await Promise.all([s.acquire(), s.acquire(), s.acquire()]);
     await s.defer(1);
-    expect(minGap(times)).toBeGreaterThanOrEqual(20);
-    expect(errors).toHaveLength(3);
+    expect(minGap(times)).toBeGreaterThanOrEqual(60);
+    expect(s.failedClosed).toBe(3);
+    expect(errors.length).toBeGreaterThanOrEqual(4);
+    expect(new RequestSpacer({ env: { COMEXSTAT_EXPECTED_REPLICAS: '5' } }).expectedReplicas).toBe(5);
+  });
+
+  it('refuses an interval of 0, NaN or garbage with a typed config error (finding 23)', () => {
+    for (const bad of [0, Number.NaN, -5, 1.5]) {
+      expect(() => new RequestSpacer({ minIntervalMs: bad })).toThrow(ConfigError);
+    }
+    expect(() => new RequestSpacer({ env: { COMEXSTAT_MIN_INTERVAL_MS: '0' } })).toThrow(
+      /COMEXSTAT_MIN_INTERVAL_MS/,
+    );
+    expect(() => new RequestSpacer({ env: { COMEXSTAT_MIN_INTERVAL_MS: 'abc' } })).toThrow(ConfigError);
+    expect(() => new RequestSpacer({ env: { COMEXSTAT_EXPECTED_REPLICAS: '0' } })).toThrow(ConfigError);
+  });
+
+  it('serves the best priority first: user, refresh, metadata, warming (arrival order within one)', async () => {
+    const clock = new ManualClock(0);
+    const s = new RequestSpacer({ minIntervalMs: 100, clock });
+    await s.acquire();
+    const order: string[] = [];
+    const asks: [string, SpacerPriority][] = [
+      ['w1', 'warming'],
+      ['m1', 'metadata'],
+      ['r1', 'refresh'],
+      ['u1', 'user'],
+      ['w2', 'warming'],
+      ['u2', 'user'],
+    ];
+    const all = asks.map(([name, priority]) => s.acquire({ priority }).then(() => order.push(name)));
+    expect(s.expectedWaitMs('user')).toBe(100 + 2 * 100);
+    expect(s.expectedWaitMs('warming')).toBe(100 + 6 * 100);
+    for (let i = 0; i < asks.length; i++) await clock.advance(100);
+    await Promise.all(all);
+    expect(order).toEqual(['u1', 'u2', 'r1', 'm1', 'w1', 'w2']);
+  });
+
+  it('a priority read as a function rises with the batch; aborting withdraws; a full queue refuses', async () => {
+    const clock = new ManualClock(0);
+    const s = new RequestSpacer({ minIntervalMs: 100, clock, maxWaiting: 3 });
+    await s.acquire();
+    let p: SpacerPriority = 'warming';
+    const order: string[] = [];
+    const a = s.acquire({ priority: 'metadata' }).then(() => order.push('metadata'));
+    const b = s.acquire({ priority: () => p }).then(() => order.push('batch'));
+    const ac = new AbortController();
+    const c = s.acquire({ priority: 'user', signal: ac.signal }).catch((e) => order.push(`aborted:${e}`));
+    await expect(s.acquire()).rejects.toMatchObject({ code: 'E_UPSTREAM_BACKLOG' });
+    ac.abort('bye');
+    p = 'user';
+    await clock.advance(100);
+    await clock.advance(100);
+    await Promise.all([a, b, c]);
+    expect(order).toEqual(['aborted:bye', 'batch', 'metadata']);
+    s.acquire().catch(() => order.push('rejected'));
+    s.rejectAll(new Error('closing'));
+    await clock.advance(0);
+    expect(order.at(-1)).toBe('rejected');
+  });
+
+  it("shares priorities across instances: a user call elsewhere goes before this instance's warming", async () => {
+    const key = `bgc-test:comexstat:spacer:${randomUUID()}`;
+    keys.push(key, `${key}:want`);
+    const a = new RequestSpacer({ minIntervalMs: 150, redis, redisKey: key });
+    const b = new RequestSpacer({ minIntervalMs: 150, redis, redisKey: key });
+    await a.acquire();
+    const order: string[] = [];
+    // b registers its user wish while the slot is booked; when it frees, a's warming must yield.
+    const warm = a.acquire({ priority: 'warming' }).then((t) => order.push('a:warming') && t);
+    const user = b.acquire({ priority: 'user' }).then((t) => order.push('b:user') && t);
+    await Promise.all([warm, user]);
+    expect(order).toEqual(['b:user', 'a:warming']);
   });
 });
 
 describe('RequestSpacer across two connectors', () => {
   it('two instances sharing Redis never trip the per-IP rate limit', async () => {
-    const { ComexStatClient, ComexStatConnector, DEFAULT_CONNECTOR_CONFIG, SingleTierCache } = await import(
-      '../src/index.js'
-    );
+    const { ComexStatClient, ComexStatConnector, DEFAULT_CONNECTOR_CONFIG } = await import('../src/index.js');
+    const { MultiLevelCache } = await import('@bgc/cache-core');
+    const { FakeTier } = await import('@bgc/cache-core/testing');
     const { startComexStatSimulator } = await import('../src/simulator/index.js');
     const key = `bgc-test:comexstat:spacer:${randomUUID()}`;
     keys.push(key);
@@ -89,11 +166,12 @@ describe('RequestSpacer across two connectors', () => {
         new ComexStatConnector({
           client: new ComexStatClient({
             baseUrl: sim.url,
-            spacer: new RequestSpacer({ minIntervalMs: 100, redis, redisKey: key }),
+            // 250 ms against a 40 ms window: room for the send jitter of a loaded machine.
+            spacer: new RequestSpacer({ minIntervalMs: 250, redis, redisKey: key }),
             retries: 0,
             onAttempt: (a) => sentAt.push(a.sentAt),
           }),
-          cache: new SingleTierCache(),
+          cache: new MultiLevelCache({ tiers: [new FakeTier({ level: 'l2' })], hardTimeoutMs: 60_000 }),
           config: DEFAULT_CONNECTOR_CONFIG,
         });
       const [a, b] = [make(), make()];
@@ -103,10 +181,13 @@ describe('RequestSpacer across two connectors', () => {
         ),
       );
       expect(results.every((r) => r.status === 'ok')).toBe(true);
-      // 2 × (dates + countries + 3 years) calls, none refused.
-      expect(sim.stats.calls).toBe(10);
+      // One data call per instance (the three years merged), then each instance's background
+      // metadata (dates, countries) at a lower priority: 2 × 3 calls, none refused.
+      expect(sim.stats.byPath['/general']).toBe(2);
+      await Promise.all([a.drain(), b.drain()]);
+      expect(sim.stats.calls).toBe(6);
       expect(sim.stats.rateLimited).toBe(0);
-      expect(minGap(sentAt)).toBeGreaterThanOrEqual(95);
+      expect(minGap(sentAt)).toBeGreaterThanOrEqual(245);
     } finally {
       await sim.close();
     }

@@ -40,9 +40,11 @@ describe('warmComexStat', () => {
     expect(summary.keysSkipped).toBe(0);
     expect(summary.generalCalls).toBe(4);
     expect(stack.sim.stats.byPath['/general']).toBe(4);
-    // + /general/dates/updated and /tables/countries, once each.
-    expect(summary.upstreamCalls).toBe(6);
-    expect(stack.sim.stats.calls).toBe(6);
+    // + /general/dates/updated once; the countries table is the bundled snapshot (no call).
+    expect(summary.upstreamCalls).toBe(5);
+    expect(summary.callsByKind).toEqual({ data: 4, dates: 1, countries: 0, other: 0 });
+    expect(summary.tiers).toEqual([{ name: 'fake-l2', level: 'l2', held: 12_000 }]);
+    expect(stack.sim.stats.calls).toBe(5);
     expect(stack.sim.stats.rateLimited).toBe(0);
     expect(minGap(stack.sentAt)).toBeGreaterThanOrEqual(100);
     expect(progress.map((p) => `${p.flow}:${p.ano}:${p.done}`)).toEqual([

@@ -47,7 +47,7 @@ export interface ComexStatSimulatorOptions {
   now?: () => Date;
 }
 
-/** The kinds of fault the simulator can inject (reference §8.14). */
+/** The kinds of fault the simulator can inject (docs/comexstat-api.md §8.14). */
 export type SimulatorFaultType =
   | 'cloudflare-403'
   | 'http-500'
@@ -139,7 +139,7 @@ const DETAILS = [
 ];
 const DETAIL_SET = new Set(DETAILS);
 
-/** The three query endpoints: their details, metrics and years (reference §2). */
+/** The three query endpoints: their details, metrics and years (docs/comexstat-api.md §2). */
 interface Dataset {
   details: ReadonlySet<string>;
   metrics: readonly string[];
@@ -340,7 +340,7 @@ export async function startComexStatSimulator(
     const en = language === 'en';
     const live = dataset.release ?? release;
     const groups = new Map<string, { row: Record<string, string>; fob: number; kg: number }>();
-    // Years × month window: the months fm..tm apply to every year fy..ty (reference §3).
+    // Years × month window: the months fm..tm apply to every year fy..ty (docs/comexstat-api.md §3).
     for (let year = fy; year <= ty; year++) {
       for (let month = fm; month <= tm; month++) {
         if (year < dataset.minYear || !isPublished(live, year, month)) continue;
@@ -397,7 +397,7 @@ export async function startComexStatSimulator(
       else if (d === 'country') row.country = (en ? country.en : undefined) ?? country.text.trim();
       else if (d === 'heading') row.heading = `Posição ${ncm.coNcm.slice(0, 4)}`;
       else if (d === 'chapter') row.chapter = `Capítulo ${ncm.coNcm.slice(0, 2)}`;
-      // State names stay Portuguese even with language=en (reference §1); /general leaves the
+      // State names stay Portuguese even with language=en (docs/comexstat-api.md §1); /general leaves the
       // declarant's state undeclared, /cities and /historical-data place each flow in one state.
       else if (d === 'state') row.state = placeStates ? stateOf(ncm, country).text : 'Não Declarada';
       else if (d === 'city') row.city = `Município sede - ${stateOf(ncm, country).uf}`;
@@ -639,7 +639,7 @@ export async function startComexStatSimulator(
         return send(error(500));
       }
       await sleep(latency.baseMs + latency.perRowMs * out.rows.length);
-      // /historical-data answers a bare array, the others a { list } (reference §2).
+      // /historical-data answers a bare array, the others a { list } (docs/comexstat-api.md §2).
       return send(
         envelope(dataset === DATASETS.historical ? out.rows : { list: out.rows }, language),
         truncate,

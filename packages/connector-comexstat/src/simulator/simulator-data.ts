@@ -27,7 +27,7 @@ export interface SimNcm {
   usdPerKg: number;
 }
 
-// Codes checked against MDIC PAIS.csv (reference §7), plus the special partners.
+// Codes checked against MDIC PAIS.csv (docs/comexstat-api.md §7), plus the special partners.
 const REAL: SimCountry[] = [
   { id: '160', text: 'China', en: 'China', isoN3: '156', isoA3: 'CHN', weight: 1 },
   { id: '249', text: 'Estados Unidos', en: 'United States', isoN3: '840', isoA3: 'USA', weight: 0.55 },
@@ -49,7 +49,7 @@ const REAL: SimCountry[] = [
   { id: '105', text: 'Brasil', en: 'Brazil', isoN3: '076', isoA3: 'BRA', weight: 0.01 },
 ];
 
-// Non-countries the API lists as partners (reference §4). Their codes are illustrative.
+// Non-countries the API lists as partners (docs/comexstat-api.md §4). Their codes are illustrative.
 const SPECIAL: SimCountry[] = [
   { id: '994', text: 'A Designar', en: 'To be designated', weight: 0.02 },
   { id: '995', text: 'Bancos Centrais', en: 'Central Banks', weight: 0.01 },
@@ -149,7 +149,7 @@ export const SIM_COUNTRIES: readonly SimCountry[] = buildCountries();
 
 /**
  * The simulated NCM table (50 lines). The first 18 codes are checked against MDIC NCM.csv
- * (reference §7); the rest are common Brazilian trade lines, descriptions abridged.
+ * (docs/comexstat-api.md §7); the rest are common Brazilian trade lines, descriptions abridged.
  */
 export const SIM_NCMS: readonly SimNcm[] = [
   {

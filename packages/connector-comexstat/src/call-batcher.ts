@@ -1,0 +1,606 @@
+import { UpstreamBacklogError, ClientBudgetError, ConnectorClosedError } from './admission-errors.js';
+import { ComexStatApiError } from './comexstat-api-error.js';
+import type { ComexStatClient } from './comexstat-client.js';
+import { isOutdatedByRelease, isPublishedMonth } from './comexstat-ttl.js';
+import type {
+  ComexStatFlow,
+  ComexStatMonthRow,
+  ComexStatMonthValue,
+  ComexStatRelease,
+  GeneralQuery,
+} from './comexstat-types.js';
+import type { CountryTable } from './country-table.js';
+import { type FannedCell, fanOutRows, type SealedCall } from './fan-out.js';
+import { PRIORITY_RANK, type SpacerPriority } from './request-spacer.js';
+import type { PendingCell, SharedMerge } from './shared-merge.js';
+
+/** One (flow, year, month, NCM, country) cell with its cache key. */
+export interface BatchCell {
+  flow: ComexStatFlow;
+  ano: number;
+  mes: number;
+  ncm: string;
+  pais: string;
+  key: string;
+}
+
+/** Admission bounds of the batcher (see the connector options for the defaults). */
+export interface AdmissionLimits {
+  /** Longest a query waits for its call, ms; beyond it: `UpstreamBacklogError` (the call goes on). */
+  maxWaitMs: number;
+  /** Most calls queued (not yet sent) at once. */
+  maxPendingCalls: number;
+  /** Most cells waited for at once (every client). */
+  maxPendingCells: number;
+  /** Most cells one client may wait for at once; `0` disables the budget. */
+  clientBudget: number;
+  /** Upstream time assumed for one call when estimating waits, ms. */
+  callTimeMs: number;
+}
+
+/** What the batcher needs from the connector. */
+export interface BatcherHost {
+  client: ComexStatClient;
+  countries: CountryTable;
+  shared: SharedMerge | undefined;
+  limits: AdmissionLimits;
+  maxCellsPerCall: number;
+  fanOut: {
+    enabled: boolean;
+    wholeYear: boolean;
+    topNcms: readonly string[];
+    topCountries: readonly string[];
+  };
+  release(): ComexStatRelease | undefined;
+  now(): number;
+  keyFor(cell: Omit<BatchCell, 'key'>): string;
+  /** Reads values from the shared cache (`undefined` on a miss). */
+  read(keys: string[]): Promise<(ComexStatMonthValue | undefined)[]>;
+  /** Writes the cells nobody's loader stores. */
+  store(cells: { key: string; ano: number; mes: number; value: ComexStatMonthValue }[]): Promise<void>;
+  onRows: ((rows: ComexStatMonthRow[]) => void) | undefined;
+  onError(error: unknown): void;
+  stats: {
+    generalCalls: number;
+    mergedMisses: number;
+    keysStored: number;
+    unmappedRows: number;
+    backlogRefused: number;
+    budgetRefused: number;
+    slotsGivenUp: number;
+  };
+}
+
+/** Options of one wanted cell. */
+export interface WantOptions {
+  /** The cache stores the answer itself (a `getOrLoad` loader); else the batch writes it. */
+  loader: boolean;
+  priority: SpacerPriority;
+  clientId?: string;
+  signal?: AbortSignal;
+  /** Admission bounds apply (requests); warming and refreshes of servable entries skip the budget. */
+  admit: boolean;
+}
+
+interface Waiter {
+  cell: BatchCell;
+  loader: boolean;
+  rank: number;
+  clientId: string | undefined;
+  settled: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  resolve(value: ComexStatMonthValue): void;
+  reject(error: unknown): void;
+}
+
+interface Batch {
+  id: number;
+  flow: ComexStatFlow;
+  fanOut: boolean;
+  /** Rank of work with no waiter (warming). */
+  baseRank: number;
+  years: Set<number>;
+  months: Set<number>;
+  ncms: Set<string>;
+  countries: Set<string>;
+  /** Cells asked for, by key (waited for, or to store: warming, timed-out waiters). */
+  wanted: Map<string, BatchCell>;
+  waiters: Waiter[];
+  state: 'open' | 'sealed' | 'done';
+  /** Expected send time, epoch ms. */
+  expectedAt: number;
+  sealed?: SealedCall;
+  sentAt?: number;
+  abort: AbortController;
+  done: Promise<void>;
+  /** Cells of the answer, once known. */
+  results?: Map<string, FannedCell>;
+  error?: unknown;
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * Merges cells into as few `POST /general` calls as the row bound allows: concurrent cells of one
+ * flow join one call over a range of years (period = years × a month window; with fan-out every
+ * month of those years and the top lists). A call's content is fixed only when the spacer grants
+ * its slot (then cells other instances wait for are added, and the slot is given up when another
+ * instance answered every waiter). Admission: bounded calls and cells, a per-client budget, and a
+ * wait bound past which a waiter gets `UpstreamBacklogError` while its cell stays in the call.
+ */
+export class CallBatcher {
+  private readonly open = new Map<ComexStatFlow, Batch[]>();
+  private readonly pending = new Set<Batch>();
+  private readonly perClient = new Map<string, number>();
+  private waitingCells = 0;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly host: BatcherHost) {}
+
+  /** Calls queued or on the wire. */
+  get pendingCalls(): number {
+    return this.pending.size;
+  }
+
+  /** Cells waited for. */
+  get pendingCells(): number {
+    return this.waitingCells;
+  }
+
+  /** Promises of every unsettled call. */
+  settling(): Promise<void>[] {
+    return [...this.pending].map((b) => b.done);
+  }
+
+  /**
+   * Resolves the value of one cell from the call that covers it (joining one on the wire, or
+   * merged into the next call of its flow).
+   * @throws {UpstreamBacklogError} the call is not expected within the wait bound, or the queue is full
+   * @throws {ClientBudgetError} the client waits for too many cells already
+   */
+  want(cell: BatchCell, options: WantOptions): Promise<ComexStatMonthValue> {
+    if (this.closed) return Promise.reject(new ConnectorClosedError());
+    // A call already sent (or sealed) that covers the cell answers it.
+    for (const b of this.pending) {
+      if (b.state === 'sealed' && b.flow === cell.flow && covers(b.sealed, cell)) {
+        this.host.stats.mergedMisses++;
+        return b.done.then(() => this.answerOf(b, cell.key));
+      }
+    }
+    const rank = PRIORITY_RANK[options.priority];
+    const limits = this.host.limits;
+    if (options.admit && limits.clientBudget > 0 && options.clientId !== undefined) {
+      const used = this.perClient.get(options.clientId) ?? 0;
+      if (used >= limits.clientBudget) {
+        this.host.stats.budgetRefused++;
+        return Promise.reject(
+          new ClientBudgetError(
+            `This client already waits for ${used} uncached ComexStat queries (budget ${limits.clientBudget}); retry when they are answered`,
+            this.firstExpected() - this.host.now() + limits.callTimeMs,
+          ),
+        );
+      }
+    }
+    if (options.admit && this.waitingCells >= limits.maxPendingCells) {
+      this.host.stats.backlogRefused++;
+      return Promise.reject(
+        new UpstreamBacklogError(
+          `${this.waitingCells} uncached ComexStat queries already wait for the upstream; retry later`,
+          this.lastExpected() - this.host.now() + limits.callTimeMs,
+          false,
+        ),
+      );
+    }
+    const fanOut = this.host.fanOut.enabled;
+    let batch = this.openBatchFor(cell, fanOut);
+    if (batch) {
+      if (batch.waiters.length > 0 || batch.wanted.size > 0) this.host.stats.mergedMisses++;
+    } else {
+      const wait = this.host.client.spacer?.expectedWaitMs(options.priority) ?? 0;
+      if (options.admit && (this.pending.size >= limits.maxPendingCalls || wait > limits.maxWaitMs)) {
+        this.host.stats.backlogRefused++;
+        return Promise.reject(
+          new UpstreamBacklogError(
+            `The upstream call for this query would leave in ${Math.round(wait / 1000)} s (${this.pending.size} calls queued, ComexStat allows one call per ${Math.round((this.host.client.spacer?.minIntervalMs ?? 0) / 1000)} s); retry later`,
+            wait + limits.callTimeMs,
+            false,
+          ),
+        );
+      }
+      batch = this.newBatch(cell.flow, fanOut, rank, wait);
+    }
+    this.addCell(batch, cell);
+    if (this.host.shared && options.priority !== 'warming') {
+      this.host.shared.add(cell.flow, [cell]).catch((e) => this.host.onError(e));
+    }
+    return new Promise<ComexStatMonthValue>((resolve, reject) => {
+      const w: Waiter = {
+        cell,
+        loader: options.loader,
+        rank,
+        clientId: options.admit ? options.clientId : undefined,
+        settled: false,
+        timer: undefined,
+        resolve,
+        reject,
+      };
+      this.waitingCells++;
+      if (w.clientId !== undefined) this.perClient.set(w.clientId, (this.perClient.get(w.clientId) ?? 0) + 1);
+      (batch as Batch).waiters.push(w);
+      if (options.admit && rank === PRIORITY_RANK.user) {
+        w.timer = setTimeout(() => this.overdue(batch as Batch, w), limits.maxWaitMs);
+        w.timer.unref?.();
+      }
+      const signal = options.signal;
+      if (signal) {
+        const onAbort = () => this.settle(w, () => reject(signal.reason));
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  }
+
+  /**
+   * Adds a group of cells to be fetched and stored (warming): merged into calls of its flow like
+   * misses, at the given priority; resolves the cells the calls stored.
+   */
+  async fetchGroup(cells: BatchCell[], priority: SpacerPriority): Promise<number> {
+    if (this.closed) throw new ConnectorClosedError();
+    const batches = new Set<Batch>();
+    for (const cell of cells) {
+      let batch = this.openBatchFor(cell, true);
+      if (!batch) batch = this.newBatch(cell.flow, true, PRIORITY_RANK[priority], 0);
+      this.addCell(batch, cell);
+      batches.add(batch);
+    }
+    let stored = 0;
+    for (const b of batches) {
+      await b.done;
+      if (b.error !== undefined) throw b.error;
+      stored += [...(b.results?.values() ?? [])].filter((c) => c.storable).length;
+    }
+    return stored;
+  }
+
+  /** Rejects every waiter of calls not sent yet and withdraws them from the spacer (shutdown). */
+  close(): void {
+    this.closed = true;
+    for (const b of this.pending) {
+      if (b.state !== 'open') continue;
+      this.closeBatch(b);
+      b.abort.abort(new ConnectorClosedError());
+    }
+  }
+
+  private closeBatch(b: Batch): void {
+    const list = this.open.get(b.flow);
+    if (list?.includes(b)) list.splice(list.indexOf(b), 1);
+  }
+
+  private firstExpected(): number {
+    let t = Number.POSITIVE_INFINITY;
+    for (const b of this.pending) t = Math.min(t, b.expectedAt);
+    return Number.isFinite(t) ? t : this.host.now();
+  }
+
+  private lastExpected(): number {
+    let t = this.host.now();
+    for (const b of this.pending) t = Math.max(t, b.expectedAt);
+    return t;
+  }
+
+  private openBatchFor(cell: BatchCell, fanOut: boolean): Batch | undefined {
+    for (const b of this.open.get(cell.flow) ?? []) {
+      if (b.fanOut === fanOut && this.cellsWith(b, cell) <= this.host.maxCellsPerCall) return b;
+    }
+    return undefined;
+  }
+
+  private newBatch(flow: ComexStatFlow, fanOut: boolean, rank: number, wait: number): Batch {
+    const batch: Batch = {
+      id: this.nextId++,
+      flow,
+      fanOut,
+      baseRank: rank,
+      years: new Set(),
+      months: new Set(),
+      ncms: new Set(),
+      countries: new Set(),
+      wanted: new Map(),
+      waiters: [],
+      state: 'open',
+      expectedAt: this.host.now() + wait,
+      abort: new AbortController(),
+      done: Promise.resolve(),
+    };
+    const list = this.open.get(flow) ?? [];
+    list.push(batch);
+    this.open.set(flow, list);
+    this.pending.add(batch);
+    batch.done = this.run(batch).finally(() => this.pending.delete(batch));
+    return batch;
+  }
+
+  private addCell(b: Batch, cell: BatchCell): void {
+    b.years.add(cell.ano);
+    b.months.add(cell.mes);
+    b.ncms.add(cell.ncm);
+    b.countries.add(cell.pais);
+    b.wanted.set(cell.key, cell);
+  }
+
+  /** Cells the batch's call would cover with `cell` added. */
+  private cellsWith(b: Batch, cell: { ano: number; mes: number; ncm: string; pais: string }): number {
+    const top = b.fanOut;
+    const ncms = new Set([...b.ncms, cell.ncm, ...(top ? this.host.fanOut.topNcms : [])]).size;
+    const countries = new Set([...b.countries, cell.pais, ...(top ? this.host.fanOut.topCountries : [])])
+      .size;
+    const years = [...b.years, cell.ano];
+    const months = [...b.months, cell.mes];
+    const window =
+      b.fanOut && this.host.fanOut.wholeYear ? 12 : Math.max(...months) - Math.min(...months) + 1;
+    return ncms * countries * window * (Math.max(...years) - Math.min(...years) + 1);
+  }
+
+  private rank(b: Batch): number {
+    let r = b.baseRank;
+    for (const w of b.waiters) if (!w.settled && w.rank < r) r = w.rank;
+    return r;
+  }
+
+  private priority(b: Batch): SpacerPriority {
+    const r = this.rank(b);
+    return (Object.keys(PRIORITY_RANK) as SpacerPriority[]).find((p) => PRIORITY_RANK[p] === r) ?? 'user';
+  }
+
+  private settle(w: Waiter, fn: () => void): void {
+    if (w.settled) return;
+    w.settled = true;
+    if (w.timer) clearTimeout(w.timer);
+    this.waitingCells--;
+    if (w.clientId !== undefined) {
+      const n = (this.perClient.get(w.clientId) ?? 1) - 1;
+      if (n <= 0) this.perClient.delete(w.clientId);
+      else this.perClient.set(w.clientId, n);
+    }
+    fn();
+  }
+
+  /** The wait bound passed: the waiter gets a backlog error, its cell stays in the call (stored by it). */
+  private overdue(b: Batch, w: Waiter): void {
+    if (w.settled || b.state === 'done') return;
+    w.loader = false;
+    this.host.stats.backlogRefused++;
+    const left = Math.max(0, b.expectedAt - this.host.now()) + this.host.limits.callTimeMs;
+    this.settle(w, () =>
+      w.reject(
+        new UpstreamBacklogError(
+          `The ComexStat call for this query has not answered within ${Math.round(this.host.limits.maxWaitMs / 1000)} s; it goes on and the retry will be served from the cache`,
+          left,
+          true,
+        ),
+      ),
+    );
+  }
+
+  private answerOf(b: Batch, key: string): ComexStatMonthValue {
+    if (b.error !== undefined) throw b.error;
+    const cell = b.results?.get(key);
+    if (!cell) {
+      throw new ComexStatApiError(
+        `The ComexStat call did not cover ${key}; this is a connector bug, please report it`,
+        { code: 'E_COMEXSTAT_INCOMPLETE', url: '/general', isRetryable: true },
+      );
+    }
+    if (cell.unmapped) {
+      throw new ComexStatApiError(
+        `A ComexStat row for ${key} named a country the countries table does not know; the table is being refreshed, retry later`,
+        { code: 'E_COMEXSTAT_UNMAPPED', url: '/general', isRetryable: true },
+      );
+    }
+    return cell.value;
+  }
+
+  /** Whether the shared cache holds a value answering `cell` (fresh for the latest release). */
+  private answered(cell: BatchCell, value: ComexStatMonthValue | undefined): boolean {
+    if (value === undefined) return false;
+    const release = this.host.release();
+    if (!release) return value.status === 'ok';
+    if (value.status === 'not_published') return !isPublishedMonth(cell.ano, cell.mes, release);
+    return !isOutdatedByRelease(cell.ano, value.fetchedAt, release);
+  }
+
+  /**
+   * Cross-instance merge when the slot is granted: waiters another instance's call answered
+   * meanwhile are resolved from the shared cache (release-aware); `false` gives the slot up when
+   * nothing is left to ask. Then the cells other instances wait for join the call, as far as its
+   * size allows.
+   */
+  private async mergeShared(b: Batch, shared: SharedMerge): Promise<boolean> {
+    const live = b.waiters.filter((w) => !w.settled);
+    const orphans = [...b.wanted.values()].filter((c) => !live.some((w) => w.cell.key === c.key));
+    if (live.length > 0 && orphans.length === 0) {
+      const values = await this.host.read(live.map((w) => w.cell.key));
+      live.forEach((w, i) => {
+        const v = values[i];
+        if (this.answered(w.cell, v)) this.settle(w, () => w.resolve(v as ComexStatMonthValue));
+      });
+      if (b.waiters.every((w) => w.settled)) return false;
+    }
+    const others = await shared.drain(b.flow);
+    const back: PendingCell[] = [];
+    for (const c of others) {
+      const cell = { flow: b.flow, ...c, key: this.host.keyFor({ flow: b.flow, ...c }) };
+      if (b.wanted.has(cell.key)) continue;
+      if (this.cellsWith(b, cell) > this.host.maxCellsPerCall) back.push(c);
+      else this.addCell(b, cell);
+    }
+    if (back.length > 0) await shared.add(b.flow, back);
+    return true;
+  }
+
+  private async seal(b: Batch): Promise<GeneralQuery | null> {
+    this.closeBatch(b);
+    if (b.waiters.length > 0 && b.waiters.every((w) => w.settled) && b.wanted.size === b.waiters.length) {
+      // Every waiter left (aborted): nothing to ask.
+      b.state = 'done';
+      return null;
+    }
+    if (this.host.shared) {
+      try {
+        if (!(await this.mergeShared(b, this.host.shared))) {
+          this.host.stats.slotsGivenUp++;
+          b.state = 'done';
+          return null;
+        }
+      } catch (error) {
+        this.host.onError(error);
+      }
+    }
+    const release = this.host.release();
+    const now = new Date(this.host.now());
+    const years = [...b.years];
+    const fromYear = Math.min(...years);
+    const toYear = Math.max(...years);
+    const requested = [...b.months].sort((x, y) => x - y);
+    const whole = b.fanOut && this.host.fanOut.wholeYear;
+    const fromMonth = whole ? 1 : (requested[0] as number);
+    let toMonth = whole ? 12 : (requested[requested.length - 1] as number);
+    if (whole && fromYear === toYear) {
+      // One year: stop at the last month that can be published (the release's, else the calendar's).
+      const last = release
+        ? release.year === toYear
+          ? release.month
+          : 12
+        : now.getUTCFullYear() === toYear
+          ? now.getUTCMonth() + 1
+          : 12;
+      toMonth = Math.max(requested[requested.length - 1] as number, Math.min(12, last));
+    }
+    const ncms = new Set(b.ncms);
+    const countries = new Set(b.countries);
+    if (b.fanOut) {
+      for (const n of this.host.fanOut.topNcms) ncms.add(n);
+      for (const c of this.host.fanOut.topCountries) countries.add(c);
+    }
+    b.sealed = {
+      flow: b.flow,
+      fromYear,
+      toYear,
+      fromMonth,
+      toMonth,
+      ncms: [...ncms],
+      countries: [...countries],
+    };
+    b.state = 'sealed';
+    b.sentAt = this.host.now();
+    this.host.stats.generalCalls++;
+    // Years × a month window: one of the API's safe period forms (docs/comexstat-api.md §3).
+    return {
+      flow: b.flow,
+      monthDetail: true,
+      period: { from: `${fromYear}-${pad2(fromMonth)}`, to: `${toYear}-${pad2(toMonth)}` },
+      filters: [
+        { filter: 'ncm', values: [...ncms] },
+        { filter: 'country', values: [...countries] },
+      ],
+      details: ['ncm', 'country'],
+      metrics: ['metricFOB', 'metricKG'],
+    };
+  }
+
+  private async run(b: Batch): Promise<void> {
+    // Let the caller finish adding to the batch before anything else happens.
+    await Promise.resolve();
+    try {
+      const rows = await this.host.client.generalWhenDue(() => this.seal(b), {
+        priority: () => this.priority(b),
+        signal: b.abort.signal,
+      });
+      if (rows === null) {
+        for (const w of b.waiters) {
+          // Given up with waiters left only when they all settled; any left is a bug: fail loudly.
+          this.settle(w, () =>
+            w.reject(
+              new ComexStatApiError('The ComexStat call was given up', {
+                code: 'E_COMEXSTAT_INCOMPLETE',
+                url: '/general',
+                isRetryable: true,
+              }),
+            ),
+          );
+        }
+        return;
+      }
+      const sealed = b.sealed as SealedCall;
+      const release = this.host.release();
+      const now = new Date(this.host.now());
+      const current = now.getUTCFullYear() * 12 + now.getUTCMonth();
+      const { cells, unmappedRows } = fanOutRows({
+        call: sealed,
+        rows,
+        codesByName: this.host.countries.codesByName(sealed.countries),
+        release,
+        maybeUnpublished: (ano, mes) => ano * 12 + (mes - 1) >= current - 1,
+        fetchedAt: b.sentAt as number,
+        keyFor: this.host.keyFor,
+      });
+      b.results = cells;
+      if (unmappedRows > 0) {
+        this.host.stats.unmappedRows += unmappedRows;
+        this.host.countries.unknownName();
+      }
+      if (this.host.onRows) {
+        const all = [...cells.values()].flatMap((c) => c.value.rows);
+        if (all.length > 0) {
+          const onRows = this.host.onRows;
+          Promise.resolve(all)
+            .then(onRows)
+            .catch((e) => this.host.onError(e));
+        }
+      }
+      const loaderKeys = new Set(b.waiters.filter((w) => w.loader && !w.settled).map((w) => w.cell.key));
+      const items = [];
+      for (const [key, c] of cells) {
+        if (c.storable && !loaderKeys.has(key)) items.push({ key, ano: c.ano, mes: c.mes, value: c.value });
+      }
+      if (items.length > 0) {
+        try {
+          await this.host.store(items);
+          this.host.stats.keysStored += items.length;
+        } catch (error) {
+          this.host.onError(error);
+        }
+      }
+    } catch (error) {
+      this.closeBatch(b);
+      b.error = error;
+    } finally {
+      b.state = 'done';
+    }
+    for (const w of b.waiters) {
+      if (w.settled) continue;
+      let value: ComexStatMonthValue;
+      try {
+        value = this.answerOf(b, w.cell.key);
+      } catch (error) {
+        this.settle(w, () => w.reject(error));
+        continue;
+      }
+      this.settle(w, () => w.resolve(value));
+    }
+  }
+}
+
+function covers(s: SealedCall | undefined, c: BatchCell): boolean {
+  return (
+    s !== undefined &&
+    c.ano >= s.fromYear &&
+    c.ano <= s.toYear &&
+    c.mes >= s.fromMonth &&
+    c.mes <= s.toMonth &&
+    s.ncms.includes(c.ncm) &&
+    s.countries.includes(c.pais)
+  );
+}

@@ -1,0 +1,103 @@
+import type { CacheEntry } from '@bgc/cache-core';
+import type { ComexStatClient } from './comexstat-client.js';
+import type { ComexStatCache } from './comexstat-connector.js';
+import type { ComexStatRelease } from './comexstat-types.js';
+
+/** Options of {@link ReleaseTracker}. */
+export interface ReleaseTrackerOptions {
+  client: ComexStatClient;
+  cache: ComexStatCache;
+  /** Cache key of the shared release (`<prefix>meta:dates-updated`). */
+  key: string;
+  /** How often the release is checked for the whole cluster, ms (also its TTL in the cache). */
+  intervalMs: number;
+  /** Fail-safe window of the cached release, ms. */
+  staleTtlMs: number;
+  /** `false`: the tracker never calls and `current` stays `undefined`. */
+  enabled: boolean;
+  /** Clock, epoch ms. */
+  now: () => number;
+  /** Failures of background checks. */
+  onError: (error: unknown) => void;
+}
+
+/**
+ * Knows the latest ComexStat release (`GET /general/dates/updated`) without ever making a request
+ * wait for it: `current` is read synchronously; `poke()` starts a background check when one is due.
+ * The result lives in the shared cache (TTL = the interval), so the cluster checks about once per
+ * interval, at the spacer's `metadata` priority. Until it is known, the seed's calendar TTLs apply.
+ *
+ * The release instant (`updatedAt`) is the end of the release day (Brasília time) or the moment the
+ * release was first seen, whichever is earlier: data fetched before it may predate the release.
+ */
+export class ReleaseTracker {
+  private known: ComexStatRelease | undefined;
+  private checkedAt = Number.NEGATIVE_INFINITY;
+  private pending: Promise<ComexStatRelease | undefined> | undefined;
+
+  constructor(private readonly options: ReleaseTrackerOptions) {}
+
+  /** The latest release known, `undefined` until the first check answers (or when disabled). */
+  get current(): ComexStatRelease | undefined {
+    return this.known;
+  }
+
+  /** Starts a background check when one is due; never waits and never throws. */
+  poke(): void {
+    if (!this.options.enabled || this.pending) return;
+    if (this.checkedAt + this.options.intervalMs > this.options.now()) return;
+    void this.check();
+  }
+
+  /**
+   * Checks now (joining a check under way) and resolves the release, `undefined` when it cannot be
+   * read. For jobs (warming, demos), never for requests.
+   */
+  check(): Promise<ComexStatRelease | undefined> {
+    if (!this.options.enabled) return Promise.resolve(undefined);
+    this.pending ??= this.options.cache
+      .getOrLoad<ComexStatRelease>(this.options.key, (ctx) => this.load(ctx.stale), {
+        ttlMs: this.options.intervalMs,
+        staleTtlMs: this.options.staleTtlMs,
+        endpoint: 'dates_updated',
+      })
+      .then(
+        (r) => {
+          this.adopt(r.value);
+          return this.known;
+        },
+        (error: unknown) => {
+          this.options.onError(error);
+          return this.known;
+        },
+      )
+      .finally(() => {
+        // Checked (or failed): the next check is one interval away either way.
+        this.checkedAt = this.options.now();
+        this.pending = undefined;
+      });
+    return this.pending;
+  }
+
+  /** Resolves when no check is under way. */
+  async settled(): Promise<void> {
+    await this.pending;
+  }
+
+  private adopt(release: ComexStatRelease | undefined): void {
+    if (!release || typeof release.year !== 'number') return;
+    const k = this.known;
+    // Never go back to an older release (a stale copy read from a lagging tier).
+    if (k && (release.year < k.year || (release.year === k.year && release.month < k.month))) return;
+    this.known = release;
+  }
+
+  private async load(stale: CacheEntry<ComexStatRelease> | undefined): Promise<ComexStatRelease> {
+    const seen = this.options.now();
+    const fresh = await this.options.client.datesUpdated({ priority: 'metadata' });
+    const previous = [stale?.value, this.known].find((r) => r?.updated === fresh.updated);
+    // First detection: the instant stays the one recorded when this release was first seen.
+    const updatedAt = Math.min(fresh.updatedAt, previous?.updatedAt ?? seen);
+    return { ...fresh, updatedAt };
+  }
+}

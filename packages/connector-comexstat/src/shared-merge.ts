@@ -1,0 +1,62 @@
+import type { ComexStatFlow } from './comexstat-types.js';
+import type { SpacerRedis } from './request-spacer.js';
+
+/** How long cells other instances wait for stay in Redis if nobody drains them, ms. */
+export const PENDING_TTL_MS = 120_000;
+
+const ADD_PENDING = `redis.call('SADD', KEYS[1], unpack(ARGV, 2)); redis.call('PEXPIRE', KEYS[1], ARGV[1]); return 1`;
+const DRAIN_PENDING = `local m = redis.call('SMEMBERS', KEYS[1]); redis.call('DEL', KEYS[1]); return m`;
+
+/** A cell another instance waits for. */
+export interface PendingCell {
+  ano: number;
+  mes: number;
+  ncm: string;
+  pais: string;
+}
+
+/**
+ * The cross-instance half of the batcher, over Redis: every instance records the cells its users
+ * wait for (one set per flow); whichever instance's call is granted first drains the set and adds
+ * those cells to its call (as far as the call's size allows, the rest goes back), so one call
+ * answers the cluster. Whether a waiting instance's cells were answered meanwhile is read from the
+ * shared cache by the batcher (release-aware).
+ */
+export class SharedMerge {
+  constructor(
+    private readonly redis: SpacerRedis,
+    private readonly keyPrefix: string,
+  ) {}
+
+  private key(flow: ComexStatFlow): string {
+    return `${this.keyPrefix}${flow}`;
+  }
+
+  /** Records cells this instance waits for. */
+  async add(flow: ComexStatFlow, cells: readonly PendingCell[]): Promise<void> {
+    if (cells.length === 0) return;
+    await this.redis.eval(
+      ADD_PENDING,
+      1,
+      this.key(flow),
+      PENDING_TTL_MS,
+      ...cells.map((c) => `${c.ano}|${c.mes}|${c.ncm}|${c.pais}`),
+    );
+  }
+
+  /** Takes every cell waited for in the flow (well-formed ones only). */
+  async drain(flow: ComexStatFlow): Promise<PendingCell[]> {
+    const members = (await this.redis.eval(DRAIN_PENDING, 1, this.key(flow))) as unknown;
+    if (!Array.isArray(members)) return [];
+    const out: PendingCell[] = [];
+    for (const m of members) {
+      const [ano, mes, ncm, pais] = String(m).split('|');
+      const y = Number(ano);
+      const mo = Number(mes);
+      if (!Number.isInteger(y) || y < 1997 || !(mo >= 1 && mo <= 12)) continue;
+      if (!/^\d{8}$/.test(ncm ?? '') || !/^\d{3}$/.test(pais ?? '')) continue;
+      out.push({ ano: y, mes: mo, ncm: ncm as string, pais: pais as string });
+    }
+    return out;
+  }
+}
