@@ -45,44 +45,144 @@ export function reconnectDelay(times: number, capMs = 5000): number {
   return Math.min(50 * 2 ** Math.min(Math.max(times - 1, 0), 16), capMs) + Math.floor(Math.random() * 100);
 }
 
-function parseAddress(addr: string): RedisConnectionOptions {
-  if (/^rediss?:\/\//i.test(addr)) {
-    let url: URL;
-    try {
-      url = new URL(addr);
-    } catch {
-      throw new ConfigError('REDIS_ADDR', `${redactAddress(addr)} is not a valid redis:// URL`);
-    }
-    const out: RedisConnectionOptions = {
-      host: url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
-      port: url.port ? Number(url.port) : 6379,
-    };
-    if (url.username) out.username = decodeURIComponent(url.username);
-    if (url.password) out.password = decodeURIComponent(url.password);
-    const db = url.pathname.replace(/^\//, '');
-    if (db !== '') {
-      if (!/^\d+$/.test(db))
-        throw new ConfigError(
-          'REDIS_ADDR',
-          `database ${JSON.stringify(db)} in ${redactAddress(addr)} is not a number`,
-        );
-      out.db = Number(db);
-    }
-    if (url.protocol.toLowerCase() === 'rediss:') out.tls = true;
-    return out;
-  }
-  const m = /^(\[[^\]]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(addr);
-  if (!m)
-    throw new ConfigError(
-      'REDIS_ADDR',
-      `${JSON.stringify(addr)} is neither host:port nor a redis:// or rediss:// URL`,
-    );
-  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port: m[2] ? Number(m[2]) : 6379 };
+/** Host, port, database and query of an address after credentials: never holds an `@`. */
+const HOST_PART = /^(\[[0-9A-Fa-f:.]+\]|[^:/?#@[\]\s]*)(?::(\d{0,5}))?(?:\/([^?#@]*))?(?:\?([^#@]*))?$/;
+/** The same for an address without credentials, whose query may hold an `@` (`?password=p@ss`). */
+const HOST_PART_NO_CREDENTIALS =
+  /^(\[[0-9A-Fa-f:.]+\]|[^:/?#@[\]\s]*)(?::(\d{0,5}))?(?:\/([^?#@]*))?(?:\?([^#]*))?$/;
+/** Query parameters whose values are secrets. */
+const SECRET_PARAMS = /([?&;](?:password|pass|pwd|secret|token|auth|access_token)=)[^&#;]*/gi;
+
+interface SplitAddress {
+  /** `redis://` or `rediss://` (lower case), or '' for `host:port`. */
+  scheme: string;
+  /** What came before the last `@` that is followed by a valid host part, raw. */
+  credentials: string | undefined;
+  host: string;
+  port: string | undefined;
+  db: string | undefined;
+  query: string | undefined;
 }
 
-/** An address with its password replaced by `***`, safe to log. */
+/**
+ * Splits an address into credentials and host part without a URL parser, so that credentials
+ * holding `/ @ ? # : %` (base64 passwords hold `/` and `+`) split where a human reads them: at the
+ * last `@` followed by a valid host part. `undefined` when no split is valid.
+ */
+function splitAddress(addr: string): SplitAddress | undefined {
+  const m = /^(rediss?:\/\/)?(.*)$/is.exec(addr) as RegExpExecArray;
+  const scheme = (m[1] ?? '').toLowerCase();
+  const rest = m[2] as string;
+  // Without credentials first (an '@' may sit in a ?password= value), then from the last '@' back.
+  const candidates = [-1];
+  for (let i = rest.lastIndexOf('@'); i !== -1; i = rest.lastIndexOf('@', i - 1)) {
+    candidates.push(i);
+    if (i === 0) break;
+  }
+  for (const at of candidates) {
+    const hp = at === -1 ? HOST_PART_NO_CREDENTIALS.exec(rest) : HOST_PART.exec(rest.slice(at + 1));
+    if (!hp) continue;
+    if (!scheme && (hp[3] !== undefined || hp[4] !== undefined)) continue;
+    return {
+      scheme,
+      credentials: at === -1 ? undefined : rest.slice(0, at),
+      host: (hp[1] as string).replace(/^\[|\]$/g, ''),
+      port: hp[2],
+      db: hp[3],
+      query: hp[4],
+    };
+  }
+  return undefined;
+}
+
+function decodePart(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // a raw '%' in a password: taken as written
+  }
+}
+
+function parseAddress(addr: string): RedisConnectionOptions {
+  const split = splitAddress(addr);
+  if (!split) {
+    throw new ConfigError(
+      'REDIS_ADDR',
+      `${redactAddress(addr)} is neither host:port nor a redis:// or rediss:// URL (percent-encode unusual characters in the password, or pass it in REDIS_PASSWORD)`,
+    );
+  }
+  if (!split.scheme && split.host === '')
+    throw new ConfigError(
+      'REDIS_ADDR',
+      `${redactAddress(addr)} names no host; use host:port or a redis:// URL`,
+    );
+  const out: RedisConnectionOptions = { host: split.host || '127.0.0.1', port: 6379 };
+  if (split.port !== undefined && split.port !== '') {
+    const port = Number(split.port);
+    if (!(port > 0 && port < 65536))
+      throw new ConfigError('REDIS_ADDR', `port ${split.port} in ${redactAddress(addr)} is not a TCP port`);
+    out.port = port;
+  }
+  if (split.credentials !== undefined) {
+    const colon = split.credentials.indexOf(':');
+    const user = colon === -1 ? '' : split.credentials.slice(0, colon);
+    const password = colon === -1 ? split.credentials : split.credentials.slice(colon + 1);
+    if (user) out.username = decodePart(user);
+    if (password) out.password = decodePart(password);
+  }
+  let db = split.db ?? '';
+  if (split.query) {
+    for (const pair of split.query.split('&')) {
+      const eq = pair.indexOf('=');
+      const name = decodePart(eq === -1 ? pair : pair.slice(0, eq));
+      const value = decodePart(eq === -1 ? '' : pair.slice(eq + 1));
+      if (name === 'password' && value) out.password = value;
+      else if ((name === 'username' || name === 'user') && value) out.username = value;
+      else if (name === 'db' && value && db === '') db = value;
+    }
+  }
+  if (db !== '') {
+    if (!/^\d+$/.test(db))
+      throw new ConfigError(
+        'REDIS_ADDR',
+        `database ${JSON.stringify(db.slice(0, 20))} in ${redactAddress(addr)} is not a number`,
+      );
+    out.db = Number(db);
+  }
+  if (split.scheme === 'rediss://') out.tls = true;
+  return out;
+}
+
+/**
+ * An address with its secrets replaced by `***`, safe to log: the password of `user:password@`
+ * (whatever characters it holds, `/ @ + % :` included, in URLs and in `host:port` forms), and the
+ * values of `password=` / `pass=` / `token=` / `auth=` / `secret=` query parameters.
+ */
 export function redactAddress(addr: string): string {
-  return addr.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
+  const split = splitAddress(addr);
+  let head: string;
+  let tail: string;
+  if (split) {
+    const m = /^(rediss?:\/\/)?(.*)$/is.exec(addr) as RegExpExecArray;
+    const scheme = m[1] ?? '';
+    const rest = m[2] as string;
+    if (split.credentials === undefined) {
+      head = scheme;
+      tail = rest;
+    } else {
+      const colon = split.credentials.indexOf(':');
+      head = `${scheme}${colon === -1 ? '***' : `${split.credentials.slice(0, colon)}:***`}@`;
+      tail = rest.slice(split.credentials.length + 1);
+    }
+  } else {
+    // Unparseable: hide everything up to the last '@' after the scheme.
+    const m = /^([a-z][a-z0-9+.-]*:\/\/)?(.*)$/is.exec(addr) as RegExpExecArray;
+    const rest = m[2] as string;
+    const at = rest.lastIndexOf('@');
+    head = `${m[1] ?? ''}${at === -1 ? '' : '***@'}`;
+    tail = at === -1 ? rest : rest.slice(at + 1);
+  }
+  return head + tail.replace(SECRET_PARAMS, '$1***');
 }
 
 /**

@@ -154,3 +154,102 @@ describe('password and ACL user (own redis-server)', () => {
     await wrong.close();
   });
 });
+
+describe('addresses with secrets (issue 22, review finding 10)', () => {
+  const cases: [
+    string,
+    string,
+    { host: string; port?: number; username?: string; password: string; db?: number; tls?: boolean },
+  ][] = [
+    [
+      'base64 password with / + =',
+      'redis://app:ab/cd+ef==@cache:6380/2',
+      { host: 'cache', port: 6380, username: 'app', password: 'ab/cd+ef==', db: 2 },
+    ],
+    ['password only, with /', 'redis://:s3cr/et@h', { host: 'h', password: 's3cr/et' }],
+    [
+      'password with @',
+      'redis://u:pw1@zz9@h:6379',
+      { host: 'h', port: 6379, username: 'u', password: 'pw1@zz9' },
+    ],
+    ['percent-encoded password', 'redis://u:pa%2Fss@h', { host: 'h', username: 'u', password: 'pa/ss' }],
+    ['raw % in the password', 'redis://u:100%zz@h', { host: 'h', username: 'u', password: '100%zz' }],
+    ['password with :', 'redis://u:a:b:c@h', { host: 'h', username: 'u', password: 'a:b:c' }],
+    [
+      'TLS, every special character',
+      'rediss://u:p/w@x+y%z:1@h:7000/1',
+      { host: 'h', port: 7000, username: 'u', password: 'p/w@x+y%z:1', db: 1, tls: true },
+    ],
+    [
+      '?password= with @ and /',
+      'redis://h:6379/0?password=pw1@zz9/x',
+      { host: 'h', port: 6379, password: 'pw1@zz9/x', db: 0 },
+    ],
+    [
+      '?password= encoded, db in the query',
+      'redis://h?password=se%2Bcret&db=3',
+      { host: 'h', password: 'se+cret', db: 3 },
+    ],
+    [
+      'host:port with credentials',
+      'user:pw/x@host:6379',
+      { host: 'host', port: 6379, username: 'user', password: 'pw/x' },
+    ],
+  ];
+
+  it.each(cases)('%s: parses, and the redacted form never shows the password', (_label, addr, want) => {
+    const got = redisOptionsFromEnv({ REDIS_ADDR: addr });
+    expect(got).toMatchObject(want);
+    const shown = redactAddress(addr);
+    expect(shown).not.toContain(want.password);
+    expect(shown).not.toContain(encodeURIComponent(want.password));
+    // Not even a tail of it (the old redaction left `ss@h` of `p@ss`).
+    for (const piece of want.password.split(/[/@+%:=]/).filter((p) => p.length >= 3))
+      expect(shown).not.toContain(piece);
+    expect(shown).toContain(want.host);
+    expect(shown).toContain('***');
+  });
+
+  it.each([
+    ['bad port', 'redis://u:s3cr/et@h:99999', 's3cr/et'],
+    ['database not a number', 'redis://u:top/secret@host:1/notadb', 'top/secret'],
+    ['database with @ in the password', 'redis://u:pw1@zz9@h/abc', 'pw1@zz9'],
+    ['unparseable host', 'redis://u:top/secret@[bad', 'top/secret'],
+    ['query password and a bad db', 'redis://h/x?password=hunter2&a=b', 'hunter2'],
+  ])('%s: a ConfigError naming REDIS_ADDR, without the password', (_label, addr, password) => {
+    let error: unknown;
+    try {
+      redisOptionsFromEnv({ REDIS_ADDR: addr });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const text = `${(error as Error).message} ${JSON.stringify(error)} ${(error as Error).stack}`;
+    expect(text).toContain('REDIS_ADDR');
+    for (const piece of password.split(/[/@]/).filter((p) => p.length >= 3))
+      expect(text).not.toContain(piece);
+  });
+
+  it('redacts secrets in query parameters and unparseable credentials', () => {
+    expect(redactAddress('redis://h:1/0?password=abc&db=1')).toBe('redis://h:1/0?password=***&db=1');
+    expect(redactAddress('redis://h:1?token=abc;auth=def')).toBe('redis://h:1?token=***;auth=***');
+    expect(redactAddress('redis://secretonly@h:1')).toBe('redis://***@h:1');
+    expect(redactAddress('redis://u:pw@[bad')).not.toContain('pw');
+    expect(redactAddress('redis://h:6379')).toBe('redis://h:6379');
+  });
+
+  it('connects to a Redis whose password holds / @ + % : given raw in REDIS_ADDR', async () => {
+    const password = 'p/w@x+y%z:1';
+    const server = await startRedis({ password });
+    try {
+      const options = redisOptionsFromEnv({ REDIS_ADDR: `redis://:${password}@127.0.0.1:${server.port}` });
+      expect(options.password).toBe(password);
+      const tier = new RedisTier({ ...options, prefix: uniquePrefix('pw-special'), commandTimeoutMs: 2000 });
+      await tier.connect();
+      await tier.ping();
+      await tier.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
