@@ -42,8 +42,17 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
     throw new SerializationError(`the stored value is over maxValueBytes (${maxValueBytes} bytes)`);
   const encoding = Number(row[8]);
   let value: unknown;
-  if (encoding === 1) value = decodeValue(text, { maxBytes: maxValueBytes });
-  else if (encoding === 0) {
+  if (encoding === 1) {
+    try {
+      value = decodeValue(text, { maxBytes: maxValueBytes });
+    } catch (error) {
+      // e.g. a RangeError from a tree nested deeper than the stack: still a bad row, not a crash.
+      if (error instanceof SerializationError) throw error;
+      throw new SerializationError(`the stored value cannot be decoded: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  } else if (encoding === 0) {
     if (text.length > maxValueBytes)
       throw new SerializationError(`the stored value is over ${maxValueBytes} bytes`);
     try {
