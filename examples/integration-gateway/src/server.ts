@@ -4,6 +4,8 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
@@ -11,6 +13,7 @@ import {
   type AnswerBody,
   answerBody,
   COMPRESS_MIN_BYTES,
+  strongEtag,
   encoded,
   etagMatches,
   pickEncoding,
@@ -19,8 +22,58 @@ import {
 /** `stale-while-revalidate` of fresh answers, seconds. */
 const STALE_WHILE_REVALIDATE_S = 60;
 
+/** What the cache headers of an answer are computed from. */
+export interface AnswerMeta {
+  level: string;
+  stale: boolean;
+  status?: string | undefined;
+  fetchedAt?: number | undefined;
+  freshUntil?: number | undefined;
+  staleWindowMs?: number | undefined;
+}
+
+/**
+ * Sends `body` with its validators and cache headers (ETag, Cache-Control from the value's life,
+ * Last-Modified, Age), `304` when the request's conditions match, compressed by Accept-Encoding.
+ */
+function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBody, answer: AnswerMeta) {
+  const now = Date.now();
+  const headers: Record<string, string> = {
+    'x-cache-level': answer.level,
+    etag: body.etag,
+    'cache-control': cacheControl(answer, now),
+  };
+  // Only bodies large enough to be compressed have other representations.
+  if (body.json.length >= COMPRESS_MIN_BYTES) headers.vary = 'accept-encoding';
+  if (answer.stale) headers['x-cache-stale'] = 'true';
+  if (answer.status && answer.status !== 'ok') headers['x-data-status'] = answer.status;
+  let lastModifiedS: number | undefined;
+  if (answer.fetchedAt !== undefined && answer.fetchedAt <= now) {
+    lastModifiedS = Math.floor(answer.fetchedAt / 1000);
+    headers['last-modified'] = httpDate(body, lastModifiedS);
+    headers.age = String(Math.floor((now - answer.fetchedAt) / 1000));
+  }
+  reply.headers(headers);
+  const inm = request.headers['if-none-match'];
+  const ims = request.headers['if-modified-since'];
+  const notModified =
+    inm !== undefined
+      ? etagMatches(inm, body.etag)
+      : ims !== undefined && lastModifiedS !== undefined && lastModifiedS * 1000 <= Date.parse(ims);
+  if (notModified) return reply.code(304).send();
+  reply.type('application/json; charset=utf-8');
+  if (body.json.length >= COMPRESS_MIN_BYTES) {
+    const encoding = pickEncoding(request.headers['accept-encoding']);
+    if (encoding) {
+      reply.header('content-encoding', encoding);
+      return reply.send(encoded(body, encoding));
+    }
+  }
+  return reply.send(body.json);
+}
+
 /** `Cache-Control` of an answer at `now`: max-age until its fresh-until, 0 when stale. */
-function cacheControl(answer: MonthAnswer, now: number): string {
+function cacheControl(answer: AnswerMeta, now: number): string {
   const sie =
     answer.staleWindowMs !== undefined ? `, stale-if-error=${Math.floor(answer.staleWindowMs / 1000)}` : '';
   if (answer.stale || answer.freshUntil === undefined) return `public, max-age=0${sie}`;
@@ -93,7 +146,12 @@ const PARAM_HINTS: Record<string, string> = {
   mes: 'a month number from 1 to 12',
   ncm: 'an 8-digit NCM code, e.g. 12019000',
   pais: 'a 3-digit ComexStat country code, e.g. 160',
+  de: 'a month YYYY-MM from 1997-01 on, e.g. 2018-01',
+  ate: 'a month YYYY-MM from de on, at most 120 months after it, e.g. 2024-12',
 };
+
+/** Longest range of the time-series routes, months. */
+export const MAX_SERIES_MONTHS = 120;
 
 function errorBody(code: string, message: string) {
   return { error: { code, message } };
@@ -258,39 +316,72 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
         // The body as bytes, serialized and hashed once per cached value (ncm and pais passed the
         // schema's digit patterns: no escaping needed).
         const body = answerBody(`"ano":${ano},"mes":${mes},"ncm":"${ncm}","pais":"${pais}"`, answer.rows);
-        const now = Date.now();
-        const headers: Record<string, string> = {
-          'x-cache-level': answer.level,
-          etag: body.etag,
-          'cache-control': cacheControl(answer, now),
-        };
-        // Only bodies large enough to be compressed have other representations.
-        if (body.json.length >= COMPRESS_MIN_BYTES) headers.vary = 'accept-encoding';
-        if (answer.stale) headers['x-cache-stale'] = 'true';
-        if (answer.status && answer.status !== 'ok') headers['x-data-status'] = answer.status;
-        let lastModifiedS: number | undefined;
-        if (answer.fetchedAt !== undefined && answer.fetchedAt <= now) {
-          lastModifiedS = Math.floor(answer.fetchedAt / 1000);
-          headers['last-modified'] = httpDate(body, lastModifiedS);
-          headers.age = String(Math.floor((now - answer.fetchedAt) / 1000));
-        }
-        reply.headers(headers);
-        const inm = request.headers['if-none-match'];
-        const ims = request.headers['if-modified-since'];
-        const notModified =
-          inm !== undefined
-            ? etagMatches(inm, body.etag)
-            : ims !== undefined && lastModifiedS !== undefined && lastModifiedS * 1000 <= Date.parse(ims);
-        if (notModified) return reply.code(304).send();
-        reply.type('application/json; charset=utf-8');
-        if (body.json.length >= COMPRESS_MIN_BYTES) {
-          const encoding = pickEncoding(request.headers['accept-encoding']);
-          if (encoding) {
-            reply.header('content-encoding', encoding);
-            return reply.send(encoded(body, encoding));
-          }
-        }
-        return reply.send(body.json);
+        return sendAnswer(request, reply, body, answer);
+      },
+    );
+  }
+
+  const seriesSchema = {
+    type: 'object',
+    required: ['ncm', 'pais', 'de', 'ate'],
+    properties: {
+      ncm: { type: 'string', pattern: '^[0-9]{8}$' },
+      pais: { type: 'string', pattern: '^[0-9]{3}$' },
+      de: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' },
+      ate: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' },
+    },
+  } as const;
+
+  for (const [endpoint, flow] of [
+    ['exportacao', 'export'],
+    ['importacao', 'import'],
+  ] as const) {
+    app.get<{ Querystring: { ncm: string; pais: string; de: string; ate: string } }>(
+      `/comexstat/${endpoint}`,
+      { schema: { querystring: seriesSchema } },
+      async (request, reply) => {
+        const { ncm, pais, de, ate } = request.query;
+        const from = Number(de.slice(0, 4)) * 12 + Number(de.slice(5)) - 1;
+        const to = Number(ate.slice(0, 4)) * 12 + Number(ate.slice(5)) - 1;
+        if (Math.floor(from / 12) < minYear || Math.floor(to / 12) > 2100)
+          return reply
+            .code(400)
+            .send(errorBody('E_INVALID_PARAMETER', `Parameter de is invalid: expected ${PARAM_HINTS.de}`));
+        if (to < from || to - from + 1 > MAX_SERIES_MONTHS)
+          return reply
+            .code(400)
+            .send(errorBody('E_INVALID_PARAMETER', `Parameter ate is invalid: expected ${PARAM_HINTS.ate}`));
+        // Every month at once: hits come from the cache, cold months are merged by the data source
+        // into as few upstream calls as it can (one per flow and year at most).
+        const ctx = { clientId: request.ip };
+        const queries: MonthQuery[] = [];
+        for (let m = from; m <= to; m++)
+          queries.push({ flow, ano: Math.floor(m / 12), mes: (m % 12) + 1, ncm, pais });
+        const answers = await Promise.all(queries.map((q) => options.fetchMonth(q, ctx)));
+        const meta: AnswerMeta = { level: 'series', stale: false, staleWindowMs: answers[0]?.staleWindowMs };
+        const levels = new Set<string>();
+        const months = answers.map((a, i) => {
+          const q = queries[i] as MonthQuery;
+          levels.add(a.level);
+          if (a.stale) meta.stale = true;
+          if (a.fetchedAt !== undefined) meta.fetchedAt = Math.max(meta.fetchedAt ?? 0, a.fetchedAt);
+          if (a.freshUntil !== undefined)
+            meta.freshUntil = Math.min(meta.freshUntil ?? Number.POSITIVE_INFINITY, a.freshUntil);
+          return a.status && a.status !== 'ok'
+            ? { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level, status: a.status }
+            : { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level };
+        });
+        meta.level = levels.size === 1 ? (levels.values().next().value as string) : 'mixed';
+        const json = JSON.stringify({ ncm, pais, de, ate, months });
+        // The validator covers the data, not where each month came from (`level` changes from
+        // `external` to `l1` between two identical answers): a weak ETag, by definition.
+        const data = JSON.stringify(answers.map((a) => [a.rows, a.status]));
+        return sendAnswer(
+          request,
+          reply,
+          { json, etag: `W/${strongEtag(`${ncm}:${pais}:${de}:${ate}:${data}`)}` },
+          meta,
+        );
       },
     );
   }

@@ -100,6 +100,60 @@ describe('conditional requests and cache headers (two gateway processes)', () =>
   });
 });
 
+describe('time-series route', () => {
+  it('answers a 7-year range of a cold key in one response, one upstream call per flow and year at most', async () => {
+    const from = sim.release.year - 8;
+    const to = sim.release.year - 2;
+    const q = `/comexstat/exportacao?ncm=47032900&pais=149&de=${from}-01&ate=${to}-12`;
+    const calls = sim.stats.byPath['/general'] ?? 0;
+    const r = await fetch(`${a.url}${q}`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(r.status).toBe(200);
+    const upstream = (sim.stats.byPath['/general'] ?? 0) - calls;
+    expect(upstream).toBeGreaterThan(0);
+    expect(upstream).toBeLessThanOrEqual(7);
+    const body = (await r.json()) as {
+      ncm: string;
+      pais: string;
+      de: string;
+      ate: string;
+      months: { ano: number; mes: number; rows: unknown[]; level: string }[];
+    };
+    expect(body).toMatchObject({ ncm: '47032900', pais: '149', de: `${from}-01`, ate: `${to}-12` });
+    expect(body.months).toHaveLength(84);
+    expect(body.months[0]).toMatchObject({ ano: from, mes: 1 });
+    expect(body.months[83]).toMatchObject({ ano: to, mes: 12 });
+    expect(body.months.every((m) => Array.isArray(m.rows))).toBe(true);
+    expect(r.headers.get('x-cache-level')).toMatch(/^(external|mixed)$/);
+    const etag = r.headers.get('etag') as string;
+    // Weak: the bytes differ in each month's level, the data does not.
+    expect(etag).toMatch(/^W\/"[A-Za-z0-9_-]{27}"$/);
+    // Again: every month from L1, the same validator, and a 304 on revalidation.
+    const again = await fetch(`${a.url}${q}`);
+    expect(again.headers.get('x-cache-level')).toBe('l1');
+    expect(again.headers.get('etag')).toBe(etag);
+    expect(((await again.json()) as typeof body).months.every((m) => m.level === 'l1')).toBe(true);
+    expect((await fetch(`${a.url}${q}`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    expect((sim.stats.byPath['/general'] ?? 0) - calls).toBe(upstream);
+    // The same months, one by one, are L1 hits too (the series shares the monthly entries).
+    const one = await fetch(`${a.url}/comexstat/exportacao_mes?ano=${from}&mes=1&ncm=47032900&pais=149`);
+    expect(one.headers.get('x-cache-level')).toBe('l1');
+  });
+
+  it.each([
+    ['de=2020-05&ate=2020-04', 'ate'],
+    ['de=2000-01&ate=2010-01', 'ate'],
+    ['de=2020-13&ate=2021-01', 'de'],
+    ['de=1990-01&ate=1991-01', 'de'],
+    ['de=2020-01', 'ate'],
+  ])('400 with the error shape for %s', async (range, param) => {
+    const r = await fetch(`${a.url}/comexstat/importacao?ncm=12019000&pais=160&${range}`);
+    expect(r.status).toBe(400);
+    const body = (await r.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('E_INVALID_PARAMETER');
+    expect(body.error.message).toContain(`Parameter ${param}`);
+  });
+});
+
 describe('compression and stale answers (in process)', () => {
   const logger = pino({ level: 'silent' });
   const bigRows = Object.freeze(
