@@ -1,6 +1,13 @@
 export { Level, LEVELS, type TierLevel } from './level.js';
 export { type CacheEntry, isServable, isFresh, createEntry, capEntry } from './entry.js';
-export type { ReadCallbacks, Tier, TierWrite, TierDeleteOptions, TierAttachment } from './tier.js';
+export type {
+  ReadCallbacks,
+  Tier,
+  TierWrite,
+  TierDeleteOptions,
+  TierAttachment,
+  TierClearOptions,
+} from './tier.js';
 export { nextVersion, observeVersion, versionTime, VERSIONS_PER_MS } from './version.js';
 export {
   type MetricsAdapter,

@@ -20,6 +20,15 @@ export interface TierDeleteOptions {
   tombstoneMs?: number;
 }
 
+/** Options of {@link Tier.clear}. */
+export interface TierClearOptions {
+  /**
+   * The clear's version ({@link nextVersion}). A shared tier remembers it (a "cleared at" marker)
+   * and refuses later writes of entries with a lower version. @default a fresh `nextVersion()`
+   */
+  version?: number;
+}
+
 /** What the orchestrator tells a tier about its place when it is attached ({@link Tier.attach}). */
 export interface TierAttachment {
   /** The tier's index among the orchestrator's tiers (0 = fastest). */
@@ -122,8 +131,12 @@ export interface Tier {
   connect?(): Promise<void>;
   /** Called once by the orchestrator that owns the tier, before any other call. */
   attach?(attachment: TierAttachment): void;
-  /** Removes every entry this tier holds (under its prefix or namespace), never others'. */
-  clear?(): Promise<void>;
+  /**
+   * Removes every entry this tier holds (under its prefix or namespace), never others'. A shared
+   * tier also refuses later writes of versions older than the clear (`options.version`, or a
+   * version it takes when the clear starts).
+   */
+  clear?(options?: TierClearOptions): Promise<void>;
   /** Cheap health probe: resolves when the backend answers, rejects otherwise. */
   ping?(): Promise<void>;
 }

@@ -345,7 +345,7 @@ describe('MultiLevelCache.getOrLoad', () => {
     const now = Date.now();
     l2.store.set('k', {
       value: 'good',
-      freshUntil: now - 10,
+      freshUntil: now - 5_000,
       staleUntil: now + 3_600_000,
       createdAt: now - 1000,
     });

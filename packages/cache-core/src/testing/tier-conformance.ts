@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../entry.js';
 import type { Tier } from '../tier.js';
+import { nextVersion } from '../version.js';
 
 /** Creates a fresh tier over the real backend. Called once per suite (twice for shared tiers). */
 export type TierFactory = () => Tier | Promise<Tier>;
@@ -15,6 +16,61 @@ export interface TierConformanceOptions {
   timeSlackMs?: number;
   /** Runs after the suite (stop servers, drop tables). */
   teardown?: () => Promise<void> | void;
+  /**
+   * The tier enforces entry versions ({@link CacheEntry.version}): a write of a lower version than
+   * the stored entry is dropped, an equal or higher one replaces it, and `version`/`ttlMs` survive a
+   * round trip (batch members included). @default false
+   */
+  versions?: boolean;
+  /**
+   * The tier keeps tombstones: `delete(key, { version, tombstoneMs })` (and `deleteMany`) refuses
+   * later writes of lower versions until `tombstoneMs` has passed, and `clear()` refuses writes of
+   * versions older than the clear. Implies `versions`. @default false
+   */
+  tombstones?: boolean;
+  /** The tier implements `expire(keys, version)` (logical expiry). @default false */
+  expire?: boolean;
+  /**
+   * `'codec'`: values go through the core's value codec, so non-JSON values (Date, Map, Set, BigInt,
+   * undefined in arrays, NaN, -0, nested) come back with the same types. `'json'`: only JSON values
+   * are checked. @default 'json'
+   */
+  values?: 'json' | 'codec';
+}
+
+/** Non-JSON values that a tier using the value codec returns with the same types. */
+const CODEC_VALUES: Record<string, unknown> = {
+  Date: new Date('2024-03-01T12:34:56.789Z'),
+  'invalid Date': new Date(Number.NaN),
+  Map: new Map<unknown, unknown>([
+    ['a', 1],
+    [2, { b: [3] }],
+  ]),
+  Set: new Set(['x', 1, null]),
+  BigInt: 12345678901234567890123n,
+  'negative BigInt': -42n,
+  'undefined in an array': [1, undefined, 3],
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  '-Infinity': Number.NEGATIVE_INFINITY,
+  '-0': -0,
+  'object with an undefined property': { a: 1, b: undefined },
+  nested: {
+    when: new Date(0),
+    totals: new Map([['2024', new Set([1n, 2n])]]),
+    list: [Number.NaN, -0, undefined, { at: new Date(86_400_000) }],
+  },
+  'object shaped like a tag': { $bgc: 'Date', v: 'not a date' },
+};
+
+/** Polls `check` until it returns true (every 20 ms, up to `timeoutMs`); false if it never does. */
+async function eventually(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 const JSON_VALUES: Record<string, unknown> = {
@@ -52,6 +108,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * It checks get/set/delete, expiry and the stale window, overwrite, binary-safe and unicode keys,
  * values of every JSON type, concurrent writers, the optional batch/clear/sync members when the tier
  * has them, the `maxTtlMs` cap, and close.
+ *
+ * The coherence contract is opted into per capability (see {@link TierConformanceOptions}):
+ *
+ * ```ts
+ * runTierConformance('redis', factory, { versions: true, tombstones: true, expire: true, values: 'codec' });
+ * ```
  */
 export function runTierConformance(
   name: string,
@@ -278,6 +340,263 @@ export function runTierConformance(
         await other.close();
       }
     });
+
+    const versioned = <T>(value: T, version: number, ttlMs = 60_000, staleMs = 60_000): CacheEntry<T> => ({
+      ...entry(value, ttlMs, staleMs),
+      version,
+      ttlMs,
+    });
+    const storedValue = async (key: string) => (await tier.get(key))?.value;
+
+    if (options.versions || options.tombstones) {
+      describe('versions', () => {
+        it('drops a write of a lower version than the stored entry', async () => {
+          const low = nextVersion();
+          const high = nextVersion();
+          await tier.set(k('v:lower'), versioned('new', high));
+          await tier.set(k('v:lower'), versioned('old', low));
+          expect(await storedValue(k('v:lower'))).toBe('new');
+          await tier.set(k('v:unversioned'), versioned('new', nextVersion()));
+          await tier.set(k('v:unversioned'), entry('no version counts as 0'));
+          expect(await storedValue(k('v:unversioned'))).toBe('new');
+        });
+
+        it('lets a write of an equal or higher version replace the entry', async () => {
+          const v = nextVersion();
+          await tier.set(k('v:equal'), versioned('first', v));
+          await tier.set(k('v:equal'), versioned('same version', v));
+          expect(await storedValue(k('v:equal'))).toBe('same version');
+          await tier.set(k('v:equal'), versioned('higher', nextVersion()));
+          expect(await storedValue(k('v:equal'))).toBe('higher');
+        });
+
+        it('keeps version and ttlMs through a round trip', async () => {
+          const v = nextVersion();
+          await tier.set(k('v:round'), versioned({ a: 1 }, v, 45_000));
+          const got = await tier.get(k('v:round'));
+          expect(got?.version).toBe(v);
+          expect(got?.ttlMs).toBe(45_000);
+        });
+
+        it('keeps a big version exactly (hybrid clock values near 2^53)', async () => {
+          const v = Number.MAX_SAFE_INTEGER - 7;
+          await tier.set(k('v:big'), versioned('big', v));
+          expect((await tier.get(k('v:big')))?.version).toBe(v);
+          await tier.set(k('v:big'), versioned('lower', v - 1));
+          expect(await storedValue(k('v:big'))).toBe('big');
+        });
+
+        it('setMany/getMany (when offered): versions compared per key, version and ttlMs kept', async () => {
+          if (!tier.setMany || !tier.getMany) return;
+          const low = nextVersion();
+          const high = nextVersion();
+          await tier.set(k('vm:1'), versioned('stored-high', high));
+          await tier.set(k('vm:2'), versioned('stored-low', low));
+          const later = nextVersion();
+          await tier.setMany([
+            { key: k('vm:1'), entry: versioned('batch-low', low) },
+            { key: k('vm:2'), entry: versioned('batch-later', later, 30_000) },
+            { key: k('vm:3'), entry: versioned('batch-new', later, 30_000) },
+          ]);
+          const got = await tier.getMany([k('vm:1'), k('vm:2'), k('vm:3')]);
+          expect(got.map((g) => g?.value)).toEqual(['stored-high', 'batch-later', 'batch-new']);
+          expect(got.map((g) => g?.version)).toEqual([high, later, later]);
+          expect(got[2]?.ttlMs).toBe(30_000);
+        });
+      });
+    }
+
+    if (options.tombstones) {
+      describe('tombstones', () => {
+        it('a versioned delete refuses a later lower-version write and accepts a higher one', async () => {
+          const before = nextVersion();
+          await tier.set(k('t:1'), versioned('value', before));
+          const del = nextVersion();
+          expect(await tier.delete(k('t:1'), { version: del, tombstoneMs: 60_000 })).toBe(true);
+          expect(await tier.get(k('t:1'))).toBeUndefined();
+          await tier.set(k('t:1'), versioned('resurrected by a slow load', before));
+          expect(await tier.get(k('t:1'))).toBeUndefined();
+          await tier.set(k('t:1'), entry('unversioned'));
+          expect(await tier.get(k('t:1'))).toBeUndefined();
+          await tier.set(k('t:1'), versioned('newer write', nextVersion()));
+          expect(await storedValue(k('t:1'))).toBe('newer write');
+        });
+
+        it('a tombstone is a miss for getMany, getWith and getSync too', async () => {
+          await tier.set(k('t:read'), versioned('x', nextVersion()));
+          await tier.delete(k('t:read'), { version: nextVersion(), tombstoneMs: 60_000 });
+          if (tier.getMany) expect(await tier.getMany([k('t:read')])).toEqual([undefined]);
+          if (tier.getSync) expect(tier.getSync(k('t:read'))).toBeUndefined();
+          const getWith = tier.getWith?.bind(tier);
+          if (getWith) {
+            const got = await new Promise<CacheEntry | undefined>((resolve, reject) =>
+              getWith(k('t:read'), { ok: resolve, failed: reject }),
+            );
+            expect(got).toBeUndefined();
+          }
+        });
+
+        it('a versioned delete of an absent key still leaves a tombstone', async () => {
+          const old = nextVersion();
+          const del = nextVersion();
+          await tier.delete(k('t:absent'), { version: del, tombstoneMs: 60_000 });
+          await tier.set(k('t:absent'), versioned('late load', old));
+          expect(await tier.get(k('t:absent'))).toBeUndefined();
+        });
+
+        it('a delete of a lower version than the stored entry leaves the newer entry', async () => {
+          const del = nextVersion();
+          const newer = nextVersion();
+          await tier.set(k('t:newer'), versioned('newer', newer));
+          await tier.delete(k('t:newer'), { version: del, tombstoneMs: 60_000 });
+          expect(await storedValue(k('t:newer'))).toBe('newer');
+        });
+
+        it('the tombstone stops refusing writes once tombstoneMs has passed', async () => {
+          const old = nextVersion();
+          await tier.set(k('t:lapse'), versioned('v', old));
+          await tier.delete(k('t:lapse'), { version: nextVersion(), tombstoneMs: 50 });
+          const accepted = await eventually(async () => {
+            await tier.set(k('t:lapse'), versioned('after the tombstone', old));
+            return (await storedValue(k('t:lapse'))) === 'after the tombstone';
+          });
+          expect(accepted).toBe(true);
+        });
+
+        it('deleteMany (when offered) leaves a tombstone per key', async () => {
+          if (!tier.deleteMany) return;
+          const old = nextVersion();
+          await tier.set(k('tm:1'), versioned(1, old));
+          await tier.set(k('tm:2'), versioned(2, old));
+          const del = nextVersion();
+          expect(
+            await tier.deleteMany([k('tm:1'), k('tm:2'), k('tm:3')], { version: del, tombstoneMs: 60_000 }),
+          ).toBe(2);
+          for (const key of ['tm:1', 'tm:2', 'tm:3']) await tier.set(k(key), versioned('late', old));
+          expect(await Promise.all(['tm:1', 'tm:2', 'tm:3'].map((key) => tier.get(k(key))))).toEqual([
+            undefined,
+            undefined,
+            undefined,
+          ]);
+          await tier.set(k('tm:2'), versioned('newer', nextVersion()));
+          expect(await storedValue(k('tm:2'))).toBe('newer');
+        });
+
+        it('setMany (when offered) respects tombstones per key', async () => {
+          if (!tier.setMany) return;
+          const old = nextVersion();
+          await tier.delete(k('ts:1'), { version: nextVersion(), tombstoneMs: 60_000 });
+          await tier.setMany([
+            { key: k('ts:1'), entry: versioned('late', old) },
+            { key: k('ts:2'), entry: versioned('fine', old) },
+          ]);
+          expect(await tier.get(k('ts:1'))).toBeUndefined();
+          expect(await storedValue(k('ts:2'))).toBe('fine');
+        });
+
+        it('clear (when offered) refuses later writes of versions older than the clear', async () => {
+          if (!tier.clear) return;
+          const before = nextVersion();
+          await tier.set(k('tc:1'), versioned('before clear', before));
+          await tier.clear();
+          expect(await tier.get(k('tc:1'))).toBeUndefined();
+          await tier.set(k('tc:1'), versioned('load started before the clear', before));
+          expect(await tier.get(k('tc:1'))).toBeUndefined();
+          if (tier.setMany) {
+            await tier.setMany([{ key: k('tc:2'), entry: versioned('batch before the clear', before) }]);
+            expect(await tier.get(k('tc:2'))).toBeUndefined();
+          }
+          await tier.set(k('tc:1'), versioned('after clear', nextVersion()));
+          expect(await storedValue(k('tc:1'))).toBe('after clear');
+        });
+
+        it('clear({ version }) (when offered) refuses writes below the given version', async () => {
+          if (!tier.clear) return;
+          const old = nextVersion();
+          const clearAt = nextVersion();
+          await tier.clear({ version: clearAt });
+          await tier.set(k('tcv:1'), versioned('older than the clear', old));
+          expect(await tier.get(k('tcv:1'))).toBeUndefined();
+          await tier.set(k('tcv:1'), versioned('newer', nextVersion()));
+          expect(await storedValue(k('tcv:1'))).toBe('newer');
+        });
+      });
+    }
+
+    if (options.expire) {
+      describe('expire', () => {
+        it('expire(keys, version): fresh-until now, stale-until and value kept; newer entries untouched', async () => {
+          if (!tier.expire) throw new Error(`${tier.name} declares expire but has no expire()`);
+          const v1 = nextVersion();
+          await tier.set(k('e:1'), versioned({ kept: true }, v1, 60_000, 120_000));
+          const stored = await tier.get(k('e:1'));
+          const at = nextVersion();
+          const newer = nextVersion();
+          await tier.set(k('e:2'), versioned('newer', newer, 60_000, 120_000));
+          const before = Date.now();
+          expect(await tier.expire([k('e:1'), k('e:2'), k('e:missing')], at)).toBe(1);
+          const after = Date.now();
+          const got = await tier.get(k('e:1'));
+          expect(got?.value).toEqual({ kept: true });
+          expect(got!.freshUntil).toBeLessThanOrEqual(after + slack);
+          expect(got!.freshUntil).toBeGreaterThanOrEqual(before - slack);
+          expect(Math.abs(got!.staleUntil - stored!.staleUntil)).toBeLessThanOrEqual(slack);
+          const untouched = await tier.get(k('e:2'));
+          expect(untouched?.value).toBe('newer');
+          expect(untouched!.freshUntil).toBeGreaterThan(Date.now() + 30_000);
+          if (tier.getFreshValueSync) expect(tier.getFreshValueSync(k('e:1'), Date.now())).toBeUndefined();
+        });
+
+        it('expire without a version expires whatever is stored; an already stale entry is not counted', async () => {
+          if (!tier.expire) return;
+          await tier.set(k('e:nov'), versioned('x', nextVersion(), 60_000, 60_000));
+          expect(await tier.expire([k('e:nov')])).toBe(1);
+          expect((await tier.get(k('e:nov')))!.freshUntil).toBeLessThanOrEqual(Date.now() + slack);
+          expect(await tier.expire([k('e:nov')])).toBe(0);
+          expect(await storedValue(k('e:nov'))).toBe('x');
+          expect(await tier.expire([])).toBe(0);
+        });
+      });
+    }
+
+    if (options.values === 'codec') {
+      describe('values through the value codec', () => {
+        for (const [label, value] of Object.entries(CODEC_VALUES)) {
+          it(`returns a ${label} with the same type`, async () => {
+            await tier.set(k(`codec:${label}`), entry(value));
+            const got = await tier.get(k(`codec:${label}`));
+            expect(got).toBeDefined();
+            expect(got!.value).toStrictEqual(value);
+            if (Object.is(value, -0)) expect(Object.is(got!.value, -0)).toBe(true);
+          });
+        }
+
+        it('refuses a value with an own __proto__ key (typed error), and pollutes nothing', async () => {
+          const hostile = JSON.parse('{"x": 1, "nested": {"__proto__": {"polluted": true}}}');
+          await expect(tier.set(k('codec:proto'), entry(hostile))).rejects.toMatchObject({
+            code: 'E_INVALID_VALUE',
+          });
+          expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+          const got = (await tier.get(k('codec:object')))?.value;
+          if (got !== undefined) expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+        });
+
+        it('getMany/setMany (when offered) keep the types as well', async () => {
+          if (!tier.getMany || !tier.setMany) return;
+          const entries = Object.entries(CODEC_VALUES);
+          await tier.setMany(
+            entries.map(([label, value]) => ({ key: k(`codecm:${label}`), entry: entry(value) })),
+          );
+          const got = await tier.getMany(entries.map(([label]) => k(`codecm:${label}`)));
+          expect(got.map((g) => g?.value)).toStrictEqual(entries.map(([, value]) => value));
+          if (tier.deleteMany) {
+            expect(await tier.deleteMany(entries.map(([label]) => k(`codecm:${label}`)))).toBe(
+              entries.length,
+            );
+          }
+        });
+      });
+    }
 
     it('closes cleanly, once', async () => {
       const extra = await factory();
