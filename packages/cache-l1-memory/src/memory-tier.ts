@@ -127,6 +127,8 @@ export class MemoryTier implements Tier {
   private readonly freeze: boolean;
   private readonly cost: ((value: unknown, entry: CacheEntry) => number) | undefined;
   private readonly now: () => number;
+  /** The clock of rare operations that must be exact (expiry): Date.now unless a clock was given. */
+  private readonly exactNow: () => number;
   private readonly timer: NodeJS.Timeout | undefined;
   private sweepCursor = 0;
   private closed = false;
@@ -152,6 +154,7 @@ export class MemoryTier implements Tier {
     this.freeze = options.freeze ?? true;
     this.cost = options.cost;
     this.now = options.now ?? coarseNow;
+    this.exactNow = options.now ?? Date.now;
     this.policy = new WTinyLfuPolicy<string>({
       maximumWeight: this.maxSizeBytes,
       expectedEntries: 1024,
@@ -338,7 +341,7 @@ export class MemoryTier implements Tier {
 
   /** Synchronous form of {@link MemoryTier.expire}; returns how many entries were expired. */
   expireSync(keys: readonly string[], version?: number): number {
-    const now = this.now();
+    const now = this.exactNow();
     let n = 0;
     for (const key of keys) {
       const slot = this.policy.find(key);
@@ -354,7 +357,7 @@ export class MemoryTier implements Tier {
    * does when it can no longer vouch for local entries (the invalidation bus reconnected). O(n).
    */
   expireAll(): void {
-    const now = this.now();
+    const now = this.exactNow();
     const limit = this.policy.slotLimit;
     for (let slot = 0; slot < limit; slot++) if (this.policy.isOccupied(slot)) this.expireSlot(slot, now);
   }
