@@ -9,6 +9,7 @@ import {
   nextVersion,
   type Tier,
 } from '@bgc/cache-core';
+import { unwrapBinary, wrapBinary } from './binary-records.js';
 
 /** Options of {@link KeyvStore}'s opt-in cross-instance miss lock ({@link KeyvStoreOptions.lockOnMiss}). */
 export interface KeyvLockOnMissOptions {
@@ -169,7 +170,7 @@ export class KeyvStore extends EventEmitter {
     if (keys.length === 0) return [];
     const cacheKeys = await this.cacheKeys(keys);
     const results = await this.cache.getMany<Value>(cacheKeys);
-    return results.map((r) => r.value ?? undefined);
+    return results.map(resultValue);
   }
 
   /**
@@ -181,7 +182,7 @@ export class KeyvStore extends EventEmitter {
     const cacheKey = await this.cacheKey(key);
     try {
       if (typeof ttl === 'number' && ttl <= 0) await this.cache.delete(cacheKey);
-      else await this.cache.set(cacheKey, value, this.setOptions(ttl));
+      else await this.cache.set(cacheKey, wrapBinary(value), this.setOptions(ttl));
     } finally {
       this.releaseHeld(cacheKey);
     }
@@ -197,7 +198,7 @@ export class KeyvStore extends EventEmitter {
     entries.forEach((e, i) => {
       const key = cacheKeys[i] as string;
       if (typeof e.ttl === 'number' && e.ttl <= 0) expired.push(key);
-      else live.push({ key, value: e.value, ...this.setOptions(e.ttl) });
+      else live.push({ key, value: wrapBinary(e.value), ...this.setOptions(e.ttl) });
     });
     try {
       if (live.length > 0) await this.cache.setMany(live);
@@ -425,7 +426,7 @@ export class KeyvStore extends EventEmitter {
   }
 }
 
-const resultValue = <Value>(r: CacheResult<Value>): Value | undefined => r.value ?? undefined;
+const resultValue = <Value>(r: CacheResult<Value>): Value | undefined => unwrapBinary(r.value ?? undefined);
 
 /** One 'error' listener per cache, forwarding to the stores still alive (many Keyv instances may share a cache). */
 const forwarders = new WeakMap<MultiLevelCache, Set<WeakRef<KeyvStore>>>();

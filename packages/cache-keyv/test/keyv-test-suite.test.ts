@@ -28,3 +28,26 @@ vitest.describe('@keyv/test-suite: KeyvStore on memory + Redis tiers', () => {
   });
   keyvTestSuite(vitest, Keyv, () => new KeyvStore(cache));
 });
+
+/** Keyv as createKeyv builds it: records reach the store as objects (serialize/deserialize off). */
+class RecordKeyv extends Keyv {
+  constructor(options: ConstructorParameters<typeof Keyv>[0] = {}) {
+    super({ ...(options as object), serialize: undefined, deserialize: undefined });
+  }
+}
+
+vitest.describe(
+  '@keyv/test-suite: KeyvStore on memory + Redis tiers, records as objects (createKeyv)',
+  () => {
+    const client = new Redis(REDIS_URL);
+    const cache = new MultiLevelCache({
+      tiers: [new MemoryTier(), new RedisTier({ client, prefix: uniquePrefix('suite-records') })],
+    });
+    vitest.afterAll(async () => {
+      await cache.clear();
+      await cache.close();
+      client.disconnect();
+    });
+    keyvTestSuite(vitest, RecordKeyv as typeof Keyv, () => new KeyvStore(cache));
+  },
+);
