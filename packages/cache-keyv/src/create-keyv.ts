@@ -15,6 +15,8 @@ export interface CreateKeyvOptions extends KeyvStoreOptions {
  * (`serialize`/`deserialize` off), so no JSON text is built or parsed on the way — the cache's
  * tiers encode values themselves (the Redis and PostgreSQL tiers with the core's value codec,
  * which also keeps `Date`, `Map`, `Set`, `BigInt`), and a memory L1 hands back its stored object.
+ * Records holding binary data (`Buffer`, typed arrays) are stored by the {@link KeyvStore} as JSON
+ * text with the bytes in base64, and come back with `Buffer`s.
  *
  * Values read from a memory L1 are the stored objects, deep-frozen by `MemoryTier` (its `freeze`
  * option): copy before mutating. `new Keyv({ store: new KeyvStore(cache) })` keeps Keyv's JSON
