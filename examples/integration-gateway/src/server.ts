@@ -1,5 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BgcCacheError, type Level, type MultiLevelCache, validateKey } from '@bgc/cache-core';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -9,6 +11,14 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import {
+  DATA_ERRORS,
+  DATA_HEADERS,
+  ERROR_SCHEMA,
+  NOT_MODIFIED,
+  OPENAPI_DOCUMENT,
+  ROW_SCHEMA,
+} from './openapi.js';
 import {
   type AnswerBody,
   answerBody,
@@ -292,120 +302,219 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
     reply.code(404).send(errorBody('E_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)),
   );
 
-  const querySchema = {
-    type: 'object',
-    required: ['ano', 'mes', 'ncm', 'pais'],
-    properties: {
-      ano: { type: 'integer', minimum: minYear, maximum: 2100 },
-      mes: { type: 'integer', minimum: 1, maximum: 12 },
-      ncm: { type: 'string', pattern: '^[0-9]{8}$' },
-      pais: { type: 'string', pattern: '^[0-9]{3}$' },
-    },
-  } as const;
-
-  for (const [endpoint, flow] of [
-    ['exportacao_mes', 'export'],
-    ['importacao_mes', 'import'],
-  ] as const) {
-    app.get<{ Querystring: { ano: number; mes: number; ncm: string; pais: string } }>(
-      `/comexstat/${endpoint}`,
-      { schema: { querystring: querySchema } },
-      async (request, reply) => {
-        const { ano, mes, ncm, pais } = request.query;
-        const answer = await options.fetchMonth({ flow, ano, mes, ncm, pais }, { clientId: request.ip });
-        // The body as bytes, serialized and hashed once per cached value (ncm and pais passed the
-        // schema's digit patterns: no escaping needed).
-        const body = answerBody(`"ano":${ano},"mes":${mes},"ncm":"${ncm}","pais":"${pais}"`, answer.rows);
-        return sendAnswer(request, reply, body, answer);
+  // OpenAPI 3.1 from the routes' schemas (registered first: it records the routes as they are
+  // added), an interactive page at /docs, the document at /openapi.json.
+  app.register(swagger, OPENAPI_DOCUMENT);
+  app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.register(async (api) => {
+    const querySchema = {
+      type: 'object',
+      required: ['ano', 'mes', 'ncm', 'pais'],
+      properties: {
+        ano: { type: 'integer', minimum: minYear, maximum: 2100 },
+        mes: { type: 'integer', minimum: 1, maximum: 12 },
+        ncm: { type: 'string', pattern: '^[0-9]{8}$' },
+        pais: { type: 'string', pattern: '^[0-9]{3}$' },
       },
-    );
-  }
+    } as const;
 
-  const seriesSchema = {
-    type: 'object',
-    required: ['ncm', 'pais', 'de', 'ate'],
-    properties: {
-      ncm: { type: 'string', pattern: '^[0-9]{8}$' },
-      pais: { type: 'string', pattern: '^[0-9]{3}$' },
-      de: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' },
-      ate: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' },
-    },
-  } as const;
-
-  for (const [endpoint, flow] of [
-    ['exportacao', 'export'],
-    ['importacao', 'import'],
-  ] as const) {
-    app.get<{ Querystring: { ncm: string; pais: string; de: string; ate: string } }>(
-      `/comexstat/${endpoint}`,
-      { schema: { querystring: seriesSchema } },
-      async (request, reply) => {
-        const { ncm, pais, de, ate } = request.query;
-        const from = Number(de.slice(0, 4)) * 12 + Number(de.slice(5)) - 1;
-        const to = Number(ate.slice(0, 4)) * 12 + Number(ate.slice(5)) - 1;
-        if (Math.floor(from / 12) < minYear || Math.floor(to / 12) > 2100)
-          return reply
-            .code(400)
-            .send(errorBody('E_INVALID_PARAMETER', `Parameter de is invalid: expected ${PARAM_HINTS.de}`));
-        if (to < from || to - from + 1 > MAX_SERIES_MONTHS)
-          return reply
-            .code(400)
-            .send(errorBody('E_INVALID_PARAMETER', `Parameter ate is invalid: expected ${PARAM_HINTS.ate}`));
-        // Every month at once: hits come from the cache, cold months are merged by the data source
-        // into as few upstream calls as it can (one per flow and year at most).
-        const ctx = { clientId: request.ip };
-        const queries: MonthQuery[] = [];
-        for (let m = from; m <= to; m++)
-          queries.push({ flow, ano: Math.floor(m / 12), mes: (m % 12) + 1, ncm, pais });
-        const answers = await Promise.all(queries.map((q) => options.fetchMonth(q, ctx)));
-        const meta: AnswerMeta = { level: 'series', stale: false, staleWindowMs: answers[0]?.staleWindowMs };
-        const levels = new Set<string>();
-        const months = answers.map((a, i) => {
-          const q = queries[i] as MonthQuery;
-          levels.add(a.level);
-          if (a.stale) meta.stale = true;
-          if (a.fetchedAt !== undefined) meta.fetchedAt = Math.max(meta.fetchedAt ?? 0, a.fetchedAt);
-          if (a.freshUntil !== undefined)
-            meta.freshUntil = Math.min(meta.freshUntil ?? Number.POSITIVE_INFINITY, a.freshUntil);
-          return a.status && a.status !== 'ok'
-            ? { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level, status: a.status }
-            : { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level };
-        });
-        meta.level = levels.size === 1 ? (levels.values().next().value as string) : 'mixed';
-        const json = JSON.stringify({ ncm, pais, de, ate, months });
-        // The validator covers the data, not where each month came from (`level` changes from
-        // `external` to `l1` between two identical answers): a weak ETag, by definition.
-        const data = JSON.stringify(answers.map((a) => [a.rows, a.status]));
-        return sendAnswer(
-          request,
-          reply,
-          { json, etag: `W/${strongEtag(`${ncm}:${pais}:${de}:${ate}:${data}`)}` },
-          meta,
-        );
-      },
-    );
-  }
-
-  if (options.adminToken && !options.adminElsewhere) {
-    registerAdminRoute(app, {
-      cache: options.cache,
-      token: options.adminToken,
-      maxFailures: options.adminMaxFailures,
-    });
-  }
-
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) => {
-    if (phase !== 'ready') return reply.code(503).send({ status: phase, tiers: lastTiers });
-    const now = Date.now();
-    if (now - lastCheck > 1000) {
-      lastCheck = now;
-      lastTiers = await options.cache.checkTiers();
-    } else {
-      lastTiers = options.cache.tierStatus();
+    for (const [endpoint, flow] of [
+      ['exportacao_mes', 'export'],
+      ['importacao_mes', 'import'],
+    ] as const) {
+      api.get<{ Querystring: { ano: number; mes: number; ncm: string; pais: string } }>(
+        `/comexstat/${endpoint}`,
+        {
+          schema: {
+            tags: ['comexstat'],
+            summary: `One month of ${flow === 'export' ? 'exports' : 'imports'} of an NCM to/from a country`,
+            querystring: querySchema,
+            response: {
+              200: {
+                description: 'The month: rows: [] when there was no trade',
+                headers: DATA_HEADERS,
+                type: 'object',
+                required: ['ano', 'mes', 'ncm', 'pais', 'rows'],
+                properties: {
+                  ano: { type: 'integer' },
+                  mes: { type: 'integer' },
+                  ncm: { type: 'string' },
+                  pais: { type: 'string' },
+                  rows: { type: 'array', items: ROW_SCHEMA },
+                },
+              },
+              304: NOT_MODIFIED,
+              ...DATA_ERRORS,
+            },
+          },
+        },
+        async (request, reply) => {
+          const { ano, mes, ncm, pais } = request.query;
+          const answer = await options.fetchMonth({ flow, ano, mes, ncm, pais }, { clientId: request.ip });
+          // The body as bytes, serialized and hashed once per cached value (ncm and pais passed the
+          // schema's digit patterns: no escaping needed).
+          const body = answerBody(`"ano":${ano},"mes":${mes},"ncm":"${ncm}","pais":"${pais}"`, answer.rows);
+          return sendAnswer(request, reply, body, answer);
+        },
+      );
     }
-    const degraded = Object.values(lastTiers).some((s) => s !== 'up');
-    return { status: degraded ? 'degraded' : 'ok', tiers: lastTiers };
+
+    const seriesSchema = {
+      type: 'object',
+      required: ['ncm', 'pais', 'de', 'ate'],
+      properties: {
+        ncm: { type: 'string', pattern: '^[0-9]{8}$' },
+        pais: { type: 'string', pattern: '^[0-9]{3}$' },
+        de: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' },
+        ate: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$' },
+      },
+    } as const;
+
+    for (const [endpoint, flow] of [
+      ['exportacao', 'export'],
+      ['importacao', 'import'],
+    ] as const) {
+      api.get<{ Querystring: { ncm: string; pais: string; de: string; ate: string } }>(
+        `/comexstat/${endpoint}`,
+        {
+          schema: {
+            tags: ['comexstat'],
+            summary: `Every month of a range (at most ${MAX_SERIES_MONTHS}) of ${flow === 'export' ? 'exports' : 'imports'} of an NCM to/from a country`,
+            querystring: seriesSchema,
+            response: {
+              200: {
+                description: 'The months of the range, oldest first',
+                headers: DATA_HEADERS,
+                type: 'object',
+                required: ['ncm', 'pais', 'de', 'ate', 'months'],
+                properties: {
+                  ncm: { type: 'string' },
+                  pais: { type: 'string' },
+                  de: { type: 'string' },
+                  ate: { type: 'string' },
+                  months: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      required: ['ano', 'mes', 'rows', 'level'],
+                      properties: {
+                        ano: { type: 'integer' },
+                        mes: { type: 'integer' },
+                        rows: { type: 'array', items: ROW_SCHEMA },
+                        level: { type: 'string' },
+                        status: { type: 'string' },
+                      },
+                    },
+                  },
+                },
+              },
+              304: NOT_MODIFIED,
+              ...DATA_ERRORS,
+            },
+          },
+        },
+        async (request, reply) => {
+          const { ncm, pais, de, ate } = request.query;
+          const from = Number(de.slice(0, 4)) * 12 + Number(de.slice(5)) - 1;
+          const to = Number(ate.slice(0, 4)) * 12 + Number(ate.slice(5)) - 1;
+          if (Math.floor(from / 12) < minYear || Math.floor(to / 12) > 2100)
+            return reply
+              .code(400)
+              .send(errorBody('E_INVALID_PARAMETER', `Parameter de is invalid: expected ${PARAM_HINTS.de}`));
+          if (to < from || to - from + 1 > MAX_SERIES_MONTHS)
+            return reply
+              .code(400)
+              .send(
+                errorBody('E_INVALID_PARAMETER', `Parameter ate is invalid: expected ${PARAM_HINTS.ate}`),
+              );
+          // Every month at once: hits come from the cache, cold months are merged by the data source
+          // into as few upstream calls as it can (one per flow and year at most).
+          const ctx = { clientId: request.ip };
+          const queries: MonthQuery[] = [];
+          for (let m = from; m <= to; m++)
+            queries.push({ flow, ano: Math.floor(m / 12), mes: (m % 12) + 1, ncm, pais });
+          const answers = await Promise.all(queries.map((q) => options.fetchMonth(q, ctx)));
+          const meta: AnswerMeta = {
+            level: 'series',
+            stale: false,
+            staleWindowMs: answers[0]?.staleWindowMs,
+          };
+          const levels = new Set<string>();
+          const months = answers.map((a, i) => {
+            const q = queries[i] as MonthQuery;
+            levels.add(a.level);
+            if (a.stale) meta.stale = true;
+            if (a.fetchedAt !== undefined) meta.fetchedAt = Math.max(meta.fetchedAt ?? 0, a.fetchedAt);
+            if (a.freshUntil !== undefined)
+              meta.freshUntil = Math.min(meta.freshUntil ?? Number.POSITIVE_INFINITY, a.freshUntil);
+            return a.status && a.status !== 'ok'
+              ? { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level, status: a.status }
+              : { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level };
+          });
+          meta.level = levels.size === 1 ? (levels.values().next().value as string) : 'mixed';
+          const json = JSON.stringify({ ncm, pais, de, ate, months });
+          // The validator covers the data, not where each month came from (`level` changes from
+          // `external` to `l1` between two identical answers): a weak ETag, by definition.
+          const data = JSON.stringify(answers.map((a) => [a.rows, a.status]));
+          return sendAnswer(
+            request,
+            reply,
+            { json, etag: `W/${strongEtag(`${ncm}:${pais}:${de}:${ate}:${data}`)}` },
+            meta,
+          );
+        },
+      );
+    }
+
+    if (options.adminToken && !options.adminElsewhere) {
+      registerAdminRoute(api, {
+        cache: options.cache,
+        token: options.adminToken,
+        maxFailures: options.adminMaxFailures,
+      });
+    }
+
+    api.get(
+      '/healthz',
+      {
+        schema: {
+          tags: ['operations'],
+          summary: 'Liveness: 200 while the process lives',
+          response: { 200: { type: 'object', properties: { status: { type: 'string' } } } },
+        },
+      },
+      async () => ({ status: 'ok' }),
+    );
+    const readiness = {
+      type: 'object',
+      properties: {
+        status: { type: 'string', description: 'ok, degraded (a tier is not up), starting or draining' },
+        tiers: { type: 'object', additionalProperties: { type: 'string' } },
+      },
+    } as const;
+    api.get(
+      '/readyz',
+      {
+        schema: {
+          tags: ['operations'],
+          summary: 'Readiness and per-tier health',
+          response: { 200: readiness, 503: { ...readiness, description: 'Starting or draining' } },
+        },
+      },
+      async (_request, reply) => {
+        if (phase !== 'ready') return reply.code(503).send({ status: phase, tiers: lastTiers });
+        const now = Date.now();
+        if (now - lastCheck > 1000) {
+          lastCheck = now;
+          lastTiers = await options.cache.checkTiers();
+        } else {
+          lastTiers = options.cache.tierStatus();
+        }
+        const degraded = Object.values(lastTiers).some((s) => s !== 'up');
+        return { status: degraded ? 'degraded' : 'ok', tiers: lastTiers };
+      },
+    );
   });
 
   return Object.assign(app, {
@@ -454,6 +563,19 @@ export function registerAdminRoute(app: FastifyInstance, options: AdminRouteOpti
     '/admin/cache/invalidate',
     {
       schema: {
+        tags: ['operations'],
+        summary: 'Invalidate cache keys in every tier and every instance',
+        security: [{ adminToken: [] }],
+        response: {
+          200: { type: 'object', properties: { invalidated: { type: 'integer' } } },
+          400: { ...ERROR_SCHEMA, description: 'Malformed body or key (E_INVALID_PARAMETER, E_INVALID_KEY)' },
+          401: { ...ERROR_SCHEMA, description: 'Missing or wrong token (E_UNAUTHORIZED)' },
+          429: {
+            ...ERROR_SCHEMA,
+            description:
+              'Too many failed authentications from this client (E_TOO_MANY_ATTEMPTS); see Retry-After',
+          },
+        },
         body: {
           type: 'object',
           required: ['keys'],
