@@ -86,7 +86,9 @@ const NAMESPACE_ENDPOINT = 'keyv_namespace';
  *
  * What reaches the cache: the value Keyv hands its store, i.e. Keyv's serialized record
  * (`{"value":…,"expires":…}` as a string by default; the record object itself when the Keyv is
- * built with `serialize: undefined`). Keyv's TTL (ms) becomes the entry's fresh lifetime.
+ * built with `serialize: undefined`, as {@link createKeyv} builds it; a record holding binary data
+ * is then stored as JSON text with the bytes in base64, and read back with `Buffer`s). Keyv's TTL
+ * (ms) becomes the entry's fresh lifetime.
  *
  * Namespaces: Keyv sets the store's `namespace` and prefixes keys with `namespace:`. Each
  * namespace has a generation stored in the cache (key `<prefix>n/<namespace>`); data keys are
