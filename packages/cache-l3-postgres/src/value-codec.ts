@@ -3,4 +3,10 @@
  * `$bgc` tags for Date, Map, Set, BigInt, undefined, NaN, ±Infinity and -0), so that a value reads
  * back with the same types whichever tier answers.
  */
-export { type DecodeValueOptions, decodeValue, encodeValue, parseJsonSafely } from '@bgc/cache-core';
+export {
+  type DecodeValueOptions,
+  decodeValue,
+  encodeValue,
+  parseJsonSafely,
+  reviveValue,
+} from '@bgc/cache-core';

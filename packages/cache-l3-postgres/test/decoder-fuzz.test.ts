@@ -2,7 +2,7 @@ import { SerializationError } from '@bgc/cache-core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ENTRIES_TABLE, PostgresTier } from '../src/index.js';
-import { decodeRow, type StoredRow } from '../src/row-decoder.js';
+import { decodeRow, decodeStoredValue, type StoredRow } from '../src/row-decoder.js';
 import { decodeValue, encodeValue } from '../src/value-codec.js';
 import { dropSchema, testPool, uniqueSchema } from './helpers.js';
 
@@ -96,6 +96,34 @@ describe('L3 row decoder (fuzz)', () => {
         expect(decodeValue(encodeValue(v))).toEqual(v);
       }),
       { numRuns: 1000 },
+    );
+  });
+
+  it('decodes exactly as the core decodeValue, with cheaper pre-checks (same value or both refuse)', () => {
+    const outcome = (fn: () => unknown) => {
+      try {
+        return { value: fn() };
+      } catch (error) {
+        return { error: (error as Error).constructor.name };
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          adversarialText,
+          codecValue.map((v) => encodeValue(v)),
+        ),
+        (text) => {
+          const ours = outcome(() => decodeStoredValue(text, MAX));
+          const core = outcome(() => decodeValue(text, { maxBytes: MAX }));
+          if ('error' in ours) {
+            expect(ours.error).toBe('SerializationError');
+            // The core lets a stack overflow through; both refuse the text.
+            expect('error' in core).toBe(true);
+          } else expect(ours).toEqual(core);
+        },
+      ),
+      { numRuns: 3000 },
     );
   });
 
