@@ -1,10 +1,14 @@
 // L2 benchmarks against the Redis on REDIS_ADDR (default 127.0.0.1:6379), side by side in one run:
 //   redis_get_hit:   RedisTier.get vs raw ioredis GET + JSON.parse, at concurrency 64
 //   redis_get_many:  RedisTier.getMany(20) vs 20 RedisTier.get (sequential and concurrent), at concurrency 1 and 64
+//   redis_miss_path: miss + load + write, fresh key per op, CPU µs/op (user + system) and ops/s, at
+//                    concurrency 1 and 64: raw ioredis GET + SET vs RedisTier get + set (compare-and-set
+//                    script) vs RedisLock.tryAcquireAndRead (lease + read in one pipeline) + set + release
 // Run: npx tsx bench/l2-bench.ts   (absolute numbers move between machines; compare the ratios)
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { RedisTier, redisOptionsFromEnv } from '../src/index.js';
+import { nextVersion } from '@bgc/cache-core';
+import { RedisLock, RedisTier, redisOptionsFromEnv } from '../src/index.js';
 
 const CONCURRENCY = 64;
 const DURATION_MS = Number(process.env.BENCH_MS ?? 3000);
@@ -41,6 +45,32 @@ async function measure(
     }),
   );
   return (count * weight) / ((performance.now() - t0) / 1000);
+}
+
+/** {@link measure} plus the process' CPU time per op (user + system, µs). */
+async function measureCpu(
+  op: (i: number) => Promise<unknown>,
+  concurrency: number,
+): Promise<{ opsPerSec: number; cpuUsPerOp: number }> {
+  for (let i = 0; i < 300; i++) await op(-1 - i); // warm-up on keys of their own
+  let count = 0;
+  const end = performance.now() + DURATION_MS;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await op(next++);
+        count++;
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    opsPerSec: count / ((performance.now() - t0) / 1000),
+    cpuUsPerOp: (cpu.user + cpu.system) / count,
+  };
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(10);
@@ -95,10 +125,71 @@ async function main(): Promise<void> {
         `ratio ${(many / sequential).toFixed(2)} vs sequential, ${(many / singles).toFixed(2)} vs concurrent (target >= 5 vs sequential)`,
     );
   }
+  // The miss path: a key never seen before on every call, the loader answers at once.
+  const lock = new RedisLock({ client, prefix: `${prefix}x:` });
+  const missTier = new RedisTier({ client, prefix: `${prefix}c:`, coordinationPrefixes: [`${prefix}x:`] });
+  const run = `${Date.now()}`;
+  const load = (k: string) => ({ ...value, k });
+  for (const c of [1, CONCURRENCY]) {
+    const rawMiss = await measureCpu(async (i) => {
+      const k = `${prefix}raw-miss:${run}:${c}:${i}`;
+      const hit = await client.get(k);
+      if (hit === null) await client.set(k, JSON.stringify(load(k)), 'PX', 600_000);
+    }, c);
+    const tierMiss = await measureCpu(async (i) => {
+      const k = `tier-miss:${run}:${c}:${i}`;
+      const version = nextVersion();
+      if ((await missTier.get(k)) === undefined) {
+        const t = Date.now();
+        await missTier.set(k, {
+          value: load(k),
+          freshUntil: t + 600_000,
+          staleUntil: t + 600_000,
+          createdAt: t,
+          version,
+        });
+      }
+    }, c);
+    const lockMiss = await measureCpu(async (i) => {
+      const k = `lock-miss:${run}:${c}:${i}`;
+      const version = nextVersion();
+      const { lease, entry } = await lock.tryAcquireAndRead(k, 5000, missTier);
+      if (entry === undefined && lease) {
+        const t = Date.now();
+        await missTier.set(k, {
+          value: load(k),
+          freshUntil: t + 600_000,
+          staleUntil: t + 600_000,
+          createdAt: t,
+          version,
+        });
+        await lease.release();
+      }
+    }, c);
+    const row = (label: string, r: { opsPerSec: number; cpuUsPerOp: number }) =>
+      console.log(
+        `redis_miss_path  c=${String(c).padEnd(3)} ${label.padEnd(58)} ${fmt(r.opsPerSec)} ops/s ${r.cpuUsPerOp.toFixed(1).padStart(7)} µs CPU/op   ` +
+          `ratio ${(r.opsPerSec / rawMiss.opsPerSec).toFixed(2)} ops, ${(r.cpuUsPerOp / rawMiss.cpuUsPerOp).toFixed(2)}x CPU`,
+      );
+    row('raw ioredis GET + SET PX (2 round trips)', rawMiss);
+    row('RedisTier get + set (CAS script; 2 round trips)', tierMiss);
+    row('tryAcquireAndRead + set + release (3 round trips)', lockMiss);
+  }
+  await lock.close();
+  await missTier.clear();
   console.log('bentocache / cache-manager Redis tiers: see `pnpm -s bench l1-l2-get` in benchmarks/.');
 
   await tier.clear();
   await client.del(...rawKeys.map((k) => `${k}:raw`));
+  // The raw miss keys, and the tiers' cleared-at markers.
+  for (const pattern of [`${prefix}raw-miss:*`, `${prefix}*\u0000cleared*`]) {
+    let cursor = '0';
+    do {
+      const [nextCursor, found] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = nextCursor;
+      if (found.length > 0) await client.unlink(...found);
+    } while (cursor !== '0');
+  }
   await client.quit();
 }
 

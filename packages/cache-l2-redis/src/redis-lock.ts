@@ -42,6 +42,25 @@ return 0`;
 const RENEW =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
+/** The lock's scripts once defined on a client (EVALSHA; EVAL on NOSCRIPT). */
+interface LockScripts {
+  bgcLockRelease(lockKey: string, token: string, channel: string): Promise<number>;
+  bgcLockRenew(lockKey: string, token: string, ttlMs: string): Promise<number>;
+}
+
+function defineLockScripts(client: Redis | Cluster): LockScripts {
+  if (typeof (client as unknown as Record<string, unknown>).bgcLockRelease !== 'function') {
+    client.defineCommand('bgcLockRelease', { numberOfKeys: 1, lua: RELEASE });
+    client.defineCommand('bgcLockRenew', { numberOfKeys: 1, lua: RENEW });
+  }
+  return client as unknown as LockScripts;
+}
+
+/** Lease tokens: 128 random bits per process, then a counter (unique, and no crypto call per lease). */
+const TOKEN_BASE = randomBytes(16).toString('hex');
+let tokenCounter = 0;
+const newToken = () => `${TOKEN_BASE}:${(tokenCounter++).toString(36)}`;
+
 /** The waiters of one lock key in this process. */
 interface Waiting {
   wake: Set<() => void>;
@@ -75,6 +94,7 @@ export class RedisLock implements DistributedLock {
   /** The release channel. */
   readonly channel: string;
   private readonly owned: boolean;
+  private readonly scripts: LockScripts;
   private readonly pollMs: number;
   private readonly renewFraction: number;
   private readonly waiting = new Map<string, Waiting>();
@@ -100,6 +120,7 @@ export class RedisLock implements DistributedLock {
     this.client = options.client ?? createRedisClient(options);
     // A client we created reports failures through rejected commands; keep ioredis from logging each reconnect error.
     if (this.owned) this.client.on('error', () => {});
+    this.scripts = defineLockScripts(this.client);
   }
 
   /**
@@ -119,7 +140,7 @@ export class RedisLock implements DistributedLock {
   async tryAcquire(key: string, leaseMs: number): Promise<Lease | undefined> {
     const ttl = this.leaseTtl(leaseMs);
     const lockKey = this.prefix + key;
-    const token = randomBytes(16).toString('hex');
+    const token = newToken();
     let ok: string | null;
     try {
       ok = await this.client.set(lockKey, token, 'PX', ttl, 'NX');
@@ -131,8 +152,8 @@ export class RedisLock implements DistributedLock {
 
   /**
    * The miss path in one round trip: takes the lease on `key` (as {@link RedisLock.tryAcquire}) and
-   * reads `key` from `tier` at the same time. When `tier` is a RedisTier on this lock's client
-   * (standalone), both commands go in one pipeline; otherwise they run concurrently. A lease taken
+   * reads `key` from `tier` at the same time (on one client both commands leave in the same socket
+   * write; on two clients, e.g. a coordination Redis of its own, they overlap). A lease taken
    * while the entry turned out to be there already is given back at once, so a caller holding a
    * lease knows it must load.
    * @throws {TierError} when the lease cannot be attempted (Redis unreachable).
@@ -140,46 +161,19 @@ export class RedisLock implements DistributedLock {
   async tryAcquireAndRead(key: string, leaseMs: number, tier: Tier): Promise<LeaseAndEntry> {
     const ttl = this.leaseTtl(leaseMs);
     const lockKey = this.prefix + key;
-    const token = randomBytes(16).toString('hex');
-    const sameClient =
-      !isCluster(this.client) &&
-      (tier as { client?: unknown }).client === this.client &&
-      typeof (tier as { readPipelined?: unknown }).readPipelined === 'function';
-    let ok: string | null;
+    const token = newToken();
+    // Both commands leave in the same tick: on one client they share the socket write and the round
+    // trip (cheaper than an ioredis pipeline object); on two clients they overlap.
+    const [set, read] = await Promise.allSettled([
+      this.client.set(lockKey, token, 'PX', ttl, 'NX'),
+      tier.get(key),
+    ]);
+    if (set.status === 'rejected') throw toTierError('load', `lock ${showKey(key)}`, set.reason, undefined);
+    const ok = set.value;
     let entry: CacheEntry | undefined;
     let readError: unknown;
-    if (sameClient) {
-      const pipeline = this.client.pipeline();
-      pipeline.set(lockKey, token, 'PX', ttl, 'NX');
-      const read = (
-        tier as unknown as {
-          readPipelined(p: unknown, key: string): Promise<CacheEntry | undefined>;
-        }
-      ).readPipelined(pipeline, key);
-      let results: [Error | null, unknown][] | null;
-      try {
-        results = await pipeline.exec();
-      } catch (error) {
-        throw toTierError('load', `lock ${showKey(key)}`, error, undefined);
-      }
-      const [setError, reply] = results?.[0] ?? [new Error('no reply'), null];
-      if (setError) throw toTierError('load', `lock ${showKey(key)}`, setError, undefined);
-      ok = reply as string | null;
-      try {
-        entry = await read;
-      } catch (error) {
-        readError = error;
-      }
-    } else {
-      const [set, read] = await Promise.allSettled([
-        this.client.set(lockKey, token, 'PX', ttl, 'NX'),
-        tier.get(key),
-      ]);
-      if (set.status === 'rejected') throw toTierError('load', `lock ${showKey(key)}`, set.reason, undefined);
-      ok = set.value;
-      if (read.status === 'fulfilled') entry = read.value;
-      else readError = read.reason;
-    }
+    if (read.status === 'fulfilled') entry = read.value;
+    else readError = read.reason;
     if (ok !== 'OK') return { lease: undefined, entry, readError };
     const lease = this.hold(lockKey, token, ttl);
     if (entry !== undefined && entry.freshUntil > Date.now()) {
@@ -261,7 +255,7 @@ export class RedisLock implements DistributedLock {
   private hold(lockKey: string, token: string, ttl: number): Lease {
     const timer = setInterval(
       () => {
-        this.client.eval(RENEW, 1, lockKey, token, String(ttl)).then(
+        this.scripts.bgcLockRenew(lockKey, token, String(ttl)).then(
           (renewed) => {
             if (renewed === 0) stop();
           },
@@ -283,7 +277,7 @@ export class RedisLock implements DistributedLock {
       released = true;
       stop();
       try {
-        await this.client.eval(RELEASE, 1, lockKey, token, this.channel);
+        await this.scripts.bgcLockRelease(lockKey, token, this.channel);
       } catch {
         // Never rejects: the lease expires by itself within leaseMs.
       }

@@ -273,20 +273,6 @@ export class RedisTier implements Tier {
   }
 
   /**
-   * Queues the read of `key` on `pipeline` (an ioredis pipeline of this tier's client) and resolves
-   * its entry once the pipeline runs: how {@link RedisLock.tryAcquireAndRead} reads and takes the
-   * lease in one round trip. Same answers as {@link RedisTier.get}.
-   */
-  readPipelined(pipeline: ReturnType<Redis['pipeline']>, key: string): Promise<CacheEntry | undefined> {
-    return new Promise((resolve, reject) => {
-      pipeline.get(this.prefix + key, (error, text) => {
-        if (error) reject(this.fail('get', `key ${showKey(key)}`, error));
-        else resolve(text == null ? undefined : this.decode(text, 'get', Date.now()));
-      });
-    });
-  }
-
-  /**
    * Reads many keys with `MGET` (one per hash slot under Cluster), aligned with `keys`.
    */
   async getMany(keys: readonly string[]): Promise<(CacheEntry | undefined)[]> {

@@ -222,7 +222,7 @@ describe('RedisLock.tryAcquireAndRead: the miss path in one round trip (issue 18
   });
 
   it.each([
-    ['one pipeline (same client)', () => tier],
+    ['same client (one socket write)', () => tier],
     [
       'concurrently (tier on another client)',
       () => new RedisTier({ client: other, prefix: `${prefix}c:`, coordinationPrefixes: [`${prefix}x:`] }),
