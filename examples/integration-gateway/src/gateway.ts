@@ -6,6 +6,7 @@ import {
   loadConnectorConfig,
   RequestSpacer,
   type ComexStatConnectorConfig,
+  type ComexStatMonthResult,
 } from '@bgc/connector-comexstat';
 import { pino, type Logger } from 'pino';
 import { type GatewayConfig, loadGatewayConfig, redactUrl } from './config.js';
@@ -150,23 +151,15 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     logger.warn({ err: errInfo(error) }, 'a cache tier is not reachable at start; serving degraded'),
   );
   const connector = createConnector(config, runtime, env, logger);
-  // Background metadata (release, countries) early, when the connector's version can.
-  (connector as { start?: () => void }).start?.();
-  // The connector takes a client id (budgets upstream work per client) when its version supports it.
-  const getMonth = connector.getMonth.bind(connector) as (
-    q: MonthQuery,
-    options?: { clientId?: string },
-  ) => Promise<MonthAnswer & { status: 'ok' | 'not_published'; fetchedAt: number }>;
+  // Background metadata (release, countries) early.
+  connector.start();
   const staleWindowMs = connector.config.cache.staleTtlMs;
   // HTTP freshness from the value's own life: its TTL policy less the orchestrator's jitter (10%),
   // so that a client or CDN never keeps it longer than the cache would. Decided once per cached
   // value (its rows object), as the cache decided its TTL once.
   const freshUntilOf = new WeakMap<object, number>();
-  const withFreshness = (
-    q: MonthQuery,
-    answer: MonthAnswer & { status: 'ok' | 'not_published'; fetchedAt: number },
-  ): MonthAnswer => {
-    const r = Object.isFrozen(answer) ? { ...answer } : answer;
+  const withFreshness = (q: MonthQuery, answer: ComexStatMonthResult): MonthAnswer => {
+    const r: MonthAnswer & ComexStatMonthResult = Object.isFrozen(answer) ? { ...answer } : answer;
     let freshUntil = freshUntilOf.get(r.rows);
     if (freshUntil === undefined) {
       const value = { status: r.status, rows: r.rows as never, fetchedAt: r.fetchedAt };
@@ -179,7 +172,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     return r;
   };
   const fetchMonth = (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> =>
-    getMonth(q, { clientId: ctx.clientId }).then((r) => withFreshness(q, r));
+    // The client id lets the connector budget uncached work per client (E_CLIENT_BUDGET).
+    connector.getMonth(q, { clientId: ctx.clientId }).then((r) => withFreshness(q, r));
   const app = createApp({
     cache: runtime.cache,
     fetchMonth,
@@ -217,13 +211,10 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
         app.setPhase('draining');
         await app.close();
         logger.debug('http server closed');
-        // The connector's close() (when its version has it) rejects the queries whose upstream call
-        // was not sent yet, so that SIGTERM never waits behind the spacer queue; the wait is bounded
+        // The connector's close() rejects the queries whose upstream call was not sent yet
+        // (E_SHUTTING_DOWN), so that SIGTERM never waits behind the spacer queue; the wait is bounded
         // by half the shutdown budget either way, then the tiers close regardless.
-        const closeConnector = (connector as { close?: () => Promise<void> }).close;
-        const settled = (closeConnector ? closeConnector.call(connector) : connector.drain()).catch(
-          () => undefined,
-        );
+        const settled = connector.close().catch(() => undefined);
         let timer: NodeJS.Timeout | undefined;
         const bounded = await Promise.race([
           settled.then(() => true),
