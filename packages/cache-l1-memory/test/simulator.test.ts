@@ -124,7 +124,7 @@ describe('CLI arguments', () => {
     const parsed = JSON.parse(out);
     expect(Object.keys(parsed)).toEqual(['trace', 'capacity', 'accesses', 'hitRate', 'lruHitRate']);
     expect(parsed.accesses).toBe(6781);
-  }, 30_000);
+  }, 120_000);
 });
 
 describe('reference rows', () => {
