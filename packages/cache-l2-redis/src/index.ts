@@ -29,4 +29,4 @@ export { type Serializer, type SerializerOption, MSGPACK_SERIALIZER } from './se
 export { encodeJson, decodeJson, reviveTags, type EncodedJson, TAG_KEY } from './json-serializer.js';
 export { keySlot } from './key-slot.js';
 export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './redis-invalidation-bus.js';
-export { RedisLock, type RedisLockOptions, DEFAULT_LOCK_PREFIX } from './redis-lock.js';
+export { RedisLock, type RedisLockOptions, type LeaseAndEntry, DEFAULT_LOCK_PREFIX } from './redis-lock.js';
