@@ -27,6 +27,7 @@ import {
 } from './connection.js';
 import { DEFAULT_MAX_KEY_BYTES, storageKey } from './key-encoding.js';
 import { migrate } from './migrate.js';
+import { OperationDeadlines } from './operation-deadlines.js';
 import { L3_ERROR_CODES, toTierError } from './postgres-errors.js';
 import { validateMeta } from './meta.js';
 import { decodeRow, ROW_KEY, type StoredRow } from './row-decoder.js';
@@ -168,6 +169,7 @@ export class PostgresTier implements Tier {
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private sweeping = false;
   private closed: Promise<void> | undefined;
+  private readonly deadlines: OperationDeadlines | undefined;
 
   /** @throws {ConfigError} for an invalid schema name or a non-positive size. */
   constructor(options: PostgresTierOptions) {
@@ -179,6 +181,7 @@ export class PostgresTier implements Tier {
     this.statements = entryStatements(this.schema);
     this.scope = options.scope ?? (isEmbedded(options) ? 'local' : 'shared');
     this.timeoutMs = options.operationTimeoutMs ?? 1000;
+    this.deadlines = this.timeoutMs > 0 ? new OperationDeadlines(this.timeoutMs) : undefined;
     this.maxKeyBytes = options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
     this.maxValueBytes = positive('maxValueBytes', options.maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
     this.batchRows = positive('writeBatchRows', options.writeBatchRows, DEFAULT_WRITE_BATCH_ROWS);
@@ -238,24 +241,20 @@ export class PostgresTier implements Tier {
   }
 
   /** Reads one entry. Resolves `undefined` on a miss, a tombstone, an expired row, or a row that fails to decode. */
-  async get(key: string): Promise<CacheEntry | undefined> {
+  get(key: string): Promise<CacheEntry | undefined> {
     const { id } = storageKey(key, this.maxKeyBytes);
     const st = this.statements;
-    return this.run('get', async (s) => {
-      const rows = await s.query<StoredRow>(
-        st.get.text,
-        [id, this.now(), this.maxValueBytes],
-        st.get.name,
-        ARRAYS,
-      );
-      return rows[0] === undefined ? undefined : this.decode(key, rows[0], 'get');
-    });
+    return this.run('get', (s) =>
+      s
+        .query<StoredRow>(st.get.text, [id, this.now(), this.maxValueBytes], st.get.name, ARRAYS)
+        .then((rows) => (rows[0] === undefined ? undefined : this.decode(key, rows[0], 'get'))),
+    );
   }
 
   /** Reads many keys in one statement (`key = ANY($1)`, one array parameter). Resolves an array aligned with `keys`. */
-  async getMany(keys: readonly string[]): Promise<(CacheEntry | undefined)[]> {
+  getMany(keys: readonly string[]): Promise<(CacheEntry | undefined)[]> {
     const n = keys.length;
-    if (n === 0) return [];
+    if (n === 0) return Promise.resolve([]);
     const ids = new Array<string>(n);
     const max = this.maxKeyBytes;
     for (let i = 0; i < n; i++) {
@@ -264,23 +263,29 @@ export class PostgresTier implements Tier {
       ids[i] = key.length * 3 <= max ? key : storageKey(key, max).id;
     }
     const st = this.statements;
-    return this.run('get_many', async (s) => {
-      const rows = await s.query<StoredRow>(
-        st.getMany.text,
-        [ids, this.now(), this.maxValueBytes],
-        st.getMany.name,
-        ARRAYS,
-      );
-      const out = new Array<CacheEntry | undefined>(n);
-      if (rows.length === 0) return out.fill(undefined);
-      const byId = new Map<string, StoredRow>();
-      for (const row of rows) byId.set(row[ROW_KEY] as string, row);
-      for (let i = 0; i < n; i++) {
-        const row = byId.get(ids[i] as string);
-        out[i] = row === undefined ? undefined : this.decode(keys[i] as string, row, 'get_many');
-      }
-      return out;
-    });
+    return this.run('get_many', (s) =>
+      s
+        .query<StoredRow>(st.getMany.text, [ids, this.now(), this.maxValueBytes], st.getMany.name, ARRAYS)
+        .then((rows) => this.alignRows(keys, ids, rows)),
+    );
+  }
+
+  /** The entries of `rows` (in any order) aligned with `keys`. */
+  private alignRows(
+    keys: readonly string[],
+    ids: readonly string[],
+    rows: readonly StoredRow[],
+  ): (CacheEntry | undefined)[] {
+    const n = keys.length;
+    const out = new Array<CacheEntry | undefined>(n);
+    if (rows.length === 0) return out.fill(undefined);
+    const byId = new Map<string, StoredRow>();
+    for (const row of rows) byId.set(row[ROW_KEY] as string, row);
+    for (let i = 0; i < n; i++) {
+      const row = byId.get(ids[i] as string);
+      out[i] = row === undefined ? undefined : this.decode(keys[i] as string, row, 'get_many');
+    }
+    return out;
   }
 
   /**
@@ -447,26 +452,19 @@ export class PostgresTier implements Tier {
     return this.state;
   }
 
-  private async run<T>(operation: CacheOperation, fn: (state: Ready) => Promise<T>): Promise<T> {
+  private run<T>(operation: CacheOperation, fn: (state: Ready) => Promise<T>): Promise<T> {
     if (this.closed)
-      throw new TierError(this.name, operation, 'the tier is closed', { code: L3_ERROR_CODES.closed });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const work = this.state ? fn(this.state) : this.ready().then(fn);
-      if (this.timeoutMs <= 0) return await work;
-      return await new Promise<T>((resolve, reject) => {
-        timer = setTimeout(
-          () => reject(new TimeoutError(`${this.name} ${operation}`, this.timeoutMs)),
-          this.timeoutMs,
-        );
-        timer.unref();
-        work.then(resolve, reject);
-      });
-    } catch (error) {
+      return Promise.reject(
+        new TierError(this.name, operation, 'the tier is closed', { code: L3_ERROR_CODES.closed }),
+      );
+    const work = this.state ? fn(this.state) : this.ready().then(fn);
+    const bounded =
+      this.deadlines === undefined
+        ? work
+        : this.deadlines.bound(work, () => new TimeoutError(`${this.name} ${operation}`, this.timeoutMs));
+    return bounded.then(undefined, (error: unknown) => {
       throw toTierError(this.name, operation, error);
-    } finally {
-      clearTimeout(timer);
-    }
+    });
   }
 
   /** Encodes an entry; when it cannot be stored, drops the key's older row (best effort) and throws. */
