@@ -259,13 +259,20 @@ export class MemoryTier implements Tier {
       ttlMs,
     };
     const bytes =
-      (this.cost
-        ? this.cost(value, stored)
-        : this.freeze || entry.size === undefined
-          ? Math.max(entry.size ?? 0, sizeAndFreeze(value, this.freeze))
-          : entry.size) +
-      2 * key.length +
-      ENTRY_OVERHEAD;
+      existing !== -1 &&
+      this.freeze &&
+      this.values[existing] === value &&
+      entry.size === undefined &&
+      !this.cost
+        ? // the same frozen value again (a fail-safe re-store, new tags): its cost is unchanged
+          this.policy.weightAt(existing)
+        : (this.cost
+            ? this.cost(value, stored)
+            : this.freeze || entry.size === undefined
+              ? Math.max(entry.size ?? 0, sizeAndFreeze(value, this.freeze))
+              : entry.size) +
+          2 * key.length +
+          ENTRY_OVERHEAD;
     if (this.freeze) {
       if (this.cost) sizeAndFreeze(value, true);
       if (stored.meta !== undefined) Object.freeze(stored.meta);
