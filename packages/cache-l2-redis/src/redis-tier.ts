@@ -38,7 +38,7 @@ const MARKER_SUFFIX = '\u0000cleared';
 
 /** Options of {@link RedisTier.clear}. */
 export interface RedisClearOptions {
-  /** The clear's version: later writes of lower versions are refused. @default nextVersion() */
+  /** The clear's version: later writes of lower versions are refused. @default nextVersion(Date.now() + 1) */
   version?: number;
 }
 
@@ -412,7 +412,9 @@ export class RedisTier implements Tier {
    * the prefix, and the markers, are untouched.
    */
   async clear(options: RedisClearOptions = {}): Promise<void> {
-    const version = options.version ?? nextVersion();
+    // Without a version: one taken 1 ms ahead, so that it orders after every version taken before
+    // the call in this process, even by another copy of the core's clock (a bundled duplicate).
+    const version = options.version ?? nextVersion(Date.now() + 1);
     const pattern = `${escapeGlob(this.prefix)}*`;
     const nodes: (Redis | Cluster)[] = this.cluster
       ? (this.client as Cluster).nodes('master')

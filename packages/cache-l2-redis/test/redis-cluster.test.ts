@@ -17,12 +17,16 @@ afterAll(async () => {
 });
 
 const confPrefix = uniquePrefix('cluster-conf');
-runTierConformance('redis (3-master cluster)', async () => {
-  const c = await cluster();
-  const tier = new RedisTier({ cluster: c.startupNodes, prefix: confPrefix, commandTimeoutMs: 2000 });
-  await tier.ready(10_000);
-  return tier;
-});
+runTierConformance(
+  'redis (3-master cluster)',
+  async () => {
+    const c = await cluster();
+    const tier = new RedisTier({ cluster: c.startupNodes, prefix: confPrefix, commandTimeoutMs: 2000 });
+    await tier.connect(10_000);
+    return tier;
+  },
+  { versions: true, tombstones: true, expire: true, values: 'codec' as const },
+);
 
 describe('RedisTier coherence on a 3-master cluster (two clients)', () => {
   const prefix = uniquePrefix('cluster-coherence');
