@@ -5,12 +5,13 @@ import {
   ConfigError,
   Level,
   nextVersion,
-  observeVersion,
   type Tier,
+  type TierClearOptions,
   type TierDeleteOptions,
   type TierLevel,
   TierError,
   type TierWrite,
+  VERSIONS_PER_MS,
 } from '@bgc/cache-core';
 import type Keyv from 'keyv';
 import { decodeStoredValue, encodeStoredValue, redact, showKey } from './value-codec.js';
@@ -171,7 +172,6 @@ export class KeyvTier implements Tier {
       const existed = isRecord(current) && current.x !== 1 && live(current, now);
       const version = options.version;
       if (version !== undefined) {
-        observeVersion(version);
         if (isRecord(current) && (current.n ?? 0) > version && live(current, now)) return false;
         if (options.tombstoneMs !== undefined && options.tombstoneMs > 0) {
           const tomb: StoredRecord = { x: 1, n: version, s: now + options.tombstoneMs };
@@ -191,8 +191,9 @@ export class KeyvTier implements Tier {
   }
 
   /**
-   * Logical expiry: the live entries of `keys` whose version is not above `version` stop being
-   * fresh now and keep their stale-until. Resolves how many were expired.
+   * Logical expiry: the fresh entries of `keys` whose version is not above `version` stop being
+   * fresh now and keep their stale-until. Resolves how many were expired (already stale ones are
+   * not counted).
    */
   async expire(keys: readonly string[], version?: number): Promise<number> {
     const done = await Promise.all(
@@ -201,6 +202,8 @@ export class KeyvTier implements Tier {
           const current = await this.call('set', key, () => this.keyv.get<StoredRecord>(key));
           const now = Date.now();
           if (!isRecord(current) || current.x === 1 || !live(current, now)) return false;
+          // Already stale: nothing to expire (and not counted).
+          if ((current.f ?? 0) <= now) return false;
           if (version !== undefined && (current.n ?? 0) > version) return false;
           const next: StoredRecord = { ...current, f: Math.min(current.f ?? now, now) };
           await this.call('set', key, () => this.keyv.set(key, next, (current.s as number) - now));
@@ -212,13 +215,21 @@ export class KeyvTier implements Tier {
   }
 
   /**
-   * Removes every entry of the Keyv's namespace, then records the clear's version so that writes of
-   * older versions (loads that started before the clear) are refused.
+   * Removes every entry of the Keyv's namespace, then records the clear's version (`options.version`,
+   * or the last version of the current millisecond, after which it waits for that millisecond to
+   * end) so that writes of older versions (loads that started before the clear) are refused.
    */
-  async clear(): Promise<void> {
-    const marker: StoredRecord = { n: nextVersion() };
+  async clear(options: TierClearOptions = {}): Promise<void> {
+    // Without a version, the clear takes the last version of the current millisecond: every version
+    // taken before it (by any copy of the clock, in any process with a synchronized clock) is
+    // older; the clear returns only once that millisecond is over, so every version taken after it
+    // is newer.
+    const now = Date.now();
+    const version = options.version ?? Math.max(nextVersion(now), (now + 1) * VERSIONS_PER_MS - 1);
+    const marker: StoredRecord = { n: version };
     await this.call('clear', undefined, () => this.keyv.clear());
     await this.call('clear', undefined, () => this.keyv.set(CLEARED_KEY, marker));
+    if (options.version === undefined) while (Date.now() <= now) await new Promise((r) => setTimeout(r, 1));
   }
 
   /** Resolves when the store answers a read. */
@@ -276,10 +287,7 @@ export class KeyvTier implements Tier {
       size: raw.v.length,
     };
     if (typeof raw.c === 'number') entry.createdAt = raw.c;
-    if (typeof raw.n === 'number') {
-      entry.version = raw.n;
-      observeVersion(raw.n);
-    }
+    if (typeof raw.n === 'number') entry.version = raw.n;
     if (typeof raw.t === 'number') entry.ttlMs = raw.t;
     if (isFlatMeta(raw.m)) entry.meta = raw.m;
     return entry;

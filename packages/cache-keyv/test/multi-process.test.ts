@@ -10,12 +10,14 @@ const WORKER = fileURLToPath(new URL('./fixtures/keyv-worker.ts', import.meta.ur
 class Instance {
   private next = 0;
   private readonly pending = new Map<number, (m: Record<string, unknown>) => void>();
+  private gateWaiters: (() => void)[] = [];
   readonly ready: Promise<void>;
   constructor(readonly child: ChildProcess) {
     this.ready = new Promise((resolve, reject) => {
       child.once('exit', (code) => reject(new Error(`worker exited with ${code}`)));
       child.on('message', (m: Record<string, unknown>) => {
         if (m.ready) resolve();
+        else if (m.gate) for (const w of this.gateWaiters.splice(0)) w();
         else this.pending.get(m.id as number)?.(m);
       });
     });
@@ -37,6 +39,10 @@ class Instance {
     });
     expect(reply.error).toBeUndefined();
     return reply;
+  }
+  /** Resolves when this instance's gated function has started. */
+  gateOpened(): Promise<void> {
+    return new Promise((r) => this.gateWaiters.push(r));
   }
   async close(): Promise<void> {
     if (this.child.exitCode !== null) return;
@@ -82,14 +88,33 @@ describe('cache-manager v7 over KeyvStore in two processes sharing Redis', () =>
     }
   }, 60_000);
 
-  it('without lockOnMiss each process runs the function (the case the lock exists for)', async () => {
+  it("lockOnMiss: a wrap on one process waits for the other's running function and takes its value", async () => {
+    const [a, b] = await pair(true);
+    try {
+      const started = a.gateOpened();
+      const first = a.call({ cmd: 'wrapGated', key: 'gated' });
+      await started; // a holds the lease, its function is running
+      const second = b.call({ cmd: 'wrap', key: 'gated', concurrency: 10, fnMs: 0 });
+      await a.call({ cmd: 'open' });
+      const [ra, rb] = await Promise.all([first, second]);
+      expect(ra.fnCalls).toBe(1);
+      expect(rb.fnCalls).toBe(0);
+      expect(rb.values).toEqual(ra.values);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  }, 60_000);
+
+  it('without lockOnMiss the other process runs the function again (the case the lock exists for)', async () => {
     const [a, b] = await pair(false);
     try {
-      const [ra, rb] = await Promise.all([
-        a.call({ cmd: 'wrap', key: 'cold', concurrency: 500, fnMs: 300 }),
-        b.call({ cmd: 'wrap', key: 'cold', concurrency: 500, fnMs: 300 }),
-      ]);
-      // cache-manager coalesces within a process only: one call per process.
+      const started = a.gateOpened();
+      const first = a.call({ cmd: 'wrapGated', key: 'gated' });
+      await started;
+      // a's function has not stored anything yet: b misses and runs its own.
+      const rb = await b.call({ cmd: 'wrap', key: 'gated', concurrency: 10, fnMs: 0 });
+      await a.call({ cmd: 'open' });
+      const ra = await first;
       expect(ra.fnCalls).toBe(1);
       expect(rb.fnCalls).toBe(1);
     } finally {
