@@ -175,6 +175,28 @@ describe('RedisTier, bus and lock on a 3-master cluster', () => {
     await two.close();
   });
 
+  it('lock: under Cluster too, waiters are woken by the release message (no fallback check in the window)', async () => {
+    const holder = new RedisLock({ client, prefix });
+    const waiter = new RedisLock({
+      cluster: c.startupNodes,
+      prefix,
+      commandTimeoutMs: 2000,
+      pollIntervalMs: 600_000,
+    });
+    await waiter.connect(10_000);
+    const keys = ['m:1', 'm:2', 'm:3', 'm:4', 'm:5', 'm:6'];
+    const leases = await Promise.all(keys.map((k) => holder.tryAcquire(k, 60_000)));
+    let woken = 0;
+    const waits = keys.map((k) => waiter.waitForRelease(k, 600_000).then(() => woken++));
+    await sleep(300);
+    expect(woken).toBe(0);
+    await Promise.all(leases.map((l) => l!.release()));
+    await Promise.all(waits);
+    expect(woken).toBe(keys.length);
+    await holder.close();
+    await waiter.close();
+  });
+
   it('lock: exclusive across instances, released by the owner', async () => {
     const a = new RedisLock({ client, prefix });
     const b = new RedisLock({ client, prefix, pollIntervalMs: 5 });
