@@ -103,6 +103,8 @@ async function main(): Promise<void> {
       async () => {
         const { rows } = await poolRaw.query(rawOne, [nextKey(), Date.now()]);
         if (!rows[0]) throw new Error('expected a hit');
+        // The value column is text: parse it as pg parsed jsonb before migration 0003.
+        rows[0].value = JSON.parse(rows[0].value);
       },
     );
     await compare(
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
       async () => {
         const { rows } = await poolRaw.query(rawMany, [batch(), Date.now()]);
         if (rows.length !== 20) throw new Error('expected hits');
+        for (const row of rows) row.value = JSON.parse(row.value);
       },
     );
   } finally {
