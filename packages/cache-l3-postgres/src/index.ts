@@ -1,4 +1,13 @@
-export { PostgresTier, type PostgresTierOptions, type SweepResult } from './postgres-tier.js';
+export {
+  PostgresTier,
+  type PostgresTierOptions,
+  type SweepResult,
+  type ClearOptions,
+  DEFAULT_MAX_VALUE_BYTES,
+  DEFAULT_TOMBSTONE_MS,
+  DEFAULT_WRITE_BATCH_ROWS,
+} from './postgres-tier.js';
+export { MAX_META_KEYS, MAX_META_KEY_LENGTH, MAX_META_STRING_LENGTH } from './meta.js';
 export { createPgliteTier, type PgliteTierOptions } from './pglite-tier.js';
 export {
   AggregatesStore,
