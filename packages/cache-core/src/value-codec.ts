@@ -36,6 +36,8 @@ export interface DecodeValueOptions {
  * @throws {InvalidValueError} naming where the first value that cannot be stored is.
  */
 export function encodeValue(value: unknown): string {
+  // Plain JSON data (the common case) needs no replacer: JSON.stringify without one is ~3x faster.
+  if (isPlainJson(value, 0)) return JSON.stringify(value);
   try {
     return JSON.stringify(value, replacer) as string;
   } catch (error) {
@@ -45,6 +47,43 @@ export function encodeValue(value: unknown): string {
       { cause: error },
     );
   }
+}
+
+/** Deepest plain tree checked before falling back to the replacer (which also finds cycles). */
+const MAX_PLAIN_DEPTH = 64;
+
+/**
+ * Whether `value` is data that `JSON.stringify` writes faithfully without tags: strings, booleans,
+ * null, finite numbers other than -0, arrays of such, and plain objects of such without an own
+ * `$bgc`, `__proto__` or `toJSON` key. Anything else (or a tree deeper than {@link MAX_PLAIN_DEPTH})
+ * goes through the replacer.
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_PLAIN_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const obj = value as Record<string, unknown>;
+  for (const key in obj) {
+    if (key === VALUE_TAG_KEY || key === 'toJSON' || key === '__proto__') return false;
+    if (!isPlainJson(obj[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 function replacer(this: Record<string, unknown>, key: string): unknown {

@@ -63,6 +63,30 @@ describe('encodeValue / decodeValue', () => {
     expect(roundTrip(Number.NaN)).toBeNaN();
   });
 
+  it('writes plain data exactly as JSON.stringify (fast path), and falls back for the rest', () => {
+    let deep: unknown = { leaf: [1, 'x', null] };
+    for (let i = 0; i < 100; i++) deep = { d: deep };
+    for (const v of [
+      deep,
+      Object.assign(Object.create(null), { a: 1 }),
+      { toJSON: 1, a: 2 },
+      [[], {}, ''],
+      0,
+      'x',
+    ]) {
+      expect(encodeValue(v)).toBe(JSON.stringify(v));
+      expect(roundTrip(v)).toEqual(JSON.parse(JSON.stringify(v)));
+    }
+    // A toJSON method is not plain data: refused like any function.
+    expect(() => encodeValue({ toJSON: () => 'x' })).toThrow(InvalidValueError);
+    // A cycle below the fast path's depth limit is still found.
+    let chain: Record<string, unknown> = {};
+    const top = chain;
+    for (let i = 0; i < 100; i++) chain = chain.next = {};
+    chain.next = top;
+    expect(() => encodeValue(top)).toThrow(/cycles/);
+  });
+
   it('keeps a user object that has a "$bgc" key distinct from a tag', () => {
     const v = { $bgc: 'Date', v: 'not a date', nested: [{ $bgc: 'undefined' }] };
     expect(roundTrip(v)).toEqual(v);
