@@ -1,4 +1,5 @@
 import { type CacheEntry, InvalidValueError, nextVersion, SerializationError } from '@bgc/cache-core';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENTRIES_TABLE, PostgresTier, STATE_TABLE } from '../src/index.js';
 import { dropSchema, sleep, testPool, uniqueSchema } from './helpers.js';
@@ -138,6 +139,51 @@ describe('versions across two pools', () => {
     expect(await b.delete('k:plain2')).toBe(false);
     await a.set('k:plain2', entry('older', v - 1));
     expect(await a.get('k:plain2')).toBeUndefined();
+  });
+});
+
+describe('concurrent writers and deleters on two pools', () => {
+  it('whatever the interleaving, each key ends with its highest-version operation (a write, or a tombstone)', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.array(fc.record({ del: fc.boolean(), viaB: fc.boolean() }), { minLength: 2, maxLength: 6 }),
+          { minLength: 1, maxLength: 8 },
+        ),
+        fc.infiniteStream(fc.nat()),
+        async (keysOps, order) => {
+          run++;
+          const base = nextVersion();
+          const ops: { key: string; version: number; del: boolean; viaB: boolean }[] = [];
+          keysOps.forEach((list, k) => {
+            list.forEach((op, j) =>
+              ops.push({ key: `race:${run}:${k}`, version: base + k * 100 + j + 1, ...op }),
+            );
+          });
+          // A random order of issue, all in flight at once on both pools.
+          const shuffled = ops
+            .map((op) => ({ op, rank: order.next().value as number }))
+            .sort((x, y) => x.rank - y.rank)
+            .map((x) => x.op);
+          await Promise.all(
+            shuffled.map((op) => {
+              const tier = op.viaB ? b : a;
+              return op.del
+                ? tier.delete(op.key, { version: op.version, tombstoneMs: 60_000 })
+                : tier.set(op.key, entry(`v${op.version}`, op.version));
+            }),
+          );
+          const keys = keysOps.map((_, k) => `race:${run}:${k}`);
+          const got = await a.getMany(keys);
+          keys.forEach((key, k) => {
+            const last = ops.filter((op) => op.key === key).sort((x, y) => y.version - x.version)[0]!;
+            expect(got[k]?.value).toBe(last.del ? undefined : `v${last.version}`);
+          });
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 });
 
