@@ -19,8 +19,9 @@ import {
   type MetricsAdapter,
   NOOP_METRICS,
 } from './metrics.js';
-import type { ReadCallbacks, Tier, TierWrite } from './tier.js';
+import type { ReadCallbacks, Tier, TierDeleteOptions, TierWrite } from './tier.js';
 import { armDeadline, cancelDeadline, Deadline, delay, withTimeout } from './timeout.js';
+import { nextVersion, observeVersion, VERSIONS_PER_MS } from './version.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
 
@@ -84,8 +85,20 @@ export interface MultiLevelCacheOptions {
   recoveryMaxKeys?: number;
   /** How often failed writes are retried (as invalidations) on a recovering tier. @default 2000 */
   recoveryIntervalMs?: number;
-  /** Close the tiers, bus on {@link MultiLevelCache.close}. @default true */
+  /** Close the tiers, bus and lock on {@link MultiLevelCache.close}. @default true */
   ownsTiers?: boolean;
+  /**
+   * How long (ms) a delete's tombstone lives in the shared tiers, and how long this instance
+   * remembers a key's last write or delete version: a load, promotion or refresh that started
+   * before keeps its older value out until then. Must outlast the longest load that can still
+   * write back. @default max(60000, 2 × (hardTimeoutMs + lockLeaseMs))
+   */
+  tombstoneMs?: number;
+  /**
+   * Most invalidation keys kept for re-publishing while the bus is down (deduplicated; the oldest
+   * are dropped past it, and a `clear` replaces them all). @default 10000
+   */
+  publishQueueMax?: number;
 }
 
 /** The result of a lookup. */
@@ -228,6 +241,8 @@ export class MultiLevelCache extends EventEmitter {
       | 'lockWaitMs'
       | 'recoveryMaxKeys'
       | 'recoveryIntervalMs'
+      | 'tombstoneMs'
+      | 'publishQueueMax'
     >
   > & { eagerRefreshThreshold: number | undefined };
   private readonly bus: InvalidationBus | undefined;
@@ -240,6 +255,25 @@ export class MultiLevelCache extends EventEmitter {
   private readonly loads = new Set<AbortController>();
   private recoveryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /**
+   * Per key, the version of this instance's last write or delete of it, or of an invalidation
+   * received for it. A local write carrying a lower version (a load, promotion, refresh or
+   * fail-safe re-store that started before) is dropped. Pruned of versions older than every load
+   * in flight and than `tombstoneMs`.
+   */
+  private readonly guard = new Map<string, number>();
+  /** Version of the last `clear()` (here or received): older versioned entries are not written locally. */
+  private clearedAt = 0;
+  /** Start versions of the loads in flight (with multiplicity), which keep their guards from pruning. */
+  private readonly loadStarts = new Map<number, number>();
+  private pruneAt = 1024;
+  /** Invalidations that failed to publish, by kind, re-sent once the bus answers again. */
+  private readonly unpublished = {
+    delete: new Map<string, number | undefined>(),
+    expire: new Map<string, number | undefined>(),
+    clear: undefined as number | undefined | null,
+  };
+  private publishTimer: NodeJS.Timeout | undefined;
   private l1Reads = 0;
   /** What a {@link TierRead} calls back, bound once per cache (the read path's private methods). */
   private readonly readHost: ReadHost = {
@@ -282,8 +316,15 @@ export class MultiLevelCache extends EventEmitter {
       lockWaitMs: nonNeg('lockWaitMs', options.lockWaitMs, hard),
       recoveryMaxKeys: nonNeg('recoveryMaxKeys', options.recoveryMaxKeys, 10_000),
       recoveryIntervalMs: nonNeg('recoveryIntervalMs', options.recoveryIntervalMs, 2000),
+      tombstoneMs: 0,
+      publishQueueMax: nonNeg('publishQueueMax', options.publishQueueMax, 10_000),
       eagerRefreshThreshold: eager,
     };
+    this.opts.tombstoneMs = nonNeg(
+      'tombstoneMs',
+      options.tombstoneMs,
+      Math.max(60_000, 2 * (hard + this.opts.lockLeaseMs)),
+    );
     this.metrics = options.metrics ?? NOOP_METRICS;
     this.connector = options.connector ?? 'default';
     this.endpoint = options.endpoint ?? 'default';
@@ -311,6 +352,8 @@ export class MultiLevelCache extends EventEmitter {
           onStateChange: (s: CircuitState) => {
             this.metrics.circuitState?.(tier.level, s);
             this.emit('circuit', { level: tier.level, tier: tier.name, state: s });
+            // Back from an outage: local entries may have missed invalidations meanwhile.
+            if (s === 'closed') this.expireLocal();
           },
         });
       }
@@ -326,7 +369,35 @@ export class MultiLevelCache extends EventEmitter {
     this.bus = options.bus;
     this.lock = options.lock;
     this.ownsTiers = options.ownsTiers ?? true;
+    const last = this.states.length - 1;
+    for (const s of this.states) s.tier.attach?.({ index: s.index, lastTier: s.index === last });
     this.bus?.subscribe((message) => this.onBusMessage(message));
+  }
+
+  /**
+   * Connects every tier and the lock ({@link Tier.connect}, {@link DistributedLock.connect}),
+   * resolving once all can serve. Rejects with the first failure (each one is also reported as an
+   * `'error'` event); the cache still serves without the failed part, so a caller may go on.
+   */
+  async connect(): Promise<void> {
+    const parts: Promise<unknown>[] = this.states.map((s) =>
+      s.tier.connect
+        ? s.tier.connect().catch((error: unknown) => {
+            this.report(s.tier.level, 'get', undefined, error, s.tier.name);
+            throw error;
+          })
+        : Promise.resolve(),
+    );
+    const lock = this.lock;
+    if (lock?.connect)
+      parts.push(
+        lock.connect().catch((error: unknown) => {
+          this.report(Level.L2, 'load', undefined, error);
+          throw error;
+        }),
+      );
+    const results = await Promise.allSettled(parts);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 
   /** The tiers, fastest first. */
@@ -422,31 +493,44 @@ export class MultiLevelCache extends EventEmitter {
     validateKey(key);
     this.assertValue(key, value);
     const entry = this.makeEntry(value, options.ttlMs ?? this.opts.defaultTtlMs, options.staleTtlMs);
-    this.recent.delete(key);
+    const version = this.invalidate(key);
+    entry.version = version;
     await this.writeAll(key, entry);
-    await this.publish({ type: 'delete', keys: [key] });
+    await this.publish({ type: 'delete', keys: [key], version });
   }
 
   /** Writes many values to every tier, in one round trip per tier that has `setMany`. */
   async setMany<T>(items: readonly SetManyItem<T>[]): Promise<void> {
     if (items.length === 0) return;
-    const writes: TierWrite[] = items.map((it) => {
+    const prepared = items.map((it) => {
       validateKey(it.key);
       this.assertValue(it.key, it.value);
-      this.recent.delete(it.key);
-      return {
-        key: it.key,
-        entry: this.makeEntry(it.value, it.ttlMs ?? this.opts.defaultTtlMs, it.staleTtlMs),
-      };
+      return this.makeEntry(it.value, it.ttlMs ?? this.opts.defaultTtlMs, it.staleTtlMs);
     });
+    const version = nextVersion();
+    const writes: TierWrite[] = items.map((it, i) => {
+      this.invalidate(it.key, version);
+      const entry = prepared[i] as CacheEntry;
+      entry.version = version;
+      return { key: it.key, entry };
+    });
+    let invalid: unknown;
     await Promise.all(
       this.states.map((state) =>
         this.writeMany(state, writes).then((r) => {
           if (r === SKIPPED) for (const w of writes) this.remember(state, w.key);
+          else if (r !== undefined && invalid === undefined) invalid = r;
         }),
       ),
     );
-    await this.publish({ type: 'delete', keys: writes.map((w) => w.key) });
+    const keys = writes.map((w) => w.key);
+    if (invalid !== undefined) {
+      // A tier refused the batch as invalid: no tier keeps entries the others lack.
+      await this.removeEverywhere(keys, version);
+      await this.publish({ type: 'delete', keys, version });
+      throw invalid;
+    }
+    await this.publish({ type: 'delete', keys, version });
   }
 
   /** Removes a key from every tier and from every instance's local tier. */
@@ -459,10 +543,12 @@ export class MultiLevelCache extends EventEmitter {
   async deleteMany(keys: readonly string[]): Promise<number> {
     if (keys.length === 0) return 0;
     for (const k of keys) validateKey(k);
-    for (const k of keys) this.recent.delete(k);
+    const version = nextVersion();
+    for (const k of keys) this.invalidate(k, version);
+    const options: TierDeleteOptions = { version, tombstoneMs: this.opts.tombstoneMs };
     const counts = await Promise.all(
       this.states.map((state) =>
-        this.removeMany(state, keys).then((r) => {
+        this.removeMany(state, keys, options).then((r) => {
           if (r === SKIPPED) {
             for (const k of keys) this.remember(state, k);
             return 0;
@@ -471,19 +557,25 @@ export class MultiLevelCache extends EventEmitter {
         }),
       ),
     );
-    await this.publish({ type: 'delete', keys });
+    await this.publish({ type: 'delete', keys, version });
     return Math.max(0, ...counts);
   }
 
-  /** Empties every tier that supports `clear()` and every instance's local tier. */
+  /**
+   * Empties every tier that supports `clear()` and every instance's local tier. Loads, promotions
+   * and refreshes that started before the clear do not write their values back afterwards.
+   */
   async clear(): Promise<void> {
-    this.recent.clear();
+    const version = nextVersion();
+    this.clearLocalState(version);
     await Promise.all(
       this.states.map((state) =>
-        state.tier.clear ? this.tierCall(state, 'clear', undefined, () => state.tier.clear!()) : undefined,
+        state.tier.clear
+          ? this.tierCall(state, 'clear', undefined, () => state.tier.clear!({ version }))
+          : undefined,
       ),
     );
-    await this.publish({ type: 'clear' });
+    await this.publish({ type: 'clear', version });
   }
 
   /**
@@ -510,9 +602,12 @@ export class MultiLevelCache extends EventEmitter {
     validateKey(key);
     const shared = this.inflight.get(key) ?? this.sharedRecent(key, now);
     if (shared) return shared as Promise<LoadResult<T>>;
-    const flight = this.resolveMiss(key, loader, options, endpoint, fast).finally(() => {
-      this.inflight.delete(key);
-    });
+    const flight: Promise<LoadResult<T>> = this.resolveMiss(key, loader, options, endpoint, fast).finally(
+      () => {
+        // A write or delete meanwhile may have replaced this flight by a newer one: leave that be.
+        if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
+      },
+    );
     this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
     return flight;
   }
@@ -550,10 +645,12 @@ export class MultiLevelCache extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
+    if (this.publishTimer) clearInterval(this.publishTimer);
     for (const c of this.loads) c.abort(new Error('the cache was closed'));
     await this.flush();
     if (!this.ownsTiers) return;
     await this.bus?.close().catch((error: unknown) => this.report(Level.L2, 'clear', undefined, error));
+    await this.lock?.close?.().catch((error: unknown) => this.report(Level.L2, 'load', undefined, error));
     await Promise.all(
       this.states.map((s) =>
         s.tier.close().catch((error: unknown) => this.report(s.tier.level, 'clear', undefined, error)),
@@ -645,18 +742,27 @@ export class MultiLevelCache extends EventEmitter {
         return;
       }
       read.t0 = performance.now();
-      read.settled = false;
-      if (state.shared && this.opts.tierTimeoutMs > 0) armDeadline(read, this.opts.tierTimeoutMs);
+      // The read object answers for the first tier it asks; any later tier gets callbacks of its
+      // own, so a late reply (after its deadline) can only ever settle its own, finished call.
+      let callbacks: OperationDeadline & ReadCallbacks;
+      if (read.asked) {
+        callbacks = new ReadAttempt(read as TierRead<unknown>, this.readHost);
+      } else {
+        read.asked = true;
+        callbacks = read;
+      }
+      callbacks.settled = false;
+      if (state.shared && this.opts.tierTimeoutMs > 0) armDeadline(callbacks, this.opts.tierTimeoutMs);
       const tier = state.tier;
       try {
-        if (tier.getWith) tier.getWith(read.key, read);
+        if (tier.getWith) tier.getWith(read.key, callbacks);
         else
           tier.get(read.key).then(
-            (entry) => read.ok(entry),
-            (error: unknown) => read.failed(error),
+            (entry) => callbacks.ok(entry),
+            (error: unknown) => callbacks.failed(error),
           );
       } catch (error) {
-        read.failed(error);
+        callbacks.failed(error);
       }
     } catch (error) {
       // A throwing error listener or metrics adapter must not leave the read unsettled.
@@ -730,9 +836,17 @@ export class MultiLevelCache extends EventEmitter {
     const fromLevel = this.levelOf(from);
     for (let j = 0; j < from; j++) {
       const state = this.states[j] as TierState;
+      // A local tier takes no entry older than this key's last write or invalidation here; shared
+      // tiers check the entry's version themselves (compare-and-set, tombstones).
+      if (!state.shared && this.superseded(key, entry)) continue;
       const capped = capEntry(entry, state.tier.maxTtlMs);
-      const p = this.tierCall(state, 'set', key, () => state.tier.set(key, capped)).then((r) => {
-        if (r !== SKIPPED) this.metrics.promotion(fromLevel, state.tier.level);
+      const p = this.tierCall(state, 'set', key, () =>
+        state.tier.set(key, capped).then(
+          () => true,
+          (error: unknown) => this.refusedValue(state, error),
+        ),
+      ).then((r) => {
+        if (r === true) this.metrics.promotion(fromLevel, state.tier.level);
       });
       if (state.shared) this.track(p);
     }
@@ -753,7 +867,7 @@ export class MultiLevelCache extends EventEmitter {
         }));
       if (writes.length === 0) continue;
       const r = await this.writeMany(state, writes);
-      if (r !== SKIPPED)
+      if (r === undefined)
         for (const w of writes) this.metrics.promotion(this.levelOf(w.from), state.tier.level);
     }
   }
@@ -847,6 +961,10 @@ export class MultiLevelCache extends EventEmitter {
     const controller = new AbortController();
     this.loads.add(controller);
     const t0 = performance.now();
+    // The load's version is taken before the loader reads the upstream: any write or delete after
+    // this point is newer than what the loader may return, and wins over it in every tier.
+    const version = nextVersion();
+    this.loadStarts.set(version, (this.loadStarts.get(version) ?? 0) + 1);
     const run = (async () => {
       try {
         const value = await loader({ key, signal: controller.signal, stale: stale?.entry });
@@ -863,6 +981,7 @@ export class MultiLevelCache extends EventEmitter {
               ? options.ttlMs(value)
               : (options.ttlMs ?? this.opts.defaultTtlMs);
         const entry = this.makeEntry(value, ttl, options.staleTtlMs);
+        entry.version = version;
         const stored = await this.writeAll(key, entry);
         // Callers arriving just after find the value in a tier; when no tier could keep it (all
         // down), the settled result stays shareable for the window so the upstream is not hit again.
@@ -873,7 +992,7 @@ export class MultiLevelCache extends EventEmitter {
           });
           if (this.recent.size > 10_000) this.pruneRecent();
         }
-        await this.publish({ type: 'delete', keys: [key] });
+        if (!this.superseded(key, entry)) await this.publish({ type: 'delete', keys: [key], version });
         return value;
       } catch (error) {
         this.metrics.error(
@@ -884,6 +1003,9 @@ export class MultiLevelCache extends EventEmitter {
         throw error;
       } finally {
         this.loads.delete(controller);
+        const n = (this.loadStarts.get(version) ?? 1) - 1;
+        if (n > 0) this.loadStarts.set(version, n);
+        else this.loadStarts.delete(version);
         await lease?.release();
       }
     })();
@@ -899,6 +1021,9 @@ export class MultiLevelCache extends EventEmitter {
 
     const hard = this.opts.hardTimeoutMs;
     const soft = stale ? Math.min(this.opts.softTimeoutMs, hard) : hard;
+    // softTimeoutMs 0: answer stale at once (withTimeout treats 0 as "no timeout").
+    if (stale && soft <= 0)
+      return { value: stale.entry.value, level: this.levelOf(stale.index), stale: true };
     try {
       const value = await withTimeout(run, soft, `Loading key ${JSON.stringify(key)}`);
       return { value, level: Level.External, stale: false };
@@ -918,6 +1043,8 @@ export class MultiLevelCache extends EventEmitter {
   private async keepStale(key: string, entry: CacheEntry): Promise<void> {
     const retryAt = Date.now() + this.opts.failSafeBackoffMs;
     const kept: CacheEntry = { ...entry, meta: { ...entry.meta, failSafe: true, retryAt } };
+    // The stale entry's own version: a write or delete since then wins.
+    if (this.superseded(key, kept)) return;
     await Promise.all(
       this.local.map((state) => this.tierCall(state, 'set', key, () => state.tier.set(key, kept))),
     );
@@ -932,13 +1059,51 @@ export class MultiLevelCache extends EventEmitter {
   ): void {
     const threshold = this.opts.eagerRefreshThreshold;
     if (threshold === undefined || entry.createdAt === undefined) return;
-    if (now < entry.createdAt + (entry.freshUntil - entry.createdAt) * threshold) return;
+    // Judged on the lifetime the entry was loaded with, not on a tier-capped freshUntil.
+    const lifetime = entry.ttlMs ?? entry.freshUntil - entry.createdAt;
+    if (now < entry.createdAt + lifetime * threshold) return;
     if (this.refreshing.has(key) || this.inflight.has(key)) return;
     this.refreshing.add(key);
-    const p = this.load(key, loader, options, { entry, index: 0 }, undefined)
+    const p = this.refresh(key, entry, loader, options)
       .catch(() => undefined)
       .finally(() => this.refreshing.delete(key));
     this.track(p);
+  }
+
+  /**
+   * An eager refresh: with a distributed lock, only the instance that takes the lease refreshes
+   * (the others skip: the holder's result reaches them through the shared tiers), and the holder
+   * first checks the shared tiers for a value newer than its own (another instance refreshed).
+   */
+  private async refresh<T>(
+    key: string,
+    entry: CacheEntry<T>,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+  ): Promise<void> {
+    let lease: Lease | undefined;
+    if (this.lock) {
+      lease = await withTimeout(
+        this.lock.tryAcquire(key, this.opts.lockLeaseMs),
+        this.opts.tierTimeoutMs,
+        'lock acquire',
+      );
+      if (!lease) return;
+      const endpoint = options.endpoint ?? this.endpoint;
+      let found: Cascaded<T> | undefined;
+      try {
+        found = await this.cascade<T>(key, endpoint, this.l1Sync ? 1 : 0, undefined, options.isStale);
+      } catch (error) {
+        await lease.release();
+        throw error;
+      }
+      const got = found?.fresh ? found.best.entry : undefined;
+      if (got && (got.createdAt ?? 0) > (entry.createdAt ?? 0)) {
+        await lease.release();
+        return;
+      }
+    }
+    await this.load(key, loader, options, { entry, index: 0 }, lease);
   }
 
   private sharedRecent(key: string, now: number): Promise<LoadResult<unknown>> | undefined {
@@ -968,6 +1133,7 @@ export class MultiLevelCache extends EventEmitter {
       freshUntil,
       staleUntil: freshUntil + (staleTtlMs ?? this.opts.staleTtlMs),
       createdAt: now,
+      ttlMs: ttl,
     };
   }
 
@@ -992,50 +1158,197 @@ export class MultiLevelCache extends EventEmitter {
   private async writeAll(key: string, entry: CacheEntry): Promise<number> {
     let invalid: unknown;
     let invalidLevel: TierLevel = Level.L1;
+    const stale = this.superseded(key, entry);
     const stored = await Promise.all(
       this.states.map((state) =>
-        this.tierCall(state, 'set', key, () =>
-          state.tier.set(key, entry).catch((error: unknown) => {
-            if (!isInvalidValue(error)) throw error;
-            invalid = error;
-            invalidLevel = state.tier.level;
-            return SKIPPED;
-          }),
-        ).then((r) => {
-          if (r !== SKIPPED) return 1;
-          if (invalid === undefined) this.remember(state, key);
-          return 0;
-        }),
+        !state.shared && stale
+          ? 0
+          : this.tierCall(state, 'set', key, () =>
+              state.tier.set(key, entry).catch((error: unknown) => {
+                if (!isInvalidValue(error)) throw error;
+                invalid = error;
+                invalidLevel = state.tier.level;
+                return SKIPPED;
+              }),
+            ).then((r) => {
+              if (r !== SKIPPED) return 1;
+              if (invalid === undefined) this.remember(state, key);
+              return 0;
+            }),
       ),
     );
     if (invalid !== undefined) {
       this.metrics.error(invalidLevel, 'set', 'invalid_value');
-      await Promise.all(
-        this.states.map((state) => this.tierCall(state, 'delete', key, () => state.tier.delete(key))),
-      );
+      await this.removeEverywhere([key], entry.version);
       throw invalid;
     }
-    return stored.reduce<number>((a, b) => a + b, 0);
+    // A superseded entry counts as not stored: it must not be shared as a recent load either.
+    return stale ? 0 : stored.reduce<number>((a, b) => a + b, 0);
   }
 
+  /**
+   * Publishes an invalidation. One that fails (bus down, timeout) is queued, deduplicated and
+   * bounded by `publishQueueMax`, and re-sent every `recoveryIntervalMs` until the bus takes it.
+   */
   private async publish(message: InvalidationMessage): Promise<void> {
     if (!this.bus) return;
     try {
       await withTimeout(this.bus.publish(message), this.opts.tierTimeoutMs, 'invalidation publish');
     } catch (error) {
       this.report(Level.L2, message.type === 'clear' ? 'clear' : 'delete', undefined, error);
+      this.queueUnpublished(message);
     }
   }
 
+  /** Adds a message that failed to publish to the re-send queue (see {@link publish}). */
+  private queueUnpublished(message: InvalidationMessage): void {
+    const q = this.unpublished;
+    if (message.type === 'resync') return;
+    if (message.type === 'clear') {
+      // A clear covers every key invalidation before it.
+      q.delete.clear();
+      q.expire.clear();
+      q.clear = Math.max(q.clear ?? 0, message.version ?? 0);
+    } else {
+      const map = q[message.type];
+      for (const k of message.keys) {
+        const before = map.get(k);
+        map.delete(k);
+        map.set(k, message.version === undefined ? before : Math.max(before ?? 0, message.version));
+      }
+      const max = Math.max(1, this.opts.publishQueueMax);
+      for (const m of [q.delete, q.expire]) while (m.size > max) m.delete(m.keys().next().value as string);
+    }
+    if (this.publishTimer || this.closed) return;
+    this.publishTimer = setInterval(() => this.track(this.republish()), this.opts.recoveryIntervalMs);
+    this.publishTimer.unref?.();
+  }
+
+  /** Re-sends the queued invalidations; stops the timer once the queue is empty. */
+  private async republish(): Promise<void> {
+    const bus = this.bus;
+    const q = this.unpublished;
+    if (!bus) return;
+    const messages: InvalidationMessage[] = [];
+    if (q.clear !== undefined && q.clear !== null)
+      messages.push({ type: 'clear', ...(q.clear > 0 ? { version: q.clear } : {}) });
+    for (const type of ['delete', 'expire'] as const) {
+      // One message per distinct version (usually one: the keys' own versions differ rarely).
+      const byVersion = new Map<number | undefined, string[]>();
+      for (const [k, v] of q[type]) {
+        const list = byVersion.get(v);
+        if (list) list.push(k);
+        else byVersion.set(v, [k]);
+      }
+      for (const [version, keys] of byVersion)
+        messages.push(version === undefined ? { type, keys } : { type, keys, version });
+    }
+    q.clear = undefined;
+    q.delete.clear();
+    q.expire.clear();
+    for (const message of messages) {
+      try {
+        await withTimeout(bus.publish(message), this.opts.tierTimeoutMs, 'invalidation publish');
+      } catch {
+        this.queueUnpublished(message);
+      }
+    }
+    if (q.clear === undefined && q.delete.size === 0 && q.expire.size === 0 && this.publishTimer) {
+      clearInterval(this.publishTimer);
+      this.publishTimer = undefined;
+    }
+  }
+
+  /** An invalidation from another instance (or `resync` from the bus itself). */
   private onBusMessage(message: InvalidationMessage): void {
-    if (message.type === 'clear' || message.type === 'resync') {
-      this.recent.clear();
+    if (message.type === 'resync') {
+      // Messages may have been lost meanwhile: local entries can no longer be vouched for.
+      this.expireLocal();
+      return;
+    }
+    if (message.type === 'clear') {
+      const version = message.version ?? nextVersion();
+      observeVersion(version);
+      this.clearLocalState(version);
       for (const s of this.local)
         if (s.tier.clear) this.track(this.tierCall(s, 'clear', undefined, () => s.tier.clear!()));
       return;
     }
-    for (const k of message.keys) this.recent.delete(k);
-    for (const s of this.local) this.track(this.removeMany(s, message.keys));
+    const version = message.version ?? nextVersion();
+    observeVersion(version);
+    for (const k of message.keys) this.invalidate(k, version);
+    for (const s of this.local) {
+      if (message.type === 'expire' && s.tier.expire) {
+        const expire = s.tier.expire.bind(s.tier);
+        this.track(this.tierCall(s, 'delete', undefined, () => expire(message.keys, version)));
+      } else {
+        this.track(this.removeMany(s, message.keys));
+      }
+    }
+  }
+
+  /**
+   * Records a write, delete or received invalidation of `key` at `version` (a new one by default):
+   * older loads, promotions and re-stores no longer write it to local tiers, and callers that come
+   * next start a new load instead of joining one that started before. Returns the version.
+   */
+  private invalidate(key: string, version: number = nextVersion()): number {
+    const before = this.guard.get(key);
+    if (before === undefined || before < version) {
+      if (before === undefined && this.guard.size >= this.pruneAt) this.pruneGuard();
+      this.guard.set(key, version);
+    }
+    this.inflight.delete(key);
+    this.recent.delete(key);
+    return version;
+  }
+
+  /** Forgets guards that no load in flight or tombstone lifetime can still need. */
+  private pruneGuard(): void {
+    let oldest = (Date.now() - this.opts.tombstoneMs) * VERSIONS_PER_MS;
+    for (const v of this.loadStarts.keys()) if (v < oldest) oldest = v;
+    for (const [k, v] of this.guard) if (v < oldest) this.guard.delete(k);
+    this.pruneAt = Math.max(1024, this.guard.size * 2);
+  }
+
+  /** A clear at `version`: every guard is older, loads in flight no longer share their results. */
+  private clearLocalState(version: number): void {
+    if (version > this.clearedAt) this.clearedAt = version;
+    this.guard.clear();
+    this.pruneAt = 1024;
+    this.inflight.clear();
+    this.recent.clear();
+  }
+
+  /**
+   * Whether `entry` is older than this instance's last write, delete or invalidation of `key` (or
+   * than the last clear, for a versioned entry): such an entry must not reach a local tier.
+   */
+  private superseded(key: string, entry: CacheEntry): boolean {
+    const v = entry.version;
+    if (v === undefined) return this.guard.has(key);
+    if (v < this.clearedAt) return true;
+    const g = this.guard.get(key);
+    return g !== undefined && g > v;
+  }
+
+  /** Removes `keys` from every tier (tombstones at `version` in shared tiers). */
+  private async removeEverywhere(keys: readonly string[], version: number | undefined): Promise<void> {
+    const options: TierDeleteOptions | undefined =
+      version === undefined ? undefined : { version, tombstoneMs: this.opts.tombstoneMs };
+    await Promise.all(this.states.map((state) => this.removeMany(state, keys, options)));
+  }
+
+  /** Local tiers: every entry stale at once (kept as fail-safe fallbacks, no longer fresh). */
+  private expireLocal(): void {
+    this.recent.clear();
+    for (const s of this.local) {
+      try {
+        s.tier.expireAll?.();
+      } catch (error) {
+        this.report(s.tier.level, 'delete', undefined, error, s.tier.name);
+      }
+    }
   }
 
   /**
@@ -1119,31 +1432,59 @@ export class MultiLevelCache extends EventEmitter {
     return SKIPPED;
   }
 
-  /** Writes many entries to one tier, in one batch when it has `setMany`. */
-  private writeMany(state: TierState, writes: readonly TierWrite[]): Promise<unknown> {
+  /**
+   * Writes many entries to one tier, in one batch when it has `setMany`. Resolves `undefined` when
+   * written, {@link SKIPPED} when the tier failed (a breaker failure), or the error when the tier
+   * refused a value as invalid (the caller's error: not a breaker failure, see {@link refusedValue}).
+   * A local tier gets no entry older than its key's last write or invalidation here.
+   */
+  private writeMany(state: TierState, all: readonly TierWrite[]): Promise<unknown> {
     const tier = state.tier;
+    const writes = state.shared ? all : all.filter((w) => !this.superseded(w.key, w.entry));
+    if (writes.length === 0) return Promise.resolve(undefined);
     return this.tierCall(
       state,
       'set_many',
       undefined,
       async () => {
-        if (tier.setMany) await tier.setMany(writes);
-        else await Promise.all(writes.map((w) => tier.set(w.key, w.entry)));
+        try {
+          if (tier.setMany) await tier.setMany(writes);
+          else await Promise.all(writes.map((w) => tier.set(w.key, w.entry)));
+          return undefined;
+        } catch (error) {
+          if (this.refusedValue(state, error) === false) return error;
+          throw error;
+        }
       },
       writes.length,
     );
   }
 
+  /**
+   * A write a tier refused: an invalid value (E_INVALID_VALUE, E_VALUE_TOO_LARGE,
+   * E_SERIALIZATION) is counted as `invalid_value` and resolves `false` (the call succeeded as far
+   * as the tier's health goes); any other error is rethrown (a tier failure).
+   */
+  private refusedValue(state: TierState, error: unknown): false {
+    if (!isInvalidValue(error)) throw error;
+    this.metrics.error(state.tier.level, 'set', 'invalid_value');
+    return false;
+  }
+
   /** Deletes many keys from one tier, in one batch when it has `deleteMany`; resolves how many existed. */
-  private removeMany(state: TierState, keys: readonly string[]): Promise<number | typeof SKIPPED> {
+  private removeMany(
+    state: TierState,
+    keys: readonly string[],
+    options?: TierDeleteOptions,
+  ): Promise<number | typeof SKIPPED> {
     const tier = state.tier;
     return this.tierCall(
       state,
       'delete',
       undefined,
       async () => {
-        if (tier.deleteMany) return tier.deleteMany(keys);
-        return (await Promise.all(keys.map((k) => tier.delete(k)))).filter(Boolean).length;
+        if (tier.deleteMany) return tier.deleteMany(keys, options);
+        return (await Promise.all(keys.map((k) => tier.delete(k, options)))).filter(Boolean).length;
       },
       keys.length,
     );
@@ -1310,6 +1651,8 @@ class TierRead<T> extends OperationDeadline implements ReadCallbacks {
   /** Tier index of `staleEntry`, -1 when none. */
   staleIndex: number;
   allowStale = false;
+  /** Whether the read object itself already served as a tier call's callbacks. */
+  asked = false;
 
   constructor(
     private readonly host: ReadHost,
@@ -1340,5 +1683,30 @@ class TierRead<T> extends OperationDeadline implements ReadCallbacks {
   expire(): void {
     const ms = this.host.timeoutMs();
     this.failed(new TimeoutError(`${this.state?.tier.name ?? 'tier'} get`, ms));
+  }
+}
+
+/**
+ * The callbacks and deadline of one tier call of a {@link TierRead} after its first: answered once,
+ * by its own tier or by its own deadline, never by another tier's late reply.
+ */
+class ReadAttempt extends OperationDeadline implements ReadCallbacks {
+  constructor(
+    private readonly read: TierRead<unknown>,
+    private readonly host: ReadHost,
+  ) {
+    super();
+  }
+
+  ok(entry: CacheEntry | undefined): void {
+    if (this.settle()) this.host.answered(this.read, entry);
+  }
+
+  failed(error: unknown): void {
+    if (this.settle()) this.host.failed(this.read, error);
+  }
+
+  expire(): void {
+    this.failed(new TimeoutError(`${this.read.state?.tier.name ?? 'tier'} get`, this.host.timeoutMs()));
   }
 }

@@ -274,7 +274,7 @@ describe('MultiLevelCache writes', () => {
     await cache.set('k', 1);
     await cache.clear();
     expect(l1.store.size + l2.store.size).toBe(0);
-    expect(bus.sent.at(-1)).toEqual({ type: 'clear' });
+    expect(bus.sent.at(-1)).toEqual({ type: 'clear', version: expect.any(Number) });
   });
 });
 
@@ -561,7 +561,9 @@ describe('tier failures', () => {
     l2.failWith = undefined;
     await recovered;
     expect(l2.store.has('k')).toBe(false);
-    expect((await cache.get('k')).value).toBe('new');
+    // The L2 came back: the L1 copy is no longer vouched for (stale), but still a fallback.
+    expect(await cache.get('k')).toEqual({ value: undefined, level: 'external', stale: false });
+    expect(await cache.get('k', { allowStale: true })).toEqual({ value: 'new', level: 'l1', stale: true });
   });
 
   it('checkTiers pings the tiers and reports health', async () => {
@@ -604,7 +606,7 @@ describe('coherence', () => {
     const bus = fakeBus();
     const cache = make({ tiers: [l1, l2], bus });
     await cache.set('k', 1);
-    expect(bus.sent).toEqual([{ type: 'delete', keys: ['k'] }]);
+    expect(bus.sent).toEqual([{ type: 'delete', keys: ['k'], version: expect.any(Number) }]);
     bus.deliver({ type: 'delete', keys: ['k'] });
     await cache.flush();
     expect(l1.store.has('k')).toBe(false);
