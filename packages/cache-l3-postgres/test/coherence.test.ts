@@ -157,9 +157,8 @@ describe('concurrent writers and deleters on two pools', () => {
           const base = nextVersion();
           const ops: { key: string; version: number; del: boolean; viaB: boolean }[] = [];
           keysOps.forEach((list, k) => {
-            list.forEach((op, j) =>
-              ops.push({ key: `race:${run}:${k}`, version: base + k * 100 + j + 1, ...op }),
-            );
+            for (const [j, op] of list.entries())
+              ops.push({ key: `race:${run}:${k}`, version: base + k * 100 + j + 1, ...op });
           });
           // A random order of issue, all in flight at once on both pools.
           const shuffled = ops
