@@ -318,7 +318,8 @@ export class PostgresTier implements Tier {
       rows.delete(row.id);
       rows.set(row.id, row);
     }
-    const all = [...rows.values()];
+    // Rows in key order: concurrent batches lock rows in the same order, so they never deadlock.
+    const all = [...rows.values()].sort(byId);
     await this.run('set_many', async (s) => {
       for (let i = 0; i < all.length; i += this.batchRows)
         await this.upsert(s, all.slice(i, i + this.batchRows));
@@ -566,16 +567,14 @@ export class PostgresTier implements Tier {
     keys: readonly string[],
     options: TierDeleteOptions | undefined,
   ): Promise<number> {
-    const ids: string[] = [];
-    const fulls: (string | null)[] = [];
-    const seen = new Set<string>();
+    const unique = new Map<string, string | null>();
     for (const key of keys) {
       const { id, full } = storageKey(key, this.maxKeyBytes);
-      if (seen.has(id)) continue;
-      seen.add(id);
-      ids.push(id);
-      fulls.push(full);
+      unique.set(id, full);
     }
+    // Key order, as setMany: concurrent batches lock rows in the same order.
+    const ids = [...unique.keys()].sort();
+    const fulls = ids.map((id) => unique.get(id) ?? null);
     const st = this.statements;
     const version = options?.version;
     return this.run(operation, async (s) => {
@@ -634,6 +633,10 @@ export class PostgresTier implements Tier {
         this.sweeping = false;
       });
   }
+}
+
+function byId(a: EncodedRow, b: EncodedRow): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 function positive(name: string, value: number | undefined, fallback: number): number {

@@ -29,11 +29,13 @@ beforeAll(async () => {
     eviction() {},
     error: (level: string, op: string, type: string) => metricErrors.push(`${level}:${op}:${type}`),
   };
+  // Generous operation timeouts: a loaded 2-core machine queues dozens of statements at once here.
   a = new PostgresTier({
     pool: poolA,
     schema,
     migrate: true,
     sweepIntervalMs: 0,
+    operationTimeoutMs: 15_000,
     onError: (e) => errors.push(e),
     metrics,
   });
@@ -42,6 +44,7 @@ beforeAll(async () => {
     schema,
     migrate: true,
     sweepIntervalMs: 0,
+    operationTimeoutMs: 15_000,
     onError: (e) => errors.push(e),
   });
   await a.connect();

@@ -9,7 +9,7 @@ runTierConformance(
   'pglite',
   async () => {
     shared ??= await PGlite.create();
-    return createPgliteTier({ pglite: shared, sweepIntervalMs: 0 });
+    return createPgliteTier({ pglite: shared, sweepIntervalMs: 0, operationTimeoutMs: 10_000 });
   },
   { teardown: () => shared?.close() },
 );

@@ -8,7 +8,7 @@ const schema = uniqueSchema('conf');
 // A given pool, as applications share theirs.
 runTierConformance(
   'postgres (given pg.Pool)',
-  () => new PostgresTier({ pool, schema, migrate: true, sweepIntervalMs: 0 }),
+  () => new PostgresTier({ pool, schema, migrate: true, sweepIntervalMs: 0, operationTimeoutMs: 10_000 }),
   {
     teardown: async () => {
       await dropSchema(pool, schema);
@@ -28,6 +28,7 @@ runTierConformance(
       migrate: true,
       sweepIntervalMs: 0,
       poolSize: 10,
+      operationTimeoutMs: 10_000,
     }),
   {
     teardown: async () => {

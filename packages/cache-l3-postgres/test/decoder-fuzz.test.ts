@@ -191,6 +191,7 @@ describe('L3 reads of planted rows on PostgreSQL (fuzz)', () => {
       migrate: true,
       sweepIntervalMs: 0,
       maxValueBytes: MAX,
+      operationTimeoutMs: 10_000,
       onError: (e) => errors.push(e),
     });
     await tier.connect();

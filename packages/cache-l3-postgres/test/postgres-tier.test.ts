@@ -26,6 +26,7 @@ beforeAll(async () => {
     schema,
     migrate: true,
     sweepIntervalMs: 0,
+    operationTimeoutMs: 10_000,
     onError: (e) => errors.push(e),
   });
   await tier.init();
