@@ -1311,11 +1311,12 @@ export class MultiLevelCache extends EventEmitter {
     this.pruneAt = Math.max(1024, this.guard.size * 2);
   }
 
-  /** A clear at `version`: every guard is older, loads in flight no longer share their results. */
+  /** A clear at `version`: older guards are subsumed; loads in flight no longer share their results. */
   private clearLocalState(version: number): void {
     if (version > this.clearedAt) this.clearedAt = version;
-    this.guard.clear();
-    this.pruneAt = 1024;
+    // A received clear may be older than writes made here since: their guards stay.
+    for (const [k, v] of this.guard) if (v < version) this.guard.delete(k);
+    this.pruneAt = Math.max(1024, this.guard.size * 2);
     this.inflight.clear();
     this.recent.clear();
   }

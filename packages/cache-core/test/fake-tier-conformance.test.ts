@@ -1,6 +1,12 @@
 import { runTierConformance, FakeTier } from '../src/testing/index.js';
 
-const coherence = { versions: true, tombstones: true, expire: true, values: 'codec' } as const;
+const coherence = {
+  versions: true,
+  tombstones: true,
+  clearKeepsNewer: true,
+  expire: true,
+  values: 'codec',
+} as const;
 
 const shared = new Map();
 runTierConformance(
@@ -11,7 +17,7 @@ runTierConformance(
 runTierConformance(
   'FakeTier (shared store, callbacks)',
   () => new FakeTier({ level: 'l2', store: shared, callbacks: true }),
-  { versions: true, tombstones: true, expire: true },
+  { versions: true, tombstones: true, clearKeepsNewer: true, expire: true },
 );
 const sharedCodec = new Map();
 runTierConformance(

@@ -216,12 +216,17 @@ export class FakeTier implements Tier {
 
   async clear(options: TierClearOptions = {}): Promise<void> {
     await this.enter('clear');
-    if (this.keepsTombstones) {
-      const version = options.version ?? nextVersion();
-      if (version > this.guards.clearedAt) this.guards.clearedAt = version;
-      this.guards.tombstones.clear();
+    if (!this.keepsTombstones) {
+      this.store.clear();
+      return;
     }
-    this.store.clear();
+    // Entries and tombstones of versions newer than the clear (writes and deletes that were called
+    // after it, and reached the backend first) are kept: the clear does not undo them.
+    const version = options.version ?? nextVersion();
+    if (version > this.guards.clearedAt) this.guards.clearedAt = version;
+    for (const [key, tomb] of this.guards.tombstones)
+      if (tomb.version < version) this.guards.tombstones.delete(key);
+    for (const [key, e] of this.store) if ((e.version ?? 0) < version) this.store.delete(key);
   }
 
   async ping(): Promise<void> {

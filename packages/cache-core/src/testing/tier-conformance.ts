@@ -28,6 +28,13 @@ export interface TierConformanceOptions {
    * versions older than the clear. Implies `versions`. @default false
    */
   tombstones?: boolean;
+  /**
+   * With `tombstones`: `clear({ version })` removes only entries and tombstones older than the
+   * clear, so that a write or delete called after the clear but reaching the backend before it is
+   * not undone (found by the core's model test; a clear that wipes a newer tombstone lets an
+   * older load resurrect the key). @default false
+   */
+  clearKeepsNewer?: boolean;
   /** The tier implements `expire(keys, version)` (logical expiry). @default false */
   expire?: boolean;
   /**
@@ -509,6 +516,23 @@ export function runTierConformance(
           await tier.set(k('tc:1'), versioned('after clear', nextVersion()));
           expect(await storedValue(k('tc:1'))).toBe('after clear');
         });
+
+        if (options.clearKeepsNewer) {
+          it('clear({ version }) keeps entries and tombstones of higher versions (called after it, landed first)', async () => {
+            if (!tier.clear) throw new Error(`${tier.name} declares clearKeepsNewer but has no clear()`);
+            const clearAt = nextVersion();
+            const older = nextVersion();
+            const newer = nextVersion();
+            await tier.set(k('tck:entry'), versioned('newer entry', newer));
+            await tier.delete(k('tck:tomb'), { version: newer, tombstoneMs: 60_000 });
+            await tier.set(k('tck:old'), versioned('older than the clear', clearAt - 1));
+            await tier.clear({ version: clearAt });
+            expect(await storedValue(k('tck:entry'))).toBe('newer entry');
+            expect(await tier.get(k('tck:old'))).toBeUndefined();
+            await tier.set(k('tck:tomb'), versioned('between the clear and the delete', older));
+            expect(await tier.get(k('tck:tomb'))).toBeUndefined();
+          });
+        }
 
         it('clear({ version }) (when offered) refuses writes below the given version', async () => {
           if (!tier.clear) return;
