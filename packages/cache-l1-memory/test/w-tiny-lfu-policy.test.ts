@@ -153,3 +153,56 @@ describe('WTinyLfuPolicy', () => {
     expect(simulatePolicy(trace, 50, { adaptive: false, doorkeeper: true })).toBeGreaterThan(0);
   });
 });
+
+describe('WTinyLfuPolicy read buffer', () => {
+  it('applies buffered hits before a slot is removed, so a reused slot never inherits them', () => {
+    const p = new WTinyLfuPolicy<number>({ maximumWeight: 100, adaptive: false });
+    const sketch = (p as unknown as { sketch: { frequency(h: number): number } }).sketch;
+    const a = p.add(1, 1);
+    for (let i = 0; i < 5; i++) p.recordAccess(a);
+    expect(sketch.frequency(hashKey(1))).toBe(0);
+    p.remove(a);
+    expect(sketch.frequency(hashKey(1))).toBe(5);
+    const b = p.add(2, 1);
+    expect(b).toBe(a);
+    p.drainReads();
+    expect(sketch.frequency(hashKey(2))).toBe(0);
+    expect(sketch.frequency(hashKey(1))).toBe(5);
+  });
+
+  it('drains on its own when full, and before a miss is counted', () => {
+    const p = new WTinyLfuPolicy<number>({ maximumWeight: 1000, adaptive: false });
+    const sketch = (p as unknown as { sketch: { frequency(h: number): number } }).sketch;
+    const s = p.add(7, 1);
+    for (let i = 0; i < 127; i++) p.recordAccess(s);
+    expect(sketch.frequency(hashKey(7))).toBe(0);
+    p.recordAccess(s);
+    expect(sketch.frequency(hashKey(7))).toBe(15);
+    const t = p.add(8, 1);
+    p.recordAccess(t);
+    p.onMiss(9);
+    expect(sketch.frequency(hashKey(8))).toBe(1);
+    expect(sketch.frequency(hashKey(9))).toBe(1);
+  });
+
+  it('gives the same hit rate buffered or not on a trace (only the climber timing differs)', () => {
+    const trace = Array.from({ length: 20_000 }, (_, i) => Math.floor(Math.abs(Math.sin(i * 7.1)) * 900));
+    const run = (buffered: boolean) => {
+      const p = new WTinyLfuPolicy<number>({ maximumWeight: 100, adaptive: false });
+      let hits = 0;
+      for (const k of trace) {
+        const slot = p.find(k);
+        if (slot !== -1) {
+          if (buffered) p.recordAccess(slot);
+          else p.onHit(slot);
+          hits++;
+        } else {
+          p.onMiss(k);
+          p.add(k, 1);
+        }
+      }
+      return hits;
+    };
+    expect(run(true)).toBe(run(false));
+  });
+});
