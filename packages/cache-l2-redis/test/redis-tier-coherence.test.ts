@@ -128,3 +128,68 @@ describe('RedisTier on untrusted bytes (issue 22 fuzz)', () => {
     expect(metrics.errors.length).toBe(before);
   });
 });
+
+describe('RedisTier interleavings (fast-check scheduler, two clients)', () => {
+  const prefix = uniquePrefix('interleave');
+  const clients: Redis[] = [];
+  let tiers: RedisTier[];
+  beforeAll(async () => {
+    tiers = [0, 1].map(() => {
+      const client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+      clients.push(client);
+      return new RedisTier({ client, prefix });
+    });
+    await Promise.all(tiers.map((t) => t.connect()));
+  });
+  afterAll(async () => {
+    await tiers[0]?.clear();
+    await Promise.all(clients.map((c) => c.quit()));
+  });
+
+  it('versioned sets, setMany and tombstoning deletes in any order: the highest version decides', async () => {
+    let run = 0;
+    const op = fc.record({
+      kind: fc.constantFrom('set', 'setMany', 'delete', 'deleteMany'),
+      tier: fc.constantFrom(0, 1),
+      rank: fc.nat({ max: 1000 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), fc.array(op, { minLength: 1, maxLength: 8 }), async (s, ops) => {
+        const key = `k${run++}`;
+        // Distinct versions in a random order, so that issue order and version order differ.
+        const versions = ops.map((o, i) => 1_000_000 + o.rank * 16 + i);
+        const now = Date.now();
+        const entry = (i: number) => ({
+          value: `write ${i}`,
+          freshUntil: now + 60_000,
+          staleUntil: now + 120_000,
+          version: versions[i] as number,
+        });
+        const done = ops.map((o, i) =>
+          s
+            .schedule(Promise.resolve(), `${o.kind}#${i}@${o.tier} v${versions[i]}`)
+            .then(async (): Promise<unknown> => {
+              const t = tiers[o.tier] as RedisTier;
+              const v = versions[i] as number;
+              if (o.kind === 'set') return t.set(key, entry(i));
+              if (o.kind === 'setMany') return t.setMany([{ key, entry: entry(i) }]);
+              if (o.kind === 'delete') return t.delete(key, { version: v, tombstoneMs: 60_000 });
+              return t.deleteMany([key], { version: v, tombstoneMs: 60_000 });
+            }),
+        );
+        await s.waitAll();
+        await Promise.all(done);
+        const winner = versions.indexOf(Math.max(...versions));
+        const kind = (ops[winner] as { kind: string }).kind;
+        const got = await (tiers[1 - (ops[winner] as { tier: number }).tier] as RedisTier).get(key);
+        if (kind === 'set' || kind === 'setMany') {
+          expect(got?.value).toBe(`write ${winner}`);
+          expect(got?.version).toBe(versions[winner]);
+        } else {
+          expect(got).toBeUndefined();
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
