@@ -1,7 +1,9 @@
 import { ConfigError, NOOP_METRICS } from '@bgc/cache-core';
+import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { COMPRESSORS } from '../src/compression.js';
 import { DEFAULT_COORDINATION_PREFIX, RedisTier } from '../src/redis-tier.js';
 import { coherenceCases } from './coherence-cases.js';
 import { REDIS_HOST, REDIS_PORT, recordingMetrics, uniquePrefix } from './helpers.js';
@@ -118,6 +120,32 @@ describe('RedisTier on untrusted bytes (issue 22 fuzz)', () => {
     expect(metrics.errors.every(([level, , type]) => level === 'l2' && type === 'serialization_error')).toBe(
       true,
     );
+  });
+
+  it('a planted gzip bomb is a miss: inflated at most to maxValueBytes, never to its 20 MB', async () => {
+    const bound = 64 * 1024;
+    const bombMetrics = recordingMetrics();
+    const guarded = new RedisTier({
+      client: raw,
+      prefix,
+      metrics: bombMetrics,
+      maxValueBytes: bound,
+      compressThresholdBytes: 1024,
+    });
+    const spy = vi.spyOn(COMPRESSORS.gzip, 'decompress');
+    const packed = gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x20));
+    await raw.set(
+      `${prefix}bomb`,
+      `{"v":1,"n":0,"f":1,"s":9e15,"e":"json","z":"gzip","b":"${packed.toString('base64')}"}`,
+      'PX',
+      60_000,
+    );
+    expect(await guarded.get('bomb')).toBeUndefined();
+    expect(bombMetrics.errors).toEqual([['l2', 'get', 'serialization_error']]);
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(spy.mock.calls[0]?.[1]).toBe(bound);
+    await expect(spy.mock.results[0]?.value).rejects.toThrow();
+    spy.mockRestore();
   });
 
   it('a tombstone is a miss without a metric', async () => {
