@@ -30,21 +30,22 @@ export { UpstreamError, type UpstreamErrorOptions, isRetryableStatus } from './e
 export { KeyPattern, type KeyPart, validateKey, MAX_KEY_LENGTH } from './key-pattern.js';
 export { parseDuration } from './duration.js';
 export { type CacheEnvConfig, loadCacheConfigFromEnv, envBool, envInt, envDuration } from './config.js';
-export {
-  MultiLevelCache,
-  type MultiLevelCacheOptions,
-  type CacheResult,
-  type LoadResult,
-  type SetOptions,
-  type SetManyItem,
-  type Loader,
-  type LoaderContext,
-  type GetOrLoadOptions,
-  type GetOptions,
-  type CacheErrorEvent,
-  type TierHealth,
-  classifyError,
-} from './multi-level-cache.js';
+export { MultiLevelCache } from './multi-level-cache.js';
+export type {
+  MultiLevelCacheOptions,
+  CacheResult,
+  LoadResult,
+  SetOptions,
+  SetManyItem,
+  Loader,
+  LoaderContext,
+  GetOrLoadOptions,
+  GetOptions,
+  CacheErrorEvent,
+  CacheEvents,
+  TierHealth,
+} from './cache-options.js';
+export { classifyError } from './classify-error.js';
 export { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
 export { withTimeout, delay } from './timeout.js';
 export { coarseNow } from './clock.js';

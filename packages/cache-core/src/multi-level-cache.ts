@@ -5,206 +5,45 @@ import type { DistributedLock, InvalidationBus, InvalidationMessage, Lease } fro
 import { CircuitBreaker } from './circuit-breaker.js';
 import { coarseNow } from './clock.js';
 import { type CacheEntry, capEntry } from './entry.js';
-import { BgcCacheError } from './errors/bgc-cache-error.js';
 import { CircuitOpenError } from './errors/circuit-open-error.js';
 import { ConfigError } from './errors/config-error.js';
 import { InvalidValueError } from './errors/invalid-value-error.js';
 import { TimeoutError } from './errors/timeout-error.js';
 import { validateKey } from './key-pattern.js';
 import { Level, type TierLevel } from './level.js';
-import {
-  type CacheErrorType,
-  type CacheOperation,
-  type CircuitState,
-  type MetricsAdapter,
-  NOOP_METRICS,
-} from './metrics.js';
+import { type CacheOperation, type CircuitState, type MetricsAdapter, NOOP_METRICS } from './metrics.js';
+import type {
+  CacheErrorEvent,
+  CacheResult,
+  GetOptions,
+  GetOrLoadOptions,
+  Loader,
+  LoadResult,
+  MultiLevelCacheOptions,
+  SetManyItem,
+  SetOptions,
+  TierHealth,
+} from './cache-options.js';
+import { classifyError, isInvalidValue } from './classify-error.js';
 import type { ReadCallbacks, Tier, TierDeleteOptions, TierWrite } from './tier.js';
-import { armDeadline, cancelDeadline, Deadline, delay, withTimeout } from './timeout.js';
+import {
+  type Cascaded,
+  type FailCall,
+  type Found,
+  type OperationDeadline,
+  ReadAttempt,
+  type ReadHost,
+  type RecentLoad,
+  SKIPPED,
+  TierCall,
+  TierRead,
+  type TierState,
+} from './tier-read.js';
+import { armDeadline, delay, withTimeout } from './timeout.js';
 import { nextVersion, observeVersion, VERSIONS_PER_MS } from './version.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
 
-/** Options of {@link MultiLevelCache}. Durations in ms. */
-export interface MultiLevelCacheOptions {
-  /** The tiers, fastest first (e.g. memory, Redis, PostgreSQL). At least one. */
-  tiers: readonly Tier[];
-  /** Where hits, misses, latencies, promotions and errors are reported. @default NOOP_METRICS */
-  metrics?: MetricsAdapter;
-  /** `connector` label of hit/miss metrics. @default 'default' */
-  connector?: string;
-  /** `endpoint` label of hit/miss metrics, overridable per call. @default 'default' */
-  endpoint?: string;
-  /** Fresh lifetime of entries written without a `ttlMs`. @default 300000 (5 min) */
-  defaultTtlMs?: number;
-  /**
-   * Fail-safe window: how long past fresh-until an entry is kept and may be served when the loader
-   * fails or is slow. @default 0
-   */
-  staleTtlMs?: number;
-  /** Fresh lifetime of `null` loader results (negative caching). @default 60000 */
-  negativeTtlMs?: number;
-  /**
-   * Random reduction of each fresh TTL, as a fraction (0.1 = up to 10% shorter), so that keys
-   * written together do not expire together. @default 0
-   */
-  ttlJitter?: number;
-  /**
-   * How long a settled load stays shareable by callers that arrive just after it when no tier could
-   * store it (tiers down): they get it without another upstream call. Otherwise they read it from
-   * the tiers. Writes and invalidations end the window. @default 10000
-   */
-  coalesceWindowMs?: number;
-  /** Timeout of each operation on a shared (remote) tier. @default 1000 */
-  tierTimeoutMs?: number;
-  /**
-   * When a stale entry exists and the loader takes longer than this, answer with the stale value
-   * and let the load finish in the background. `0` answers stale at once. @default 1000
-   */
-  softTimeoutMs?: number;
-  /** Longest time a caller waits for a loader; then it gets the stale value or a TimeoutError. @default 10000 */
-  hardTimeoutMs?: number;
-  /** After a failed load served stale, wait this long before the next load attempt. @default 30000 */
-  failSafeBackoffMs?: number;
-  /**
-   * Refresh an entry in the background when it is read after this fraction of its fresh lifetime
-   * (e.g. 0.8). `undefined` disables eager refresh. @default undefined
-   */
-  eagerRefreshThreshold?: number;
-  /** Circuit breaker per shared tier; `false` disables it. @default { failureThreshold: 3, cooldownMs: 5000 } */
-  circuitBreaker?: { failureThreshold?: number; cooldownMs?: number } | false;
-  /** Cross-instance invalidation of local tiers. */
-  bus?: InvalidationBus;
-  /** Cross-instance coalescing of loads (one loader call across instances). */
-  lock?: DistributedLock;
-  /** Lease time of the distributed lock, renewed while the load runs. @default 15000 */
-  lockLeaseMs?: number;
-  /** Longest wait for another instance's load before loading here. @default hardTimeoutMs */
-  lockWaitMs?: number;
-  /** Most keys remembered per tier for auto-recovery after an outage. @default 10000 */
-  recoveryMaxKeys?: number;
-  /** How often failed writes are retried (as invalidations) on a recovering tier. @default 2000 */
-  recoveryIntervalMs?: number;
-  /** Close the tiers, bus and lock on {@link MultiLevelCache.close}. @default true */
-  ownsTiers?: boolean;
-  /**
-   * How long (ms) a delete's tombstone lives in the shared tiers, and how long this instance
-   * remembers a key's last write or delete version: a load, promotion or refresh that started
-   * before keeps its older value out until then. Must outlast the longest load that can still
-   * write back. @default max(60000, 2 × (hardTimeoutMs + lockLeaseMs))
-   */
-  tombstoneMs?: number;
-  /**
-   * Most invalidation keys kept for re-publishing while the bus is down (deduplicated; the oldest
-   * are dropped past it, and a `clear` replaces them all). @default 10000
-   */
-  publishQueueMax?: number;
-}
-
-/** The result of a lookup. */
-export interface CacheResult<T> {
-  /** The value, or `undefined` on a miss everywhere. */
-  value: T | undefined;
-  /** Where it was found; `Level.External` on a miss (or when the loader answered). */
-  level: Level;
-  /** Whether the value is past its fresh-until time (served by fail-safe or a soft timeout). */
-  stale: boolean;
-}
-
-/** The result of {@link MultiLevelCache.getOrLoad}: always a value. */
-export interface LoadResult<T> extends CacheResult<T> {
-  value: T;
-}
-
-/** Options of one write. */
-export interface SetOptions {
-  /** Fresh lifetime in ms. @default the cache's defaultTtlMs */
-  ttlMs?: number;
-  /** Fail-safe window after fresh-until, in ms. @default the cache's staleTtlMs */
-  staleTtlMs?: number;
-}
-
-/** One item of {@link MultiLevelCache.setMany}. */
-export interface SetManyItem<T = unknown> extends SetOptions {
-  key: string;
-  value: T;
-}
-
-/** What a loader receives. */
-export interface LoaderContext<T> {
-  /** The key being loaded. */
-  key: string;
-  /**
-   * Aborted when the cache closes. A load outliving the hard timeout is not aborted: it goes on in
-   * the background and fills the tiers for the next caller.
-   */
-  signal: AbortSignal;
-  /** The stale entry, when one exists (e.g. for conditional requests). */
-  stale: CacheEntry<T> | undefined;
-}
-
-/** Loads a value from the upstream. Resolve `null` for "not found" (cached for negativeTtlMs). */
-export type Loader<T> = (ctx: LoaderContext<T>) => Promise<T> | T;
-
-/** Options of {@link MultiLevelCache.getOrLoad}. */
-export interface GetOrLoadOptions<T> {
-  /** Fresh lifetime in ms, fixed or computed from the loaded value. */
-  ttlMs?: number | ((value: T) => number);
-  /** Fail-safe window in ms. */
-  staleTtlMs?: number;
-  /** `endpoint` metric label for this call. */
-  endpoint?: string;
-  /** Treat a fresh cached entry as stale when this returns true (e.g. release-aware freshness). */
-  isStale?: (entry: CacheEntry<T>) => boolean;
-}
-
-/** Options of {@link MultiLevelCache.get}. */
-export interface GetOptions {
-  /** `endpoint` metric label for this call. */
-  endpoint?: string;
-  /** Also return a stale (past fresh-until) entry, flagged `stale: true`. @default false */
-  allowStale?: boolean;
-}
-
-/** Emitted as `'error'` (only when a listener exists) for every tier or background failure. */
-export interface CacheErrorEvent {
-  level: Level;
-  tier?: string;
-  operation: CacheOperation;
-  key?: string;
-  error: unknown;
-}
-
-/** Health of one tier. */
-export type TierHealth = 'up' | 'degraded' | 'down';
-
-interface TierState {
-  tier: Tier;
-  index: number;
-  shared: boolean;
-  breaker: CircuitBreaker | undefined;
-  /** Keys whose write or delete failed on this tier, to invalidate when it comes back. */
-  pending: Set<string>;
-  lastError: boolean;
-}
-
-interface Found<T> {
-  entry: CacheEntry<T>;
-  index: number;
-}
-
-/** What a cascade found: the first fresh entry, or the freshest stale one. */
-interface Cascaded<T> {
-  best: Found<T>;
-  fresh: boolean;
-}
-
-interface RecentLoad {
-  result: LoadResult<unknown>;
-  until: number;
-}
-
-const SKIPPED = Symbol('skipped');
 /** Within this many ms of an entry's fresh-until or stale-until, reads compare with `Date.now()`. */
 const EXACT_CLOCK_WITHIN_MS = 1000;
 
@@ -1552,162 +1391,5 @@ export class MultiLevelCache extends EventEmitter {
   private track(p: Promise<unknown>): void {
     const q = p.catch(() => undefined).finally(() => this.background.delete(q));
     this.background.add(q);
-  }
-}
-
-/** Whether a tier refused a value as invalid (the caller's error, not the tier's). */
-function isInvalidValue(error: unknown): boolean {
-  return (
-    BgcCacheError.isInstance(error) &&
-    (error.code === 'E_INVALID_VALUE' ||
-      error.code === 'E_VALUE_TOO_LARGE' ||
-      error.code === 'E_SERIALIZATION')
-  );
-}
-
-/** Maps an error to a bounded `error_type` label value. */
-export function classifyError(error: unknown, tier?: string): CacheErrorType {
-  if (error instanceof TimeoutError || (BgcCacheError.isInstance(error) && error.code === 'E_TIMEOUT'))
-    return 'timeout';
-  if (BgcCacheError.isInstance(error)) {
-    if (error.code.endsWith('_TIMEOUT')) return 'timeout';
-    if (error.code.endsWith('_CONNECTION') || error.code.endsWith('_CLOSED')) return 'connection_error';
-    if (error.code === 'E_CIRCUIT_OPEN') return 'circuit_open';
-    if (error.code === 'E_SERIALIZATION') return 'serialization_error';
-    if (error.code === 'E_INVALID_VALUE') return 'invalid_value';
-    if (error.code === 'E_VALUE_TOO_LARGE') return 'too_large';
-  }
-  const code = (error as { code?: unknown } | null)?.code;
-  if (
-    typeof code === 'string' &&
-    /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH)$/.test(code)
-  )
-    return 'connection_error';
-  const msg = error instanceof Error ? error.message : '';
-  if (/Connection is closed|connect ECONNREFUSED|Stream isn't writeable|enableOfflineQueue/i.test(msg))
-    return 'connection_error';
-  if (tier === 'redis') return 'redis_error';
-  if (tier === 'postgres' || tier === 'pglite') return 'postgres_error';
-  return 'unknown';
-}
-
-type FailCall = (
-  state: TierState,
-  op: CacheOperation,
-  key: string | undefined,
-  error: unknown,
-) => typeof SKIPPED;
-
-/** A deadline guarding one tier operation, answered once: by the tier or by the expiry. */
-abstract class OperationDeadline extends Deadline {
-  /** Whether the operation has been answered (or has timed out). */
-  settled = false;
-
-  /** Marks the operation answered (disarming the deadline); `false` if it already was. */
-  settle(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    cancelDeadline(this);
-    return true;
-  }
-}
-
-/** The deadline of one tier operation: on expiry it answers the operation as a timed-out failure. */
-class TierCall<R> extends OperationDeadline {
-  constructor(
-    private readonly fail: FailCall,
-    private readonly state: TierState,
-    private readonly op: CacheOperation,
-    private readonly key: string | undefined,
-    private readonly ms: number,
-    private readonly onResult: (r: R | typeof SKIPPED) => void,
-  ) {
-    super();
-  }
-
-  expire(): void {
-    if (!this.settle()) return;
-    const error = new TimeoutError(`${this.state.tier.name} ${this.op}`, this.ms);
-    this.onResult(this.fail(this.state, this.op, this.key, error));
-  }
-}
-
-/** The orchestrator's side of a {@link TierRead}. */
-interface ReadHost {
-  answered(read: TierRead<unknown>, entry: CacheEntry | undefined): void;
-  failed(read: TierRead<unknown>, error: unknown): void;
-  timeoutMs(): number;
-}
-
-/**
- * A single-key read through the tiers in progress: where the cascade is, the freshest stale entry
- * seen, how to settle, and the deadline of the current tier call. It is also the callbacks the
- * tier answers ({@link ReadCallbacks}), so a read allocates one object besides its promise.
- */
-class TierRead<T> extends OperationDeadline implements ReadCallbacks {
-  index = 0;
-  state: TierState | undefined = undefined;
-  t0 = 0;
-  staleEntry: CacheEntry<T> | undefined;
-  /** Tier index of `staleEntry`, -1 when none. */
-  staleIndex: number;
-  allowStale = false;
-  /** Whether the read object itself already served as a tier call's callbacks. */
-  asked = false;
-
-  constructor(
-    private readonly host: ReadHost,
-    readonly key: string,
-    readonly endpoint: string,
-    staleSoFar: CacheEntry<T> | undefined,
-    readonly isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
-    /** Settle with a {@link CacheResult} (`get`) rather than a {@link Cascaded}. */
-    readonly asResult: boolean,
-    // biome-ignore lint/suspicious/noExplicitAny: resolves either a CacheResult or a Cascaded
-    readonly resolve: (value: any) => void,
-    readonly reject: (error: unknown) => void,
-  ) {
-    super();
-    this.settled = true; // no tier call yet: readFrom opens each
-    this.staleEntry = staleSoFar;
-    this.staleIndex = staleSoFar ? 0 : -1;
-  }
-
-  ok(entry: CacheEntry | undefined): void {
-    if (this.settle()) this.host.answered(this as TierRead<unknown>, entry);
-  }
-
-  failed(error: unknown): void {
-    if (this.settle()) this.host.failed(this as TierRead<unknown>, error);
-  }
-
-  expire(): void {
-    const ms = this.host.timeoutMs();
-    this.failed(new TimeoutError(`${this.state?.tier.name ?? 'tier'} get`, ms));
-  }
-}
-
-/**
- * The callbacks and deadline of one tier call of a {@link TierRead} after its first: answered once,
- * by its own tier or by its own deadline, never by another tier's late reply.
- */
-class ReadAttempt extends OperationDeadline implements ReadCallbacks {
-  constructor(
-    private readonly read: TierRead<unknown>,
-    private readonly host: ReadHost,
-  ) {
-    super();
-  }
-
-  ok(entry: CacheEntry | undefined): void {
-    if (this.settle()) this.host.answered(this.read, entry);
-  }
-
-  failed(error: unknown): void {
-    if (this.settle()) this.host.failed(this.read, error);
-  }
-
-  expire(): void {
-    this.failed(new TimeoutError(`${this.read.state?.tier.name ?? 'tier'} get`, this.host.timeoutMs()));
   }
 }

@@ -562,6 +562,8 @@ describe('tier failures', () => {
     await recovered;
     expect(l2.store.has('k')).toBe(false);
     // The L2 came back: the L1 copy is no longer vouched for (stale), but still a fallback.
+    // (A tick first, so that the read path's coarse clock is past the expiry instant.)
+    await new Promise((r) => setTimeout(r, 5));
     expect(await cache.get('k')).toEqual({ value: undefined, level: 'external', stale: false });
     expect(await cache.get('k', { allowStale: true })).toEqual({ value: 'new', level: 'l1', stale: true });
   });

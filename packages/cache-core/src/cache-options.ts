@@ -1,0 +1,171 @@
+import type { DistributedLock, InvalidationBus } from './bus.js';
+import type { CacheEntry } from './entry.js';
+import type { Level, TierLevel } from './level.js';
+import type { CacheOperation, CircuitState, MetricsAdapter } from './metrics.js';
+import type { Tier } from './tier.js';
+
+/** Options of {@link MultiLevelCache}. Durations in ms. */
+export interface MultiLevelCacheOptions {
+  /** The tiers, fastest first (e.g. memory, Redis, PostgreSQL). At least one. */
+  tiers: readonly Tier[];
+  /** Where hits, misses, latencies, promotions and errors are reported. @default NOOP_METRICS */
+  metrics?: MetricsAdapter;
+  /** `connector` label of hit/miss metrics. @default 'default' */
+  connector?: string;
+  /** `endpoint` label of hit/miss metrics, overridable per call. @default 'default' */
+  endpoint?: string;
+  /** Fresh lifetime of entries written without a `ttlMs`. @default 300000 (5 min) */
+  defaultTtlMs?: number;
+  /**
+   * Fail-safe window: how long past fresh-until an entry is kept and may be served when the loader
+   * fails or is slow. @default 0
+   */
+  staleTtlMs?: number;
+  /** Fresh lifetime of `null` loader results (negative caching). @default 60000 */
+  negativeTtlMs?: number;
+  /**
+   * Random reduction of each fresh TTL, as a fraction (0.1 = up to 10% shorter), so that keys
+   * written together do not expire together. @default 0
+   */
+  ttlJitter?: number;
+  /**
+   * How long a settled load stays shareable by callers that arrive just after it when no tier could
+   * store it (tiers down): they get it without another upstream call. Otherwise they read it from
+   * the tiers. Writes and invalidations end the window. @default 10000
+   */
+  coalesceWindowMs?: number;
+  /** Timeout of each operation on a shared (remote) tier. @default 1000 */
+  tierTimeoutMs?: number;
+  /**
+   * When a stale entry exists and the loader takes longer than this, answer with the stale value
+   * and let the load finish in the background. `0` answers stale at once. @default 1000
+   */
+  softTimeoutMs?: number;
+  /** Longest time a caller waits for a loader; then it gets the stale value or a TimeoutError. @default 10000 */
+  hardTimeoutMs?: number;
+  /** After a failed load served stale, wait this long before the next load attempt. @default 30000 */
+  failSafeBackoffMs?: number;
+  /**
+   * Refresh an entry in the background when it is read after this fraction of its fresh lifetime
+   * (e.g. 0.8). `undefined` disables eager refresh. @default undefined
+   */
+  eagerRefreshThreshold?: number;
+  /** Circuit breaker per shared tier; `false` disables it. @default { failureThreshold: 3, cooldownMs: 5000 } */
+  circuitBreaker?: { failureThreshold?: number; cooldownMs?: number } | false;
+  /** Cross-instance invalidation of local tiers. */
+  bus?: InvalidationBus;
+  /** Cross-instance coalescing of loads (one loader call across instances). */
+  lock?: DistributedLock;
+  /** Lease time of the distributed lock, renewed while the load runs. @default 15000 */
+  lockLeaseMs?: number;
+  /** Longest wait for another instance's load before loading here. @default hardTimeoutMs */
+  lockWaitMs?: number;
+  /** Most keys remembered per tier for auto-recovery after an outage. @default 10000 */
+  recoveryMaxKeys?: number;
+  /** How often failed writes are retried (as invalidations) on a recovering tier. @default 2000 */
+  recoveryIntervalMs?: number;
+  /** Close the tiers, bus and lock on {@link MultiLevelCache.close}. @default true */
+  ownsTiers?: boolean;
+  /**
+   * How long (ms) a delete's tombstone lives in the shared tiers, and how long this instance
+   * remembers a key's last write or delete version: a load, promotion or refresh that started
+   * before keeps its older value out until then. Must outlast the longest load that can still
+   * write back. @default max(60000, 2 × (hardTimeoutMs + lockLeaseMs))
+   */
+  tombstoneMs?: number;
+  /**
+   * Most invalidation keys kept for re-publishing while the bus is down (deduplicated; the oldest
+   * are dropped past it, and a `clear` replaces them all). @default 10000
+   */
+  publishQueueMax?: number;
+}
+
+/** The result of a lookup. */
+export interface CacheResult<T> {
+  /** The value, or `undefined` on a miss everywhere. */
+  value: T | undefined;
+  /** Where it was found; `Level.External` on a miss (or when the loader answered). */
+  level: Level;
+  /** Whether the value is past its fresh-until time (served by fail-safe or a soft timeout). */
+  stale: boolean;
+}
+
+/** The result of {@link MultiLevelCache.getOrLoad}: always a value. */
+export interface LoadResult<T> extends CacheResult<T> {
+  value: T;
+}
+
+/** Options of one write. */
+export interface SetOptions {
+  /** Fresh lifetime in ms. @default the cache's defaultTtlMs */
+  ttlMs?: number;
+  /** Fail-safe window after fresh-until, in ms. @default the cache's staleTtlMs */
+  staleTtlMs?: number;
+}
+
+/** One item of {@link MultiLevelCache.setMany}. */
+export interface SetManyItem<T = unknown> extends SetOptions {
+  key: string;
+  value: T;
+}
+
+/** What a loader receives. */
+export interface LoaderContext<T> {
+  /** The key being loaded. */
+  key: string;
+  /**
+   * Aborted when the cache closes. A load outliving the hard timeout is not aborted: it goes on in
+   * the background and fills the tiers for the next caller.
+   */
+  signal: AbortSignal;
+  /** The stale entry, when one exists (e.g. for conditional requests). */
+  stale: CacheEntry<T> | undefined;
+}
+
+/** Loads a value from the upstream. Resolve `null` for "not found" (cached for negativeTtlMs). */
+export type Loader<T> = (ctx: LoaderContext<T>) => Promise<T> | T;
+
+/** Options of {@link MultiLevelCache.getOrLoad}. */
+export interface GetOrLoadOptions<T> {
+  /** Fresh lifetime in ms, fixed or computed from the loaded value. */
+  ttlMs?: number | ((value: T) => number);
+  /** Fail-safe window in ms. */
+  staleTtlMs?: number;
+  /** `endpoint` metric label for this call. */
+  endpoint?: string;
+  /** Treat a fresh cached entry as stale when this returns true (e.g. release-aware freshness). */
+  isStale?: (entry: CacheEntry<T>) => boolean;
+}
+
+/** Options of {@link MultiLevelCache.get}. */
+export interface GetOptions {
+  /** `endpoint` metric label for this call. */
+  endpoint?: string;
+  /** Also return a stale (past fresh-until) entry, flagged `stale: true`. @default false */
+  allowStale?: boolean;
+}
+
+/** Emitted as `'error'` (only when a listener exists) for every tier or background failure. */
+export interface CacheErrorEvent {
+  level: Level;
+  tier?: string;
+  operation: CacheOperation;
+  key?: string;
+  error: unknown;
+}
+
+/** Health of one tier. */
+export type TierHealth = 'up' | 'degraded' | 'down';
+
+/**
+ * The events of {@link MultiLevelCache} and their payloads (`cache.on(name, listener)`). Emitted
+ * only when a listener exists where building the payload costs anything.
+ */
+export interface CacheEvents {
+  /** A tier or background failure (tier error, loader error, circuit refusal, bus failure). */
+  error: [event: CacheErrorEvent];
+  /** A shared tier's circuit breaker changed state. */
+  circuit: [event: { level: TierLevel; tier: string; state: CircuitState }];
+  /** Keys whose writes failed while a tier was down were invalidated there once it came back. */
+  recovered: [event: { level: TierLevel; tier: string; keys: number }];
+}

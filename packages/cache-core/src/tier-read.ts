@@ -1,0 +1,166 @@
+import type { CircuitBreaker } from './circuit-breaker.js';
+import type { LoadResult } from './cache-options.js';
+import type { CacheEntry } from './entry.js';
+import { TimeoutError } from './errors/timeout-error.js';
+import type { CacheOperation } from './metrics.js';
+import type { ReadCallbacks, Tier } from './tier.js';
+import { cancelDeadline, Deadline } from './timeout.js';
+
+/**
+ * The orchestrator's per-tier state and the per-operation objects of its read path: a tier call's
+ * deadline ({@link TierCall}) and a single-key read through the tiers ({@link TierRead}, with a
+ * {@link ReadAttempt} per tier after the first). Internal to `@bgc/cache-core`.
+ */
+
+/** One tier as the orchestrator tracks it: breaker, pending recovery keys, last outcome. */
+export interface TierState {
+  tier: Tier;
+  index: number;
+  shared: boolean;
+  breaker: CircuitBreaker | undefined;
+  /** Keys whose write or delete failed on this tier, to invalidate when it comes back. */
+  pending: Set<string>;
+  lastError: boolean;
+}
+
+/** An entry and the index of the tier it came from. */
+export interface Found<T> {
+  entry: CacheEntry<T>;
+  index: number;
+}
+
+/** What a cascade found: the first fresh entry, or the freshest stale one. */
+export interface Cascaded<T> {
+  best: Found<T>;
+  fresh: boolean;
+}
+
+/** A settled load kept shareable for the coalescing window. */
+export interface RecentLoad {
+  result: LoadResult<unknown>;
+  until: number;
+}
+
+/** What a tier call resolves when the tier was skipped (failed, timed out, circuit open). */
+export const SKIPPED = Symbol('skipped');
+/** Reports a failed tier call and answers {@link SKIPPED}. */
+export type FailCall = (
+  state: TierState,
+  op: CacheOperation,
+  key: string | undefined,
+  error: unknown,
+) => typeof SKIPPED;
+
+/** A deadline guarding one tier operation, answered once: by the tier or by the expiry. */
+export abstract class OperationDeadline extends Deadline {
+  /** Whether the operation has been answered (or has timed out). */
+  settled = false;
+
+  /** Marks the operation answered (disarming the deadline); `false` if it already was. */
+  settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    cancelDeadline(this);
+    return true;
+  }
+}
+
+/** The deadline of one tier operation: on expiry it answers the operation as a timed-out failure. */
+export class TierCall<R> extends OperationDeadline {
+  constructor(
+    private readonly fail: FailCall,
+    private readonly state: TierState,
+    private readonly op: CacheOperation,
+    private readonly key: string | undefined,
+    private readonly ms: number,
+    private readonly onResult: (r: R | typeof SKIPPED) => void,
+  ) {
+    super();
+  }
+
+  expire(): void {
+    if (!this.settle()) return;
+    const error = new TimeoutError(`${this.state.tier.name} ${this.op}`, this.ms);
+    this.onResult(this.fail(this.state, this.op, this.key, error));
+  }
+}
+
+/** The orchestrator's side of a {@link TierRead}. */
+export interface ReadHost {
+  answered(read: TierRead<unknown>, entry: CacheEntry | undefined): void;
+  failed(read: TierRead<unknown>, error: unknown): void;
+  timeoutMs(): number;
+}
+
+/**
+ * A single-key read through the tiers in progress: where the cascade is, the freshest stale entry
+ * seen, how to settle, and the deadline of the current tier call. It is also the callbacks the
+ * tier answers ({@link ReadCallbacks}), so a read allocates one object besides its promise.
+ */
+export class TierRead<T> extends OperationDeadline implements ReadCallbacks {
+  index = 0;
+  state: TierState | undefined = undefined;
+  t0 = 0;
+  staleEntry: CacheEntry<T> | undefined;
+  /** Tier index of `staleEntry`, -1 when none. */
+  staleIndex: number;
+  allowStale = false;
+  /** Whether the read object itself already served as a tier call's callbacks. */
+  asked = false;
+
+  constructor(
+    private readonly host: ReadHost,
+    readonly key: string,
+    readonly endpoint: string,
+    staleSoFar: CacheEntry<T> | undefined,
+    readonly isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
+    /** Settle with a {@link CacheResult} (`get`) rather than a {@link Cascaded}. */
+    readonly asResult: boolean,
+    // biome-ignore lint/suspicious/noExplicitAny: resolves either a CacheResult or a Cascaded
+    readonly resolve: (value: any) => void,
+    readonly reject: (error: unknown) => void,
+  ) {
+    super();
+    this.settled = true; // no tier call yet: readFrom opens each
+    this.staleEntry = staleSoFar;
+    this.staleIndex = staleSoFar ? 0 : -1;
+  }
+
+  ok(entry: CacheEntry | undefined): void {
+    if (this.settle()) this.host.answered(this as TierRead<unknown>, entry);
+  }
+
+  failed(error: unknown): void {
+    if (this.settle()) this.host.failed(this as TierRead<unknown>, error);
+  }
+
+  expire(): void {
+    const ms = this.host.timeoutMs();
+    this.failed(new TimeoutError(`${this.state?.tier.name ?? 'tier'} get`, ms));
+  }
+}
+
+/**
+ * The callbacks and deadline of one tier call of a {@link TierRead} after its first: answered once,
+ * by its own tier or by its own deadline, never by another tier's late reply.
+ */
+export class ReadAttempt extends OperationDeadline implements ReadCallbacks {
+  constructor(
+    private readonly read: TierRead<unknown>,
+    private readonly host: ReadHost,
+  ) {
+    super();
+  }
+
+  ok(entry: CacheEntry | undefined): void {
+    if (this.settle()) this.host.answered(this.read, entry);
+  }
+
+  failed(error: unknown): void {
+    if (this.settle()) this.host.failed(this.read, error);
+  }
+
+  expire(): void {
+    this.failed(new TimeoutError(`${this.read.state?.tier.name ?? 'tier'} get`, this.host.timeoutMs()));
+  }
+}
