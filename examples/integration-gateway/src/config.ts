@@ -65,6 +65,11 @@ export interface GatewayConfig {
    * the cache's Redis (REDIS_ADDR).
    */
   coordRedisAddr: string | undefined;
+  /**
+   * REDIS_COMMAND_TIMEOUT: longest wait for one Redis command, ms (ioredis `commandTimeout`);
+   * requests then go on without L2. Jobs use 10 s unless it is set. @default 100ms
+   */
+  redisCommandTimeoutMs: number;
   /** LOG_LEVEL. @default 'info' */
   logLevel: string;
   /** SHUTDOWN_TIMEOUT_MS: longest drain on SIGTERM. @default 10000 */
@@ -151,6 +156,7 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     adminMaxFailures: envInt(env, 'ADMIN_MAX_FAILURES', 5, 1, 1000),
     connectTimeoutMs: envDuration(env, 'CACHE_CONNECT_TIMEOUT', 3000),
     coordRedisAddr: env.COORD_REDIS_ADDR?.trim() || undefined,
+    redisCommandTimeoutMs: envDuration(env, 'REDIS_COMMAND_TIMEOUT', 100),
     tombstoneMs: envDuration(env, 'CACHE_TOMBSTONE_TTL', 60_000),
     logLevel,
     shutdownTimeoutMs: envInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),

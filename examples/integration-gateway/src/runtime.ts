@@ -57,7 +57,11 @@ export async function createRuntime(
   let bus: RedisInvalidationBus | undefined;
   let lock: RedisLock | undefined;
   if (config.cache.l2.enabled) {
-    redis = createRedisClient({ ...redisOptionsFromEnv(env), connectionName: `bgc-gateway-${instanceId}` });
+    redis = createRedisClient({
+      ...redisOptionsFromEnv(env),
+      commandTimeoutMs: config.redisCommandTimeoutMs,
+      connectionName: `bgc-gateway-${instanceId}`,
+    });
     // Connection errors are reported through the tier's metrics; without a listener ioredis would log each one.
     redis.on('error', (error: Error) =>
       log.debug({ err: { message: error.message } }, 'redis connection error'),
@@ -74,6 +78,7 @@ export async function createRuntime(
           REDIS_PASSWORD: env.COORD_REDIS_PASSWORD || env.REDIS_PASSWORD,
           REDIS_DB: env.COORD_REDIS_DB,
         }),
+        commandTimeoutMs: config.redisCommandTimeoutMs,
         connectionName: `bgc-gateway-coord-${instanceId}`,
       });
       coordRedis.on('error', (error: Error) =>

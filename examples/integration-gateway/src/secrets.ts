@@ -42,6 +42,8 @@ export function redactUrl(url: string | undefined): string | undefined {
   try {
     const u = new URL(candidate);
     if (u.password) u.password = '***';
+    // `redis://secret@host`: a lone userinfo is the password for the Redis clients (REDIS_ADDR).
+    else if (u.username && /^rediss?:$/i.test(u.protocol) && !/:@/.test(candidate)) u.username = '***';
     for (const name of [...u.searchParams.keys()])
       if (SECRET_PARAM.test(name)) u.searchParams.set(name, '***');
     // The URL serializer percent-encodes what it must; the redacted parts are plain `***`.

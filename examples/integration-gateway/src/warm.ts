@@ -108,6 +108,8 @@ async function main(argv: string[]): Promise<number> {
   const config = loadGatewayConfig(process.env);
   // A job is not latency-bound: large batch writes get 10 s per tier operation unless configured.
   if (!process.env.CACHE_TIER_TIMEOUT?.trim()) config.resilience.tierTimeoutMs = JOB_TIER_TIMEOUT_MS;
+  // A whole year's fan-out is one Redis write of thousands of keys: no 100 ms command bound.
+  if (!process.env.REDIS_COMMAND_TIMEOUT?.trim()) config.redisCommandTimeoutMs = JOB_TIER_TIMEOUT_MS;
   const logger = createLogger(config.logLevel, collectSecrets(process.env));
   const connectMs = envDuration(process.env, 'WARM_CONNECT_TIMEOUT', 30_000);
   const runtime = await createRuntime(config, process.env, logger);

@@ -32,6 +32,7 @@ describe('redactUrl', () => {
       [`redis://gw:${pw}@cache.internal:6379/0`, pw, 'cache.internal:6379'],
       [`redis://gw:${encodeURIComponent(pw)}@cache.internal:6379`, pw, 'cache.internal:6379'],
       [`rediss://:${encodeURIComponent(pw)}@cache.internal`, pw, 'cache.internal'],
+      [`redis://${encodeURIComponent(pw)}@cache.internal:6379`, pw, 'cache.internal:6379'],
       [`gw:${pw}@cache.internal:6379`, pw, 'cache.internal:6379'],
       [`postgres://bgc:${pw}@db.internal:5432/bgc`, pw, 'db.internal'],
       [
@@ -50,6 +51,8 @@ describe('redactUrl', () => {
 
   it('keeps URLs without credentials as they are', () => {
     expect(redactUrl('redis://h:6379')).toBe('redis://h:6379');
+    expect(redactUrl('redis://gateway:@h:6379')).toBe('redis://gateway@h:6379');
+    expect(redactUrl('postgres://bgc@db/x')).toBe('postgres://bgc@db/x');
     expect(redactUrl('h:6379')).toBe('h:6379');
     expect(redactUrl('postgres://db/x?sslmode=require')).toBe('postgres://db/x?sslmode=require');
     expect(redactUrl(undefined)).toBeUndefined();
@@ -103,6 +106,11 @@ const ROWS: Row[] = PASSWORDS.flatMap((pw, i): Row[] => [
       CACHE_L2_ENABLED: 'true',
       REDIS_ADDR: `redis://gw:${encodeURIComponent(pw)}@127.0.0.1:1/2`,
     }),
+  },
+  {
+    name: `REDIS_ADDR password as the lone userinfo #${i}`,
+    secret: pw,
+    env: () => ({ CACHE_L2_ENABLED: 'true', REDIS_ADDR: `redis://${encodeURIComponent(pw)}@127.0.0.1:1` }),
   },
   {
     name: `REDIS_ADDR host:port with userinfo #${i}`,
