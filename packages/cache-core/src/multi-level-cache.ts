@@ -25,6 +25,7 @@ import type {
   TierHealth,
 } from './cache-options.js';
 import { classifyError, isInvalidValue } from './classify-error.js';
+import { InvalidationQueue, VersionGuard } from './coherence.js';
 import type { ReadCallbacks, Tier, TierDeleteOptions, TierWrite } from './tier.js';
 import {
   type Cascaded,
@@ -40,7 +41,7 @@ import {
   type TierState,
 } from './tier-read.js';
 import { armDeadline, delay, withTimeout } from './timeout.js';
-import { nextVersion, observeVersion, VERSIONS_PER_MS } from './version.js';
+import { nextVersion, observeVersion } from './version.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
 
@@ -94,24 +95,10 @@ export class MultiLevelCache extends EventEmitter {
   private readonly loads = new Set<AbortController>();
   private recoveryTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  /**
-   * Per key, the version of this instance's last write or delete of it, or of an invalidation
-   * received for it. A local write carrying a lower version (a load, promotion, refresh or
-   * fail-safe re-store that started before) is dropped. Pruned of versions older than every load
-   * in flight and than `tombstoneMs`.
-   */
-  private readonly guard = new Map<string, number>();
-  /** Version of the last `clear()` (here or received): older versioned entries are not written locally. */
-  private clearedAt = 0;
-  /** Start versions of the loads in flight (with multiplicity), which keep their guards from pruning. */
-  private readonly loadStarts = new Map<number, number>();
-  private pruneAt = 1024;
-  /** Invalidations that failed to publish, by kind, re-sent once the bus answers again. */
-  private readonly unpublished = {
-    delete: new Map<string, number | undefined>(),
-    expire: new Map<string, number | undefined>(),
-    clear: undefined as number | undefined | null,
-  };
+  /** Per-key versions of this instance's writes, deletes and received invalidations (local-tier guard). */
+  private readonly versions: VersionGuard;
+  /** Invalidations that failed to publish, re-sent once the bus answers again. */
+  private readonly unpublished: InvalidationQueue;
   private publishTimer: NodeJS.Timeout | undefined;
   private l1Reads = 0;
   /** What a {@link TierRead} calls back, bound once per cache (the read path's private methods). */
@@ -205,6 +192,8 @@ export class MultiLevelCache extends EventEmitter {
       this.l1Sync && first?.tier.getFreshValueSync
         ? (first.tier as Tier & Required<Pick<Tier, 'getFreshValueSync'>>)
         : undefined;
+    this.versions = new VersionGuard(this.opts.tombstoneMs);
+    this.unpublished = new InvalidationQueue(this.opts.publishQueueMax);
     this.bus = options.bus;
     this.lock = options.lock;
     this.ownsTiers = options.ownsTiers ?? true;
@@ -803,7 +792,7 @@ export class MultiLevelCache extends EventEmitter {
     // The load's version is taken before the loader reads the upstream: any write or delete after
     // this point is newer than what the loader may return, and wins over it in every tier.
     const version = nextVersion();
-    this.loadStarts.set(version, (this.loadStarts.get(version) ?? 0) + 1);
+    this.versions.loadStarted(version);
     const run = (async () => {
       try {
         const value = await loader({ key, signal: controller.signal, stale: stale?.entry });
@@ -842,9 +831,7 @@ export class MultiLevelCache extends EventEmitter {
         throw error;
       } finally {
         this.loads.delete(controller);
-        const n = (this.loadStarts.get(version) ?? 1) - 1;
-        if (n > 0) this.loadStarts.set(version, n);
-        else this.loadStarts.delete(version);
+        this.versions.loadEnded(version);
         await lease?.release();
       }
     })();
@@ -1039,25 +1026,9 @@ export class MultiLevelCache extends EventEmitter {
     }
   }
 
-  /** Adds a message that failed to publish to the re-send queue (see {@link publish}). */
+  /** Queues a message that failed to publish, and starts the re-send timer. */
   private queueUnpublished(message: InvalidationMessage): void {
-    const q = this.unpublished;
-    if (message.type === 'resync') return;
-    if (message.type === 'clear') {
-      // A clear covers every key invalidation before it.
-      q.delete.clear();
-      q.expire.clear();
-      q.clear = Math.max(q.clear ?? 0, message.version ?? 0);
-    } else {
-      const map = q[message.type];
-      for (const k of message.keys) {
-        const before = map.get(k);
-        map.delete(k);
-        map.set(k, message.version === undefined ? before : Math.max(before ?? 0, message.version));
-      }
-      const max = Math.max(1, this.opts.publishQueueMax);
-      for (const m of [q.delete, q.expire]) while (m.size > max) m.delete(m.keys().next().value as string);
-    }
+    this.unpublished.add(message);
     if (this.publishTimer || this.closed) return;
     this.publishTimer = setInterval(() => this.track(this.republish()), this.opts.recoveryIntervalMs);
     this.publishTimer.unref?.();
@@ -1066,33 +1037,15 @@ export class MultiLevelCache extends EventEmitter {
   /** Re-sends the queued invalidations; stops the timer once the queue is empty. */
   private async republish(): Promise<void> {
     const bus = this.bus;
-    const q = this.unpublished;
     if (!bus) return;
-    const messages: InvalidationMessage[] = [];
-    if (q.clear !== undefined && q.clear !== null)
-      messages.push({ type: 'clear', ...(q.clear > 0 ? { version: q.clear } : {}) });
-    for (const type of ['delete', 'expire'] as const) {
-      // One message per distinct version (usually one: the keys' own versions differ rarely).
-      const byVersion = new Map<number | undefined, string[]>();
-      for (const [k, v] of q[type]) {
-        const list = byVersion.get(v);
-        if (list) list.push(k);
-        else byVersion.set(v, [k]);
-      }
-      for (const [version, keys] of byVersion)
-        messages.push(version === undefined ? { type, keys } : { type, keys, version });
-    }
-    q.clear = undefined;
-    q.delete.clear();
-    q.expire.clear();
-    for (const message of messages) {
+    for (const message of this.unpublished.take()) {
       try {
         await withTimeout(bus.publish(message), this.opts.tierTimeoutMs, 'invalidation publish');
       } catch {
-        this.queueUnpublished(message);
+        this.unpublished.add(message);
       }
     }
-    if (q.clear === undefined && q.delete.size === 0 && q.expire.size === 0 && this.publishTimer) {
+    if (this.unpublished.empty && this.publishTimer) {
       clearInterval(this.publishTimer);
       this.publishTimer = undefined;
     }
@@ -1132,44 +1085,22 @@ export class MultiLevelCache extends EventEmitter {
    * next start a new load instead of joining one that started before. Returns the version.
    */
   private invalidate(key: string, version: number = nextVersion()): number {
-    const before = this.guard.get(key);
-    if (before === undefined || before < version) {
-      if (before === undefined && this.guard.size >= this.pruneAt) this.pruneGuard();
-      this.guard.set(key, version);
-    }
+    this.versions.record(key, version);
     this.inflight.delete(key);
     this.recent.delete(key);
     return version;
   }
 
-  /** Forgets guards that no load in flight or tombstone lifetime can still need. */
-  private pruneGuard(): void {
-    let oldest = (Date.now() - this.opts.tombstoneMs) * VERSIONS_PER_MS;
-    for (const v of this.loadStarts.keys()) if (v < oldest) oldest = v;
-    for (const [k, v] of this.guard) if (v < oldest) this.guard.delete(k);
-    this.pruneAt = Math.max(1024, this.guard.size * 2);
-  }
-
-  /** A clear at `version`: older guards are subsumed; loads in flight no longer share their results. */
+  /** A clear at `version`: older versions are subsumed; loads in flight no longer share their results. */
   private clearLocalState(version: number): void {
-    if (version > this.clearedAt) this.clearedAt = version;
-    // A received clear may be older than writes made here since: their guards stay.
-    for (const [k, v] of this.guard) if (v < version) this.guard.delete(k);
-    this.pruneAt = Math.max(1024, this.guard.size * 2);
+    this.versions.clear(version);
     this.inflight.clear();
     this.recent.clear();
   }
 
-  /**
-   * Whether `entry` is older than this instance's last write, delete or invalidation of `key` (or
-   * than the last clear, for a versioned entry): such an entry must not reach a local tier.
-   */
+  /** Whether `entry` is older than this instance's last write or invalidation of `key` (see {@link VersionGuard}). */
   private superseded(key: string, entry: CacheEntry): boolean {
-    const v = entry.version;
-    if (v === undefined) return this.guard.has(key);
-    if (v < this.clearedAt) return true;
-    const g = this.guard.get(key);
-    return g !== undefined && g > v;
+    return this.versions.superseded(key, entry);
   }
 
   /** Removes `keys` from every tier (tombstones at `version` in shared tiers). */

@@ -511,8 +511,10 @@ describe('tier failures', () => {
 
   it('gives batch operations a timeout that grows with their size', async () => {
     const { l1, l2 } = threeTiers({ batch: true });
-    l2.delayMs = 70;
-    const cache = make({ tiers: [l1, l2], tierTimeoutMs: 50, circuitBreaker: false });
+    // 3,000 keys get 3 x 400 ms, 10 keys 400 ms: the 800 ms call fits the first, not the second,
+    // with hundreds of ms of margin either way on a loaded machine.
+    l2.delayMs = 800;
+    const cache = make({ tiers: [l1, l2], tierTimeoutMs: 400, circuitBreaker: false });
     const items = Array.from({ length: 3000 }, (_, i) => ({ key: `b${i}`, value: i }));
     await cache.setMany(items);
     expect(l2.store.size).toBe(3000);
