@@ -251,9 +251,13 @@ describe('health, readiness, metrics, logs', () => {
 describe('graceful shutdown', () => {
   it('SIGTERM finishes in-flight requests, turns readiness off and exits 0', async () => {
     const g = await startGatewayProcess({ ...env, INSTANCE_ID: 'e2e-d' });
+    const calls = sim.stats.byPath['/general'] ?? 0;
     sim.faults.inject({ type: 'slow', delayMs: 1500, count: 1, path: '/general' });
     const inflight = get(g, `/comexstat/exportacao_mes?ano=${year - 4}&mes=2&ncm=17011400&pais=063`);
-    await new Promise((r) => setTimeout(r, 300));
+    // SIGTERM once the request's upstream call is on the wire (a cause, not a delay).
+    for (let i = 0; i < 400 && (sim.stats.byPath['/general'] ?? 0) === calls; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(sim.stats.byPath['/general'] ?? 0).toBeGreaterThan(calls);
     const exited = g.stop('SIGTERM');
     const r = await inflight;
     expect(r.status).toBe(200);
