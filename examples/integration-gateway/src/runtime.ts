@@ -114,8 +114,8 @@ export async function createRuntime(
     if (db) aggregates = new AggregatesStore({ db, schema: config.l3Schema });
   }
 
-  // `tombstoneMs` is the core's delete-tombstone lifetime (the coherence contract).
-  const cacheOptions: MultiLevelCacheOptions & { tombstoneMs?: number } = {
+  // `tombstoneMs`: how long a delete refuses writes of loads that started before it (coherence).
+  const cacheOptions: MultiLevelCacheOptions = {
     tiers,
     metrics,
     connector: 'comexstat',

@@ -180,6 +180,28 @@ describe('admin invalidation', () => {
     expect(level).toBe('external');
   });
 
+  it('an invalidation during an in-flight load is not undone by that load (tombstones through the core)', async () => {
+    const path = `/comexstat/exportacao_mes?ano=${year - 5}&mes=6&ncm=02023000&pais=245`;
+    const key = `comexstat:exp:${year - 5}:06:02023000:245`;
+    const calls = sim.stats.byPath['/general'] ?? 0;
+    sim.faults.inject({ type: 'slow', delayMs: 1500, count: 1, path: '/general' });
+    const inflight = get(a, path);
+    // The load is on the wire once the simulator has seen its call (a cause, not a delay).
+    for (let i = 0; i < 200 && (sim.stats.byPath['/general'] ?? 0) === calls; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(sim.stats.byPath['/general'] ?? 0).toBeGreaterThan(calls);
+    const r = await fetch(`${b.url}/admin/cache/invalidate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ keys: [key] }),
+    });
+    expect(r.status).toBe(200);
+    expect((await inflight).status).toBe(200);
+    // The load that started before the invalidation answered its own request, but stored nothing
+    // in any tier: the next read goes upstream again.
+    expect((await get(a, path)).level).toBe('external');
+  });
+
   it('400 for a malformed body', async () => {
     const r = await fetch(`${a.url}/admin/cache/invalidate`, {
       method: 'POST',
