@@ -1,6 +1,6 @@
 import { BgcCacheError } from './errors/bgc-cache-error.js';
 import { TimeoutError } from './errors/timeout-error.js';
-import type { CacheErrorType } from './metrics.js';
+import { type CacheErrorType, ERROR_TYPES } from './metrics.js';
 
 /** Whether a tier refused a value as invalid (the caller's error, not the tier's). */
 export function isInvalidValue(error: unknown): boolean {
@@ -12,8 +12,15 @@ export function isInvalidValue(error: unknown): boolean {
   );
 }
 
-/** Maps an error to a bounded `error_type` label value. */
+/**
+ * Maps an error to a bounded `error_type` label value. An error that carries its own `errorType`
+ * (a {@link TierError} built by a tier that knows its backend) is taken at its word; the code and
+ * message heuristics below are kept for one release for tiers that do not set it yet.
+ */
 export function classifyError(error: unknown, tier?: string): CacheErrorType {
+  const own = (error as { errorType?: unknown } | null)?.errorType;
+  if (typeof own === 'string' && (ERROR_TYPES as readonly string[]).includes(own))
+    return own as CacheErrorType;
   if (error instanceof TimeoutError || (BgcCacheError.isInstance(error) && error.code === 'E_TIMEOUT'))
     return 'timeout';
   if (BgcCacheError.isInstance(error)) {

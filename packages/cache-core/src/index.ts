@@ -22,7 +22,7 @@ export { BgcCacheError, type BgcCacheErrorOptions } from './errors/bgc-cache-err
 export { InvalidKeyError } from './errors/invalid-key-error.js';
 export { InvalidValueError } from './errors/invalid-value-error.js';
 export { SerializationError } from './errors/serialization-error.js';
-export { TierError } from './errors/tier-error.js';
+export { TierError, type TierErrorOptions } from './errors/tier-error.js';
 export { TimeoutError } from './errors/timeout-error.js';
 export { CircuitOpenError } from './errors/circuit-open-error.js';
 export { ConfigError } from './errors/config-error.js';

@@ -14,6 +14,7 @@ import { Level, type TierLevel } from './level.js';
 import { type CacheOperation, type CircuitState, type MetricsAdapter, NOOP_METRICS } from './metrics.js';
 import type {
   CacheErrorEvent,
+  CacheEvents,
   CacheResult,
   GetOptions,
   GetOrLoadOptions,
@@ -49,6 +50,17 @@ const tracer = trace.getTracer('@bgc/cache-core');
 const EXACT_CLOCK_WITHIN_MS = 1000;
 
 /**
+ * Typed events of {@link MultiLevelCache} ({@link CacheEvents}): `cache.on('error', (e) => ...)`
+ * gets `e` as a {@link CacheErrorEvent}.
+ */
+export interface MultiLevelCache {
+  on<K extends keyof CacheEvents>(event: K, listener: (...args: CacheEvents[K]) => void): this;
+  once<K extends keyof CacheEvents>(event: K, listener: (...args: CacheEvents[K]) => void): this;
+  off<K extends keyof CacheEvents>(event: K, listener: (...args: CacheEvents[K]) => void): this;
+  emit<K extends keyof CacheEvents>(event: K, ...args: CacheEvents[K]): boolean;
+}
+
+/**
  * The multi-level cache: cascades reads L1 → L2 → L3, promotes hits to the faster tiers with their
  * remaining lifetime, writes and deletes on every tier, and coalesces loads so one upstream call
  * serves every concurrent caller (across instances with a {@link DistributedLock}).
@@ -56,6 +68,7 @@ const EXACT_CLOCK_WITHIN_MS = 1000;
  * A tier that fails or times out is reported (metrics, `'error'` event) and skipped: a request never
  * fails because of a cache tier. Shared tiers get a per-operation timeout and a circuit breaker.
  */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: typed overloads of the inherited EventEmitter methods
 export class MultiLevelCache extends EventEmitter {
   private readonly states: TierState[];
   private readonly local: TierState[];

@@ -61,4 +61,15 @@ describe('errors', () => {
       'connection_error',
     );
   });
+
+  it('classifyError takes the errorType a tier set, and ignores one outside ERROR_TYPES', () => {
+    const own = new TierError('kv', 'get', 'refused', { errorType: 'redis_error' });
+    expect(own.errorType).toBe('redis_error');
+    expect(classifyError(own)).toBe('redis_error');
+    expect(classifyError(new TierError('kv', 'get', 'slow', { errorType: 'timeout', code: 'E_X' }))).toBe(
+      'timeout',
+    );
+    expect(classifyError(Object.assign(new Error('x'), { errorType: 'made_up' }))).toBe('unknown');
+    expect(new TierError('kv', 'get', 'x').errorType).toBeUndefined();
+  });
 });
