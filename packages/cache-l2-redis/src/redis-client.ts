@@ -124,9 +124,10 @@ function parseAddress(addr: string): RedisConnectionOptions {
     out.port = port;
   }
   if (split.credentials !== undefined) {
+    // `user@host` names a user (URL semantics: REDIS_PASSWORD then gives its password).
     const colon = split.credentials.indexOf(':');
-    const user = colon === -1 ? '' : split.credentials.slice(0, colon);
-    const password = colon === -1 ? split.credentials : split.credentials.slice(colon + 1);
+    const user = colon === -1 ? split.credentials : split.credentials.slice(0, colon);
+    const password = colon === -1 ? '' : split.credentials.slice(colon + 1);
     if (user) out.username = decodePart(user);
     if (password) out.password = decodePart(password);
   }

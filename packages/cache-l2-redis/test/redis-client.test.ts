@@ -230,6 +230,18 @@ describe('addresses with secrets (issue 22, review finding 10)', () => {
       expect(text).not.toContain(piece);
   });
 
+  it('a user without a password (the gateway ACL user) is a username, its password from REDIS_PASSWORD', () => {
+    expect(
+      redisOptionsFromEnv({ REDIS_ADDR: 'redis://gateway@redis:6379', REDIS_PASSWORD: 's3cr/et' }),
+    ).toMatchObject({
+      host: 'redis',
+      port: 6379,
+      username: 'gateway',
+      password: 's3cr/et',
+    });
+    expect(redisOptionsFromEnv({ REDIS_ADDR: 'redis://gateway@redis:6379' }).password).toBeUndefined();
+  });
+
   it('redacts secrets in query parameters and unparseable credentials', () => {
     expect(redactAddress('redis://h:1/0?password=abc&db=1')).toBe('redis://h:1/0?password=***&db=1');
     expect(redactAddress('redis://h:1?token=abc;auth=def')).toBe('redis://h:1?token=***;auth=***');
