@@ -7,6 +7,9 @@ import {
   type MetricsAdapter,
   NOOP_METRICS,
   nextVersion,
+  observeVersion,
+  VERSIONS_PER_MS,
+  versionTime,
   SerializationError,
   type Tier,
   type TierDeleteOptions,
@@ -360,16 +363,26 @@ export class PostgresTier implements Tier {
   /**
    * Deletes every row of the tier's table (in its schema only) not newer than the clear, and records
    * the clear's version: a later write of an older version (a load that started before) is refused.
-   * Unversioned writes (no `version`) are not ordered and still land.
+   * Without `options.version`, the clear takes the last version of the current millisecond, and
+   * resolves only once that millisecond is over: every version taken before the call, by any clock
+   * of the same wall time, is older than the clear, and every version taken after it resolves is
+   * newer. Unversioned writes (no `version`) are not ordered and still land.
    */
   async clear(options: ClearOptions = {}): Promise<void> {
-    const version = options.version ?? nextVersion(this.now());
-    const st = this.statements;
+    let version = options.version;
+    if (version === undefined) {
+      const ms = Date.now();
+      version = Math.max(nextVersion(ms), (ms + 1) * VERSIONS_PER_MS - 1);
+      observeVersion(version);
+    }
+    const statements = this.statements.clear(version);
     await this.run('clear', async (s) => {
       await s.db.transaction(async (tx) => {
-        for (const statement of st.clear(version)) await tx.execute(statement);
+        for (const statement of statements) await tx.execute(statement);
       });
     });
+    if (options.version === undefined)
+      while (Date.now() <= versionTime(version)) await new Promise((resolve) => setTimeout(resolve, 1));
   }
 
   /** Resolves when the server answers `SELECT 1` within the operation timeout. */

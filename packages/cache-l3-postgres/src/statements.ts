@@ -48,7 +48,7 @@ export function entryStatements(schema: string): EntryStatements {
   const state = `"${schema}"."${STATE_TABLE}"`;
   const suffix = `_${Buffer.from(schema).toString('hex').slice(0, 40)}`;
   const named = (name: string, text: string): NamedStatement => ({
-    name: `bgc_l3v3b_${name}${suffix}`,
+    name: `bgc_l3v3c_${name}${suffix}`,
     text,
   });
   statements = {
@@ -62,7 +62,8 @@ export function entryStatements(schema: string): EntryStatements {
     ),
     // A versioned write lands only when not older than the last clear (read under FOR SHARE, so a
     // clear running now either waits for this write or is seen by it), and replaces only a row of a
-    // version not higher than its own. Unversioned writes (version 0) are not ordered against clear.
+    // version not higher than its own, or a dead one (entry or tombstone past its stale-until: the
+    // sweeper has not come yet). Unversioned writes (version 0) are not ordered against clear.
     upsert: named(
       'upsert',
       `INSERT INTO ${t} AS t (key, full_key, value, fresh_until, stale_until, created_at, updated_at, meta, version, ttl_ms, encoding)
@@ -74,7 +75,7 @@ ON CONFLICT (key) DO UPDATE SET full_key = excluded.full_key, value = excluded.v
   fresh_until = excluded.fresh_until, stale_until = excluded.stale_until, created_at = excluded.created_at,
   updated_at = excluded.updated_at, meta = excluded.meta, version = excluded.version,
   ttl_ms = excluded.ttl_ms, encoding = excluded.encoding
-WHERE t.version <= excluded.version`,
+WHERE t.version <= excluded.version OR t.stale_until <= $10::bigint`,
     ),
     deleteAll: named(
       'delete_all',
@@ -98,7 +99,7 @@ SELECT count(*) FILTER (WHERE stale_until > $2)::int AS n FROM d`,
   ON CONFLICT (key) DO UPDATE SET full_key = excluded.full_key, value = NULL, fresh_until = excluded.fresh_until,
     stale_until = excluded.stale_until, updated_at = excluded.updated_at, meta = NULL,
     version = excluded.version, ttl_ms = NULL
-  WHERE t.version <= excluded.version
+  WHERE t.version <= excluded.version OR t.stale_until <= $3::bigint
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM old)::int AS n, (SELECT count(*) FROM up)::int AS written`,

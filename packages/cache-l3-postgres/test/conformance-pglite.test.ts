@@ -11,5 +11,12 @@ runTierConformance(
     shared ??= await PGlite.create();
     return createPgliteTier({ pglite: shared, sweepIntervalMs: 0, operationTimeoutMs: 10_000 });
   },
-  { teardown: () => shared?.close() },
+  {
+    versions: true,
+    tombstones: true,
+    clearKeepsNewer: true,
+    expire: true,
+    values: 'codec',
+    teardown: () => shared?.close(),
+  },
 );

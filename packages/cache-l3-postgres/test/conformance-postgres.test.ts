@@ -3,6 +3,14 @@ import { PostgresTier } from '../src/index.js';
 import { DATABASE_URL, dropSchema, testPool, uniqueSchema } from './helpers.js';
 
 const pool = testPool(10);
+/** The whole coherence contract: versions, tombstones, clear marker keeping newer rows, expire, codec values. */
+const coherence = {
+  versions: true,
+  tombstones: true,
+  clearKeepsNewer: true,
+  expire: true,
+  values: 'codec',
+} as const;
 const schema = uniqueSchema('conf');
 
 // A given pool, as applications share theirs.
@@ -10,6 +18,7 @@ runTierConformance(
   'postgres (given pg.Pool)',
   () => new PostgresTier({ pool, schema, migrate: true, sweepIntervalMs: 0, operationTimeoutMs: 10_000 }),
   {
+    ...coherence,
     teardown: async () => {
       await dropSchema(pool, schema);
       await pool.end();
@@ -31,6 +40,7 @@ runTierConformance(
       operationTimeoutMs: 10_000,
     }),
   {
+    ...coherence,
     teardown: async () => {
       const admin = testPool(1);
       await dropSchema(admin, schema2);
