@@ -1,6 +1,7 @@
 import {
   BgcCacheError,
   type CacheEntry,
+  type CacheErrorType,
   type CacheOperation,
   ConfigError,
   Level,
@@ -323,10 +324,31 @@ export class KeyvTier implements Tier {
         this.name,
         op,
         `the Keyv store failed${what}: ${message}. Check the store's backend; the cache skips this tier meanwhile`,
-        { cause, code: 'E_KEYV' },
+        { cause, code: 'E_KEYV', errorType: errorTypeOf(original) },
       );
     }
   }
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
+
+/** The metrics `error_type` of a store failure: the drivers behind Keyv differ, so by code and message. */
+function errorTypeOf(error: Error): CacheErrorType {
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ETIMEDOUT' || /\btimed? ?out\b/i.test(error.message)) return 'timeout';
+  if (
+    (typeof code === 'string' && CONNECTION_CODES.has(code)) ||
+    /ECONNREFUSED|ECONNRESET|connection (is )?closed/i.test(error.message)
+  )
+    return 'connection_error';
+  return 'unknown';
 }
 
 function isRecord(v: unknown): v is StoredRecord {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BgcCacheError, type CacheEntry, MultiLevelCache } from '@bgc/cache-core';
+import { BgcCacheError, type CacheEntry, MultiLevelCache, type TierError } from '@bgc/cache-core';
 import { MemoryTier } from '@bgc/cache-l1-memory';
 import KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
@@ -242,7 +242,22 @@ describe('KeyvTier: limits, bad records and failures', () => {
       expect(BgcCacheError.isInstance(error) && error.code).toBe('E_KEYV');
       expect(String((error as Error).message)).not.toContain('s3cret');
       expect(String((error as Error).message)).toContain('mongodb://***@db.internal');
+      expect((error as TierError).errorType).toBe('connection_error');
     }
+    const slow = new Map();
+    const timeout = async () => {
+      throw Object.assign(new Error('operation timed out'), { code: 'ETIMEDOUT' });
+    };
+    Object.assign(slow, { get: timeout, set: timeout, delete: timeout, clear: timeout });
+    const t2 = new KeyvTier({ keyv: new Keyv({ store: slow }) });
+    expect(((await t2.get('k').catch((e: unknown) => e)) as TierError).errorType).toBe('timeout');
+    const odd = new Map();
+    const fails = async () => {
+      throw new Error('constraint failed');
+    };
+    Object.assign(odd, { get: fails, set: fails, delete: fails, clear: fails });
+    const t3 = new KeyvTier({ keyv: new Keyv({ store: odd }) });
+    expect(((await t3.get('k').catch((e: unknown) => e)) as TierError).errorType).toBe('unknown');
   });
 
   it('refuses bad options with a ConfigError', () => {
