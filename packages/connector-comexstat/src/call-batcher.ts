@@ -11,7 +11,7 @@ import type {
 } from './comexstat-types.js';
 import type { CountryTable } from './country-table.js';
 import { type FannedCell, fanOutRows, type SealedCall } from './fan-out.js';
-import { PRIORITY_RANK, type SpacerPriority } from './request-spacer.js';
+import { clockTimer, PRIORITY_RANK, SYSTEM_CLOCK, type SpacerPriority } from './request-spacer.js';
 import type { PendingCell, SharedMerge } from './shared-merge.js';
 
 /** One (flow, year, month, NCM, country) cell with its cache key. */
@@ -44,6 +44,10 @@ export interface BatcherHost {
   countries: CountryTable;
   shared: SharedMerge | undefined;
   limits: AdmissionLimits;
+  /** Wait before a new call asks for its slot, ms. */
+  gatherMs: number;
+  /** With `shared`: period of the check for waiters answered by another instance, ms. */
+  sharedCheckMs: number;
   maxCellsPerCall: number;
   fanOut: {
     enabled: boolean;
@@ -88,7 +92,7 @@ interface Waiter {
   rank: number;
   clientId: string | undefined;
   settled: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  cancelTimer: (() => void) | undefined;
   resolve(value: ComexStatMonthValue): void;
   reject(error: unknown): void;
 }
@@ -119,6 +123,8 @@ interface Batch {
 }
 
 const pad2 = (n: number): string => String(n).padStart(2, '0');
+/** Abort reason of a queued call whose waiters another instance answered. */
+const GIVEN_UP = Symbol('given up');
 
 /**
  * Merges cells into as few `POST /general` calls as the row bound allows: concurrent cells of one
@@ -221,7 +227,7 @@ export class CallBatcher {
         rank,
         clientId: options.admit ? options.clientId : undefined,
         settled: false,
-        timer: undefined,
+        cancelTimer: undefined,
         resolve,
         reject,
       };
@@ -229,8 +235,9 @@ export class CallBatcher {
       if (w.clientId !== undefined) this.perClient.set(w.clientId, (this.perClient.get(w.clientId) ?? 0) + 1);
       (batch as Batch).waiters.push(w);
       if (options.admit && rank === PRIORITY_RANK.user) {
-        w.timer = setTimeout(() => this.overdue(batch as Batch, w), limits.maxWaitMs);
-        w.timer.unref?.();
+        // On the spacer's clock, like the expected waits it is compared with.
+        const clock = this.host.client.spacer?.clock ?? SYSTEM_CLOCK;
+        w.cancelTimer = clockTimer(clock, () => this.overdue(batch as Batch, w), limits.maxWaitMs);
       }
       const signal = options.signal;
       if (signal) {
@@ -357,7 +364,7 @@ export class CallBatcher {
   private settle(w: Waiter, fn: () => void): void {
     if (w.settled) return;
     w.settled = true;
-    if (w.timer) clearTimeout(w.timer);
+    w.cancelTimer?.();
     this.waitingCells--;
     if (w.clientId !== undefined) {
       const n = (this.perClient.get(w.clientId) ?? 1) - 1;
@@ -510,9 +517,44 @@ export class CallBatcher {
     };
   }
 
+  /**
+   * While the call waits for its slot: resolves the waiters another instance's call answered (one
+   * shared read per call), and gives the slot up when none is left.
+   */
+  private async watch(b: Batch): Promise<void> {
+    while (b.state === 'open' && !this.closed) {
+      await new Promise<void>((r) => setTimeout(r, this.host.sharedCheckMs).unref?.());
+      if (b.state !== 'open') return;
+      const live = b.waiters.filter((w) => !w.settled);
+      const orphans = [...b.wanted.values()].some((c) => !b.waiters.some((w) => w.cell.key === c.key));
+      if (live.length === 0 || orphans) continue;
+      let values: (ComexStatMonthValue | undefined)[];
+      try {
+        values = await this.host.read(live.map((w) => w.cell.key));
+      } catch (error) {
+        this.host.onError(error);
+        continue;
+      }
+      if (b.state !== 'open') return;
+      live.forEach((w, i) => {
+        const v = values[i];
+        if (this.answered(w.cell, v)) this.settle(w, () => w.resolve(v as ComexStatMonthValue));
+      });
+      if (b.waiters.every((w) => w.settled) && b.wanted.size === b.waiters.length) {
+        this.closeBatch(b);
+        b.state = 'done';
+        this.host.stats.slotsGivenUp++;
+        b.abort.abort(GIVEN_UP);
+        return;
+      }
+    }
+  }
+
   private async run(b: Batch): Promise<void> {
-    // Let the caller finish adding to the batch before anything else happens.
-    await Promise.resolve();
+    // Let the callers (and other instances) add to the call before it asks for its slot.
+    if (this.host.gatherMs > 0) await new Promise<void>((r) => setTimeout(r, this.host.gatherMs));
+    else await Promise.resolve();
+    if (this.host.shared) void this.watch(b);
     try {
       const rows = await this.host.client.generalWhenDue(() => this.seal(b), {
         priority: () => this.priority(b),
@@ -575,7 +617,7 @@ export class CallBatcher {
       }
     } catch (error) {
       this.closeBatch(b);
-      b.error = error;
+      if (error !== GIVEN_UP) b.error = error;
     } finally {
       b.state = 'done';
     }

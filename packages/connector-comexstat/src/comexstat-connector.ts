@@ -144,6 +144,17 @@ export interface ComexStatConnectorOptions {
   shared?: { redis: SpacerRedis; keyPrefix?: string };
   /** Admission control of cold misses. */
   admission?: ComexStatAdmissionOptions;
+  /**
+   * How long a new call waits for more misses to join it before asking the spacer for its slot,
+   * ms (a burst arriving over a few ms, or across instances, becomes one call). @default 50
+   */
+  gatherMs?: number;
+  /**
+   * With `shared`: how often an instance whose call is queued checks whether another instance's
+   * call answered its waiters (one read per queued call, not per key), ms. Answered waiters are
+   * resolved at once and a call left with none gives its slot up. @default 500
+   */
+  sharedCheckMs?: number;
 }
 
 /** Counters of a connector. */
@@ -225,7 +236,12 @@ export class ComexStatConnector {
       clientBudget: limit('admission.clientBudget', a.clientBudget, 200, true),
       callTimeMs: limit('admission.callTimeMs', a.callTimeMs, 10_000, true),
     });
+    const shared = options.shared
+      ? new SharedMerge(options.shared.redis, options.shared.keyPrefix ?? `${this.metaPrefix}pending:`)
+      : undefined;
+    const claim = shared ? (name: string, ttlMs: number) => shared.claim(name, ttlMs) : undefined;
     this.releases = new ReleaseTracker({
+      claim,
       client: this.client,
       cache: this.cache,
       key: `${this.metaPrefix}dates-updated`,
@@ -236,6 +252,7 @@ export class ComexStatConnector {
       onError: this.onError,
     });
     this.countries = new CountryTable({
+      claim,
       client: this.client,
       cache: this.cache,
       key: `${this.metaPrefix}countries:pt`,
@@ -243,15 +260,14 @@ export class ComexStatConnector {
       now: this.now,
       onError: this.onError,
     });
-    const shared = options.shared
-      ? new SharedMerge(options.shared.redis, options.shared.keyPrefix ?? `${this.metaPrefix}pending:`)
-      : undefined;
     const onRows = options.onRows;
     this.batcher = new CallBatcher({
       client: this.client,
       countries: this.countries,
       shared,
       limits: this.admission,
+      gatherMs: limit('gatherMs', options.gatherMs, 50, true),
+      sharedCheckMs: limit('sharedCheckMs', options.sharedCheckMs, 500),
       maxCellsPerCall: this.config.api.maxCellsPerCall,
       fanOut: {
         enabled: this.config.fanOut.enabled,

@@ -18,6 +18,8 @@ export interface CountryTableOptions {
   unknownRefreshMs?: number;
   now: () => number;
   onError: (error: unknown) => void;
+  /** Cluster-wide claim: only the winner calls the upstream (see `SharedMerge.claim`). */
+  claim?: (name: string, ttlMs: number) => Promise<boolean>;
 }
 
 /** Names compared without case, accents, spaces at the ends or doubled spaces. */
@@ -101,6 +103,15 @@ export class CountryTable {
     this.checkedAt = this.options.now();
     try {
       let table: ComexStatCountry[];
+      const claim = this.options.claim;
+      if (claim && !(await claim(force ? 'countries-force' : 'countries', force ? 3_600_000 : 60_000))) {
+        // Another instance loads it for the cluster: adopt the shared copy (if any yet), recheck soon.
+        const cached = await this.options.cache.getMany<ComexStatCountry[]>([this.options.key]);
+        const shared = cached[0]?.value;
+        if (shared) this.adopt(shared);
+        else this.checkedAt = this.options.now() - COUNTRIES_REFRESH_MS + 5_000;
+        return;
+      }
       if (force) {
         table = await this.options.client.countries(undefined, { priority: 'metadata' });
         await this.options.cache.setMany([

@@ -63,6 +63,7 @@ export {
   type AcquireOptions,
   PRIORITY_RANK,
   SYSTEM_CLOCK,
+  clockTimer,
   DEFAULT_MIN_INTERVAL_MS,
   DEFAULT_EXPECTED_REPLICAS,
   DEFAULT_SPACER_KEY,

@@ -19,7 +19,15 @@ export interface ReleaseTrackerOptions {
   now: () => number;
   /** Failures of background checks. */
   onError: (error: unknown) => void;
+  /**
+   * Cluster-wide claim (see `SharedMerge.claim`): only the instance that wins calls the upstream;
+   * the others read its result from the shared cache a few seconds later.
+   */
+  claim?: (name: string, ttlMs: number) => Promise<boolean>;
 }
+
+/** How soon an instance that lost the claim reads the shared result, ms. */
+const CLAIM_RETRY_MS = 5_000;
 
 /**
  * Knows the latest ComexStat release (`GET /general/dates/updated`) without ever making a request
@@ -55,28 +63,35 @@ export class ReleaseTracker {
    */
   check(): Promise<ComexStatRelease | undefined> {
     if (!this.options.enabled) return Promise.resolve(undefined);
-    this.pending ??= this.options.cache
-      .getOrLoad<ComexStatRelease>(this.options.key, (ctx) => this.load(ctx.stale), {
-        ttlMs: this.options.intervalMs,
-        staleTtlMs: this.options.staleTtlMs,
-        endpoint: 'dates_updated',
-      })
-      .then(
-        (r) => {
-          this.adopt(r.value);
-          return this.known;
-        },
-        (error: unknown) => {
-          this.options.onError(error);
-          return this.known;
-        },
-      )
-      .finally(() => {
-        // Checked (or failed): the next check is one interval away either way.
-        this.checkedAt = this.options.now();
-        this.pending = undefined;
-      });
+    this.pending ??= this.run().finally(() => {
+      this.pending = undefined;
+    });
     return this.pending;
+  }
+
+  private async run(): Promise<ComexStatRelease | undefined> {
+    const o = this.options;
+    // Checked (or failed): the next check is one interval away either way.
+    this.checkedAt = o.now();
+    try {
+      const cached = await o.cache.getMany<ComexStatRelease>([o.key]);
+      const shared = cached[0]?.value;
+      if (shared) this.adopt(shared);
+      if (o.claim && !(await o.claim('dates-updated', Math.min(o.intervalMs, 60_000)))) {
+        // Another instance checks for the cluster: read its result soon.
+        if (!shared) this.checkedAt = o.now() - o.intervalMs + CLAIM_RETRY_MS;
+        return this.known;
+      }
+      const r = await o.cache.getOrLoad<ComexStatRelease>(o.key, (ctx) => this.load(ctx.stale), {
+        ttlMs: o.intervalMs,
+        staleTtlMs: o.staleTtlMs,
+        endpoint: 'dates_updated',
+      });
+      this.adopt(r.value);
+    } catch (error) {
+      o.onError(error);
+    }
+    return this.known;
   }
 
   /** Resolves when no check is under way. */

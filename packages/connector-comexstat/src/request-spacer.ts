@@ -48,6 +48,19 @@ export interface SpacerClock {
   now(): number;
   /** Resolves after `ms` of this clock. */
   sleep(ms: number): Promise<void>;
+  /**
+   * Calls `fn` after `ms` of this clock unless cancelled (the returned function); must not keep
+   * the process alive. @default an unref'd setTimeout
+   */
+  setTimer?(fn: () => void, ms: number): () => void;
+}
+
+/** {@link SpacerClock.setTimer} of a clock, or an unref'd setTimeout. */
+export function clockTimer(clock: SpacerClock, fn: () => void, ms: number): () => void {
+  if (clock.setTimer) return clock.setTimer(fn, ms);
+  const t = setTimeout(fn, ms);
+  t.unref?.();
+  return () => clearTimeout(t);
 }
 
 /** Options of {@link RequestSpacer}. */

@@ -5,6 +5,7 @@ import type { SpacerRedis } from './request-spacer.js';
 export const PENDING_TTL_MS = 120_000;
 
 const ADD_PENDING = `redis.call('SADD', KEYS[1], unpack(ARGV, 2)); redis.call('PEXPIRE', KEYS[1], ARGV[1]); return 1`;
+const CLAIM = `if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return 1 end return 0`;
 const DRAIN_PENDING = `local m = redis.call('SMEMBERS', KEYS[1]); redis.call('DEL', KEYS[1]); return m`;
 
 /** A cell another instance waits for. */
@@ -42,6 +43,20 @@ export class SharedMerge {
       PENDING_TTL_MS,
       ...cells.map((c) => `${c.ano}|${c.mes}|${c.ncm}|${c.pais}`),
     );
+  }
+
+  /**
+   * Claims a cluster-wide job (e.g. the release check) for `ttlMs`: `true` for the one instance
+   * that should do it, `false` for the others (they read its result from the shared cache).
+   */
+  async claim(name: string, ttlMs: number): Promise<boolean> {
+    const r = await this.redis.eval(
+      CLAIM,
+      1,
+      `${this.keyPrefix}claim:${name}`,
+      Math.max(1, Math.round(ttlMs)),
+    );
+    return Number(r) === 1;
   }
 
   /** Takes every cell waited for in the flow (well-formed ones only). */

@@ -347,6 +347,8 @@ describe('ComexStatConnector: release awareness', () => {
       pais: '160',
     });
     expect(r.status).toBe('ok');
+    // The failed check happened in the background (nobody waited for it) and was reported.
+    await stack.connector.drain();
     expect(stack.errors.some((e) => ComexStatApiError.isComexStatApiError(e))).toBe(true);
   });
 });

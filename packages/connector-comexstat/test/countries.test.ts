@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { COUNTRIES_SNAPSHOT, fanOutRows, normalizeName, type SealedCall } from '../src/index.js';
+import { SIM_COUNTRIES } from '../src/simulator/index.js';
+
+describe('the bundled countries snapshot', () => {
+  it("equals the simulator's table (which mirrors /tables/countries), names trimmed", () => {
+    expect(COUNTRIES_SNAPSHOT.map(([id, text]) => ({ id, text }))).toEqual(
+      SIM_COUNTRIES.map((c) => ({ id: c.id, text: c.text.trim() })),
+    );
+    expect(new Set(COUNTRIES_SNAPSHOT.map(([id]) => id)).size).toBe(COUNTRIES_SNAPSHOT.length);
+  });
+
+  it('normalizes names for matching: case, accents and spaces', () => {
+    expect(normalizeName('  Países  Baixos ')).toBe(normalizeName('paises baixos'));
+    expect(normalizeName('Índia')).toBe('india');
+  });
+});
+
+describe('fanOutRows (pure)', () => {
+  const call: SealedCall = {
+    flow: 'export',
+    fromYear: 2025,
+    toYear: 2026,
+    fromMonth: 1,
+    toMonth: 12,
+    ncms: ['12019000'],
+    countries: ['160', '063'],
+  };
+  const keyFor = (c: { ano: number; mes: number; ncm: string; pais: string }) =>
+    `${c.ano}:${c.mes}:${c.ncm}:${c.pais}`;
+  const codesByName = new Map([
+    ['china', '160'],
+    ['argentina', '063'],
+  ]);
+  const row = (year: number, month: number, country: string, fob: string) => ({
+    coNcm: '12019000',
+    year: String(year),
+    monthNumber: String(month).padStart(2, '0'),
+    country,
+    metricFOB: fob,
+    metricKG: '0',
+  });
+
+  it('covers years × window up to the release, attributes rows by the codes asked for, stamps fetchedAt', () => {
+    const release = { updated: '2026-09-05', updatedAt: 0, year: 2026, month: 8 };
+    const { cells, unmappedRows } = fanOutRows({
+      call,
+      rows: [row(2025, 3, 'China', '10'), row(2026, 8, ' Argentina', '7')],
+      codesByName,
+      release,
+      maybeUnpublished: () => true,
+      fetchedAt: 42,
+      keyFor,
+    });
+    // 2025: 12 months, 2026: 8 published months; × 1 NCM × 2 countries.
+    expect(cells.size).toBe((12 + 8) * 2);
+    expect(cells.get('2025:3:12019000:160')?.value).toEqual({
+      status: 'ok',
+      fetchedAt: 42,
+      rows: [{ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160', fob: 10, kg: 0 }],
+    });
+    expect(cells.get('2026:8:12019000:063')?.value.rows).toHaveLength(1);
+    expect(cells.get('2025:4:12019000:160')).toMatchObject({ storable: true, value: { rows: [] } });
+    expect(cells.has('2026:9:12019000:160')).toBe(false);
+    expect(unmappedRows).toBe(0);
+  });
+
+  it('release unknown: months that may be unpublished are not_published and not storable unless rows came', () => {
+    const { cells } = fanOutRows({
+      call,
+      rows: [row(2026, 11, 'China', '5')],
+      codesByName,
+      release: undefined,
+      maybeUnpublished: (ano, mes) => ano === 2026 && mes >= 10,
+      fetchedAt: 1,
+      keyFor,
+    });
+    expect(cells.get('2026:12:12019000:160')).toMatchObject({
+      storable: false,
+      value: { status: 'not_published' },
+    });
+    expect(cells.get('2026:11:12019000:160')).toMatchObject({ storable: true, value: { status: 'ok' } });
+    expect(cells.get('2026:9:12019000:160')).toMatchObject({
+      storable: true,
+      value: { status: 'ok', rows: [] },
+    });
+  });
+
+  it('a row of an unknown country makes the empty cells of its (month, NCM) uncertain, never "no trade"', () => {
+    const { cells, unmappedRows } = fanOutRows({
+      call,
+      rows: [row(2025, 5, 'República Popular da China', '9'), row(2025, 5, 'Argentina', '3')],
+      codesByName,
+      release: { updated: '2026-09-05', updatedAt: 0, year: 2026, month: 8 },
+      maybeUnpublished: () => false,
+      fetchedAt: 1,
+      keyFor,
+    });
+    expect(unmappedRows).toBe(1);
+    expect(cells.get('2025:5:12019000:160')).toMatchObject({ storable: false, unmapped: true });
+    expect(cells.get('2025:5:12019000:063')).toMatchObject({ storable: true });
+    expect(cells.get('2025:6:12019000:160')).toMatchObject({ storable: true });
+  });
+});
