@@ -16,7 +16,8 @@ export function showKey(key: string): string {
 
 /**
  * Turns an ioredis failure into a typed error: `TimeoutError` for a command timeout, `TierError`
- * with code `E_L2_CONNECTION` when Redis is unreachable, `E_L2_REDIS` for an error reply. The
+ * with code `E_L2_CONNECTION` (`errorType` `'connection_error'`) when Redis is unreachable,
+ * `E_L2_REDIS` (`'redis_error'`) for an error reply: the metrics label is the tier's decision. The
  * cause keeps only the name and message of the original error: ioredis errors can carry the
  * command's arguments (an `AUTH` password among them).
  */
@@ -41,12 +42,14 @@ export function toTierError(
       `Redis is unreachable (${message}) during ${what}; L2 is skipped until it answers again`,
       {
         code: 'E_L2_CONNECTION',
+        errorType: 'connection_error',
         cause,
       },
     );
   }
   return new TierError('redis', operation, `Redis replied with an error to ${what}: ${message}`, {
     code: 'E_L2_REDIS',
+    errorType: 'redis_error',
     cause,
   });
 }

@@ -149,7 +149,10 @@ describe('RedisLock on the real Redis', () => {
 
   it('rejects with a typed error when Redis is unreachable, and waiters give up at once', async () => {
     const down = new RedisLock({ host: '127.0.0.1', port: 1, connectTimeoutMs: 100, prefix });
-    await expect(down.tryAcquire('x', 1000)).rejects.toMatchObject({ code: 'E_L2_CONNECTION' });
+    await expect(down.tryAcquire('x', 1000)).rejects.toMatchObject({
+      code: 'E_L2_CONNECTION',
+      errorType: 'connection_error',
+    });
     await down.waitForRelease('x', 600_000);
     await down.close();
     await expect(a.tryAcquire('x', 0)).rejects.toThrow(ConfigError);

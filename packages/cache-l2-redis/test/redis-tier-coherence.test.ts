@@ -148,6 +148,19 @@ describe('RedisTier on untrusted bytes (issue 22 fuzz)', () => {
     spy.mockRestore();
   });
 
+  it('a key of another type under the prefix fails the write with E_L2_REDIS / redis_error', async () => {
+    await raw.hset(`${prefix}a-hash`, 'f', 'v');
+    await expect(
+      tier.set('a-hash', {
+        value: 1,
+        freshUntil: Date.now() + 1000,
+        staleUntil: Date.now() + 1000,
+        version: 1,
+      }),
+    ).rejects.toMatchObject({ code: 'E_L2_REDIS', errorType: 'redis_error' });
+    await raw.del(`${prefix}a-hash`);
+  });
+
   it('a tombstone is a miss without a metric', async () => {
     const quiet = new RedisTier({ client: raw, prefix, metrics: NOOP_METRICS });
     await quiet.delete('tomb', { version: 5 });
