@@ -44,8 +44,13 @@ export class CountryTable {
   private checkedAt = Number.NEGATIVE_INFINITY;
   private forcedAt = Number.NEGATIVE_INFINITY;
   private pending: Promise<void> | undefined;
+  private readShared = false;
 
-  constructor(private readonly options: CountryTableOptions) {}
+  constructor(private readonly options: CountryTableOptions) {
+    // The bundled snapshot is good at start: the first upstream reload is due a week later (or
+    // at once when a row names an unknown country), so a cold start spends no call on it.
+    this.checkedAt = options.now();
+  }
 
   /** Where the table in use came from. */
   get origin(): 'snapshot' | 'shared' {
@@ -76,9 +81,20 @@ export class CountryTable {
     return out;
   }
 
-  /** Starts a background load of the shared copy (reloaded upstream at most weekly) when due. */
+  /**
+   * Starts, in the background: a read of the shared copy (once, no upstream call), and the weekly
+   * upstream reload when due.
+   */
   poke(): void {
-    if (this.pending || this.checkedAt + COUNTRIES_REFRESH_MS > this.options.now()) return;
+    if (this.pending) return;
+    if (!this.readShared) {
+      this.readShared = true;
+      this.pending = this.adoptShared().finally(() => {
+        this.pending = undefined;
+      });
+      return;
+    }
+    if (this.checkedAt + COUNTRIES_REFRESH_MS > this.options.now()) return;
     this.pending = this.load(false).finally(() => {
       this.pending = undefined;
     });
@@ -92,6 +108,16 @@ export class CountryTable {
     this.pending = this.load(true).finally(() => {
       this.pending = undefined;
     });
+  }
+
+  private async adoptShared(): Promise<void> {
+    try {
+      const cached = await this.options.cache.getMany<ComexStatCountry[]>([this.options.key]);
+      const shared = cached[0]?.value;
+      if (shared) this.adopt(shared);
+    } catch (error) {
+      this.options.onError(error);
+    }
   }
 
   /** Resolves when no load is under way. */

@@ -371,7 +371,7 @@ export class RequestSpacer {
         this.wished = false;
         await this.redis
           .eval(WITHDRAW_SCRIPT, 1, `${this.redisKey}:want`, this.instanceId)
-          .catch(this.onError);
+          .catch((error: unknown) => this.onError?.(error));
       }
     } finally {
       this.pumping = false;

@@ -1,7 +1,7 @@
 // Merge across years, admission control (bounded calls, cells and waits; per-client budget),
 // shutdown and abort. Every test holds the spacer with a manual clock and asserts causes (which
 // calls left, who was refused and why), never wall-clock luck.
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   ClientBudgetError,
   type ComexStatMonthQuery,
@@ -9,7 +9,7 @@ import {
   UpstreamBacklogError,
 } from '../src/index.js';
 import { generateCell, SIM_COUNTRIES, SIM_NCMS } from '../src/simulator/index.js';
-import { ManualClock, makeStack, minGap, type Stack } from './helpers.js';
+import { ManualClock, makeStack, minGap, type Stack, until } from './helpers.js';
 
 const release = { updated: '2026-09-05', year: 2026, month: 8 };
 const cellOf = (q: ComexStatMonthQuery) =>
@@ -50,7 +50,7 @@ describe('merge across years', () => {
         for (let mes = 1; mes <= 12; mes++) qs.push({ flow, ano, mes, ncm: '12019000', pais: '160' });
     expect(qs).toHaveLength(168);
     const all = Promise.all(qs.map((q) => s.connector.getMonth(q, { clientId: 'chart' })));
-    await vi.waitFor(() => expect(s.connector.pendingCells).toBe(168), { timeout: 30_000 });
+    await until(() => expect(s.connector.pendingCells).toBe(168));
     expect(s.connector.pendingCalls).toBe(2);
     await clock.advanceUntil(() => s.sim.stats.byPath['/general'] === 2);
     const results = await all;
@@ -69,7 +69,7 @@ describe('admission control', () => {
   it('refuses a new call beyond the pending-call bound with E_UPSTREAM_BACKLOG and a Retry-After', async () => {
     const { s, clock } = await held({ admission: { maxPendingCalls: 1 } });
     const ok = s.connector.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
-    await vi.waitFor(() => expect(s.connector.pendingCalls).toBe(1));
+    await until(() => expect(s.connector.pendingCalls).toBe(1));
     const e = await s.connector
       .getMonth({ flow: 'import', ano: 2025, mes: 1, ncm: '12019000', pais: '160' })
       .catch((x) => x);
@@ -78,7 +78,7 @@ describe('admission control', () => {
     expect(e.retryAfterMs).toBeGreaterThanOrEqual(1000);
     // A miss joining the queued call is still admitted (it costs no call).
     const joined = s.connector.getMonth({ flow: 'export', ano: 2024, mes: 5, ncm: '09011110', pais: '063' });
-    await vi.waitFor(() => expect(s.connector.pendingCells).toBe(2));
+    await until(() => expect(s.connector.pendingCells).toBe(2));
     await clock.advance(100);
     await expect(Promise.all([ok, joined])).resolves.toHaveLength(2);
     expect(s.sim.stats.byPath['/general']).toBe(1);
@@ -103,10 +103,10 @@ describe('admission control', () => {
     });
     // One cell per call: due in 100, 200 ms; the third would leave in 300 ms > 250.
     const a = s.connector.getMonth(q(1));
-    await vi.waitFor(() => expect(s.client.spacer?.waiting).toBeGreaterThanOrEqual(1));
+    await until(() => expect(s.client.spacer?.waiting).toBeGreaterThanOrEqual(1));
     const b = s.connector.getMonth(q(2));
-    await vi.waitFor(() => expect(s.connector.pendingCalls).toBe(2));
-    await vi.waitFor(() => expect(s.client.spacer?.expectedWaitMs('user')).toBe(300));
+    await until(() => expect(s.connector.pendingCalls).toBe(2));
+    await until(() => expect(s.client.spacer?.expectedWaitMs('user')).toBe(300));
     const e = await s.connector.getMonth(q(3)).catch((x) => x);
     expect(e).toMatchObject({ code: 'E_UPSTREAM_BACKLOG', queued: false, retryAfterMs: 1000 });
     await clock.advance(100);
@@ -123,14 +123,14 @@ describe('admission control', () => {
     });
     const q: ComexStatMonthQuery = { flow: 'export', ano: 2025, mes: 4, ncm: '12019000', pais: '160' };
     const pending = s.connector.getMonth(q).catch((x) => x);
-    await vi.waitFor(() => expect(s.connector.pendingCells).toBe(1));
+    await until(() => expect(s.connector.pendingCells).toBe(1));
     await clock.advance(100);
-    await vi.waitFor(() => expect(s.connector.stats.generalCalls).toBe(1));
+    await until(() => expect(s.connector.stats.generalCalls).toBe(1));
     await clock.advance(60);
     const e = await pending;
     expect(e).toBeInstanceOf(UpstreamBacklogError);
     expect(e.queued).toBe(true);
-    await vi.waitFor(() => expect(s.connector.pendingCalls).toBe(0));
+    await until(() => expect(s.connector.pendingCalls).toBe(0));
     expect(s.sim.stats.byPath['/general']).toBe(1);
     const retry = await s.connector.getMonth(q);
     expect(retry.level).toBe('l2');
@@ -148,13 +148,13 @@ describe('admission control', () => {
     });
     const a1 = s.connector.getMonth(q(1), { clientId: 'a' });
     const a2 = s.connector.getMonth(q(2), { clientId: 'a' });
-    await vi.waitFor(() => expect(s.connector.pendingCells).toBe(2));
+    await until(() => expect(s.connector.pendingCells).toBe(2));
     const e = await s.connector.getMonth(q(3), { clientId: 'a' }).catch((x) => x);
     expect(e).toBeInstanceOf(ClientBudgetError);
     expect(e).toMatchObject({ code: 'E_CLIENT_BUDGET' });
     expect(e.retryAfterMs).toBeGreaterThanOrEqual(1000);
     const b1 = s.connector.getMonth(q(3), { clientId: 'b' });
-    await vi.waitFor(() => expect(s.connector.pendingCells).toBe(3));
+    await until(() => expect(s.connector.pendingCells).toBe(3));
     const full = await s.connector.getMonth(q(4), { clientId: 'c' }).catch((x) => x);
     expect(full).toMatchObject({ code: 'E_UPSTREAM_BACKLOG', queued: false });
     await clock.advance(100);
@@ -171,7 +171,7 @@ describe('shutdown and abort (finding 21)', () => {
     const { s } = await held();
     const q: ComexStatMonthQuery = { flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' };
     const p = s.connector.getMonth(q).catch((x) => x);
-    await vi.waitFor(() => expect(s.connector.pendingCalls).toBe(1));
+    await until(() => expect(s.connector.pendingCalls).toBe(1));
     const closing = s.connector.close();
     expect(await p).toMatchObject({ code: 'E_SHUTTING_DOWN' });
     s.client.spacer?.rejectAll(new Error('stop'));
@@ -186,12 +186,12 @@ describe('shutdown and abort (finding 21)', () => {
     const p = s.connector
       .getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' }, { signal: ac.signal })
       .catch((x) => x);
-    await vi.waitFor(() => expect(s.connector.pendingCells).toBe(1));
+    await until(() => expect(s.connector.pendingCells).toBe(1));
     ac.abort(new Error('client went away'));
     expect(String(await p)).toContain('client went away');
     expect(s.connector.pendingCells).toBe(0);
     await clock.advance(100);
-    await vi.waitFor(() => expect(s.connector.pendingCalls).toBe(0));
+    await until(() => expect(s.connector.pendingCalls).toBe(0));
     expect(s.sim.stats.byPath['/general']).toBeUndefined();
   });
 });
@@ -207,7 +207,7 @@ describe('unknown release (finding 13)', () => {
     const ano = now.getUTCFullYear();
     const mes = now.getUTCMonth() + 1;
     const p = s.connector.getMonth({ flow: 'export', ano, mes, ncm: '12019000', pais: '160' });
-    await vi.waitFor(() => expect(s.connector.pendingCells).toBe(1));
+    await until(() => expect(s.connector.pendingCells).toBe(1));
     for (let i = 0; i < 5 && s.sim.stats.byPath['/general'] === undefined; i++) {
       await clock.advance(100);
       await new Promise((r) => setTimeout(r, 20));

@@ -1,8 +1,8 @@
 import { InvalidKeyError } from '@bgc/cache-core';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { ComexStatApiError, type ComexStatMonthQuery, DEFAULT_CONNECTOR_CONFIG } from '../src/index.js';
 import { generateCell, SIM_COUNTRIES, SIM_NCMS } from '../src/simulator/index.js';
-import { ManualClock, makeStack, minGap, type Stack, TOP_COUNTRIES, TOP_NCMS } from './helpers.js';
+import { ManualClock, makeStack, minGap, type Stack, TOP_COUNTRIES, TOP_NCMS, until } from './helpers.js';
 
 const release = { updated: '2026-09-05', year: 2026, month: 8 };
 const ncm = (code: string) => SIM_NCMS.find((n) => n.coNcm === code)!;
@@ -34,7 +34,7 @@ describe('ComexStatConnector: coalescing', () => {
       });
     }
     const pending = Promise.all(queries.map((q) => stack!.connector.getMonth(q)));
-    await vi.waitFor(() => expect(stack!.connector.pendingCells).toBe(30));
+    await until(() => expect(stack!.connector.pendingCells).toBe(30));
     expect(stack.sim.stats.byPath['/general']).toBeUndefined();
     await clock.advance(100);
     const results = await pending;
@@ -64,7 +64,7 @@ describe('ComexStatConnector: coalescing', () => {
       stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' }),
       stack.connector.getMonth({ flow: 'export', ano: 2025, mes: 4, ncm: '09011110', pais: '249' }),
     ]);
-    await vi.waitFor(() => expect(stack!.connector.pendingCells).toBe(2));
+    await until(() => expect(stack!.connector.pendingCells).toBe(2));
     await clock.advance(100);
     const [a, b] = await both;
     await new Promise((res) => setTimeout(res, 10));

@@ -1,4 +1,5 @@
 import { MultiLevelCache } from '@bgc/cache-core';
+import { vi } from 'vitest';
 import { FakeTier } from '@bgc/cache-core/testing';
 import {
   ComexStatClient,
@@ -60,6 +61,11 @@ export class ManualClock implements SpacerClock {
     }
     if (!done()) throw new Error(`condition not reached after ${maxSteps} steps of ${stepMs} ms`);
   }
+}
+
+/** Waits for `check` to pass (a loaded 2-core machine may need seconds: the bound is generous). */
+export function until<T>(check: () => T): Promise<T> {
+  return vi.waitFor(check, { timeout: 30_000, interval: 5 });
 }
 
 /** Drains a connector whose spacer runs on a manual clock (moving the clock until it settles). */

@@ -1,6 +1,6 @@
 import { MultiLevelCache } from '@bgc/cache-core';
 import { FakeTier } from '@bgc/cache-core/testing';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   ComexStatClient,
   ComexStatConnector,
@@ -10,7 +10,7 @@ import {
   warmComexStat,
 } from '../src/index.js';
 import { type ComexStatSimulator, startComexStatSimulator } from '../src/simulator/index.js';
-import { drainMoving, ManualClock, TOP_COUNTRIES, TOP_NCMS } from './helpers.js';
+import { drainMoving, ManualClock, TOP_COUNTRIES, TOP_NCMS, until } from './helpers.js';
 
 let sim: ComexStatSimulator | undefined;
 let cache: MultiLevelCache | undefined;
@@ -62,7 +62,7 @@ describe('ComexStatConnector over the core MultiLevelCache', () => {
       pais: '160',
     }));
     const pending = Promise.all(qs.map((q) => connector.getMonth(q)));
-    await vi.waitFor(() => expect(connector.pendingCells).toBe(8));
+    await until(() => expect(connector.pendingCells).toBe(8));
     await clock.advance(100);
     const first = await pending;
     expect(first.every((r) => r.level === 'external')).toBe(true);

@@ -182,10 +182,10 @@ describe('RequestSpacer across two connectors', () => {
       );
       expect(results.every((r) => r.status === 'ok')).toBe(true);
       // One data call per instance (the three years merged), then each instance's background
-      // metadata (dates, countries) at a lower priority: 2 × 3 calls, none refused.
+      // release check at a lower priority (the countries table is the bundled snapshot): 2 × 2.
       expect(sim.stats.byPath['/general']).toBe(2);
       await Promise.all([a.drain(), b.drain()]);
-      expect(sim.stats.calls).toBe(6);
+      expect(sim.stats.calls).toBe(4);
       expect(sim.stats.rateLimited).toBe(0);
       // Grants are booked on the Redis clock; local stamps of two instances may differ by a few ms.
       expect(minGap(sentAt)).toBeGreaterThanOrEqual(235);
