@@ -158,25 +158,25 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   // so that a client or CDN never keeps it longer than the cache would. Decided once per cached
   // value (its rows object), as the cache decided its TTL once.
   const freshUntilOf = new WeakMap<object, number>();
-  const withFreshness = (q: MonthQuery, answer: ComexStatMonthResult): MonthAnswer => {
-    const r: MonthAnswer & ComexStatMonthResult = Object.isFrozen(answer) ? { ...answer } : answer;
-    let freshUntil = freshUntilOf.get(r.rows);
-    if (freshUntil === undefined) {
-      const value = { status: r.status, rows: r.rows as never, fetchedAt: r.fetchedAt };
-      freshUntil = r.fetchedAt + connector.ttlFor(q.ano, q.mes, value) * 0.9;
-      // Shared empty rows (`[]` of many cells) are no value's identity: memoize real rows only.
-      if (r.rows.length > 0 && Object.isFrozen(r.rows)) freshUntilOf.set(r.rows, freshUntil);
-    }
-    r.freshUntil = freshUntil;
-    r.staleWindowMs = staleWindowMs;
-    return r;
-  };
+  // The client id lets the connector budget uncached work per client (E_CLIENT_BUDGET).
   const fetchMonth = (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> =>
-    // The client id lets the connector budget uncached work per client (E_CLIENT_BUDGET).
-    connector.getMonth(q, { clientId: ctx.clientId }).then((r) => withFreshness(q, r));
+    connector.getMonth(q, { clientId: ctx.clientId });
+  const freshUntil = (q: MonthQuery, answer: MonthAnswer): number | undefined => {
+    const r = answer as MonthAnswer & ComexStatMonthResult;
+    let until = freshUntilOf.get(r.rows);
+    if (until === undefined) {
+      const value = { status: r.status, rows: r.rows as never, fetchedAt: r.fetchedAt };
+      until = r.fetchedAt + connector.ttlFor(q.ano, q.mes, value) * 0.9;
+      // Shared empty rows (`[]` of many cells) are no value's identity: memoize real rows only.
+      if (r.rows.length > 0 && Object.isFrozen(r.rows)) freshUntilOf.set(r.rows, until);
+    }
+    return until;
+  };
   const app = createApp({
     cache: runtime.cache,
     fetchMonth,
+    freshUntil,
+    staleWindowMs,
     adminToken: config.adminToken,
     adminElsewhere: config.adminOnMetricsPort,
     adminMaxFailures: config.adminMaxFailures,

@@ -14,6 +14,9 @@ export interface AnswerBody {
   readonly etag: string;
   gzip?: Buffer;
   br?: Buffer;
+  /** `Cache-Control` text of a fresh answer, and the max-age it was built for. */
+  cacheControl?: string;
+  cacheControlMaxAge?: number;
   /** `Last-Modified` text, and the epoch second it was built for. */
   lastModified?: string;
   lastModifiedS?: number;

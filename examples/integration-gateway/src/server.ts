@@ -51,7 +51,7 @@ function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBo
   const headers: Record<string, string> = {
     'x-cache-level': answer.level,
     etag: body.etag,
-    'cache-control': cacheControl(answer, now),
+    'cache-control': cacheControl(body, answer, now),
   };
   // Only bodies large enough to be compressed have other representations.
   if (body.json.length >= COMPRESS_MIN_BYTES) headers.vary = 'accept-encoding';
@@ -83,12 +83,17 @@ function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBo
 }
 
 /** `Cache-Control` of an answer at `now`: max-age until its fresh-until, 0 when stale. */
-function cacheControl(answer: AnswerMeta, now: number): string {
+function cacheControl(body: AnswerBody, answer: AnswerMeta, now: number): string {
   const sie =
     answer.staleWindowMs !== undefined ? `, stale-if-error=${Math.floor(answer.staleWindowMs / 1000)}` : '';
   if (answer.stale || answer.freshUntil === undefined) return `public, max-age=0${sie}`;
   const maxAge = Math.max(0, Math.floor((answer.freshUntil - now) / 1000));
-  return `public, max-age=${maxAge}, stale-while-revalidate=${STALE_WHILE_REVALIDATE_S}${sie}`;
+  // Within one second, the hits of one value share the text.
+  if (body.cacheControlMaxAge === maxAge && body.cacheControl !== undefined) return body.cacheControl;
+  const text = `public, max-age=${maxAge}, stale-while-revalidate=${STALE_WHILE_REVALIDATE_S}${sie}`;
+  body.cacheControl = text;
+  body.cacheControlMaxAge = maxAge;
+  return text;
 }
 
 /** The HTTP date of `seconds` (epoch), kept with the body it belongs to. */
@@ -137,6 +142,13 @@ export type MonthFetcher = (query: MonthQuery, context: MonthContext) => Promise
 export interface AppOptions {
   cache: MultiLevelCache;
   fetchMonth: MonthFetcher;
+  /**
+   * The fresh-until (epoch ms) of an answer that does not carry one: what `Cache-Control: max-age`
+   * is computed from. Called once per answer (cheap: memoize per value). @default none: max-age=0
+   */
+  freshUntil?: (query: MonthQuery, answer: MonthAnswer) => number | undefined;
+  /** The stale window of answers that do not carry one, ms: `stale-if-error`. */
+  staleWindowMs?: number;
   /** Enables `POST /admin/cache/invalidate` when set (see {@link registerAdminRoute}). */
   adminToken?: string | undefined;
   /** Serve the admin route elsewhere (the metrics port): not on this app. @default false */
@@ -351,7 +363,12 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
         },
         async (request, reply) => {
           const { ano, mes, ncm, pais } = request.query;
-          const answer = await options.fetchMonth({ flow, ano, mes, ncm, pais }, { clientId: request.ip });
+          const query: MonthQuery = { flow, ano, mes, ncm, pais };
+          let answer = await options.fetchMonth(query, { clientId: request.ip });
+          if (Object.isFrozen(answer)) answer = { ...answer };
+          if (answer.freshUntil === undefined && options.freshUntil)
+            answer.freshUntil = options.freshUntil(query, answer);
+          if (answer.staleWindowMs === undefined) answer.staleWindowMs = options.staleWindowMs;
           // The body as bytes, serialized and hashed once per cached value (ncm and pais passed the
           // schema's digit patterns: no escaping needed).
           const body = answerBody(`"ano":${ano},"mes":${mes},"ncm":"${ncm}","pais":"${pais}"`, answer.rows);
