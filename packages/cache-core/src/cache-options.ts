@@ -78,6 +78,13 @@ export interface MultiLevelCacheOptions {
    * are dropped past it, and a `clear` replaces them all). @default 10000
    */
   publishQueueMax?: number;
+  /**
+   * Loads answer once the local tiers (L1) hold the value; the shared tiers' writes, the
+   * invalidation and the lock's release finish in the background (failed writes go to
+   * auto-recovery). Only with at least one local and one shared tier. `set`/`setMany` still wait
+   * for every tier. @default false
+   */
+  backgroundWrites?: boolean;
 }
 
 /** The result of a lookup. */

@@ -72,6 +72,7 @@ export interface MultiLevelCache {
 export class MultiLevelCache extends EventEmitter {
   private readonly states: TierState[];
   private readonly local: TierState[];
+  private readonly shared: TierState[];
   private readonly l1Sync: ((key: string) => CacheEntry | undefined) | undefined;
   /** The L1 tier when it answers fresh values directly ({@link Tier.getFreshValueSync}). */
   private readonly l1Fresh: (Tier & Required<Pick<Tier, 'getFreshValueSync'>>) | undefined;
@@ -96,6 +97,7 @@ export class MultiLevelCache extends EventEmitter {
       | 'recoveryIntervalMs'
       | 'tombstoneMs'
       | 'publishQueueMax'
+      | 'backgroundWrites'
     >
   > & { eagerRefreshThreshold: number | undefined };
   private readonly bus: InvalidationBus | undefined;
@@ -157,6 +159,7 @@ export class MultiLevelCache extends EventEmitter {
       recoveryIntervalMs: nonNeg('recoveryIntervalMs', options.recoveryIntervalMs, 2000),
       tombstoneMs: 0,
       publishQueueMax: nonNeg('publishQueueMax', options.publishQueueMax, 10_000),
+      backgroundWrites: options.backgroundWrites ?? false,
       eagerRefreshThreshold: eager,
     };
     this.opts.tombstoneMs = nonNeg(
@@ -199,6 +202,7 @@ export class MultiLevelCache extends EventEmitter {
       return state;
     });
     this.local = this.states.filter((s) => !s.shared);
+    this.shared = this.states.filter((s) => s.shared);
     const first = this.states[0];
     this.l1Sync = first && !first.shared ? first.tier.getSync?.bind(first.tier) : undefined;
     this.l1Fresh =
@@ -806,6 +810,7 @@ export class MultiLevelCache extends EventEmitter {
     // this point is newer than what the loader may return, and wins over it in every tier.
     const version = nextVersion();
     this.versions.loadStarted(version);
+    let leaseHandedOff = false;
     const run = (async () => {
       try {
         const value = await loader({ key, signal: controller.signal, stale: stale?.entry });
@@ -823,7 +828,15 @@ export class MultiLevelCache extends EventEmitter {
               : (options.ttlMs ?? this.opts.defaultTtlMs);
         const entry = this.makeEntry(value, ttl, options.staleTtlMs);
         entry.version = version;
-        const stored = await this.writeAll(key, entry);
+        const background = this.opts.backgroundWrites && this.local.length > 0 && this.shared.length > 0;
+        // Background writes: answer once the local tiers hold the value; the shared tiers' writes
+        // (and the lease, held until they land) finish in the background.
+        const stored = await this.writeAll(key, entry, background ? this.local : this.states);
+        if (background) {
+          leaseHandedOff = true;
+          this.track(this.finishSharedWrites(key, entry, lease));
+          return value;
+        }
         // Callers arriving just after find the value in a tier; when no tier could keep it (all
         // down), the settled result stays shareable for the window so the upstream is not hit again.
         if (stored === 0 && this.opts.coalesceWindowMs > 0) {
@@ -845,7 +858,7 @@ export class MultiLevelCache extends EventEmitter {
       } finally {
         this.loads.delete(controller);
         this.versions.loadEnded(version);
-        await lease?.release();
+        if (!leaseHandedOff) await lease?.release();
       }
     })();
     // Keeps a background load (after a soft or hard timeout) from becoming an unhandled rejection.
@@ -994,12 +1007,16 @@ export class MultiLevelCache extends EventEmitter {
    * invalid (not serializable, too large) is the caller's error, not the tier's: the key is removed
    * from every tier, so none keeps an entry the others lack, and the error is thrown.
    */
-  private async writeAll(key: string, entry: CacheEntry): Promise<number> {
+  private async writeAll(
+    key: string,
+    entry: CacheEntry,
+    states: readonly TierState[] = this.states,
+  ): Promise<number> {
     let invalid: unknown;
     let invalidLevel: TierLevel = Level.L1;
     const stale = this.superseded(key, entry);
     const stored = await Promise.all(
-      this.states.map((state) =>
+      states.map((state) =>
         !state.shared && stale
           ? 0
           : this.tierCall(state, 'set', key, () =>
@@ -1023,6 +1040,23 @@ export class MultiLevelCache extends EventEmitter {
     }
     // A superseded entry counts as not stored: it must not be shared as a recent load either.
     return stale ? 0 : stored.reduce<number>((a, b) => a + b, 0);
+  }
+
+  /**
+   * The background half of a load with `backgroundWrites`: the shared tiers' writes (failures go
+   * to auto-recovery; a refused value is removed everywhere and reported), then the invalidation
+   * and the lease's release.
+   */
+  private async finishSharedWrites(key: string, entry: CacheEntry, lease: Lease | undefined): Promise<void> {
+    try {
+      await this.writeAll(key, entry, this.shared);
+      if (!this.superseded(key, entry))
+        await this.publish({ type: 'delete', keys: [key], version: entry.version });
+    } catch (error) {
+      this.report(Level.External, 'load', key, error);
+    } finally {
+      await lease?.release();
+    }
   }
 
   /**

@@ -103,7 +103,12 @@ function scheduled(tier: FakeTier, s: fc.Scheduler, name: string, log: string[])
   });
 }
 
-async function runModel(s: fc.Scheduler, cmds: Cmd[], withLock: boolean): Promise<void> {
+async function runModel(
+  s: fc.Scheduler,
+  cmds: Cmd[],
+  withLock: boolean,
+  backgroundWrites: boolean,
+): Promise<void> {
   const lock = withLock ? memoryLock() : undefined;
   const source: Record<string, number> = { a: 0, b: 0 };
   /** Per key, the source value of the last completed write or delete. */
@@ -118,6 +123,7 @@ async function runModel(s: fc.Scheduler, cmds: Cmd[], withLock: boolean): Promis
         tiers: [l1, scheduled(new FakeTier({ level: 'l2', store: sharedStore }), s, `l2#${i}`, log)],
         bus: bus(),
         lock,
+        backgroundWrites,
         coalesceWindowMs: 0,
         tierTimeoutMs: 0,
         hardTimeoutMs: 600_000,
@@ -214,7 +220,8 @@ async function runModel(s: fc.Scheduler, cmds: Cmd[], withLock: boolean): Promis
       }
     }
   } finally {
-    await Promise.all(caches.map((c) => c.close()));
+    // Background writes may still wait for the scheduler: close (which flushes) under it too.
+    await s.waitFor(Promise.all(caches.map((c) => c.close())));
   }
   if (violations.length > 0) console.log(log.join('\n'));
   expect(violations).toEqual([]);
@@ -227,9 +234,10 @@ describe('coherence model (two instances, shared L2, bus, scheduler interleaving
         fc.scheduler(),
         fc.array(cmdArb, { minLength: 1, maxLength: 8 }),
         fc.boolean(),
+        fc.boolean(),
         runModel,
       ),
-      { numRuns: 3000 },
+      { numRuns: 3000, timeout: 5000 },
     );
   }, 600_000);
 });

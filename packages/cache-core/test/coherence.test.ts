@@ -530,3 +530,84 @@ describe('refused values are not breaker failures', () => {
     expect(cache.tierStatus()).toEqual({ l1: 'up', l2: 'up', l3: 'up' });
   });
 });
+
+describe('backgroundWrites', () => {
+  it('a load answers once L1 holds the value; the L2 write, invalidation and lease release follow', async () => {
+    const bus = memoryBus();
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2' });
+    const l2Write = gate<void>();
+    const order: string[] = [];
+    const set = l2.set.bind(l2);
+    l2.set = async (key, entry) => {
+      await l2Write.promise;
+      await set(key, entry);
+      order.push('l2 set');
+    };
+    const lock: DistributedLock = {
+      tryAcquire: async () => ({ release: async () => void order.push('lease released') }),
+      waitForRelease: async () => {},
+    };
+    const other = bus.make();
+    const received: InvalidationMessage[] = [];
+    other.subscribe((m) => {
+      received.push(m);
+      order.push('published');
+    });
+    const cache = make({ tiers: [l1, l2], bus: bus.make(), lock, backgroundWrites: true });
+    const r = await cache.getOrLoad('k', () => 'v');
+    expect(r).toEqual({ value: 'v', level: 'external', stale: false });
+    expect(l1.store.get('k')?.value).toBe('v');
+    expect(l2.store.has('k')).toBe(false);
+    expect(order).toEqual([]);
+    l2Write.resolve();
+    await cache.flush();
+    expect(l2.store.get('k')?.value).toBe('v');
+    expect(order).toEqual(['l2 set', 'published', 'lease released']);
+    expect(received).toEqual([{ type: 'delete', keys: ['k'], version: l2.store.get('k')!.version }]);
+  });
+
+  it('a failed background write goes to auto-recovery; the load still answered', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2' });
+    l2.store.set('k', fresh('old value in L2'));
+    l2.store.set('k', { ...l2.store.get('k')!, freshUntil: Date.now() - 1000 });
+    l2.failWith = new Error('down');
+    const cache = make({
+      tiers: [l1, l2],
+      backgroundWrites: true,
+      recoveryIntervalMs: 10,
+      circuitBreaker: false,
+    });
+    cache.on('error', () => {});
+    expect((await cache.getOrLoad('k', () => 'new')).value).toBe('new');
+    await cache.flush();
+    const recovered = new Promise((r) => cache.once('recovered', r));
+    l2.failWith = undefined;
+    await recovered;
+    expect(l2.store.has('k')).toBe(false);
+  });
+
+  it('a value the shared tier refuses in the background is removed from L1 too', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2', codec: true });
+    const cache = make({ tiers: [l1, l2], backgroundWrites: true });
+    const errors: unknown[] = [];
+    cache.on('error', (e) => errors.push(e.error));
+    const hostile = JSON.parse('{"nested": {"__proto__": {"x": 1}}}');
+    expect((await cache.getOrLoad('k', () => hostile)).value).toBe(hostile);
+    await cache.flush();
+    expect(l1.store.has('k')).toBe(false);
+    expect(l2.store.has('k')).toBe(false);
+    expect(errors).toHaveLength(1);
+    expect(cache.tierStatus()).toEqual({ l1: 'up', l2: 'up' });
+  });
+
+  it('off by default: the load waits for every tier', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2' });
+    const cache = make({ tiers: [l1, l2] });
+    await cache.getOrLoad('k', () => 'v');
+    expect(l2.store.get('k')?.value).toBe('v');
+  });
+});
