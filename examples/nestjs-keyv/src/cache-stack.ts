@@ -26,12 +26,15 @@ export function createCacheStack(options: CacheStackOptions = {}): CacheStack {
     const cache = new MultiLevelCache({ tiers: [new MemoryTier()] });
     return { cache, close: () => cache.close() };
   }
-  const prefix = options.prefix ?? 'nestjs-keyv:';
+  const app = options.prefix ?? 'nestjs-keyv:';
+  // Entries under `<app>c:`, leases under `<app>x:`: a clear() of the entries never drops a lease.
+  const prefix = `${app}c:`;
+  const coordination = `${app}x:`;
   const client = new Redis(options.redisUrl);
   const bus = new RedisInvalidationBus({ url: options.redisUrl, prefix });
-  const lock = new RedisLock({ client, prefix: `${prefix}lock:` });
+  const lock = new RedisLock({ client, prefix: `${coordination}lock:` });
   const cache = new MultiLevelCache({
-    tiers: [new MemoryTier(), new RedisTier({ client, prefix })],
+    tiers: [new MemoryTier(), new RedisTier({ client, prefix, coordinationPrefixes: [coordination] })],
     bus,
     lock,
   });
