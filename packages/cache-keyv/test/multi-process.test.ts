@@ -138,7 +138,7 @@ describe('cache-manager v7 over KeyvStore in two processes sharing Redis', () =>
         reads++;
         const r = await b.call({ cmd: 'get', key: 'hot' });
         if (r.value === undefined) break;
-        expect(Date.now() - t0).toBeLessThan(5000);
+        expect(reads).toBeLessThan(100_000); // the bus message never arrived
       }
       const ms = Date.now() - t0;
       console.log(`keyv multi-process: del seen by the other process after ${reads} read(s), ${ms} ms`);
