@@ -74,6 +74,27 @@ if not fv or fv <= tonumber(ARGV[1]) then return 0 end
 redis.call('set', KEYS[1], prefix .. ARGV[1] .. string.sub(cur, string.len(prefix) + string.len(f) + 1), 'KEEPTTL')
 return 1`;
 
+/**
+ * One batch of a versioned clear. KEYS: entry keys, all in one hash slot (one node under Cluster).
+ * ARGV: the clear's version. Unlinks each key whose stored version (entry or tombstone) is below
+ * it; keeps those of an equal or higher version (a delete or write that landed before an older
+ * clear). A key without a readable version (an envelope from before versions, a foreign value, a
+ * key of another type) is removed, as before. Returns the number of keys removed.
+ */
+export const CLEAR_BATCH_SCRIPT = `
+local v = tonumber(ARGV[1])
+local gone = {}
+for i = 1, #KEYS do
+  -- pcall: a key of another type (not a string) answers an error table; it is removed.
+  local head = redis.pcall('getrange', KEYS[i], 0, 47)
+  local n = type(head) == 'string' and string.match(head, '^{"v":1,"n":(%d+)')
+  if not n or tonumber(n) < v then gone[#gone + 1] = KEYS[i] end
+end
+for i = 1, #gone, 1000 do
+  redis.call('unlink', unpack(gone, i, math.min(i + 999, #gone)))
+end
+return #gone`;
+
 /** Raises a cleared-at marker to ARGV[1] (never lowers it). KEYS: marker. */
 export const CLEAR_MARK_SCRIPT = `
 local c = tonumber(redis.call('get', KEYS[1]) or '')
@@ -93,6 +114,8 @@ export interface TierScripts {
   bgcL2Delete(entryKey: string, version: number, tombstone: string, pxMs: number): Promise<number>;
   bgcL2Expire(entryKey: string, now: number, version: string): Promise<number>;
   bgcL2ClearMark(markerKey: string, version: number): Promise<number>;
+  /** {@link CLEAR_BATCH_SCRIPT}: `numberOfKeys` entry keys of one slot, then the clear's version. */
+  bgcL2ClearBatch(numberOfKeys: number, ...keysThenVersion: (string | number)[]): Promise<number>;
 }
 
 /**
@@ -106,4 +129,6 @@ export function defineTierScripts(client: Redis | Cluster): void {
   client.defineCommand('bgcL2Delete', { numberOfKeys: 1, lua: DELETE_SCRIPT });
   client.defineCommand('bgcL2Expire', { numberOfKeys: 1, lua: EXPIRE_SCRIPT });
   client.defineCommand('bgcL2ClearMark', { numberOfKeys: 1, lua: CLEAR_MARK_SCRIPT });
+  // Variable key count: the first argument of each call is the number of keys.
+  client.defineCommand('bgcL2ClearBatch', { lua: CLEAR_BATCH_SCRIPT });
 }

@@ -406,10 +406,13 @@ export class RedisTier implements Tier {
   }
 
   /**
-   * Removes every entry under the prefix: first raises the "cleared at" marker(s) to the clear's
-   * version (so a load that started before cannot land afterwards), then `SCAN MATCH <escaped prefix>*`
-   * and `UNLINK` in batches, on every master under Cluster. Never `KEYS` or `FLUSHDB`; keys outside
-   * the prefix, and the markers, are untouched.
+   * Removes every entry and tombstone under the prefix older than the clear: first raises the
+   * "cleared at" marker(s) to the clear's version (so a load that started before cannot land
+   * afterwards), then `SCAN MATCH <escaped prefix>*` on every master under Cluster, and per batch
+   * (per hash slot under Cluster) one Lua script unlinks the keys whose stored version is below the
+   * clear's. Entries and tombstones of an equal or higher version stay: a delete or write that
+   * reached Redis before an older clear is not undone (else an older load could resurrect a
+   * deleted key). Never `KEYS` or `FLUSHDB`; keys outside the prefix, and the markers, are untouched.
    */
   async clear(options: RedisClearOptions = {}): Promise<void> {
     // Without a version: one taken 1 ms ahead, so that it orders after every version taken before
@@ -428,13 +431,21 @@ export class RedisTier implements Tier {
       await Promise.all(
         nodes.map(async (node) => {
           let cursor = '0';
+          // One batch's scripts in flight while the next SCAN runs (at most one batch ahead).
+          let pending: Promise<void> = Promise.resolve();
           do {
             const [next, found] = await (node as Redis).scan(cursor, 'MATCH', pattern, 'COUNT', this.batch);
             cursor = next;
             const entries = found.filter((k) => !k.startsWith(this.prefix + MARKER_SUFFIX));
-            for (let i = 0; i < entries.length; i += this.batch)
-              await this.unlinkGrouped(node, entries.slice(i, i + this.batch));
+            await pending;
+            pending = (async () => {
+              for (let i = 0; i < entries.length; i += this.batch)
+                await this.clearBatch(entries.slice(i, i + this.batch), version);
+            })();
+            // Rejection observed by the `await pending` above or below, not reported as unhandled.
+            pending.catch(() => {});
           } while (cursor !== '0');
+          await pending;
         }),
       );
     } catch (error) {
@@ -466,6 +477,21 @@ export class RedisTier implements Tier {
     if (redisKeys.length === 0) return 0;
     if (!this.cluster) return node.unlink(...redisKeys);
     const counts = await Promise.all([...groupBySlot(redisKeys).values()].map((g) => node.unlink(...g.keys)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Removes those of `redisKeys` stored with a version below `version` (one script per hash slot,
+   * atomic per call, sent through the tier's client so Cluster routes it). Returns how many went.
+   */
+  private async clearBatch(redisKeys: string[], version: number): Promise<number> {
+    if (redisKeys.length === 0) return 0;
+    if (!this.cluster) return this.scripts.bgcL2ClearBatch(redisKeys.length, ...redisKeys, version);
+    const counts = await Promise.all(
+      [...groupBySlot(redisKeys).values()].map((g) =>
+        this.scripts.bgcL2ClearBatch(g.keys.length, ...g.keys, version),
+      ),
+    );
     return counts.reduce((a, b) => a + b, 0);
   }
 

@@ -131,10 +131,54 @@ export function coherenceCases(setup: () => Promise<TierPair>): void {
     const unversioned = key('clear-unversioned');
     await t.a.set(unversioned, entry('plain'));
     expect((await t.b.get(unversioned))?.value).toBe('plain');
-    // A second clear with an older version does not lower the marker, and the marker survives clears.
+    // A second clear with an older version does not lower the marker, and the marker survives
+    // clears; it keeps the newer entry and removes the unversioned one (version 0).
     await t.a.clear({ version: loadStarted - 1 });
-    await t.a.set(k, entry('still stale', loadStarted));
+    expect((await t.b.get(k))?.value).toBe('after');
+    expect(await t.b.get(unversioned)).toBeUndefined();
+    const k2 = key('clear-marker-kept');
+    await t.a.set(k2, entry('still stale', loadStarted));
+    expect(await t.b.get(k2)).toBeUndefined();
+  });
+
+  it('clear after a newer delete: the tombstone stays, and an older load cannot resurrect the key', async () => {
+    const k = key('clear-after-delete');
+    await t.a.set(k, entry('v(-1)', nextVersion()));
+    const v0 = nextVersion(); // a load starts (reads the old value)...
+    const v1 = nextVersion(); // ...a clear is issued (its message is slow)...
+    const v2 = nextVersion(); // ...a delete is issued after it, and reaches Redis first.
+    expect(await t.b.delete(k, { version: v2, tombstoneMs: 30_000 })).toBe(true);
+    await t.a.clear({ version: v1 });
+    expect(await t.raw(k)).toBe(`{"v":1,"n":${v2},"x":1}`);
+    expect(await t.pttl(k)).toBeGreaterThan(0);
+    // The load ends: its write (version v0 < v1 < v2) is refused, from either client.
+    await t.a.set(k, entry('resurrected', v0));
+    await t.b.setMany([{ key: k, entry: entry('resurrected', v0) }]);
+    expect(await t.a.get(k)).toBeUndefined();
     expect(await t.b.get(k)).toBeUndefined();
+    // A write after the delete lands.
+    await t.a.set(k, entry('after the delete', nextVersion()));
+    expect((await t.b.get(k))?.value).toBe('after the delete');
+  });
+
+  it('clear({ version }) across many keys and slots: removes only entries and tombstones below it', async () => {
+    const older = Array.from({ length: 60 }, (_, i) => key(`clear-old-${i}`));
+    const olderTombs = Array.from({ length: 20 }, (_, i) => key(`clear-old-tomb-${i}`));
+    const unversioned = Array.from({ length: 10 }, (_, i) => key(`clear-plain-${i}`));
+    const before = nextVersion();
+    await t.a.setMany(older.map((k) => ({ key: k, entry: entry('old', before) })));
+    await t.a.setMany(unversioned.map((k) => ({ key: k, entry: entry('plain') })));
+    await t.a.deleteMany(olderTombs, { version: before, tombstoneMs: 30_000 });
+    const clearAt = nextVersion();
+    const newer = Array.from({ length: 60 }, (_, i) => key(`clear-new-${i}`));
+    const newerTombs = Array.from({ length: 20 }, (_, i) => key(`clear-new-tomb-${i}`));
+    await t.b.setMany(newer.map((k) => ({ key: k, entry: entry('new', nextVersion()) })));
+    await t.b.deleteMany(newerTombs, { version: nextVersion(), tombstoneMs: 30_000 });
+    await t.a.clear({ version: clearAt });
+    const raws = async (ks: string[]) => Promise.all(ks.map((k) => t.raw(k)));
+    expect((await raws([...older, ...olderTombs, ...unversioned])).every((r) => r === null)).toBe(true);
+    expect((await t.b.getMany(newer)).map((e) => e?.value)).toEqual(newer.map(() => 'new'));
+    expect((await raws(newerTombs)).every((r) => r?.endsWith(',"x":1}'))).toBe(true);
   });
 
   it('expire: fresh until now, stale-until and Redis TTL kept; newer versions, stale entries and tombstones untouched', async () => {

@@ -13,10 +13,16 @@ import { REDIS_HOST, REDIS_PORT, recordingMetrics, uniquePrefix } from './helper
 export const REDIS_CAPABILITIES = {
   versions: true,
   tombstones: true,
+  clearKeepsNewer: true,
   expire: true,
   values: 'codec',
 } as const;
-const MSGPACK_CAPABILITIES = { versions: true, tombstones: true, expire: true } as const;
+const MSGPACK_CAPABILITIES = {
+  versions: true,
+  tombstones: true,
+  clearKeepsNewer: true,
+  expire: true,
+} as const;
 
 const confPrefix = uniquePrefix('conf');
 runTierConformance(
