@@ -79,7 +79,7 @@ export interface RedisTierOptions extends RedisConnectionOptions {
   maxTtlMs?: number;
   /** Where corrupted values are reported (`error('l2', op, 'serialization_error')`). @default NOOP_METRICS */
   metrics?: MetricsAdapter;
-  /** Keys per `UNLINK` in `clear()`, and `COUNT` hint of its `SCAN`. @default 500 */
+  /** Keys per clear script (one batch) in `clear()`, and `COUNT` hint of its `SCAN`. @default 500 */
   clearBatchSize?: number;
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { type CacheEntry, InvalidValueError, TierError } from '@bgc/cache-core';
+import { type CacheEntry, InvalidValueError, nextVersion, TierError } from '@bgc/cache-core';
 import { runTierConformance } from '@bgc/cache-core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -249,6 +249,24 @@ describe('RedisTier on the real Redis', () => {
     expect(escapeGlob('a*b?c[d]e\\')).toBe('a\\*b\\?c\\[d\\]e\\\\');
     await raw.del(lookalike, `${base}outside`);
     await globTier.close();
+  });
+
+  it('clear({ version }) removes keys without a readable version (pre-version envelope, other types), keeps newer ones', async () => {
+    const base = uniquePrefix('clear-foreign');
+    const t = new RedisTier({ client: raw, prefix: base, clearBatchSize: 3 });
+    const now = Date.now();
+    await raw.set(`${base}legacy`, `{"v":1,"f":${now + 60_000},"s":${now + 120_000},"d":1}`, 'PX', 60_000);
+    await raw.set(`${base}foreign`, 'not an envelope', 'PX', 60_000);
+    await raw.hset(`${base}hash`, 'f', '1');
+    await raw.rpush(`${base}list`, 'a');
+    const clearAt = nextVersion();
+    await t.set('newer', { ...entry('kept'), version: nextVersion() });
+    await t.clear({ version: clearAt });
+    expect(await raw.exists(`${base}legacy`, `${base}foreign`, `${base}hash`, `${base}list`)).toBe(0);
+    expect((await t.get('newer'))?.value).toBe('kept');
+    await t.clear();
+    expect(await t.get('newer')).toBeUndefined();
+    await t.close();
   });
 
   it('wraps connection failures in typed errors without leaking the password', async () => {
