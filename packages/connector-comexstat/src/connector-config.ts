@@ -87,7 +87,7 @@ export const DEFAULT_CONNECTOR_CONFIG: ComexStatConnectorConfig = Object.freeze(
     maxCellsPerCall: 100_000,
   },
   rateLimit: { minIntervalMs: DEFAULT_MIN_INTERVAL_MS },
-  releaseAware: { enabled: true, checkIntervalMs: 3_600_000 },
+  releaseAware: { enabled: true, checkIntervalMs: 6 * 3_600_000 },
   // Economical by default: a miss fetches its whole year (and the top lists), merged across years.
   fanOut: { enabled: true, wholeYear: true, topLists: true },
   warming: { months: 12, flows: ['export', 'import'], topNcms: [], topCountries: [] },
