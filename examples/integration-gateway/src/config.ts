@@ -50,9 +50,10 @@ export interface GatewayConfig {
   adminMaxFailures: number;
   /**
    * CACHE_TOMBSTONE_TTL: how long a deleted key refuses writes of older versions (a load that
-   * started before the delete). Must outlive the longest load. @default 60s
+   * started before the delete). Must outlive the longest load. Unset: the core's default,
+   * max(60 s, 2 × (hard timeout + lock lease)).
    */
-  tombstoneMs: number;
+  tombstoneMs: number | undefined;
   /**
    * CACHE_CONNECT_TIMEOUT: longest wait for the shared tiers at start-up, ms; the gateway then
    * serves degraded (jobs fail instead, see WARM_CONNECT_TIMEOUT). @default 3s
@@ -78,12 +79,40 @@ export interface GatewayConfig {
   warmOnStart: boolean;
   /** INSTANCE_ID: names this instance in logs and the invalidation bus. @default hostname-pid */
   instanceId: string | undefined;
+  /** Admission control of cold misses and the request spacer (see the connector's README). */
+  comexstat: {
+    /**
+     * COMEXSTAT_MAX_WAIT: longest a cold miss waits for its upstream call, ms; past it 503
+     * E_UPSTREAM_BACKLOG with Retry-After. Unset: the connector's 2 × min interval + 10 s.
+     */
+    maxWaitMs: number | undefined;
+    /** COMEXSTAT_MAX_PENDING_CALLS: most upstream calls queued per instance. @default 8 */
+    maxPendingCalls: number | undefined;
+    /** COMEXSTAT_MAX_PENDING_CELLS: most cells waited for per instance. @default 20000 */
+    maxPendingCells: number | undefined;
+    /** COMEXSTAT_CLIENT_BUDGET: most cells one client IP waits for at once (0 disables; past it 429). @default 200 */
+    clientBudget: number | undefined;
+    /**
+     * COMEXSTAT_EXPECTED_REPLICAS: replicas sharing the upstream budget; with the spacer's Redis
+     * unreachable, an instance spaces its calls min interval × this apart (fail closed). @default 3
+     */
+    expectedReplicas: number | undefined;
+    /**
+     * COMEXSTAT_SPACER_COMMAND_TIMEOUT: command timeout of the spacer's own Redis client, ms
+     * (longer than REDIS_COMMAND_TIMEOUT: a slow reply must not trip the fail-closed spacing). @default 1s
+     */
+    spacerCommandTimeoutMs: number;
+  };
   /** Load timeouts and the fail-safe window, ms. */
   resilience: {
     /** CACHE_LOAD_SOFT_TIMEOUT: with a stale value at hand, answer it after this. @default 1s */
     softTimeoutMs: number;
-    /** CACHE_LOAD_HARD_TIMEOUT: longest wait for the upstream. @default 10s */
-    hardTimeoutMs: number;
+    /**
+     * CACHE_LOAD_HARD_TIMEOUT: longest wait for the upstream (and, as lockWaitMs, for another
+     * instance's load). Unset: derived from the connector's wait bound (see {@link loadBoundsMs}),
+     * so that a lone cold miss waits for its call instead of timing out.
+     */
+    hardTimeoutMs: number | undefined;
     /** CACHE_STALE_TTL: how long past its TTL an entry may be served when the upstream fails. @default 24h */
     staleTtlMs: number;
     /** CACHE_TIER_TIMEOUT: per-operation timeout of L2/L3. @default 500ms */
@@ -157,18 +186,69 @@ export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
     connectTimeoutMs: envDuration(env, 'CACHE_CONNECT_TIMEOUT', 3000),
     coordRedisAddr: env.COORD_REDIS_ADDR?.trim() || undefined,
     redisCommandTimeoutMs: envDuration(env, 'REDIS_COMMAND_TIMEOUT', 100),
-    tombstoneMs: envDuration(env, 'CACHE_TOMBSTONE_TTL', 60_000),
+    tombstoneMs: env.CACHE_TOMBSTONE_TTL?.trim()
+      ? envDuration(env, 'CACHE_TOMBSTONE_TTL', 60_000)
+      : undefined,
     logLevel,
     shutdownTimeoutMs: envInt(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     warmOnStart: envBool(env, 'WARM_ON_START', false),
     instanceId: env.INSTANCE_ID?.trim() || undefined,
+    comexstat: {
+      maxWaitMs: optional(env, 'COMEXSTAT_MAX_WAIT', () => {
+        const ms = envDuration(env, 'COMEXSTAT_MAX_WAIT', 0);
+        if (ms < 1000)
+          throw new ConfigError(
+            'COMEXSTAT_MAX_WAIT',
+            'must be at least 1s; e.g. 50s (2 × the min interval + 10 s)',
+          );
+        return ms;
+      }),
+      maxPendingCalls: optional(env, 'COMEXSTAT_MAX_PENDING_CALLS', () =>
+        envInt(env, 'COMEXSTAT_MAX_PENDING_CALLS', 8, 1, 10_000),
+      ),
+      maxPendingCells: optional(env, 'COMEXSTAT_MAX_PENDING_CELLS', () =>
+        envInt(env, 'COMEXSTAT_MAX_PENDING_CELLS', 20_000, 1, 10_000_000),
+      ),
+      clientBudget: optional(env, 'COMEXSTAT_CLIENT_BUDGET', () =>
+        envInt(env, 'COMEXSTAT_CLIENT_BUDGET', 200, 0, 10_000_000),
+      ),
+      expectedReplicas: optional(env, 'COMEXSTAT_EXPECTED_REPLICAS', () =>
+        envInt(env, 'COMEXSTAT_EXPECTED_REPLICAS', 3, 1, 1000),
+      ),
+      spacerCommandTimeoutMs: envDuration(env, 'COMEXSTAT_SPACER_COMMAND_TIMEOUT', 1000),
+    },
     resilience: {
       softTimeoutMs: envDuration(env, 'CACHE_LOAD_SOFT_TIMEOUT', 1000),
-      hardTimeoutMs: envDuration(env, 'CACHE_LOAD_HARD_TIMEOUT', 10_000),
+      hardTimeoutMs: optional(env, 'CACHE_LOAD_HARD_TIMEOUT', () =>
+        envDuration(env, 'CACHE_LOAD_HARD_TIMEOUT', 10_000),
+      ),
       staleTtlMs: envDuration(env, 'CACHE_STALE_TTL', 24 * 3_600_000),
       tierTimeoutMs: envDuration(env, 'CACHE_TIER_TIMEOUT', 500),
     },
   };
+}
+
+/** A variable's parsed value, or `undefined` when it is unset or blank. */
+function optional<T>(env: Env, name: string, parse: () => T): T | undefined {
+  return env[name]?.trim() ? parse() : undefined;
+}
+
+/** Margin of the load's hard timeout above the connector's wait bound, ms: the bound's 503 wins. */
+export const LOAD_MARGIN_MS = 10_000;
+
+/**
+ * The cache's load bounds from the connector's wait bound (`maxWaitMs`, the connector's
+ * `admission.maxWaitMs`): CACHE_LOAD_HARD_TIMEOUT when set, else the bound + {@link LOAD_MARGIN_MS}
+ * (60 s at the default 20 s spacing), so that a cold miss waits for its call and, past the bound,
+ * gets the connector's typed E_UPSTREAM_BACKLOG (503 + Retry-After) rather than a bare timeout.
+ * `lockWaitMs` (waiting for another instance's load) is the same.
+ */
+export function loadBoundsMs(
+  config: GatewayConfig,
+  maxWaitMs: number,
+): { hardTimeoutMs: number; lockWaitMs: number } {
+  const hard = config.resilience.hardTimeoutMs ?? maxWaitMs + LOAD_MARGIN_MS;
+  return { hardTimeoutMs: hard, lockWaitMs: hard };
 }
 
 export { redactUrl } from './secrets.js';

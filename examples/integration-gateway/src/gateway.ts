@@ -62,7 +62,16 @@ export function createLogger(level: string, secrets: readonly string[] = []): Lo
   });
 }
 
-function connectorConfig(config: GatewayConfig, env: NodeJS.ProcessEnv): ComexStatConnectorConfig {
+/**
+ * The connector's wait bound for cold misses, ms: COMEXSTAT_MAX_WAIT, else the connector's own
+ * default, 2 × the min interval + 10 s (50 s at the default 20 s spacing).
+ */
+export function connectorWaitBoundMs(config: GatewayConfig, connConfig: ComexStatConnectorConfig): number {
+  return config.comexstat.maxWaitMs ?? 2 * connConfig.rateLimit.minIntervalMs + 10_000;
+}
+
+/** The connector configuration: COMEXSTAT_CONFIG's YAML, else the built-in defaults (env overrides applied). */
+export function connectorConfig(config: GatewayConfig, env: NodeJS.ProcessEnv): ComexStatConnectorConfig {
   if (!config.comexstatConfigPath) return loadConnectorConfig('{}', { env });
   return loadConnectorConfig(readFileSync(config.comexstatConfigPath, 'utf8'), { env });
 }
@@ -80,7 +89,8 @@ export function createConnector(
   const connConfig = connectorConfig(config, env);
   const spacer = new RequestSpacer({
     minIntervalMs: connConfig.rateLimit.minIntervalMs,
-    redis: runtime.coordRedis,
+    redis: runtime.spacerRedis,
+    expectedReplicas: config.comexstat.expectedReplicas,
     // Coordination keys: out of the cache prefix, so that clear() never resets the spacer.
     redisKey: `${config.coordPrefix}comexstat:spacer`,
     onError: (error) =>
@@ -99,6 +109,13 @@ export function createConnector(
     client,
     cache: runtime.cache,
     config: connConfig,
+    // Unset fields take the connector's defaults; maxWaitMs is the bound the cache's timeouts sit above.
+    admission: {
+      maxWaitMs: connectorWaitBoundMs(config, connConfig),
+      maxPendingCalls: config.comexstat.maxPendingCalls,
+      maxPendingCells: config.comexstat.maxPendingCells,
+      clientBudget: config.comexstat.clientBudget,
+    },
     onError: (error) => logger.warn({ err: errInfo(error) }, 'background connector task failed'),
     // With Redis, cold misses are merged across instances into as few upstream calls as possible.
     shared: runtime.coordRedis
@@ -130,7 +147,8 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   const env = options.env ?? process.env;
   const config = loadGatewayConfig(env);
   const logger = options.logger ?? createLogger(config.logLevel, collectSecrets(env));
-  const upstream = redactUrl(config.comexstatBaseUrl ?? connectorConfig(config, env).api.baseUrl);
+  const connConfig = connectorConfig(config, env);
+  const upstream = redactUrl(config.comexstatBaseUrl ?? connConfig.api.baseUrl);
   logger.info(
     {
       l1: config.cache.l1.enabled,
@@ -144,15 +162,22 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     },
     'starting integration gateway',
   );
-  const runtime = await createRuntime(config, env, logger);
+  const runtime = await createRuntime(config, env, logger, {
+    waitBoundMs: connectorWaitBoundMs(config, connConfig),
+  });
   // Connect the shared tiers before serving (bounded): a tier still down starts the gateway
   // degraded (the clients keep reconnecting), it does not stop it.
   await connectTiers(runtime, config, config.connectTimeoutMs).catch((error: unknown) =>
     logger.warn({ err: errInfo(error) }, 'a cache tier is not reachable at start; serving degraded'),
   );
   const connector = createConnector(config, runtime, env, logger);
-  // Background metadata (release, countries) early.
+  // Background metadata (release check, countries) as early as possible; start() only schedules
+  // it (at the spacer's lowest priority): no request and not /readyz ever waits for it.
   connector.start();
+  logger.info(
+    { waitBoundMs: connectorWaitBoundMs(config, connConfig), ...runtime.loadBounds },
+    'cold-miss bounds',
+  );
   const staleWindowMs = connector.config.cache.staleTtlMs;
   // HTTP freshness from the value's own life: its TTL policy less the orchestrator's jitter (10%),
   // so that a client or CDN never keeps it longer than the cache would. Decided once per cached

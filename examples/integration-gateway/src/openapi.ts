@@ -57,7 +57,7 @@ export const DATA_ERRORS = {
   429: errorResponse('This client has too many uncached queries waiting (E_CLIENT_BUDGET)'),
   502: errorResponse('The upstream failed and nothing is cached (E_UPSTREAM...)'),
   503: errorResponse(
-    'The upstream is too slow, rate-limiting or backlogged, or this instance is shutting down (E_UPSTREAM_TIMEOUT, E_UPSTREAM_RATE_LIMITED, E_UPSTREAM_BACKLOG, E_SHUTTING_DOWN)',
+    'The upstream is too slow, rate-limiting or backlogged, its answer lacked the cell, or this instance is shutting down (E_UPSTREAM_TIMEOUT, E_UPSTREAM_RATE_LIMITED, E_UPSTREAM_BACKLOG, E_UPSTREAM_INCOMPLETE, E_SHUTTING_DOWN)',
   ),
 } as const;
 

@@ -13,11 +13,23 @@ import { collectProcessMetrics, PrometheusMetrics } from '@bgc/cache-metrics-pro
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import type { GatewayConfig } from './config.js';
+import { type GatewayConfig, loadBoundsMs } from './config.js';
 import { redactUrl } from './secrets.js';
 
 /** The endpoints the gateway serves: the `endpoint` label values of the metrics. */
 export const ENDPOINTS = ['exportacao_mes', 'importacao_mes'] as const;
+
+/** The connector's default wait bound at the default 20 s spacing (2 × 20 s + 10 s), ms. */
+export const DEFAULT_WAIT_BOUND_MS = 50_000;
+
+/** Options of {@link createRuntime}. */
+export interface CreateRuntimeOptions {
+  /**
+   * The connector's wait bound (its `admission.maxWaitMs`), ms: the cache's hard timeout and lock
+   * wait default above it (see `loadBoundsMs`). @default DEFAULT_WAIT_BOUND_MS
+   */
+  waitBoundMs?: number;
+}
 
 /** Everything the gateway runs on, built from its configuration. */
 export interface GatewayRuntime {
@@ -27,6 +39,14 @@ export interface GatewayRuntime {
   redis: Redis | Cluster | undefined;
   /** The Redis of the coordination keys: COORD_REDIS_ADDR's, else {@link GatewayRuntime.redis}. */
   coordRedis: Redis | Cluster | undefined;
+  /**
+   * The request spacer's own client on the coordination Redis, with COMEXSTAT_SPACER_COMMAND_TIMEOUT
+   * (1 s) instead of the L2 client's 100 ms, so that a slow reply does not trip the spacer's
+   * fail-closed spacing.
+   */
+  spacerRedis: Redis | Cluster | undefined;
+  /** The cache's load bounds (hard timeout, lock wait), ms, derived from the connector's wait bound. */
+  loadBounds: { hardTimeoutMs: number; lockWaitMs: number };
   l3: PostgresTier | undefined;
   aggregates: AggregatesStore | undefined;
   instanceId: string;
@@ -43,7 +63,9 @@ export async function createRuntime(
   config: GatewayConfig,
   env: NodeJS.ProcessEnv,
   log: Logger,
+  options: CreateRuntimeOptions = {},
 ): Promise<GatewayRuntime> {
+  const loadBounds = loadBoundsMs(config, options.waitBoundMs ?? DEFAULT_WAIT_BOUND_MS);
   const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
   const registry = new Registry();
   // The process metrics without the nodejs_active_*_total gauges: the whole /metrics passes promtool.
@@ -54,6 +76,7 @@ export async function createRuntime(
 
   let redis: Redis | Cluster | undefined;
   let coordRedis: Redis | Cluster | undefined;
+  let spacerRedis: Redis | Cluster | undefined;
   let bus: RedisInvalidationBus | undefined;
   let lock: RedisLock | undefined;
   if (config.cache.l2.enabled) {
@@ -70,14 +93,17 @@ export async function createRuntime(
     tiers.push(new RedisTier({ client: redis, metrics, prefix }));
     bus = new RedisInvalidationBus({ client: redis, instanceId, metrics, prefix });
     coordRedis = redis;
-    if (config.coordRedisAddr) {
-      coordRedis = createRedisClient({
-        ...redisOptionsFromEnv({
+    const coordEnv = config.coordRedisAddr
+      ? {
           ...env,
           REDIS_ADDR: config.coordRedisAddr,
           REDIS_PASSWORD: env.COORD_REDIS_PASSWORD || env.REDIS_PASSWORD,
           REDIS_DB: env.COORD_REDIS_DB,
-        }),
+        }
+      : env;
+    if (config.coordRedisAddr) {
+      coordRedis = createRedisClient({
+        ...redisOptionsFromEnv(coordEnv),
         commandTimeoutMs: config.redisCommandTimeoutMs,
         connectionName: `bgc-gateway-coord-${instanceId}`,
       });
@@ -85,6 +111,16 @@ export async function createRuntime(
         log.debug({ err: { message: error.message } }, 'coordination redis connection error'),
       );
     }
+    // The spacer fails closed (interval × expected replicas) on any Redis error: its own client,
+    // with a command timeout long enough that a busy Redis is not taken for a lost one.
+    spacerRedis = createRedisClient({
+      ...redisOptionsFromEnv(coordEnv),
+      commandTimeoutMs: config.comexstat.spacerCommandTimeoutMs,
+      connectionName: `bgc-gateway-spacer-${instanceId}`,
+    });
+    spacerRedis.on('error', (error: Error) =>
+      log.debug({ err: { message: error.message } }, 'spacer redis connection error'),
+    );
     // Coordination keys live under their own prefix (and, with COORD_REDIS_ADDR, their own
     // noeviction Redis), out of RedisTier.clear()'s and the cache's eviction's reach.
     lock = new RedisLock({ client: coordRedis, prefix: `${config.coordPrefix}lock:` });
@@ -125,12 +161,15 @@ export async function createRuntime(
     staleTtlMs: config.resilience.staleTtlMs,
     tierTimeoutMs: config.resilience.tierTimeoutMs,
     softTimeoutMs: config.resilience.softTimeoutMs,
-    hardTimeoutMs: config.resilience.hardTimeoutMs,
+    // Above the connector's wait bound: a lone cold miss waits for its call; past the bound the
+    // connector's typed E_UPSTREAM_BACKLOG (503 + Retry-After) answers, not a bare timeout.
+    hardTimeoutMs: loadBounds.hardTimeoutMs,
+    lockWaitMs: loadBounds.lockWaitMs,
     eagerRefreshThreshold: 0.9,
     circuitBreaker: { failureThreshold: 3, cooldownMs: 3000 },
     bus,
     lock,
-    tombstoneMs: config.tombstoneMs,
+    ...(config.tombstoneMs !== undefined ? { tombstoneMs: config.tombstoneMs } : {}),
   };
   const cache = new MultiLevelCache(cacheOptions);
   cache.on('error', (e) =>
@@ -147,6 +186,8 @@ export async function createRuntime(
     metrics,
     redis,
     coordRedis,
+    spacerRedis,
+    loadBounds,
     l3,
     aggregates,
     instanceId,
@@ -154,6 +195,7 @@ export async function createRuntime(
       await cache.close();
       if (redis) redis.disconnect();
       if (coordRedis && coordRedis !== redis) coordRedis.disconnect();
+      if (spacerRedis) spacerRedis.disconnect();
     },
   };
 }

@@ -215,6 +215,13 @@ function upstreamFailure(
       message:
         'Too many uncached queries are waiting for the ComexStat API; retry after the time in Retry-After',
     };
+  if (code === 'E_COMEXSTAT_UNMAPPED' || code === 'E_COMEXSTAT_INCOMPLETE')
+    return {
+      status: 503,
+      code: 'E_UPSTREAM_INCOMPLETE',
+      message:
+        "The ComexStat API answered without this query's cell (an unknown country or a truncated answer); retry in a minute",
+    };
   if (status === 429 || code.includes('RATE_LIMITED'))
     return {
       status: 503,

@@ -19,7 +19,7 @@ import {
   type WarmTopProvider,
 } from '@bgc/connector-comexstat';
 import { loadGatewayConfig } from './config.js';
-import { createConnector, createLogger } from './gateway.js';
+import { connectorConfig, connectorWaitBoundMs, createConnector, createLogger } from './gateway.js';
 import { connectTiers, createRuntime, type GatewayRuntime } from './runtime.js';
 import { collectSecrets, scrubSecrets } from './secrets.js';
 
@@ -112,7 +112,9 @@ async function main(argv: string[]): Promise<number> {
   if (!process.env.REDIS_COMMAND_TIMEOUT?.trim()) config.redisCommandTimeoutMs = JOB_TIER_TIMEOUT_MS;
   const logger = createLogger(config.logLevel, collectSecrets(process.env));
   const connectMs = envDuration(process.env, 'WARM_CONNECT_TIMEOUT', 30_000);
-  const runtime = await createRuntime(config, process.env, logger);
+  const runtime = await createRuntime(config, process.env, logger, {
+    waitBoundMs: connectorWaitBoundMs(config, connectorConfig(config, process.env)),
+  });
   try {
     // Every configured tier is connected before any work (the spacer and the writes need Redis up).
     await connectTiers(runtime, config, connectMs);

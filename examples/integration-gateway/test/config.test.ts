@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadGatewayConfig, redactUrl } from '../src/config.js';
+import { ConfigError } from '@bgc/cache-core';
+import { LOAD_MARGIN_MS, loadBoundsMs, loadGatewayConfig, redactUrl } from '../src/config.js';
 import { goals, percentile, renderTable } from '../src/demo/report.js';
 import { parseDemoArgs } from '../src/demo/args.js';
 import { buildTraffic, zipf, prng } from '../src/demo/traffic.js';
@@ -23,6 +24,65 @@ describe('gateway configuration', () => {
     expect(() => loadGatewayConfig({ COMEXSTAT_BASE_URL: 'not a url' })).toThrow(/COMEXSTAT_BASE_URL/);
     expect(() => loadGatewayConfig({ LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL/);
     expect(() => loadGatewayConfig({ CACHE_L1_DEFAULT_TTL: '5 minutes' })).toThrow(/CACHE_L1_DEFAULT_TTL/);
+  });
+  it('derives the load bounds from the connector wait bound unless CACHE_LOAD_HARD_TIMEOUT is set', () => {
+    const c = loadGatewayConfig({});
+    expect(c.resilience.hardTimeoutMs).toBeUndefined();
+    expect(c.tombstoneMs).toBeUndefined();
+    expect(c.comexstat).toEqual({
+      maxWaitMs: undefined,
+      maxPendingCalls: undefined,
+      maxPendingCells: undefined,
+      clientBudget: undefined,
+      expectedReplicas: undefined,
+      spacerCommandTimeoutMs: 1000,
+    });
+    // 50 s: the connector's default bound at 20 s spacing (2 × 20 s + 10 s).
+    expect(loadBoundsMs(c, 50_000)).toEqual({ hardTimeoutMs: 60_000, lockWaitMs: 60_000 });
+    expect(loadBoundsMs(c, 50_000).hardTimeoutMs).toBeGreaterThan(50_000 + LOAD_MARGIN_MS - 1);
+    const set = loadGatewayConfig({ CACHE_LOAD_HARD_TIMEOUT: '90s', CACHE_TOMBSTONE_TTL: '5m' });
+    expect(loadBoundsMs(set, 50_000)).toEqual({ hardTimeoutMs: 90_000, lockWaitMs: 90_000 });
+    expect(set.tombstoneMs).toBe(300_000);
+  });
+  it('reads and validates the admission variables, naming the variable without echoing secrets', () => {
+    const c = loadGatewayConfig({
+      COMEXSTAT_MAX_WAIT: '30s',
+      COMEXSTAT_MAX_PENDING_CALLS: '4',
+      COMEXSTAT_MAX_PENDING_CELLS: '5000',
+      COMEXSTAT_CLIENT_BUDGET: '0',
+      COMEXSTAT_EXPECTED_REPLICAS: '5',
+      COMEXSTAT_SPACER_COMMAND_TIMEOUT: '2s',
+    });
+    expect(c.comexstat).toEqual({
+      maxWaitMs: 30_000,
+      maxPendingCalls: 4,
+      maxPendingCells: 5000,
+      clientBudget: 0,
+      expectedReplicas: 5,
+      spacerCommandTimeoutMs: 2000,
+    });
+    const bad: [string, string][] = [
+      ['COMEXSTAT_MAX_WAIT', 'soon'],
+      ['COMEXSTAT_MAX_WAIT', '10ms'],
+      ['COMEXSTAT_MAX_PENDING_CALLS', '0'],
+      ['COMEXSTAT_MAX_PENDING_CALLS', 'many'],
+      ['COMEXSTAT_MAX_PENDING_CELLS', '-1'],
+      ['COMEXSTAT_CLIENT_BUDGET', '1.5'],
+      ['COMEXSTAT_EXPECTED_REPLICAS', '0'],
+      ['COMEXSTAT_SPACER_COMMAND_TIMEOUT', 'long'],
+    ];
+    for (const [name, value] of bad) {
+      let error: unknown;
+      try {
+        loadGatewayConfig({ [name]: value, REDIS_PASSWORD: 's3cr3t-pass' });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, `${name}=${value}`).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).code).toBe('E_CONFIG');
+      expect((error as Error).message).toContain(name);
+      expect((error as Error).message).not.toContain('s3cr3t-pass');
+    }
   });
   it('redacts passwords in URLs', () => {
     expect(redactUrl('redis://user:pw@h:6379')).toBe('redis://user:***@h:6379');

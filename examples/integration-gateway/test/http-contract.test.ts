@@ -37,6 +37,8 @@ describe('public error bodies', () => {
     ['E_UPSTREAM_BACKLOG', 20_000, 503, '20'],
     ['E_COMEXSTAT_RATE_LIMITED', 61_500, 503, '62'],
     ['E_SHUTTING_DOWN', 0, 503, '1'],
+    ['E_COMEXSTAT_UNMAPPED', undefined, 503, null],
+    ['E_COMEXSTAT_INCOMPLETE', undefined, 503, null],
     ['E_COMEXSTAT_HTTP', undefined, 502, null],
     ['E_COMEXSTAT_NETWORK', undefined, 502, null],
   ] as const)(
