@@ -5,7 +5,6 @@ import type { DistributedLock, InvalidationBus, InvalidationMessage, Lease } fro
 import { CircuitBreaker } from './circuit-breaker.js';
 import { coarseNow } from './clock.js';
 import { type CacheEntry, capEntry } from './entry.js';
-import { CircuitOpenError } from './errors/circuit-open-error.js';
 import { ConfigError } from './errors/config-error.js';
 import { InvalidValueError } from './errors/invalid-value-error.js';
 import { TimeoutError } from './errors/timeout-error.js';
@@ -27,19 +26,17 @@ import type {
 } from './cache-options.js';
 import { classifyError, isInvalidValue } from './classify-error.js';
 import { InvalidationQueue, VersionGuard } from './coherence.js';
+import { type GuardHost, GuardedTier } from './guarded-tier.js';
 import type { ReadCallbacks, Tier, TierDeleteOptions, TierWrite } from './tier.js';
 import {
   type Cascaded,
-  type FailCall,
   type Found,
   type OperationDeadline,
   ReadAttempt,
   type ReadHost,
   type RecentLoad,
   SKIPPED,
-  TierCall,
   TierRead,
-  type TierState,
 } from './tier-read.js';
 import { armDeadline, delay, withTimeout } from './timeout.js';
 import { nextVersion, observeVersion } from './version.js';
@@ -70,9 +67,9 @@ export interface MultiLevelCache {
  */
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: typed overloads of the inherited EventEmitter methods
 export class MultiLevelCache extends EventEmitter {
-  private readonly states: TierState[];
-  private readonly local: TierState[];
-  private readonly shared: TierState[];
+  private readonly states: GuardedTier[];
+  private readonly local: GuardedTier[];
+  private readonly shared: GuardedTier[];
   private readonly l1Sync: ((key: string) => CacheEntry | undefined) | undefined;
   /** The L1 tier when it answers fresh values directly ({@link Tier.getFreshValueSync}). */
   private readonly l1Fresh: (Tier & Required<Pick<Tier, 'getFreshValueSync'>>) | undefined;
@@ -122,8 +119,6 @@ export class MultiLevelCache extends EventEmitter {
     failed: (read, error) => this.readFailed(read, error),
     timeoutMs: () => this.opts.tierTimeoutMs,
   };
-  /** {@link MultiLevelCache.callFailed}, bound once for the deadlines of tier operations. */
-  private readonly failCall: FailCall = (state, op, key, error) => this.callFailed(state, op, key, error);
 
   constructor(options: MultiLevelCacheOptions) {
     super();
@@ -171,6 +166,16 @@ export class MultiLevelCache extends EventEmitter {
     this.connector = options.connector ?? 'default';
     this.endpoint = options.endpoint ?? 'default';
     const breakerOpts = options.circuitBreaker === false ? undefined : (options.circuitBreaker ?? {});
+    const guardHost: GuardHost = {
+      metrics: this.metrics,
+      tierTimeoutMs: this.opts.tierTimeoutMs,
+      recoveryMaxKeys: this.opts.recoveryMaxKeys,
+      report: (level, op, key, error, tier) => this.report(level, op, key, error, tier),
+      listensForErrors: () => this.listenerCount('error') > 0,
+      emitError: (event) => this.emit('error', event),
+      scheduleRecovery: () => this.scheduleRecovery(),
+      superseded: (key, entry) => this.superseded(key, entry),
+    };
     const seen = new Set<string>();
     this.states = options.tiers.map((tier, index) => {
       if (!tier || typeof tier.get !== 'function' || typeof tier.set !== 'function') {
@@ -180,26 +185,19 @@ export class MultiLevelCache extends EventEmitter {
         throw new ConfigError(`tiers[${index}]`, `two tiers declare level ${tier.level}`);
       seen.add(tier.level);
       const shared = tier.scope === 'shared';
-      const state: TierState = {
-        tier,
-        index,
-        shared,
-        breaker: undefined,
-        pending: new Set(),
-        lastError: false,
-      };
-      if (shared && breakerOpts) {
-        state.breaker = new CircuitBreaker({
-          ...breakerOpts,
-          onStateChange: (s: CircuitState) => {
-            this.metrics.circuitState?.(tier.level, s);
-            this.emit('circuit', { level: tier.level, tier: tier.name, state: s });
-            // Back from an outage: local entries may have missed invalidations meanwhile.
-            if (s === 'closed') this.expireLocal();
-          },
-        });
-      }
-      return state;
+      const breaker =
+        shared && breakerOpts
+          ? new CircuitBreaker({
+              ...breakerOpts,
+              onStateChange: (s: CircuitState) => {
+                this.metrics.circuitState?.(tier.level, s);
+                this.emit('circuit', { level: tier.level, tier: tier.name, state: s });
+                // Back from an outage: local entries may have missed invalidations meanwhile.
+                if (s === 'closed') this.expireLocal();
+              },
+            })
+          : undefined;
+      return new GuardedTier(tier, index, breaker, guardHost);
     });
     this.local = this.states.filter((s) => !s.shared);
     this.shared = this.states.filter((s) => s.shared);
@@ -306,8 +304,7 @@ export class MultiLevelCache extends EventEmitter {
     for (const state of this.states) {
       if (missing.length === 0) break;
       const ks = missing.map((i) => keys[i] as string);
-      const got = await this.tierCall(
-        state,
+      const got = await state.call(
         'get_many',
         undefined,
         () => (state.tier.getMany ? state.tier.getMany(ks) : Promise.all(ks.map((k) => state.tier.get(k)))),
@@ -362,8 +359,8 @@ export class MultiLevelCache extends EventEmitter {
     let invalid: unknown;
     await Promise.all(
       this.states.map((state) =>
-        this.writeMany(state, writes).then((r) => {
-          if (r === SKIPPED) for (const w of writes) this.remember(state, w.key);
+        state.writeMany(writes).then((r) => {
+          if (r === SKIPPED) for (const w of writes) state.remember(w.key);
           else if (r !== undefined && invalid === undefined) invalid = r;
         }),
       ),
@@ -393,9 +390,9 @@ export class MultiLevelCache extends EventEmitter {
     const options: TierDeleteOptions = { version, tombstoneMs: this.opts.tombstoneMs };
     const counts = await Promise.all(
       this.states.map((state) =>
-        this.removeMany(state, keys, options).then((r) => {
+        state.removeMany(keys, options).then((r) => {
           if (r === SKIPPED) {
-            for (const k of keys) this.remember(state, k);
+            for (const k of keys) state.remember(k);
             return 0;
           }
           return r;
@@ -415,9 +412,7 @@ export class MultiLevelCache extends EventEmitter {
     this.clearLocalState(version);
     await Promise.all(
       this.states.map((state) =>
-        state.tier.clear
-          ? this.tierCall(state, 'clear', undefined, () => state.tier.clear!({ version }))
-          : undefined,
+        state.tier.clear ? state.call('clear', undefined, () => state.tier.clear!({ version })) : undefined,
       ),
     );
     await this.publish({ type: 'clear', version });
@@ -473,9 +468,7 @@ export class MultiLevelCache extends EventEmitter {
   /** Pings every tier (bounded by tierTimeoutMs) and returns its health. */
   async checkTiers(): Promise<Partial<Record<TierLevel, TierHealth>>> {
     await Promise.all(
-      this.states.map((s) =>
-        s.tier.ping ? this.tierCall(s, 'get', undefined, () => s.tier.ping!()) : undefined,
-      ),
+      this.states.map((s) => (s.tier.ping ? s.call('get', undefined, () => s.tier.ping!()) : undefined)),
     );
     return this.tierStatus();
   }
@@ -579,10 +572,10 @@ export class MultiLevelCache extends EventEmitter {
         this.finishRead(read, read.staleIndex >= 0 ? read.staleEntry : undefined, read.staleIndex, false);
         return;
       }
-      const state = this.states[i] as TierState;
+      const state = this.states[i] as GuardedTier;
       read.index = i;
       read.state = state;
-      if (!this.admit(state, 'get', read.key)) {
+      if (!state.admit('get', read.key)) {
         this.readStep(read, undefined);
         return;
       }
@@ -617,13 +610,13 @@ export class MultiLevelCache extends EventEmitter {
 
   /** The tier of `read` answered. */
   private readAnswered<T>(read: TierRead<T>, entry: CacheEntry | undefined): void {
-    this.callSucceeded(read.state as TierState, 'get', read.t0, entry);
+    (read.state as GuardedTier).succeeded('get', read.t0, entry);
     this.readStep(read, entry as CacheEntry<T> | undefined);
   }
 
   /** The tier of `read` failed or timed out: reported, then skipped. */
   private readFailed<T>(read: TierRead<T>, error: unknown): void {
-    this.callFailed(read.state as TierState, 'get', read.key, error);
+    (read.state as GuardedTier).failed('get', read.key, error);
     this.readStep(read, undefined);
   }
 
@@ -631,7 +624,7 @@ export class MultiLevelCache extends EventEmitter {
   private readStep<T>(read: TierRead<T>, e: CacheEntry<T> | undefined): void {
     const i = read.index;
     try {
-      const state = this.states[i] as TierState;
+      const state = this.states[i] as GuardedTier;
       // The coarse clock decides far from the entry's boundaries (a clock read costs as much as
       // the rest of this step); near them, the exact one.
       let now = coarseNow();
@@ -680,19 +673,21 @@ export class MultiLevelCache extends EventEmitter {
     if (from === 0) return;
     const fromLevel = this.levelOf(from);
     for (let j = 0; j < from; j++) {
-      const state = this.states[j] as TierState;
+      const state = this.states[j] as GuardedTier;
       // A local tier takes no entry older than this key's last write or invalidation here; shared
       // tiers check the entry's version themselves (compare-and-set, tombstones).
       if (!state.shared && this.superseded(key, entry)) continue;
       const capped = capEntry(entry, state.tier.maxTtlMs);
-      const p = this.tierCall(state, 'set', key, () =>
-        state.tier.set(key, capped).then(
-          () => true,
-          (error: unknown) => this.refusedValue(state, error),
-        ),
-      ).then((r) => {
-        if (r === true) this.metrics.promotion(fromLevel, state.tier.level);
-      });
+      const p = state
+        .call('set', key, () =>
+          state.tier.set(key, capped).then(
+            () => true,
+            (error: unknown) => state.refusedValue(error),
+          ),
+        )
+        .then((r) => {
+          if (r === true) this.metrics.promotion(fromLevel, state.tier.level);
+        });
       if (state.shared) this.track(p);
     }
   }
@@ -702,7 +697,7 @@ export class MultiLevelCache extends EventEmitter {
     hits: { i: number; entry: CacheEntry; index: number }[],
   ): Promise<void> {
     for (let j = 0; j < this.states.length; j++) {
-      const state = this.states[j] as TierState;
+      const state = this.states[j] as GuardedTier;
       const writes = hits
         .filter((h) => h.index > j)
         .map((h) => ({
@@ -711,7 +706,7 @@ export class MultiLevelCache extends EventEmitter {
           from: h.index,
         }));
       if (writes.length === 0) continue;
-      const r = await this.writeMany(state, writes);
+      const r = await state.writeMany(writes);
       if (r === undefined)
         for (const w of writes) this.metrics.promotion(this.levelOf(w.from), state.tier.level);
     }
@@ -897,9 +892,7 @@ export class MultiLevelCache extends EventEmitter {
     const kept: CacheEntry = { ...entry, meta: { ...entry.meta, failSafe: true, retryAt } };
     // The stale entry's own version: a write or delete since then wins.
     if (this.superseded(key, kept)) return;
-    await Promise.all(
-      this.local.map((state) => this.tierCall(state, 'set', key, () => state.tier.set(key, kept))),
-    );
+    await Promise.all(this.local.map((state) => state.call('set', key, () => state.tier.set(key, kept))));
   }
 
   private maybeEagerRefresh<T>(
@@ -1010,7 +1003,7 @@ export class MultiLevelCache extends EventEmitter {
   private async writeAll(
     key: string,
     entry: CacheEntry,
-    states: readonly TierState[] = this.states,
+    states: readonly GuardedTier[] = this.states,
   ): Promise<number> {
     let invalid: unknown;
     let invalidLevel: TierLevel = Level.L1;
@@ -1019,18 +1012,20 @@ export class MultiLevelCache extends EventEmitter {
       states.map((state) =>
         !state.shared && stale
           ? 0
-          : this.tierCall(state, 'set', key, () =>
-              state.tier.set(key, entry).catch((error: unknown) => {
-                if (!isInvalidValue(error)) throw error;
-                invalid = error;
-                invalidLevel = state.tier.level;
-                return SKIPPED;
+          : state
+              .call('set', key, () =>
+                state.tier.set(key, entry).catch((error: unknown) => {
+                  if (!isInvalidValue(error)) throw error;
+                  invalid = error;
+                  invalidLevel = state.tier.level;
+                  return SKIPPED;
+                }),
+              )
+              .then((r) => {
+                if (r !== SKIPPED) return 1;
+                if (invalid === undefined) state.remember(key);
+                return 0;
               }),
-            ).then((r) => {
-              if (r !== SKIPPED) return 1;
-              if (invalid === undefined) this.remember(state, key);
-              return 0;
-            }),
       ),
     );
     if (invalid !== undefined) {
@@ -1110,7 +1105,7 @@ export class MultiLevelCache extends EventEmitter {
       observeVersion(version);
       this.clearLocalState(version);
       for (const s of this.local)
-        if (s.tier.clear) this.track(this.tierCall(s, 'clear', undefined, () => s.tier.clear!()));
+        if (s.tier.clear) this.track(s.call('clear', undefined, () => s.tier.clear!()));
       return;
     }
     const version = message.version ?? nextVersion();
@@ -1119,9 +1114,9 @@ export class MultiLevelCache extends EventEmitter {
     for (const s of this.local) {
       if (message.type === 'expire' && s.tier.expire) {
         const expire = s.tier.expire.bind(s.tier);
-        this.track(this.tierCall(s, 'delete', undefined, () => expire(message.keys, version)));
+        this.track(s.call('delete', undefined, () => expire(message.keys, version)));
       } else {
-        this.track(this.removeMany(s, message.keys));
+        this.track(s.removeMany(message.keys));
       }
     }
   }
@@ -1154,7 +1149,7 @@ export class MultiLevelCache extends EventEmitter {
   private async removeEverywhere(keys: readonly string[], version: number | undefined): Promise<void> {
     const options: TierDeleteOptions | undefined =
       version === undefined ? undefined : { version, tombstoneMs: this.opts.tombstoneMs };
-    await Promise.all(this.states.map((state) => this.removeMany(state, keys, options)));
+    await Promise.all(this.states.map((state) => state.removeMany(keys, options)));
   }
 
   /** Local tiers: every entry stale at once (kept as fail-safe fallbacks, no longer fresh). */
@@ -1167,155 +1162,6 @@ export class MultiLevelCache extends EventEmitter {
         this.report(s.tier.level, 'delete', undefined, error, s.tier.name);
       }
     }
-  }
-
-  /**
-   * Runs one tier operation with its timeout and breaker. Never rejects: a failure is reported and
-   * turned into {@link SKIPPED}.
-   */
-  private tierCall<R>(
-    state: TierState,
-    op: CacheOperation,
-    key: string | undefined,
-    fn: () => Promise<R>,
-    /** Keys a batch operation carries: its timeout grows by tierTimeoutMs per 1,000 keys. */
-    batchSize = 1,
-  ): Promise<R | typeof SKIPPED> {
-    if (!this.admit(state, op, key)) return Promise.resolve(SKIPPED);
-    const t0 = performance.now();
-    let p: Promise<R>;
-    try {
-      p = fn();
-    } catch (error) {
-      return Promise.resolve(this.callFailed(state, op, key, error));
-    }
-    const succeeded = (r: R) => this.callSucceeded(state, op, t0, r);
-    const failed = (error: unknown): typeof SKIPPED => this.callFailed(state, op, key, error);
-    const ms = this.opts.tierTimeoutMs * Math.ceil(batchSize / 1000);
-    if (!state.shared || !(ms > 0)) return p.then(succeeded, failed);
-    // The deadline is folded into the one promise this call returns (no wrapper promise, and no
-    // closure for the deadline): this runs on every L2/L3 write.
-    return new Promise((resolve) => {
-      const call = new TierCall<R>(this.failCall, state, op, key, ms, resolve);
-      armDeadline(call, ms);
-      p.then(
-        (r) => {
-          if (call.settle()) resolve(succeeded(r));
-        },
-        (error: unknown) => {
-          if (call.settle()) resolve(failed(error));
-        },
-      );
-    });
-  }
-
-  /** Whether the tier's circuit lets an operation through; reports the refusal when not. */
-  private admit(state: TierState, op: CacheOperation, key: string | undefined): boolean {
-    const breaker = state.breaker;
-    if (!breaker || breaker.allow()) return true;
-    const level = state.tier.level;
-    this.metrics.error(level, op, 'circuit_open');
-    if (this.listenerCount('error') > 0)
-      this.emit('error', {
-        level,
-        tier: state.tier.name,
-        operation: op,
-        key,
-        error: new CircuitOpenError(state.tier.name, breaker.retryInMs()),
-      });
-    return false;
-  }
-
-  /** Bookkeeping of a tier operation that succeeded: latency, breaker, recovery. */
-  private callSucceeded<R>(state: TierState, op: CacheOperation, t0: number, r: R): R {
-    this.metrics.latency(state.tier.level, op, (performance.now() - t0) / 1000);
-    state.breaker?.success();
-    if (state.lastError) {
-      state.lastError = false;
-      if (state.pending.size > 0) this.scheduleRecovery();
-    }
-    return r;
-  }
-
-  /** Bookkeeping of a tier operation that failed or timed out; the caller skips the tier. */
-  private callFailed(
-    state: TierState,
-    op: CacheOperation,
-    key: string | undefined,
-    error: unknown,
-  ): typeof SKIPPED {
-    state.breaker?.failure();
-    state.lastError = true;
-    this.report(state.tier.level, op, key, error, state.tier.name);
-    return SKIPPED;
-  }
-
-  /**
-   * Writes many entries to one tier, in one batch when it has `setMany`. Resolves `undefined` when
-   * written, {@link SKIPPED} when the tier failed (a breaker failure), or the error when the tier
-   * refused a value as invalid (the caller's error: not a breaker failure, see {@link refusedValue}).
-   * A local tier gets no entry older than its key's last write or invalidation here.
-   */
-  private writeMany(state: TierState, all: readonly TierWrite[]): Promise<unknown> {
-    const tier = state.tier;
-    const writes = state.shared ? all : all.filter((w) => !this.superseded(w.key, w.entry));
-    if (writes.length === 0) return Promise.resolve(undefined);
-    return this.tierCall(
-      state,
-      'set_many',
-      undefined,
-      async () => {
-        try {
-          if (tier.setMany) await tier.setMany(writes);
-          else await Promise.all(writes.map((w) => tier.set(w.key, w.entry)));
-          return undefined;
-        } catch (error) {
-          if (this.refusedValue(state, error) === false) return error;
-          throw error;
-        }
-      },
-      writes.length,
-    );
-  }
-
-  /**
-   * A write a tier refused: an invalid value (E_INVALID_VALUE, E_VALUE_TOO_LARGE,
-   * E_SERIALIZATION) is counted as `invalid_value` and resolves `false` (the call succeeded as far
-   * as the tier's health goes); any other error is rethrown (a tier failure).
-   */
-  private refusedValue(state: TierState, error: unknown): false {
-    if (!isInvalidValue(error)) throw error;
-    this.metrics.error(state.tier.level, 'set', 'invalid_value');
-    return false;
-  }
-
-  /** Deletes many keys from one tier, in one batch when it has `deleteMany`; resolves how many existed. */
-  private removeMany(
-    state: TierState,
-    keys: readonly string[],
-    options?: TierDeleteOptions,
-  ): Promise<number | typeof SKIPPED> {
-    const tier = state.tier;
-    return this.tierCall(
-      state,
-      'delete',
-      undefined,
-      async () => {
-        if (tier.deleteMany) return tier.deleteMany(keys, options);
-        return (await Promise.all(keys.map((k) => tier.delete(k, options)))).filter(Boolean).length;
-      },
-      keys.length,
-    );
-  }
-
-  private remember(state: TierState, key: string): void {
-    if (!state.shared) return;
-    if (state.pending.size >= this.opts.recoveryMaxKeys) {
-      const oldest = state.pending.values().next().value as string;
-      state.pending.delete(oldest);
-    }
-    state.pending.add(key);
-    this.scheduleRecovery();
   }
 
   private scheduleRecovery(): void {
@@ -1334,7 +1180,7 @@ export class MultiLevelCache extends EventEmitter {
         continue;
       }
       const keys = [...state.pending];
-      const r = await this.removeMany(state, keys);
+      const r = await state.removeMany(keys);
       if (r === SKIPPED) {
         left += state.pending.size;
         continue;
@@ -1363,7 +1209,7 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   private levelOf(index: number): Level {
-    return (this.states[index] as TierState).tier.level;
+    return (this.states[index] as GuardedTier).tier.level;
   }
 
   private track(p: Promise<unknown>): void {

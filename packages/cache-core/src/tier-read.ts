@@ -1,27 +1,16 @@
-import type { CircuitBreaker } from './circuit-breaker.js';
 import type { LoadResult } from './cache-options.js';
 import type { CacheEntry } from './entry.js';
+import type { GuardedTier } from './guarded-tier.js';
 import { TimeoutError } from './errors/timeout-error.js';
 import type { CacheOperation } from './metrics.js';
-import type { ReadCallbacks, Tier } from './tier.js';
+import type { ReadCallbacks } from './tier.js';
 import { cancelDeadline, Deadline } from './timeout.js';
 
 /**
- * The orchestrator's per-tier state and the per-operation objects of its read path: a tier call's
+ * The per-operation objects of its read path: a tier call's
  * deadline ({@link TierCall}) and a single-key read through the tiers ({@link TierRead}, with a
  * {@link ReadAttempt} per tier after the first). Internal to `@bgc/cache-core`.
  */
-
-/** One tier as the orchestrator tracks it: breaker, pending recovery keys, last outcome. */
-export interface TierState {
-  tier: Tier;
-  index: number;
-  shared: boolean;
-  breaker: CircuitBreaker | undefined;
-  /** Keys whose write or delete failed on this tier, to invalidate when it comes back. */
-  pending: Set<string>;
-  lastError: boolean;
-}
 
 /** An entry and the index of the tier it came from. */
 export interface Found<T> {
@@ -45,7 +34,7 @@ export interface RecentLoad {
 export const SKIPPED = Symbol('skipped');
 /** Reports a failed tier call and answers {@link SKIPPED}. */
 export type FailCall = (
-  state: TierState,
+  state: GuardedTier,
   op: CacheOperation,
   key: string | undefined,
   error: unknown,
@@ -69,7 +58,7 @@ export abstract class OperationDeadline extends Deadline {
 export class TierCall<R> extends OperationDeadline {
   constructor(
     private readonly fail: FailCall,
-    private readonly state: TierState,
+    private readonly state: GuardedTier,
     private readonly op: CacheOperation,
     private readonly key: string | undefined,
     private readonly ms: number,
@@ -99,7 +88,7 @@ export interface ReadHost {
  */
 export class TierRead<T> extends OperationDeadline implements ReadCallbacks {
   index = 0;
-  state: TierState | undefined = undefined;
+  state: GuardedTier | undefined = undefined;
   t0 = 0;
   staleEntry: CacheEntry<T> | undefined;
   /** Tier index of `staleEntry`, -1 when none. */

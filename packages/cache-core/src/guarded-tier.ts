@@ -1,0 +1,207 @@
+import { performance } from 'node:perf_hooks';
+import type { CacheErrorEvent } from './cache-options.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
+import { isInvalidValue } from './classify-error.js';
+import type { CacheEntry } from './entry.js';
+import { CircuitOpenError } from './errors/circuit-open-error.js';
+import type { Level } from './level.js';
+import type { CacheOperation, MetricsAdapter } from './metrics.js';
+import type { Tier, TierDeleteOptions, TierWrite } from './tier.js';
+import { type FailCall, SKIPPED, TierCall } from './tier-read.js';
+import { armDeadline } from './timeout.js';
+
+/**
+ * What a {@link GuardedTier} needs from the orchestrator that owns it. Internal to `@bgc/cache-core`.
+ */
+export interface GuardHost {
+  /** Latency and error counters. */
+  readonly metrics: MetricsAdapter;
+  /** Per-operation deadline of a shared tier, ms (grows by this per 1,000 keys of a batch); 0 = none. */
+  readonly tierTimeoutMs: number;
+  /** Most keys remembered for recovery per tier; the oldest is dropped beyond. */
+  readonly recoveryMaxKeys: number;
+  /** Counts and emits a failure of an operation (the orchestrator's `report`). */
+  report(level: Level, op: CacheOperation, key: string | undefined, error: unknown, tier: string): void;
+  /** Whether anyone listens to `'error'` events (an event is only built then). */
+  listensForErrors(): boolean;
+  /** Emits an `'error'` event. */
+  emitError(event: CacheErrorEvent): void;
+  /** Starts the recovery loop (a no-op when it runs or the cache is closed). */
+  scheduleRecovery(): void;
+  /** Whether a local write of this entry would undo a newer write or invalidation of its key. */
+  superseded(key: string, entry: CacheEntry): boolean;
+}
+
+/** Reports a failed tier call on its {@link GuardedTier}: one function for every {@link TierCall}. */
+const failCall: FailCall = (state, op, key, error) => state.failed(op, key, error);
+
+/**
+ * One tier as the orchestrator guards it: its circuit breaker, the per-operation deadline, latency
+ * and error metrics, whether its last operation failed, and the keys whose writes failed on it (to
+ * invalidate once it is reachable again). Every operation on a tier goes through {@link call} (or
+ * {@link admit} / {@link succeeded} / {@link failed} on the callback read path), which never rejects:
+ * a failure is reported and answered as {@link SKIPPED}. Internal to `@bgc/cache-core`.
+ */
+export class GuardedTier {
+  /** Whether the tier is shared between instances (`tier.scope === 'shared'`). */
+  readonly shared: boolean;
+  /** Keys whose write or delete failed on this tier, to invalidate when it comes back. */
+  readonly pending = new Set<string>();
+  /** Whether the tier's last operation failed. */
+  lastError = false;
+  private readonly metrics: MetricsAdapter;
+
+  constructor(
+    /** The guarded tier. */
+    readonly tier: Tier,
+    /** Its position, fastest first. */
+    readonly index: number,
+    /** Its circuit breaker; `undefined` for local tiers or when breakers are off. */
+    readonly breaker: CircuitBreaker | undefined,
+    private readonly host: GuardHost,
+  ) {
+    this.shared = tier.scope === 'shared';
+    this.metrics = host.metrics;
+  }
+
+  /**
+   * Runs one tier operation with its timeout and breaker. Never rejects: a failure is reported and
+   * turned into {@link SKIPPED}.
+   */
+  call<R>(
+    op: CacheOperation,
+    key: string | undefined,
+    fn: () => Promise<R>,
+    /** Keys a batch operation carries: its timeout grows by tierTimeoutMs per 1,000 keys. */
+    batchSize = 1,
+  ): Promise<R | typeof SKIPPED> {
+    if (!this.admit(op, key)) return Promise.resolve(SKIPPED);
+    const t0 = performance.now();
+    let p: Promise<R>;
+    try {
+      p = fn();
+    } catch (error) {
+      return Promise.resolve(this.failed(op, key, error));
+    }
+    const succeeded = (r: R) => this.succeeded(op, t0, r);
+    const failed = (error: unknown): typeof SKIPPED => this.failed(op, key, error);
+    const ms = this.host.tierTimeoutMs * Math.ceil(batchSize / 1000);
+    if (!this.shared || !(ms > 0)) return p.then(succeeded, failed);
+    // The deadline is folded into the one promise this call returns (no wrapper promise, and no
+    // closure for the deadline): this runs on every L2/L3 write.
+    return new Promise((resolve) => {
+      const call = new TierCall<R>(failCall, this, op, key, ms, resolve);
+      armDeadline(call, ms);
+      p.then(
+        (r) => {
+          if (call.settle()) resolve(succeeded(r));
+        },
+        (error: unknown) => {
+          if (call.settle()) resolve(failed(error));
+        },
+      );
+    });
+  }
+
+  /** Whether the tier's circuit lets an operation through; reports the refusal when not. */
+  admit(op: CacheOperation, key: string | undefined): boolean {
+    const breaker = this.breaker;
+    if (!breaker || breaker.allow()) return true;
+    const level = this.tier.level;
+    this.metrics.error(level, op, 'circuit_open');
+    if (this.host.listensForErrors())
+      this.host.emitError({
+        level,
+        tier: this.tier.name,
+        operation: op,
+        key,
+        error: new CircuitOpenError(this.tier.name, breaker.retryInMs()),
+      });
+    return false;
+  }
+
+  /** Bookkeeping of an operation that succeeded: latency, breaker, recovery. Returns `r`. */
+  succeeded<R>(op: CacheOperation, t0: number, r: R): R {
+    this.metrics.latency(this.tier.level, op, (performance.now() - t0) / 1000);
+    this.breaker?.success();
+    if (this.lastError) {
+      this.lastError = false;
+      if (this.pending.size > 0) this.host.scheduleRecovery();
+    }
+    return r;
+  }
+
+  /** Bookkeeping of an operation that failed or timed out; the caller skips the tier. */
+  failed(op: CacheOperation, key: string | undefined, error: unknown): typeof SKIPPED {
+    this.breaker?.failure();
+    this.lastError = true;
+    this.host.report(this.tier.level, op, key, error, this.tier.name);
+    return SKIPPED;
+  }
+
+  /**
+   * Writes many entries, in one batch when the tier has `setMany`. Resolves `undefined` when
+   * written, {@link SKIPPED} when the tier failed (a breaker failure), or the error when the tier
+   * refused a value as invalid (the caller's error: not a breaker failure, see {@link refusedValue}).
+   * A local tier gets no entry older than its key's last write or invalidation here.
+   */
+  writeMany(all: readonly TierWrite[]): Promise<unknown> {
+    const tier = this.tier;
+    const writes = this.shared ? all : all.filter((w) => !this.host.superseded(w.key, w.entry));
+    if (writes.length === 0) return Promise.resolve(undefined);
+    return this.call(
+      'set_many',
+      undefined,
+      async () => {
+        try {
+          if (tier.setMany) await tier.setMany(writes);
+          else await Promise.all(writes.map((w) => tier.set(w.key, w.entry)));
+          return undefined;
+        } catch (error) {
+          if (this.refusedValue(error) === false) return error;
+          throw error;
+        }
+      },
+      writes.length,
+    );
+  }
+
+  /**
+   * A write the tier refused: an invalid value (E_INVALID_VALUE, E_VALUE_TOO_LARGE,
+   * E_SERIALIZATION) is counted as `invalid_value` and resolves `false` (the call succeeded as far
+   * as the tier's health goes); any other error is rethrown (a tier failure).
+   */
+  refusedValue(error: unknown): false {
+    if (!isInvalidValue(error)) throw error;
+    this.metrics.error(this.tier.level, 'set', 'invalid_value');
+    return false;
+  }
+
+  /** Deletes many keys, in one batch when the tier has `deleteMany`; resolves how many existed. */
+  removeMany(keys: readonly string[], options?: TierDeleteOptions): Promise<number | typeof SKIPPED> {
+    const tier = this.tier;
+    return this.call(
+      'delete',
+      undefined,
+      async () => {
+        if (tier.deleteMany) return tier.deleteMany(keys, options);
+        return (await Promise.all(keys.map((k) => tier.delete(k, options)))).filter(Boolean).length;
+      },
+      keys.length,
+    );
+  }
+
+  /**
+   * Remembers a key whose write or delete failed on this (shared) tier, to invalidate it once the
+   * tier is back; the oldest key is dropped beyond `recoveryMaxKeys`. No-op on a local tier.
+   */
+  remember(key: string): void {
+    if (!this.shared) return;
+    if (this.pending.size >= this.host.recoveryMaxKeys) {
+      const oldest = this.pending.values().next().value as string;
+      this.pending.delete(oldest);
+    }
+    this.pending.add(key);
+    this.host.scheduleRecovery();
+  }
+}
