@@ -24,7 +24,7 @@ import type {
   SetOptions,
   TierHealth,
 } from './cache-options.js';
-import { classifyError, isInvalidValue } from './classify-error.js';
+import { classifyError } from './classify-error.js';
 import { InvalidationQueue, VersionGuard } from './coherence.js';
 import { type GuardHost, GuardedTier } from './guarded-tier.js';
 import type { ReadCallbacks, Tier, TierDeleteOptions, TierWrite } from './tier.js';
@@ -40,6 +40,7 @@ import {
 } from './tier-read.js';
 import { armDeadline, delay, withTimeout } from './timeout.js';
 import { nextVersion, observeVersion } from './version.js';
+import { assertValue, makeEntry, type WriteHost, writeAll } from './write-fanout.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
 
@@ -113,6 +114,8 @@ export class MultiLevelCache extends EventEmitter {
   private readonly unpublished: InvalidationQueue;
   private publishTimer: NodeJS.Timeout | undefined;
   private l1Reads = 0;
+  /** The orchestrator's side of {@link writeAll}. */
+  private readonly writeHost: WriteHost;
   /** What a {@link TierRead} calls back, bound once per cache (the read path's private methods). */
   private readonly readHost: ReadHost = {
     answered: (read, entry) => this.readAnswered(read, entry),
@@ -163,6 +166,11 @@ export class MultiLevelCache extends EventEmitter {
       Math.max(60_000, 2 * (hard + this.opts.lockLeaseMs)),
     );
     this.metrics = options.metrics ?? NOOP_METRICS;
+    this.writeHost = {
+      metrics: this.metrics,
+      superseded: (key, entry) => this.superseded(key, entry),
+      removeEverywhere: (keys, version) => this.removeEverywhere(keys, version),
+    };
     this.connector = options.connector ?? 'default';
     this.endpoint = options.endpoint ?? 'default';
     const breakerOpts = options.circuitBreaker === false ? undefined : (options.circuitBreaker ?? {});
@@ -333,11 +341,11 @@ export class MultiLevelCache extends EventEmitter {
   /** Writes a value to every tier and tells other instances to drop their local copy. */
   async set<T>(key: string, value: T, options: SetOptions = {}): Promise<void> {
     validateKey(key);
-    this.assertValue(key, value);
-    const entry = this.makeEntry(value, options.ttlMs ?? this.opts.defaultTtlMs, options.staleTtlMs);
+    assertValue(key, value);
+    const entry = makeEntry(this.opts, value, options.ttlMs ?? this.opts.defaultTtlMs, options.staleTtlMs);
     const version = this.invalidate(key);
     entry.version = version;
-    await this.writeAll(key, entry);
+    await writeAll(this.writeHost, this.states, key, entry);
     await this.publish({ type: 'delete', keys: [key], version });
   }
 
@@ -346,8 +354,8 @@ export class MultiLevelCache extends EventEmitter {
     if (items.length === 0) return;
     const prepared = items.map((it) => {
       validateKey(it.key);
-      this.assertValue(it.key, it.value);
-      return this.makeEntry(it.value, it.ttlMs ?? this.opts.defaultTtlMs, it.staleTtlMs);
+      assertValue(it.key, it.value);
+      return makeEntry(this.opts, it.value, it.ttlMs ?? this.opts.defaultTtlMs, it.staleTtlMs);
     });
     const version = nextVersion();
     const writes: TierWrite[] = items.map((it, i) => {
@@ -821,12 +829,12 @@ export class MultiLevelCache extends EventEmitter {
             : typeof options.ttlMs === 'function'
               ? options.ttlMs(value)
               : (options.ttlMs ?? this.opts.defaultTtlMs);
-        const entry = this.makeEntry(value, ttl, options.staleTtlMs);
+        const entry = makeEntry(this.opts, value, ttl, options.staleTtlMs);
         entry.version = version;
         const background = this.opts.backgroundWrites && this.local.length > 0 && this.shared.length > 0;
         // Background writes: answer once the local tiers hold the value; the shared tiers' writes
         // (and the lease, held until they land) finish in the background.
-        const stored = await this.writeAll(key, entry, background ? this.local : this.states);
+        const stored = await writeAll(this.writeHost, background ? this.local : this.states, key, entry);
         if (background) {
           leaseHandedOff = true;
           this.track(this.finishSharedWrites(key, entry, lease));
@@ -966,77 +974,6 @@ export class MultiLevelCache extends EventEmitter {
     for (const [k, r] of this.recent) if (r.until <= now) this.recent.delete(k);
   }
 
-  private makeEntry<T>(value: T, ttlMs: number, staleTtlMs: number | undefined): CacheEntry<T> {
-    if (!Number.isFinite(ttlMs) || ttlMs < 0)
-      throw new InvalidValueError(`ttlMs must be a non-negative number of ms, got ${ttlMs}`);
-    const now = Date.now();
-    const jitter = this.opts.ttlJitter;
-    const ttl = jitter > 0 ? Math.round(ttlMs * (1 - Math.random() * jitter)) : ttlMs;
-    const freshUntil = now + ttl;
-    return {
-      value,
-      freshUntil,
-      staleUntil: freshUntil + (staleTtlMs ?? this.opts.staleTtlMs),
-      createdAt: now,
-      ttlMs: ttl,
-    };
-  }
-
-  private assertValue(key: string, value: unknown): void {
-    if (value === undefined) {
-      throw new InvalidValueError(
-        `Cannot cache undefined under ${JSON.stringify(key)}; use null for "no value" or delete the key`,
-      );
-    }
-    if (typeof value === 'function' || typeof value === 'symbol') {
-      throw new InvalidValueError(
-        `Cannot cache a ${typeof value} under ${JSON.stringify(key)}; cache plain data`,
-      );
-    }
-  }
-
-  /**
-   * Writes to every tier; resolves how many tiers stored the entry. A value a tier refuses as
-   * invalid (not serializable, too large) is the caller's error, not the tier's: the key is removed
-   * from every tier, so none keeps an entry the others lack, and the error is thrown.
-   */
-  private async writeAll(
-    key: string,
-    entry: CacheEntry,
-    states: readonly GuardedTier[] = this.states,
-  ): Promise<number> {
-    let invalid: unknown;
-    let invalidLevel: TierLevel = Level.L1;
-    const stale = this.superseded(key, entry);
-    const stored = await Promise.all(
-      states.map((state) =>
-        !state.shared && stale
-          ? 0
-          : state
-              .call('set', key, () =>
-                state.tier.set(key, entry).catch((error: unknown) => {
-                  if (!isInvalidValue(error)) throw error;
-                  invalid = error;
-                  invalidLevel = state.tier.level;
-                  return SKIPPED;
-                }),
-              )
-              .then((r) => {
-                if (r !== SKIPPED) return 1;
-                if (invalid === undefined) state.remember(key);
-                return 0;
-              }),
-      ),
-    );
-    if (invalid !== undefined) {
-      this.metrics.error(invalidLevel, 'set', 'invalid_value');
-      await this.removeEverywhere([key], entry.version);
-      throw invalid;
-    }
-    // A superseded entry counts as not stored: it must not be shared as a recent load either.
-    return stale ? 0 : stored.reduce<number>((a, b) => a + b, 0);
-  }
-
   /**
    * The background half of a load with `backgroundWrites`: the shared tiers' writes (failures go
    * to auto-recovery; a refused value is removed everywhere and reported), then the invalidation
@@ -1044,7 +981,7 @@ export class MultiLevelCache extends EventEmitter {
    */
   private async finishSharedWrites(key: string, entry: CacheEntry, lease: Lease | undefined): Promise<void> {
     try {
-      await this.writeAll(key, entry, this.shared);
+      await writeAll(this.writeHost, this.shared, key, entry);
       if (!this.superseded(key, entry))
         await this.publish({ type: 'delete', keys: [key], version: entry.version });
     } catch (error) {
