@@ -27,8 +27,10 @@ describe('runtime bounds', () => {
     expect(runtime.loadBounds).toEqual({ hardTimeoutMs: 60_000, lockWaitMs: 60_000 });
     expect(runtime.spacerRedis).toBeDefined();
     expect(runtime.spacerRedis).not.toBe(runtime.redis);
-    expect((runtime.spacerRedis?.options as { commandTimeout?: number }).commandTimeout).toBe(1000);
-    expect((runtime.redis?.options as { commandTimeout?: number }).commandTimeout).toBe(100);
+    expect((runtime.spacerRedis?.options as { commandTimeout?: number } | undefined)?.commandTimeout).toBe(
+      1000,
+    );
+    expect((runtime.redis?.options as { commandTimeout?: number } | undefined)?.commandTimeout).toBe(100);
     const connector = createConnector(config, runtime, base, silent);
     // The connector's bound at the default 20 s spacing is the one the cache's timeouts sit above.
     expect(connector.admission.maxWaitMs).toBe(50_000);
