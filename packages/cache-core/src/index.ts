@@ -8,6 +8,13 @@ export type {
   TierAttachment,
   TierClearOptions,
 } from './tier.js';
+export {
+  validateMeta,
+  readMeta,
+  MAX_META_KEYS,
+  MAX_META_KEY_LENGTH,
+  MAX_META_STRING_LENGTH,
+} from './entry-meta.js';
 export { nextVersion, observeVersion, versionTime, VERSIONS_PER_MS } from './version.js';
 export {
   type MetricsAdapter,

@@ -9,7 +9,7 @@ import {
   SerializationError,
 } from '@bgc/cache-core';
 import { COMPRESSORS, type CompressionAlgorithm } from './compression.js';
-import { readMeta, validateMeta } from './meta.js';
+import { readMeta, validateMeta } from '@bgc/cache-core';
 import { MSGPACK_SERIALIZER, type Serializer, type SerializerOption } from './serializer.js';
 
 export type { CompressionAlgorithm } from './compression.js';

@@ -73,7 +73,8 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
   const meta = row[5];
   if (meta !== null) {
     try {
-      entry.meta = decodeMeta(meta);
+      const decoded = decodeMeta(meta);
+      if (decoded !== undefined) entry.meta = decoded;
     } catch (error) {
       throw new SerializationError((error as Error).message, { cause: error });
     }

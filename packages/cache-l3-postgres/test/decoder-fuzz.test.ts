@@ -178,6 +178,19 @@ describe('L3 row decoder (fuzz)', () => {
   });
 });
 
+describe('L3 row meta', () => {
+  it("drops the orchestrator's process-local fail-safe keys a writer of the table could forge", () => {
+    const forged = JSON.stringify({ failSafe: true, retryAt: 9e15, negative: true });
+    const text = encodeValue('v');
+    expect(decodeRow([null, text, 1, 2, 0, forged, 0, null, 0], MAX).meta).toEqual({ negative: true });
+    const onlyLocal = JSON.stringify({ failSafe: true, retryAt: 1 });
+    expect(decodeRow([null, text, 1, 2, 0, onlyLocal, 0, null, 0], MAX).meta).toBeUndefined();
+    expect(() => decodeRow([null, text, 1, 2, 0, '{"retryAt":"x"}', 0, null, 0], MAX)).toThrow(
+      /must be a number/,
+    );
+  });
+});
+
 describe('L3 reads of planted rows on PostgreSQL (fuzz)', () => {
   const pool = testPool(3);
   const schema = uniqueSchema('fuzz');
