@@ -367,10 +367,19 @@ describe('MultiLevelCache.getOrLoad', () => {
     const cache = make({ tiers: [l1, l2], softTimeoutMs: 20, coalesceWindowMs: 0 });
     const now = Date.now();
     l2.store.set('k', { value: 'old', freshUntil: now - 1, staleUntil: now + 60_000 });
-    const t0 = Date.now();
-    const r = await cache.getOrLoad('k', () => new Promise((res) => setTimeout(() => res('new'), 200)));
+    let loaded = false;
+    const r = await cache.getOrLoad(
+      'k',
+      () =>
+        new Promise((res) =>
+          setTimeout(() => {
+            loaded = true;
+            res('new');
+          }, 200),
+        ),
+    );
     expect(r).toEqual({ value: 'old', level: 'l2', stale: true });
-    expect(Date.now() - t0).toBeLessThan(190);
+    expect(loaded).toBe(false); // answered before the loader finished, not by waiting for it
     await cache.flush();
     expect(l1.store.get('k')?.value).toBe('new');
     expect(l2.store.get('k')?.value).toBe('new');
@@ -469,7 +478,8 @@ describe('tier failures', () => {
     const cache = make({ tiers: [l1, l2], metrics: m, tierTimeoutMs: 30, circuitBreaker: false });
     const t0 = Date.now();
     expect((await cache.get('k')).level).toBe('external');
-    expect(Date.now() - t0).toBeLessThan(1000);
+    // Answered by the 30 ms deadline, not by the tier's 5 s reply: the bound only tells the two apart.
+    expect(Date.now() - t0).toBeLessThan(4000);
     expect(calls).toContain('err:l2:get:timeout');
   });
 
@@ -490,7 +500,7 @@ describe('tier failures', () => {
     l2.delayMs = 5000;
     const t0 = Date.now();
     expect((await cache.get('slow')).level).toBe(Level.External);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(4000); // the 30 ms deadline, not the 5 s reply
     expect(calls).toContain('err:l2:get:timeout');
   });
 
