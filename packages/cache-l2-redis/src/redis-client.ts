@@ -251,6 +251,19 @@ export function createRedisClient(options: RedisConnectionOptions = {}): Redis |
   return new Redis(redisOptions);
 }
 
+/**
+ * Closes a client politely (`QUIT`), falling back to a hard disconnect when that fails; does
+ * nothing for a missing or already ended client. Never rejects.
+ */
+export async function quitClient(client: Redis | Cluster | undefined): Promise<void> {
+  if (!client || client.status === 'end') return;
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+}
+
 /** Whether `client` is an ioredis `Cluster`. */
 export function isCluster(client: Redis | Cluster): client is Cluster {
   return (client as Cluster).isCluster === true;

@@ -8,7 +8,13 @@ import {
   parseJsonSafely,
 } from '@bgc/cache-core';
 import type { Cluster, Redis } from 'ioredis';
-import { createRedisClient, isCluster, type RedisConnectionOptions, waitForReady } from './redis-client.js';
+import {
+  createRedisClient,
+  isCluster,
+  quitClient,
+  type RedisConnectionOptions,
+  waitForReady,
+} from './redis-client.js';
 import { toTierError } from './redis-errors.js';
 import { DEFAULT_PREFIX } from './redis-tier.js';
 
@@ -134,16 +140,8 @@ export class RedisInvalidationBus implements InvalidationBus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const quit = async (c: Redis | Cluster | undefined) => {
-      if (!c || c.status === 'end') return;
-      try {
-        await c.quit();
-      } catch {
-        c.disconnect();
-      }
-    };
-    await quit(this.subscriber);
-    if (this.ownsPublisher) await quit(this.publisher);
+    await quitClient(this.subscriber);
+    if (this.ownsPublisher) await quitClient(this.publisher);
   }
 
   private async start(): Promise<void> {

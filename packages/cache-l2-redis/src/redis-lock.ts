@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { type CacheEntry, ConfigError, type DistributedLock, type Lease, type Tier } from '@bgc/cache-core';
 import type { Cluster, Redis } from 'ioredis';
-import { createRedisClient, isCluster, type RedisConnectionOptions, waitForReady } from './redis-client.js';
+import {
+  createRedisClient,
+  isCluster,
+  quitClient,
+  type RedisConnectionOptions,
+  waitForReady,
+} from './redis-client.js';
 import { showKey, toTierError } from './redis-errors.js';
 
 /**
@@ -234,16 +240,8 @@ export class RedisLock implements DistributedLock {
     this.stopPolling();
     for (const w of this.waiting.values()) for (const wake of w.wake) wake();
     this.waiting.clear();
-    const quit = async (c: Redis | Cluster | undefined) => {
-      if (!c || c.status === 'end') return;
-      try {
-        await c.quit();
-      } catch {
-        c.disconnect();
-      }
-    };
-    await quit(this.subscriber);
-    if (this.owned) await quit(this.client);
+    await quitClient(this.subscriber);
+    if (this.owned) await quitClient(this.client);
   }
 
   private leaseTtl(leaseMs: number): number {

@@ -17,7 +17,13 @@ import type { Cluster, Redis } from 'ioredis';
 import { type CompressionAlgorithm, EnvelopeCodec } from './envelope-codec.js';
 import { groupBySlot, keySlot } from './key-slot.js';
 import { defineTierScripts, type TierScripts } from './lua-scripts.js';
-import { createRedisClient, isCluster, type RedisConnectionOptions, waitForReady } from './redis-client.js';
+import {
+  createRedisClient,
+  isCluster,
+  quitClient,
+  type RedisConnectionOptions,
+  waitForReady,
+} from './redis-client.js';
 import { showKey, toTierError } from './redis-errors.js';
 import type { SerializerOption } from './serializer.js';
 
@@ -465,12 +471,7 @@ export class RedisTier implements Tier {
 
   /** Closes the client if the tier created it; a given client is left open. */
   async close(): Promise<void> {
-    if (!this.owned || this.client.status === 'end') return;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    if (this.owned) await quitClient(this.client);
   }
 
   private async unlinkGrouped(node: Redis | Cluster, redisKeys: string[]): Promise<number> {
