@@ -146,6 +146,22 @@ export interface Contender {
 }
 
 /** Options of {@link runRounds}. */
+/**
+ * A contender that runs `op` at `concurrency` for each round. With `fresh`, every round continues
+ * the index sequence where the previous one stopped, so miss cases never see a key twice.
+ */
+export function concurrentContender(impl: string, concurrency: number, op: Op, fresh = false): Contender {
+  let start = 0;
+  return {
+    impl,
+    async round(durationMs) {
+      const sample = await runConcurrent(op, { concurrency, durationMs, start: fresh ? start : 0 });
+      start += sample.ops + concurrency;
+      return sample;
+    },
+  };
+}
+
 export interface RoundsOptions {
   /** Unmeasured rounds first (JIT, connections, caches). @default 1 */
   warmup?: number;

@@ -11,9 +11,8 @@ import { BENCH_REDIS_URL as REDIS_URL, connectAdmin, deleteKeysContaining } from
 import {
   type Contender,
   type ContenderFigures,
-  type Op,
   pairedRatio,
-  runConcurrent,
+  concurrentContender,
   runRounds,
 } from '../measure.js';
 import { payload, payloadKey } from '../payload.js';
@@ -32,18 +31,7 @@ const AP = ', ioredis auto-pipelining';
 const OURS_L2_AP = `${OURS_L2}${AP}` as const;
 const OURS_2_AP = `${OURS_2}${AP}` as const;
 
-function concurrent(impl: string, concurrency: number, op: Op, fresh = false): Contender {
-  let start = 0;
-  return {
-    impl,
-    async round(durationMs) {
-      // Miss cases need keys never used before: each round continues the sequence.
-      const sample = await runConcurrent(op, { concurrency, durationMs, start: fresh ? start : 0 });
-      start += sample.ops + concurrency;
-      return sample;
-    },
-  };
-}
+const concurrent = concurrentContender;
 
 /**
  * `keyv-cache-manager`: cache-manager v7 on our Keyv store (`@bgc/cache-keyv`) beside cache-manager on

@@ -12,9 +12,8 @@ import { Keyv } from 'keyv';
 import {
   type Contender,
   type ContenderFigures,
-  type Op,
   pairedRatio,
-  runConcurrent,
+  concurrentContender,
   runRounds,
 } from '../measure.js';
 import { payload, payloadKey } from '../payload.js';
@@ -27,18 +26,7 @@ const KEYS = 1000;
 const TTL = 10 * 60_000;
 const RAW = 'ioredis GET + JSON.parse (limit)';
 
-function concurrent(impl: string, concurrency: number, op: Op, fresh = false): Contender {
-  let start = 0;
-  return {
-    impl,
-    async round(durationMs) {
-      // Miss cases need keys never used before: each round continues the sequence.
-      const sample = await runConcurrent(op, { concurrency, durationMs, start: fresh ? start : 0 });
-      start += sample.ops + concurrency;
-      return sample;
-    },
-  };
-}
+const concurrent = concurrentContender;
 
 /** `l1-l2-get`: L1 hit, L2 hit and miss-with-loader over real Redis at concurrency 1 and 64. */
 export const l1L2Get: Scenario = {
