@@ -33,6 +33,12 @@ export interface CacheEntry<T = unknown> {
    * cap. Eager refresh is judged on `createdAt + ttlMs`, never on a capped `freshUntil`.
    */
   ttlMs?: number;
+  /**
+   * The tags the entry was written with (`set(key, value, { tags })`, `getOrLoad(..., { tags })`,
+   * `ctx.setTags()`): `deleteByTag`/`expireByTag` of any of them invalidates the entry on every
+   * tier and instance. Shared tiers persist them with the entry (see `validateTags`).
+   */
+  tags?: readonly string[];
 }
 
 /** Whether the entry may still be served at `now` (fresh or stale). */

@@ -15,6 +15,14 @@ export {
   MAX_META_KEY_LENGTH,
   MAX_META_STRING_LENGTH,
 } from './entry-meta.js';
+export {
+  validateTags,
+  readTags,
+  checkTags,
+  MAX_TAGS,
+  MAX_TAG_LENGTH,
+  INTERNAL_TAG_MARK,
+} from './entry-tags.js';
 export { nextVersion, observeVersion, versionTime, VERSIONS_PER_MS } from './version.js';
 export {
   type MetricsAdapter,
@@ -27,6 +35,7 @@ export {
 export type { InvalidationBus, InvalidationMessage, DistributedLock, Lease } from './bus.js';
 export { BgcCacheError, type BgcCacheErrorOptions } from './errors/bgc-cache-error.js';
 export { InvalidKeyError } from './errors/invalid-key-error.js';
+export { InvalidTagError } from './errors/invalid-tag-error.js';
 export { InvalidValueError } from './errors/invalid-value-error.js';
 export { SerializationError } from './errors/serialization-error.js';
 export { TierError, type TierErrorOptions } from './errors/tier-error.js';

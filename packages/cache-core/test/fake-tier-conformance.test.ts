@@ -6,18 +6,19 @@ const coherence = {
   clearKeepsNewer: true,
   expire: true,
   values: 'codec',
+  tags: true,
 } as const;
 
 const shared = new Map();
 runTierConformance(
   'FakeTier (local, sync, fresh values, batch)',
   () => new FakeTier({ sync: true, fresh: true, batch: true, maxTtlMs: 300_000 }),
-  { versions: true, expire: true },
+  { versions: true, expire: true, tags: true },
 );
 runTierConformance(
   'FakeTier (shared store, callbacks)',
   () => new FakeTier({ level: 'l2', store: shared, callbacks: true }),
-  { versions: true, tombstones: true, clearKeepsNewer: true, expire: true },
+  { versions: true, tombstones: true, clearKeepsNewer: true, expire: true, tags: true },
 );
 const sharedCodec = new Map();
 runTierConformance(

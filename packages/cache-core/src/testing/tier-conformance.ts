@@ -43,6 +43,12 @@ export interface TierConformanceOptions {
    * are checked. @default 'json'
    */
   values?: 'json' | 'codec';
+  /**
+   * The tier persists {@link CacheEntry.tags} (the cache's own tags, opened by U+0001, included)
+   * through `set`/`get` and the batch members, and keys opened by U+0001 (where the orchestrator
+   * keeps its tag invalidation records) stay distinct from others. @default false
+   */
+  tags?: boolean;
 }
 
 /** Non-JSON values that a tier using the value codec returns with the same types. */
@@ -409,6 +415,51 @@ export function runTierConformance(
           expect(got.map((g) => g?.value)).toEqual(['stored-high', 'batch-later', 'batch-new']);
           expect(got.map((g) => g?.version)).toEqual([high, later, later]);
           expect(got[2]?.ttlMs).toBe(30_000);
+        });
+      });
+    }
+
+    if (options.tags) {
+      describe('tags', () => {
+        const tags = ['comexstat:ncm:12019000', 'year:2025', 'unicode: São Paulo 🚢', '\u0001ns:tenant:'];
+        it('keeps tags through a round trip (get, getWith, getSync)', async () => {
+          await tier.set(k('tags:round'), { ...entry({ a: 1 }), tags });
+          expect((await tier.get(k('tags:round')))?.tags).toEqual(tags);
+          if (tier.getSync) expect(tier.getSync(k('tags:round'))?.tags).toEqual(tags);
+          if (tier.getWith) {
+            const got = await new Promise<CacheEntry | undefined>((ok, failed) =>
+              tier.getWith?.(k('tags:round'), { ok, failed }),
+            );
+            expect(got?.tags).toEqual(tags);
+          }
+          await tier.set(k('tags:none'), entry('untagged'));
+          expect((await tier.get(k('tags:none')))?.tags).toBeUndefined();
+        });
+
+        it('a write without tags replaces a tagged entry whole (no tags left behind)', async () => {
+          await tier.set(k('tags:replace'), { ...entry('tagged'), tags: ['a'] });
+          await tier.set(k('tags:replace'), entry('plain'));
+          const got = await tier.get(k('tags:replace'));
+          expect(got?.value).toBe('plain');
+          expect(got?.tags).toBeUndefined();
+        });
+
+        it('setMany/getMany (when offered) keep each entry its own tags', async () => {
+          if (!tier.setMany || !tier.getMany) return;
+          await tier.setMany([
+            { key: k('tags:m1'), entry: { ...entry(1), tags: ['one'] } },
+            { key: k('tags:m2'), entry: entry(2) },
+            { key: k('tags:m3'), entry: { ...entry(3), tags: ['three', 'shared'] } },
+          ]);
+          const got = await tier.getMany([k('tags:m1'), k('tags:m2'), k('tags:m3')]);
+          expect(got.map((g) => g?.tags)).toEqual([['one'], undefined, ['three', 'shared']]);
+        });
+
+        it('keys opened by U+0001 (tag records) stay distinct from the same text without it', async () => {
+          await tier.set(`\u0001${k('rec')}`, entry('record'));
+          await tier.set(k('rec'), entry('entry'));
+          expect((await tier.get(`\u0001${k('rec')}`))?.value).toBe('record');
+          expect((await tier.get(k('rec')))?.value).toBe('entry');
         });
       });
     }
