@@ -1,15 +1,16 @@
-import type { LoadResult } from './cache-options.js';
+import type { CacheResult, LoadResult } from './cache-options.js';
 import type { CacheEntry } from './entry.js';
 import type { GuardedTier } from './guarded-tier.js';
 import { TimeoutError } from './errors/timeout-error.js';
+import { Level } from './level.js';
 import type { CacheOperation } from './metrics.js';
 import type { ReadCallbacks } from './tier.js';
 import { cancelDeadline, Deadline } from './timeout.js';
 
 /**
  * The per-operation objects of its read path: a tier call's
- * deadline ({@link TierCall}) and a single-key read through the tiers ({@link TierRead}, with a
- * {@link ReadAttempt} per tier after the first). Internal to `@bgc/cache-core`.
+ * deadline ({@link TierCall}) and a single-key read through the tiers ({@link TierRead}: a
+ * {@link ResultRead} or a {@link CascadeRead}, with a {@link ReadAttempt} per tier after the first). Internal to `@bgc/cache-core`.
  */
 
 /** An entry and the index of the tier it came from. */
@@ -79,34 +80,34 @@ export interface ReadHost {
   answered(read: TierRead<unknown>, entry: CacheEntry | undefined): void;
   failed(read: TierRead<unknown>, error: unknown): void;
   timeoutMs(): number;
+  /** The level of tier `index`. */
+  levelOf(index: number): Level;
+  /** Counts a miss everywhere (the `external` miss metric) of a `get`. */
+  missedEverywhere(endpoint: string): void;
 }
 
 /**
  * A single-key read through the tiers in progress: where the cascade is, the freshest stale entry
- * seen, how to settle, and the deadline of the current tier call. It is also the callbacks the
- * tier answers ({@link ReadCallbacks}), so a read allocates one object besides its promise.
+ * seen, and the deadline of the current tier call. It is also the callbacks the tier answers
+ * ({@link ReadCallbacks}), so a read allocates one object besides its promise. Subclasses say how
+ * it settles: {@link ResultRead} (`get`) and {@link CascadeRead} (the load paths).
  */
-export class TierRead<T> extends OperationDeadline implements ReadCallbacks {
+export abstract class TierRead<T> extends OperationDeadline implements ReadCallbacks {
   index = 0;
   state: GuardedTier | undefined = undefined;
   t0 = 0;
   staleEntry: CacheEntry<T> | undefined;
   /** Tier index of `staleEntry`, -1 when none. */
   staleIndex: number;
-  allowStale = false;
   /** Whether the read object itself already served as a tier call's callbacks. */
   asked = false;
 
   constructor(
-    private readonly host: ReadHost,
+    protected readonly host: ReadHost,
     readonly key: string,
     readonly endpoint: string,
     staleSoFar: CacheEntry<T> | undefined,
     readonly isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
-    /** Settle with a {@link CacheResult} (`get`) rather than a {@link Cascaded}. */
-    readonly asResult: boolean,
-    // biome-ignore lint/suspicious/noExplicitAny: resolves either a CacheResult or a Cascaded
-    readonly resolve: (value: any) => void,
     readonly reject: (error: unknown) => void,
   ) {
     super();
@@ -114,6 +115,12 @@ export class TierRead<T> extends OperationDeadline implements ReadCallbacks {
     this.staleEntry = staleSoFar;
     this.staleIndex = staleSoFar ? 0 : -1;
   }
+
+  /**
+   * Settles the read: `entry` from tier `index` is the first fresh one (`fresh`), the freshest
+   * stale one, or `undefined` (nothing servable anywhere).
+   */
+  abstract finish(entry: CacheEntry<T> | undefined, index: number, fresh: boolean): void;
 
   ok(entry: CacheEntry | undefined): void {
     if (this.settle()) this.host.answered(this as TierRead<unknown>, entry);
@@ -126,6 +133,49 @@ export class TierRead<T> extends OperationDeadline implements ReadCallbacks {
   expire(): void {
     const ms = this.host.timeoutMs();
     this.failed(new TimeoutError(`${this.state?.tier.name ?? 'tier'} get`, ms));
+  }
+}
+
+/** The read of a `get`: settles with a {@link CacheResult} (a stale entry only with `allowStale`). */
+export class ResultRead<T> extends TierRead<T> {
+  constructor(
+    host: ReadHost,
+    key: string,
+    endpoint: string,
+    staleSoFar: CacheEntry<T> | undefined,
+    readonly allowStale: boolean,
+    private readonly resolve: (result: CacheResult<T>) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super(host, key, endpoint, staleSoFar, undefined, reject);
+  }
+
+  finish(entry: CacheEntry<T> | undefined, index: number, fresh: boolean): void {
+    if (entry && (fresh || this.allowStale)) {
+      this.resolve({ value: entry.value, level: this.host.levelOf(index), stale: !fresh });
+      return;
+    }
+    this.host.missedEverywhere(this.endpoint);
+    this.resolve({ value: undefined, level: Level.External, stale: false });
+  }
+}
+
+/** The read of a load path: settles with a {@link Cascaded} (or `undefined`: nothing servable). */
+export class CascadeRead<T> extends TierRead<T> {
+  constructor(
+    host: ReadHost,
+    key: string,
+    endpoint: string,
+    staleSoFar: CacheEntry<T> | undefined,
+    isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
+    private readonly resolve: (found: Cascaded<T> | undefined) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super(host, key, endpoint, staleSoFar, isStale, reject);
+  }
+
+  finish(entry: CacheEntry<T> | undefined, index: number, fresh: boolean): void {
+    this.resolve(entry ? { best: { entry, index }, fresh } : undefined);
   }
 }
 

@@ -1,0 +1,151 @@
+import type { InvalidationMessage } from './bus.js';
+import type { CacheContext } from './cache-context.js';
+import { InvalidationQueue, VersionGuard } from './coherence.js';
+import type { CacheEntry } from './entry.js';
+import { Level } from './level.js';
+import type { LoadCoordinator } from './load-coordinator.js';
+import type { TierDeleteOptions } from './tier.js';
+import { withTimeout } from './timeout.js';
+import { nextVersion, observeVersion } from './version.js';
+
+/**
+ * The coherence side of the orchestrator: the per-key versions of this instance's writes, deletes
+ * and received invalidations (no older load, promotion or re-store may undo them), publishing
+ * invalidations to the other instances (with a bounded, deduplicated re-send queue while the bus
+ * is down), applying the ones received, and turning local entries stale when they can no longer
+ * be vouched for. Internal to `@bgc/cache-core`.
+ */
+export class Invalidator {
+  /** Per-key versions of this instance's writes, deletes and received invalidations (local-tier guard). */
+  readonly versions: VersionGuard;
+  /** Invalidations that failed to publish, re-sent once the bus answers again. */
+  private readonly unpublished: InvalidationQueue;
+  private publishTimer: NodeJS.Timeout | undefined;
+  /** The load coordinator, whose shared loads an invalidation ends (set once by the façade). */
+  loads!: LoadCoordinator;
+
+  constructor(private readonly ctx: CacheContext) {
+    this.versions = new VersionGuard(ctx.opts.tombstoneMs);
+    this.unpublished = new InvalidationQueue(ctx.opts.publishQueueMax);
+  }
+
+  /** Listens to the bus (once, from the façade's constructor). */
+  subscribe(): void {
+    this.ctx.bus?.subscribe((message) => this.onBusMessage(message));
+  }
+
+  /**
+   * Publishes an invalidation. One that fails (bus down, timeout) is queued, deduplicated and
+   * bounded by `publishQueueMax`, and re-sent every `recoveryIntervalMs` until the bus takes it.
+   */
+  async publish(message: InvalidationMessage): Promise<void> {
+    const bus = this.ctx.bus;
+    if (!bus) return;
+    try {
+      await withTimeout(bus.publish(message), this.ctx.opts.tierTimeoutMs, 'invalidation publish');
+    } catch (error) {
+      this.ctx.report(Level.L2, message.type === 'clear' ? 'clear' : 'delete', undefined, error);
+      this.queueUnpublished(message);
+    }
+  }
+
+  /** Stops the re-send timer (on close). */
+  stop(): void {
+    if (this.publishTimer) clearInterval(this.publishTimer);
+  }
+
+  /** Queues a message that failed to publish, and starts the re-send timer. */
+  private queueUnpublished(message: InvalidationMessage): void {
+    this.unpublished.add(message);
+    if (this.publishTimer || this.ctx.closed) return;
+    this.publishTimer = setInterval(() => this.ctx.track(this.republish()), this.ctx.opts.recoveryIntervalMs);
+    this.publishTimer.unref?.();
+  }
+
+  /** Re-sends the queued invalidations; stops the timer once the queue is empty. */
+  private async republish(): Promise<void> {
+    const bus = this.ctx.bus;
+    if (!bus) return;
+    for (const message of this.unpublished.take()) {
+      try {
+        await withTimeout(bus.publish(message), this.ctx.opts.tierTimeoutMs, 'invalidation publish');
+      } catch {
+        this.unpublished.add(message);
+      }
+    }
+    if (this.unpublished.empty && this.publishTimer) {
+      clearInterval(this.publishTimer);
+      this.publishTimer = undefined;
+    }
+  }
+
+  /** An invalidation from another instance (or `resync` from the bus itself). */
+  private onBusMessage(message: InvalidationMessage): void {
+    const ctx = this.ctx;
+    if (message.type === 'resync') {
+      // Messages may have been lost meanwhile: local entries can no longer be vouched for.
+      this.expireLocal();
+      return;
+    }
+    if (message.type === 'clear') {
+      const version = message.version ?? nextVersion();
+      observeVersion(version);
+      this.clearLocalState(version);
+      for (const s of ctx.local)
+        if (s.tier.clear) ctx.track(s.call('clear', undefined, () => s.tier.clear!()));
+      return;
+    }
+    const version = message.version ?? nextVersion();
+    observeVersion(version);
+    for (const k of message.keys) this.invalidate(k, version);
+    for (const s of ctx.local) {
+      if (message.type === 'expire' && s.tier.expire) {
+        const expire = s.tier.expire.bind(s.tier);
+        ctx.track(s.call('delete', undefined, () => expire(message.keys, version)));
+      } else {
+        ctx.track(s.removeMany(message.keys));
+      }
+    }
+  }
+
+  /**
+   * Records a write, delete or received invalidation of `key` at `version` (a new one by default):
+   * older loads, promotions and re-stores no longer write it to local tiers, and callers that come
+   * next start a new load instead of joining one that started before. Returns the version.
+   */
+  invalidate(key: string, version: number = nextVersion()): number {
+    this.versions.record(key, version);
+    this.loads.forget(key);
+    return version;
+  }
+
+  /** A clear at `version`: older versions are subsumed; loads in flight no longer share their results. */
+  clearLocalState(version: number): void {
+    this.versions.clear(version);
+    this.loads.forgetAll();
+  }
+
+  /** Whether `entry` is older than this instance's last write or invalidation of `key` (see {@link VersionGuard}). */
+  superseded(key: string, entry: CacheEntry): boolean {
+    return this.versions.superseded(key, entry);
+  }
+
+  /** Removes `keys` from every tier (tombstones at `version` in shared tiers). */
+  async removeEverywhere(keys: readonly string[], version: number | undefined): Promise<void> {
+    const options: TierDeleteOptions | undefined =
+      version === undefined ? undefined : { version, tombstoneMs: this.ctx.opts.tombstoneMs };
+    await Promise.all(this.ctx.states.map((state) => state.removeMany(keys, options)));
+  }
+
+  /** Local tiers: every entry stale at once (kept as fail-safe fallbacks, no longer fresh). */
+  expireLocal(): void {
+    this.loads.forgetRecent();
+    for (const s of this.ctx.local) {
+      try {
+        s.tier.expireAll?.();
+      } catch (error) {
+        this.ctx.report(s.tier.level, 'delete', undefined, error, s.tier.name);
+      }
+    }
+  }
+}

@@ -1,0 +1,359 @@
+import { performance } from 'node:perf_hooks';
+import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Lease } from './bus.js';
+import type { CacheContext } from './cache-context.js';
+import type { GetOrLoadOptions, Loader, LoadResult } from './cache-options.js';
+import { coarseNow } from './clock.js';
+import type { CacheEntry } from './entry.js';
+import { InvalidValueError } from './errors/invalid-value-error.js';
+import { TimeoutError } from './errors/timeout-error.js';
+import { validateKey } from './key-pattern.js';
+import { Level } from './level.js';
+import type { ReadCascade } from './read-cascade.js';
+import type { Cascaded, Found, RecentLoad } from './tier-read.js';
+import { delay, withTimeout } from './timeout.js';
+import { nextVersion } from './version.js';
+import type { VersionGuard } from './coherence.js';
+import { makeEntry, writeAll } from './write-fanout.js';
+
+const tracer = trace.getTracer('@bgc/cache-core');
+
+/**
+ * The load side of the orchestrator: coalescing of concurrent loads of a key (in this instance,
+ * and across instances through the distributed lock), the loader run under soft and hard
+ * timeouts, fail-safe (serving and keeping the stale entry), eager refresh, and the window in
+ * which a settled load stays shareable. Internal to `@bgc/cache-core`.
+ */
+export class LoadCoordinator {
+  /** The load in flight per key, joined by callers that arrive meanwhile. */
+  private readonly inflight = new Map<string, Promise<LoadResult<unknown>>>();
+  /** Keys with an eager refresh in flight. */
+  private readonly refreshing = new Set<string>();
+  /** Settled loads no tier could keep, shareable for `coalesceWindowMs`. */
+  private readonly recent = new Map<string, RecentLoad>();
+  /** The loads running, aborted on close. */
+  private readonly loads = new Set<AbortController>();
+
+  constructor(
+    private readonly ctx: CacheContext,
+    private readonly reads: ReadCascade,
+    private readonly versions: VersionGuard,
+    /** Publishes the invalidation of a loaded key to the other instances. */
+    private readonly publish: (key: string, version: number | undefined) => Promise<void>,
+  ) {}
+
+  /** `MultiLevelCache.getOrLoad`. */
+  async getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T>): Promise<LoadResult<T>> {
+    const endpoint = options.endpoint ?? this.ctx.endpoint;
+    const now = coarseNow();
+    const fast = this.reads.readL1Sync<T>(key, now, endpoint);
+    if (fast && fast.freshUntil > now && !options.isStale?.(fast)) {
+      this.maybeEagerRefresh(key, fast, loader, options, now);
+      return { value: fast.value, level: Level.L1, stale: false };
+    }
+    validateKey(key);
+    const shared = this.inflight.get(key) ?? this.sharedRecent(key, now);
+    if (shared) return shared as Promise<LoadResult<T>>;
+    const flight: Promise<LoadResult<T>> = this.resolveMiss(key, loader, options, endpoint, fast).finally(
+      () => {
+        // A write or delete meanwhile may have replaced this flight by a newer one: leave that be.
+        if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
+      },
+    );
+    this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
+    return flight;
+  }
+
+  /** A write or invalidation of `key`: callers that come next start a new load, never join an older one. */
+  forget(key: string): void {
+    this.inflight.delete(key);
+    this.recent.delete(key);
+  }
+
+  /** A clear: no load in flight or settled is shared any more. */
+  forgetAll(): void {
+    this.inflight.clear();
+    this.recent.clear();
+  }
+
+  /** Local entries can no longer be vouched for: settled loads are no longer shared. */
+  forgetRecent(): void {
+    this.recent.clear();
+  }
+
+  /** Aborts every running loader (their `signal`), on close. */
+  abortAll(reason: Error): void {
+    for (const c of this.loads) c.abort(reason);
+  }
+
+  private async resolveMiss<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    endpoint: string,
+    l1Stale: CacheEntry<T> | undefined,
+  ): Promise<LoadResult<T>> {
+    const span = tracer.startSpan('bgc.cache.get_or_load', {
+      attributes: { 'bgc.cache.endpoint': endpoint },
+    });
+    try {
+      // A fail-safe entry in its back-off window is served without calling the loader again.
+      const retryAt = l1Stale?.meta?.failSafe === true ? (l1Stale.meta.retryAt as number) : 0;
+      if (l1Stale && retryAt > Date.now()) return { value: l1Stale.value, level: Level.L1, stale: true };
+      const found = await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, options.isStale);
+      if (found?.fresh) {
+        span.setAttribute('bgc.cache.level', this.ctx.levelOf(found.best.index));
+        return { value: found.best.entry.value, level: this.ctx.levelOf(found.best.index), stale: false };
+      }
+      const stale = found?.best;
+      this.ctx.metrics.miss(Level.External, this.ctx.connector, endpoint);
+      span.setAttribute('bgc.cache.level', Level.External);
+      return await this.loadWithLock(key, loader, options, endpoint, stale, span);
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  /** The fresh result of a cascade, or `undefined`. */
+  private freshOf<T>(found: Cascaded<T> | undefined): LoadResult<T> | undefined {
+    if (!found?.fresh) return undefined;
+    return { value: found.best.entry.value, level: this.ctx.levelOf(found.best.index), stale: false };
+  }
+
+  private async loadWithLock<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    endpoint: string,
+    stale: Found<T> | undefined,
+    span: Span,
+  ): Promise<LoadResult<T>> {
+    const lock = this.ctx.lock;
+    if (!lock) return this.load(key, loader, options, stale, undefined);
+    const opts = this.ctx.opts;
+    const deadline = Date.now() + opts.lockWaitMs;
+    for (;;) {
+      let lease: Lease | undefined;
+      try {
+        lease = await withTimeout(lock.tryAcquire(key, opts.lockLeaseMs), opts.tierTimeoutMs, 'lock acquire');
+      } catch (error) {
+        // No lock service: load here rather than fail the request.
+        this.ctx.report(Level.L2, 'load', key, error);
+        return this.load(key, loader, options, stale, undefined);
+      }
+      if (lease) {
+        span.setAttribute('bgc.cache.lock', 'acquired');
+        // Another instance may have finished its load between our read and the lease.
+        const again = this.freshOf(
+          await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, options.isStale),
+        );
+        if (again) {
+          await lease.release();
+          return again;
+        }
+        return this.load(key, loader, options, stale, lease);
+      }
+      span.setAttribute('bgc.cache.lock', 'waited');
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return this.load(key, loader, options, stale, undefined);
+      // Serve stale at once instead of waiting for the other instance when soft timeout is 0.
+      if (stale && opts.softTimeoutMs === 0)
+        return { value: stale.entry.value, level: this.ctx.levelOf(stale.index), stale: true };
+      await lock.waitForRelease(key, Math.min(remaining, opts.lockLeaseMs)).catch(() => delay(50));
+      const after = this.freshOf(
+        await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, options.isStale),
+      );
+      if (after) return after;
+    }
+  }
+
+  private async load<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    stale: Found<T> | undefined,
+    lease: Lease | undefined,
+  ): Promise<LoadResult<T>> {
+    const ctx = this.ctx;
+    const opts = ctx.opts;
+    const controller = new AbortController();
+    this.loads.add(controller);
+    const t0 = performance.now();
+    // The load's version is taken before the loader reads the upstream: any write or delete after
+    // this point is newer than what the loader may return, and wins over it in every tier.
+    const version = nextVersion();
+    this.versions.loadStarted(version);
+    let leaseHandedOff = false;
+    const run = (async () => {
+      try {
+        const value = await loader({ key, signal: controller.signal, stale: stale?.entry });
+        ctx.metrics.latency(Level.External, 'load', (performance.now() - t0) / 1000);
+        if (value === undefined) {
+          throw new InvalidValueError(
+            `The loader for key ${JSON.stringify(key)} returned undefined; return null for "not found" or a value to cache`,
+          );
+        }
+        const ttl =
+          value === null
+            ? opts.negativeTtlMs
+            : typeof options.ttlMs === 'function'
+              ? options.ttlMs(value)
+              : (options.ttlMs ?? opts.defaultTtlMs);
+        const entry = makeEntry(opts, value, ttl, options.staleTtlMs);
+        entry.version = version;
+        const background = opts.backgroundWrites && ctx.local.length > 0 && ctx.shared.length > 0;
+        // Background writes: answer once the local tiers hold the value; the shared tiers' writes
+        // (and the lease, held until they land) finish in the background.
+        const stored = await writeAll(ctx.writeHost, background ? ctx.local : ctx.states, key, entry);
+        if (background) {
+          leaseHandedOff = true;
+          ctx.track(this.finishSharedWrites(key, entry, lease));
+          return value;
+        }
+        // Callers arriving just after find the value in a tier; when no tier could keep it (all
+        // down), the settled result stays shareable for the window so the upstream is not hit again.
+        if (stored === 0 && opts.coalesceWindowMs > 0) {
+          this.recent.set(key, {
+            result: { value, level: Level.External, stale: false },
+            until: Date.now() + opts.coalesceWindowMs,
+          });
+          if (this.recent.size > 10_000) this.pruneRecent();
+        }
+        if (!this.versions.superseded(key, entry)) await this.publish(key, version);
+        return value;
+      } catch (error) {
+        ctx.metrics.error(Level.External, 'load', error instanceof TimeoutError ? 'timeout' : 'loader_error');
+        throw error;
+      } finally {
+        this.loads.delete(controller);
+        this.versions.loadEnded(version);
+        if (!leaseHandedOff) await lease?.release();
+      }
+    })();
+    // Keeps a background load (after a soft or hard timeout) from becoming an unhandled rejection.
+    const settled = run.then(
+      () => undefined,
+      (error: unknown) => {
+        if (stale) ctx.track(this.keepStale(key, stale.entry));
+        ctx.report(Level.External, 'load', key, error);
+      },
+    );
+    ctx.track(settled);
+
+    const hard = opts.hardTimeoutMs;
+    const soft = stale ? Math.min(opts.softTimeoutMs, hard) : hard;
+    // softTimeoutMs 0: answer stale at once (withTimeout treats 0 as "no timeout").
+    if (stale && soft <= 0) return { value: stale.entry.value, level: ctx.levelOf(stale.index), stale: true };
+    try {
+      const value = await withTimeout(run, soft, `Loading key ${JSON.stringify(key)}`);
+      return { value, level: Level.External, stale: false };
+    } catch (error) {
+      if (error instanceof TimeoutError && stale) {
+        return { value: stale.entry.value, level: ctx.levelOf(stale.index), stale: true };
+      }
+      if (error instanceof TimeoutError) {
+        throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
+      }
+      if (stale) return { value: stale.entry.value, level: ctx.levelOf(stale.index), stale: true };
+      throw error;
+    }
+  }
+
+  /**
+   * The background half of a load with `backgroundWrites`: the shared tiers' writes (failures go
+   * to auto-recovery; a refused value is removed everywhere and reported), then the invalidation
+   * and the lease's release.
+   */
+  private async finishSharedWrites(key: string, entry: CacheEntry, lease: Lease | undefined): Promise<void> {
+    try {
+      await writeAll(this.ctx.writeHost, this.ctx.shared, key, entry);
+      if (!this.versions.superseded(key, entry)) await this.publish(key, entry.version);
+    } catch (error) {
+      this.ctx.report(Level.External, 'load', key, error);
+    } finally {
+      await lease?.release();
+    }
+  }
+
+  /** After a failed load, keep the stale entry and hold off further loads for failSafeBackoffMs. */
+  private async keepStale(key: string, entry: CacheEntry): Promise<void> {
+    const retryAt = Date.now() + this.ctx.opts.failSafeBackoffMs;
+    const kept: CacheEntry = { ...entry, meta: { ...entry.meta, failSafe: true, retryAt } };
+    // The stale entry's own version: a write or delete since then wins.
+    if (this.versions.superseded(key, kept)) return;
+    await Promise.all(this.ctx.local.map((state) => state.call('set', key, () => state.tier.set(key, kept))));
+  }
+
+  private maybeEagerRefresh<T>(
+    key: string,
+    entry: CacheEntry<T>,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+    now: number,
+  ): void {
+    const threshold = this.ctx.opts.eagerRefreshThreshold;
+    if (threshold === undefined || entry.createdAt === undefined) return;
+    // Judged on the lifetime the entry was loaded with, not on a tier-capped freshUntil.
+    const lifetime = entry.ttlMs ?? entry.freshUntil - entry.createdAt;
+    if (now < entry.createdAt + lifetime * threshold) return;
+    if (this.refreshing.has(key) || this.inflight.has(key)) return;
+    this.refreshing.add(key);
+    const p = this.refresh(key, entry, loader, options)
+      .catch(() => undefined)
+      .finally(() => this.refreshing.delete(key));
+    this.ctx.track(p);
+  }
+
+  /**
+   * An eager refresh: with a distributed lock, only the instance that takes the lease refreshes
+   * (the others skip: the holder's result reaches them through the shared tiers), and the holder
+   * first checks the shared tiers for a value newer than its own (another instance refreshed).
+   */
+  private async refresh<T>(
+    key: string,
+    entry: CacheEntry<T>,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+  ): Promise<void> {
+    let lease: Lease | undefined;
+    const lock = this.ctx.lock;
+    if (lock) {
+      const opts = this.ctx.opts;
+      lease = await withTimeout(lock.tryAcquire(key, opts.lockLeaseMs), opts.tierTimeoutMs, 'lock acquire');
+      if (!lease) return;
+      const endpoint = options.endpoint ?? this.ctx.endpoint;
+      let found: Cascaded<T> | undefined;
+      try {
+        found = await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, options.isStale);
+      } catch (error) {
+        await lease.release();
+        throw error;
+      }
+      const got = found?.fresh ? found.best.entry : undefined;
+      if (got && (got.createdAt ?? 0) > (entry.createdAt ?? 0)) {
+        await lease.release();
+        return;
+      }
+    }
+    await this.load(key, loader, options, { entry, index: 0 }, lease);
+  }
+
+  private sharedRecent(key: string, now: number): Promise<LoadResult<unknown>> | undefined {
+    const r = this.recent.get(key);
+    if (!r) return undefined;
+    if (r.until <= now) {
+      this.recent.delete(key);
+      return undefined;
+    }
+    return Promise.resolve(r.result);
+  }
+
+  private pruneRecent(): void {
+    const now = Date.now();
+    for (const [k, r] of this.recent) if (r.until <= now) this.recent.delete(k);
+  }
+}
