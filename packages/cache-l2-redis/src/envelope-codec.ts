@@ -9,7 +9,7 @@ import {
   SerializationError,
 } from '@bgc/cache-core';
 import { COMPRESSORS, type CompressionAlgorithm } from './compression.js';
-import { readMeta, validateMeta } from '@bgc/cache-core';
+import { readMeta, readTags, validateMeta, validateTags } from '@bgc/cache-core';
 import { MSGPACK_SERIALIZER, type Serializer, type SerializerOption } from './serializer.js';
 
 export type { CompressionAlgorithm } from './compression.js';
@@ -50,6 +50,7 @@ interface RawEnvelope {
   c?: unknown;
   l?: unknown;
   m?: unknown;
+  g?: unknown;
   t?: unknown;
   x?: unknown;
   e?: unknown;
@@ -83,7 +84,7 @@ function time(value: number, what: string): number {
  *
  * With the default JSON serializer the value is embedded with the core's value codec, readable with
  * `redis-cli GET`:
- * `{"v":1,"n":<version>,"f":<freshUntil>,"s":<staleUntil>,"c":<createdAt>,"l":<ttlMs>,"m":{meta},"t":1,"d":<value>}`
+ * `{"v":1,"n":<version>,"f":<freshUntil>,"s":<staleUntil>,"c":<createdAt>,"l":<ttlMs>,"m":{meta},"g":[tags],"t":1,"d":<value>}`
  * (`t` present when the value holds `$bgc` tags). A binary serializer's bytes, or compressed
  * bytes, go base64-encoded in `"b"`, with `"e"` naming the serializer and `"z"` the compression.
  * A delete's tombstone is `{"v":1,"n":<version>,"x":1}`. The version always comes first, so the
@@ -134,6 +135,11 @@ export class EnvelopeCodec {
       const problem = validateMeta(entry.meta);
       if (problem !== undefined) throw new InvalidValueError(`Cannot store this entry: ${problem}`);
       head += `,"m":${JSON.stringify(entry.meta)}`;
+    }
+    if (entry.tags !== undefined && entry.tags.length > 0) {
+      const problem = validateTags(entry.tags);
+      if (problem !== undefined) throw new InvalidValueError(`Cannot store this entry: ${problem}`);
+      head += `,"g":${JSON.stringify(entry.tags)}`;
     }
     if (this.serializer === undefined) {
       const text = encodeValue(entry.value);
@@ -226,6 +232,15 @@ export class EnvelopeCodec {
         throw new SerializationError(`Stored envelope has invalid meta: ${(error as Error).message}`);
       }
       if (meta !== undefined) entry.meta = meta;
+    }
+    if (raw.g !== undefined) {
+      let tags: readonly string[] | undefined;
+      try {
+        tags = readTags(raw.g);
+      } catch (error) {
+        throw new SerializationError(`Stored envelope has invalid tags: ${(error as Error).message}`);
+      }
+      if (tags !== undefined) entry.tags = tags;
     }
     if (raw.b === undefined) {
       if (this.serializer !== undefined)

@@ -66,6 +66,30 @@ describe('EnvelopeCodec', () => {
     });
   });
 
+  it('keeps tags in "g" (after meta, before the value) and refuses invalid ones both ways', async () => {
+    const codec = new EnvelopeCodec();
+    const tags = ['comexstat:ncm:12019000', '\u0001ns:tenant:'];
+    const text = await codec.encode({
+      value: 1,
+      freshUntil: 2,
+      staleUntil: 3,
+      meta: { negative: true },
+      tags,
+    });
+    expect(text).toBe(`{"v":1,"n":0,"f":2,"s":3,"m":{"negative":true},"g":${JSON.stringify(tags)},"d":1}`);
+    expect((await codec.decode(text))?.tags).toEqual(tags);
+    // An empty list is not written, and reads back as none.
+    expect(await codec.encode({ value: 1, freshUntil: 2, staleUntil: 3, tags: [] })).toBe(
+      '{"v":1,"n":0,"f":2,"s":3,"d":1}',
+    );
+    expect((await codec.decode('{"v":1,"n":0,"f":2,"s":3,"g":[],"d":1}'))?.tags).toBeUndefined();
+    await expect(codec.encode({ value: 1, freshUntil: 2, staleUntil: 3, tags: ['a\nb'] })).rejects.toThrow(
+      InvalidValueError,
+    );
+    for (const g of ['"x"', '[1]', '[""]', '["a\\nb"]'])
+      await expect(decode(codec, `{"v":1,"n":0,"f":2,"s":3,"g":${g},"d":1}`)).rejects.toThrow(/invalid tags/);
+  });
+
   it('refuses invalid versions, times and meta on write', async () => {
     const codec = new EnvelopeCodec();
     for (const version of [-1, 1.5, Number.NaN, 2 ** 60])

@@ -25,7 +25,14 @@ runTierConformance(
     await tier.connect(10_000);
     return tier;
   },
-  { versions: true, tombstones: true, clearKeepsNewer: true, expire: true, values: 'codec' as const },
+  {
+    versions: true,
+    tombstones: true,
+    clearKeepsNewer: true,
+    expire: true,
+    values: 'codec' as const,
+    tags: true,
+  },
 );
 
 describe('RedisTier coherence on a 3-master cluster (two clients)', () => {

@@ -16,12 +16,14 @@ export const REDIS_CAPABILITIES = {
   clearKeepsNewer: true,
   expire: true,
   values: 'codec',
+  tags: true,
 } as const;
 const MSGPACK_CAPABILITIES = {
   versions: true,
   tombstones: true,
   clearKeepsNewer: true,
   expire: true,
+  tags: true,
 } as const;
 
 const confPrefix = uniquePrefix('conf');
