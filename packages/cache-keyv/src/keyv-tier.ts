@@ -4,6 +4,7 @@ import {
   type CacheErrorType,
   type CacheOperation,
   ConfigError,
+  InvalidValueError,
   Level,
   nextVersion,
   type Tier,
@@ -13,6 +14,7 @@ import {
   TierError,
   type TierWrite,
   VERSIONS_PER_MS,
+  validateTags,
 } from '@bgc/cache-core';
 import type Keyv from 'keyv';
 import { decodeStoredValue, encodeStoredValue, redact, showKey } from './value-codec.js';
@@ -59,6 +61,8 @@ interface StoredRecord {
   t?: number;
   /** meta. */
   m?: Record<string, string | number | boolean>;
+  /** tags (absent when the entry has none). */
+  g?: string[];
   /** 1 on a tombstone. */
   x?: 1;
 }
@@ -272,6 +276,12 @@ export class KeyvTier implements Tier {
     if (entry.version !== undefined) record.n = entry.version;
     if (entry.ttlMs !== undefined) record.t = entry.ttlMs;
     if (entry.meta !== undefined) record.m = { ...entry.meta };
+    if (entry.tags !== undefined && entry.tags.length > 0) {
+      const problem = validateTags(entry.tags);
+      if (problem !== undefined)
+        throw new InvalidValueError(`Cannot store the entry of ${showKey(key)}: ${problem}`);
+      record.g = [...entry.tags];
+    }
     return record;
   }
 
@@ -291,6 +301,11 @@ export class KeyvTier implements Tier {
     if (typeof raw.n === 'number') entry.version = raw.n;
     if (typeof raw.t === 'number') entry.ttlMs = raw.t;
     if (isFlatMeta(raw.m)) entry.meta = raw.m;
+    // Tags decide invalidations: a record whose tags cannot be trusted is a miss, not an untagged entry.
+    if (raw.g !== undefined) {
+      if (validateTags(raw.g) !== undefined) return undefined;
+      if (raw.g.length > 0) entry.tags = raw.g;
+    }
     return entry;
   }
 

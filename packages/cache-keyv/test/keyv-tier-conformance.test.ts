@@ -9,7 +9,7 @@ import Keyv from 'keyv';
 import { KeyvTier } from '../src/index.js';
 
 /** What KeyvTier implements of the coherence contract (all of it; see its docs for the cross-process caveat). */
-const CAPABILITIES = { versions: true, tombstones: true, expire: true, values: 'codec' } as const;
+const CAPABILITIES = { versions: true, tombstones: true, expire: true, values: 'codec', tags: true } as const;
 
 const dir = mkdtempSync(join(tmpdir(), 'bgc-keyv-tier-'));
 const uri = `sqlite://${join(dir, 'cache.sqlite')}`;

@@ -182,6 +182,21 @@ describe('KeyvTier: limits, bad records and failures', () => {
     expect((await t.get('junk4'))?.meta).toBeUndefined();
   });
 
+  it('a record with untrustworthy tags is a miss (never an untagged entry); invalid tags are refused on write', async () => {
+    const t = sqliteTier();
+    const times = { f: Date.now() + 1000, s: Date.now() + 2000 };
+    await t.keyv.set('tags1', { v: '1', ...times, g: 'not-a-list' });
+    await t.keyv.set('tags2', { v: '1', ...times, g: ['a\nb'] });
+    await t.keyv.set('tags3', { v: '1', ...times, g: [] });
+    expect(await t.getMany(['tags1', 'tags2'])).toEqual([undefined, undefined]);
+    const untagged = await t.get('tags3');
+    expect(untagged?.value).toBe(1);
+    expect(untagged?.tags).toBeUndefined();
+    const error = await t.set('tags4', { ...entry('x'), tags: [''] }).catch((e: unknown) => e);
+    expect(BgcCacheError.isInstance(error) && error.code).toBe('E_INVALID_VALUE');
+    expect(String((error as Error).message)).toContain('"tags4"');
+  });
+
   it('refuses values without a stored form with an InvalidValueError', async () => {
     const t = sqliteTier();
     const error = await t
