@@ -74,7 +74,7 @@ export function resolveOptions(options: MultiLevelCacheOptions): ResolvedOptions
     recoveryIntervalMs: nonNeg('recoveryIntervalMs', options.recoveryIntervalMs, 2000),
     tombstoneMs: 0,
     publishQueueMax: nonNeg('publishQueueMax', options.publishQueueMax, 10_000),
-    backgroundWrites: options.backgroundWrites ?? false,
+    backgroundWrites: options.backgroundWrites ?? true,
     eagerRefreshThreshold: eager,
   };
   opts.tombstoneMs = nonNeg(

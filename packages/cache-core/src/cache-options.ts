@@ -81,8 +81,9 @@ export interface MultiLevelCacheOptions {
   /**
    * Loads answer once the local tiers (L1) hold the value; the shared tiers' writes, the
    * invalidation and the lock's release finish in the background (failed writes go to
-   * auto-recovery). Only with at least one local and one shared tier. `set`/`setMany` still wait
-   * for every tier. @default false
+   * auto-recovery; `flush()` waits for them). Only with at least one local and one shared tier.
+   * `set`/`setMany` always wait for every tier. `false`: a load answers once every tier holds
+   * the value. @default true
    */
   backgroundWrites?: boolean;
 }
@@ -116,7 +117,21 @@ export interface SetManyItem<T = unknown> extends SetOptions {
   value: T;
 }
 
-/** What a loader receives. */
+/** What a loader may set for the entry it produces ({@link LoaderContext.setOptions}). */
+export interface LoaderEntryOptions {
+  /** Fresh lifetime of this value, ms (overrides the call's and the cache's `ttlMs`). */
+  ttlMs?: number;
+  /** Fail-safe window after fresh-until of this value, ms. */
+  staleTtlMs?: number;
+  /**
+   * Metadata kept with the entry (e.g. `{ etag: '"abc"', lastModified: '...' }`) and handed back
+   * as `ctx.stale.meta` to the next load of the key: what a conditional request needs. Strings,
+   * numbers and booleans only (see `validateMeta`); `failSafe` and `retryAt` are reserved.
+   */
+  meta?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** What a loader receives: the key, an abort signal, the stale entry, and ways to adapt the result. */
 export interface LoaderContext<T> {
   /** The key being loaded. */
   key: string;
@@ -125,19 +140,68 @@ export interface LoaderContext<T> {
    * the background and fills the tiers for the next caller.
    */
   signal: AbortSignal;
-  /** The stale entry, when one exists (e.g. for conditional requests). */
+  /**
+   * The cached entry this load replaces, when one exists (stale, or fresh under `forceFresh` and
+   * eager refresh), with the `meta` an earlier load set (e.g. an ETag for a conditional request).
+   */
   stale: CacheEntry<T> | undefined;
+  /**
+   * Sets the fresh lifetime (ms) of the value this load returns, e.g. from the upstream's
+   * `Cache-Control: max-age`. @throws {InvalidValueError} for a negative or non-finite value.
+   */
+  setTtl(ttlMs: number): void;
+  /** Sets the lifetime and metadata of the entry this load produces. @throws {InvalidValueError} on a bad value. */
+  setOptions(options: LoaderEntryOptions): void;
+  /**
+   * The value this load returns is answered to its callers but not cached (e.g. a partial
+   * upstream answer): no tier is written, and the next call loads again.
+   */
+  skip(): void;
+  /**
+   * Fails the load with `error` (thrown): like a throwing loader, the callers get the stale value
+   * when one exists (kept, and no new load for `failSafeBackoffMs`), else `error`.
+   * Use as `return ctx.fail(new Error('upstream answered 503'))`.
+   */
+  fail(error: unknown): never;
+  /**
+   * The stale value is still right (e.g. the upstream answered `304 Not Modified`): it is stored
+   * again with a new fresh lifetime (`setTtl`, the call's or the cache's) and a new version, and
+   * returned. Use as `return ctx.notModified()`.
+   * @throws {InvalidValueError} (`E_INVALID_VALUE`) when there is no stale entry to keep.
+   */
+  notModified(): T;
 }
 
 /** Loads a value from the upstream. Resolve `null` for "not found" (cached for negativeTtlMs). */
 export type Loader<T> = (ctx: LoaderContext<T>) => Promise<T> | T;
 
+/**
+ * Per-call options of a load; each one left out is the cache's option of the same name
+ * ({@link MultiLevelCacheOptions}). Durations in ms.
+ */
+export interface LoadCallOptions {
+  /** When a stale entry exists, answer it once the loader takes longer than this. */
+  softTimeoutMs?: number;
+  /** Longest wait for the loader; then the stale value or a TimeoutError. */
+  hardTimeoutMs?: number;
+  /** Fail-safe window of the loaded entry. */
+  staleTtlMs?: number;
+  /** After a failed load served stale, no new load of the key for this long. */
+  failSafeBackoffMs?: number;
+  /** Longest wait for another instance's load of the key before loading here. */
+  lockWaitMs?: number;
+  /**
+   * Load even when a fresh value is cached (still coalesced with the loads of the key in flight).
+   * The cached value is only the fail-safe fallback: answered (`stale: true`) when the loader fails
+   * or exceeds the hard timeout, never on a soft timeout. @default false
+   */
+  forceFresh?: boolean;
+}
+
 /** Options of {@link MultiLevelCache.getOrLoad}. */
-export interface GetOrLoadOptions<T> {
+export interface GetOrLoadOptions<T> extends LoadCallOptions {
   /** Fresh lifetime in ms, fixed or computed from the loaded value. */
   ttlMs?: number | ((value: T) => number);
-  /** Fail-safe window in ms. */
-  staleTtlMs?: number;
   /** `endpoint` metric label for this call. */
   endpoint?: string;
   /** Treat a fresh cached entry as stale when this returns true (e.g. release-aware freshness). */

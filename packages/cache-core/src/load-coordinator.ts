@@ -14,9 +14,22 @@ import type { Cascaded, Found, RecentLoad } from './tier-read.js';
 import { delay, withTimeout } from './timeout.js';
 import { nextVersion } from './version.js';
 import type { VersionGuard } from './coherence.js';
+import { defaultPolicy, LoadContext, type LoadPolicy, resolvePolicy } from './loader-context.js';
 import { makeEntry, writeAll } from './write-fanout.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
+
+/**
+ * The `isStale` of a `forceFresh` load: every entry written before the call counts as stale (the
+ * fail-safe fallback), so only a value loaded after it, e.g. by another instance that held the
+ * lock, is answered as fresh.
+ */
+function forcedStale<T>(
+  isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
+): (entry: CacheEntry<T>) => boolean {
+  const since = nextVersion();
+  return (entry) => (entry.version ?? 0) < since || isStale?.(entry) === true;
+}
 
 /**
  * The load side of the orchestrator: coalescing of concurrent loads of a key (in this instance,
@@ -32,7 +45,9 @@ export class LoadCoordinator {
   /** Settled loads no tier could keep, shareable for `coalesceWindowMs`. */
   private readonly recent = new Map<string, RecentLoad>();
   /** The loads running, aborted on close. */
-  private readonly loads = new Set<AbortController>();
+  private readonly loads = new Set<LoadContext<unknown>>();
+  /** The cache's own load policy, for calls without per-call options. */
+  private readonly policy: LoadPolicy;
 
   constructor(
     private readonly ctx: CacheContext,
@@ -40,26 +55,35 @@ export class LoadCoordinator {
     private readonly versions: VersionGuard,
     /** Publishes the invalidation of a loaded key to the other instances. */
     private readonly publish: (key: string, version: number | undefined) => Promise<void>,
-  ) {}
+  ) {
+    this.policy = defaultPolicy(ctx.opts);
+  }
 
   /** `MultiLevelCache.getOrLoad`. */
   async getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T>): Promise<LoadResult<T>> {
     const endpoint = options.endpoint ?? this.ctx.endpoint;
     const now = coarseNow();
     const fast = this.reads.readL1Sync<T>(key, now, endpoint);
-    if (fast && fast.freshUntil > now && !options.isStale?.(fast)) {
+    const force = options.forceFresh === true;
+    if (fast && fast.freshUntil > now && !force && !options.isStale?.(fast)) {
       this.maybeEagerRefresh(key, fast, loader, options, now);
       return { value: fast.value, level: Level.L1, stale: false };
     }
     validateKey(key);
-    const shared = this.inflight.get(key) ?? this.sharedRecent(key, now);
+    const policy = resolvePolicy(options, this.policy);
+    const shared = this.inflight.get(key) ?? (force ? undefined : this.sharedRecent(key, now));
     if (shared) return shared as Promise<LoadResult<T>>;
-    const flight: Promise<LoadResult<T>> = this.resolveMiss(key, loader, options, endpoint, fast).finally(
-      () => {
-        // A write or delete meanwhile may have replaced this flight by a newer one: leave that be.
-        if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
-      },
-    );
+    const flight: Promise<LoadResult<T>> = this.resolveMiss(
+      key,
+      loader,
+      options,
+      policy,
+      endpoint,
+      fast,
+    ).finally(() => {
+      // A write or delete meanwhile may have replaced this flight by a newer one: leave that be.
+      if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
+    });
     this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
     return flight;
   }
@@ -83,13 +107,14 @@ export class LoadCoordinator {
 
   /** Aborts every running loader (their `signal`), on close. */
   abortAll(reason: Error): void {
-    for (const c of this.loads) c.abort(reason);
+    for (const load of this.loads) load.abort(reason);
   }
 
   private async resolveMiss<T>(
     key: string,
     loader: Loader<T>,
     options: GetOrLoadOptions<T>,
+    policy: LoadPolicy,
     endpoint: string,
     l1Stale: CacheEntry<T> | undefined,
   ): Promise<LoadResult<T>> {
@@ -99,8 +124,10 @@ export class LoadCoordinator {
     try {
       // A fail-safe entry in its back-off window is served without calling the loader again.
       const retryAt = l1Stale?.meta?.failSafe === true ? (l1Stale.meta.retryAt as number) : 0;
-      if (l1Stale && retryAt > Date.now()) return { value: l1Stale.value, level: Level.L1, stale: true };
-      const found = await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, options.isStale);
+      if (l1Stale && retryAt > Date.now() && !policy.forceFresh)
+        return { value: l1Stale.value, level: Level.L1, stale: true };
+      const isStale = policy.forceFresh ? forcedStale(options.isStale) : options.isStale;
+      const found = await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale);
       if (found?.fresh) {
         span.setAttribute('bgc.cache.level', this.ctx.levelOf(found.best.index));
         return { value: found.best.entry.value, level: this.ctx.levelOf(found.best.index), stale: false };
@@ -108,7 +135,7 @@ export class LoadCoordinator {
       const stale = found?.best;
       this.ctx.metrics.miss(Level.External, this.ctx.connector, endpoint);
       span.setAttribute('bgc.cache.level', Level.External);
-      return await this.loadWithLock(key, loader, options, endpoint, stale, span);
+      return await this.loadWithLock(key, loader, options, policy, isStale, endpoint, stale, span);
     } catch (error) {
       span.recordException(error as Error);
       span.setStatus({ code: SpanStatusCode.ERROR });
@@ -128,14 +155,16 @@ export class LoadCoordinator {
     key: string,
     loader: Loader<T>,
     options: GetOrLoadOptions<T>,
+    policy: LoadPolicy,
+    isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
     endpoint: string,
     stale: Found<T> | undefined,
     span: Span,
   ): Promise<LoadResult<T>> {
     const lock = this.ctx.lock;
-    if (!lock) return this.load(key, loader, options, stale, undefined);
+    if (!lock) return this.load(key, loader, options, policy, stale, undefined);
     const opts = this.ctx.opts;
-    const deadline = Date.now() + opts.lockWaitMs;
+    const deadline = Date.now() + policy.lockWaitMs;
     for (;;) {
       let lease: Lease | undefined;
       try {
@@ -143,29 +172,29 @@ export class LoadCoordinator {
       } catch (error) {
         // No lock service: load here rather than fail the request.
         this.ctx.report(Level.L2, 'load', key, error);
-        return this.load(key, loader, options, stale, undefined);
+        return this.load(key, loader, options, policy, stale, undefined);
       }
       if (lease) {
         span.setAttribute('bgc.cache.lock', 'acquired');
         // Another instance may have finished its load between our read and the lease.
         const again = this.freshOf(
-          await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, options.isStale),
+          await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, isStale),
         );
         if (again) {
           await lease.release();
           return again;
         }
-        return this.load(key, loader, options, stale, lease);
+        return this.load(key, loader, options, policy, stale, lease);
       }
       span.setAttribute('bgc.cache.lock', 'waited');
       const remaining = deadline - Date.now();
-      if (remaining <= 0) return this.load(key, loader, options, stale, undefined);
+      if (remaining <= 0) return this.load(key, loader, options, policy, stale, undefined);
       // Serve stale at once instead of waiting for the other instance when soft timeout is 0.
-      if (stale && opts.softTimeoutMs === 0)
+      if (stale && policy.softTimeoutMs === 0 && !policy.forceFresh)
         return { value: stale.entry.value, level: this.ctx.levelOf(stale.index), stale: true };
       await lock.waitForRelease(key, Math.min(remaining, opts.lockLeaseMs)).catch(() => delay(50));
       const after = this.freshOf(
-        await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, options.isStale),
+        await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, isStale),
       );
       if (after) return after;
     }
@@ -175,13 +204,14 @@ export class LoadCoordinator {
     key: string,
     loader: Loader<T>,
     options: GetOrLoadOptions<T>,
+    policy: LoadPolicy,
     stale: Found<T> | undefined,
     lease: Lease | undefined,
   ): Promise<LoadResult<T>> {
     const ctx = this.ctx;
     const opts = ctx.opts;
-    const controller = new AbortController();
-    this.loads.add(controller);
+    const load = new LoadContext<T>(key, stale?.entry);
+    this.loads.add(load as LoadContext<unknown>);
     const t0 = performance.now();
     // The load's version is taken before the loader reads the upstream: any write or delete after
     // this point is newer than what the loader may return, and wins over it in every tier.
@@ -190,21 +220,28 @@ export class LoadCoordinator {
     let leaseHandedOff = false;
     const run = (async () => {
       try {
-        const value = await loader({ key, signal: controller.signal, stale: stale?.entry });
+        let value = (await loader(load)) as T;
         ctx.metrics.latency(Level.External, 'load', (performance.now() - t0) / 1000);
+        // ctx.notModified(): the stale value, stored again with a new lifetime and version.
+        if (load.kept) value = (stale as Found<T>).entry.value;
         if (value === undefined) {
           throw new InvalidValueError(
             `The loader for key ${JSON.stringify(key)} returned undefined; return null for "not found" or a value to cache`,
           );
         }
+        // ctx.skip(): answered, not cached.
+        if (load.skipped) return value;
         const ttl =
-          value === null
+          load.ttlMs ??
+          (value === null
             ? opts.negativeTtlMs
             : typeof options.ttlMs === 'function'
               ? options.ttlMs(value)
-              : (options.ttlMs ?? opts.defaultTtlMs);
-        const entry = makeEntry(opts, value, ttl, options.staleTtlMs);
+              : (options.ttlMs ?? opts.defaultTtlMs));
+        const entry = makeEntry(opts, value, ttl, load.staleTtlMs ?? options.staleTtlMs);
         entry.version = version;
+        const meta = load.entryMeta();
+        if (meta !== undefined) entry.meta = meta;
         const background = opts.backgroundWrites && ctx.local.length > 0 && ctx.shared.length > 0;
         // Background writes: answer once the local tiers hold the value; the shared tiers' writes
         // (and the lease, held until they land) finish in the background.
@@ -229,7 +266,7 @@ export class LoadCoordinator {
         ctx.metrics.error(Level.External, 'load', error instanceof TimeoutError ? 'timeout' : 'loader_error');
         throw error;
       } finally {
-        this.loads.delete(controller);
+        this.loads.delete(load as LoadContext<unknown>);
         this.versions.loadEnded(version);
         if (!leaseHandedOff) await lease?.release();
       }
@@ -238,14 +275,15 @@ export class LoadCoordinator {
     const settled = run.then(
       () => undefined,
       (error: unknown) => {
-        if (stale) ctx.track(this.keepStale(key, stale.entry));
+        if (stale) ctx.track(this.keepStale(key, stale.entry, policy.failSafeBackoffMs));
         ctx.report(Level.External, 'load', key, error);
       },
     );
     ctx.track(settled);
 
-    const hard = opts.hardTimeoutMs;
-    const soft = stale ? Math.min(opts.softTimeoutMs, hard) : hard;
+    const hard = policy.hardTimeoutMs;
+    // forceFresh: the cached value is only the fallback of a failed or hard-timed-out load.
+    const soft = stale && !policy.forceFresh ? Math.min(policy.softTimeoutMs, hard) : hard;
     // softTimeoutMs 0: answer stale at once (withTimeout treats 0 as "no timeout").
     if (stale && soft <= 0) return { value: stale.entry.value, level: ctx.levelOf(stale.index), stale: true };
     try {
@@ -280,8 +318,8 @@ export class LoadCoordinator {
   }
 
   /** After a failed load, keep the stale entry and hold off further loads for failSafeBackoffMs. */
-  private async keepStale(key: string, entry: CacheEntry): Promise<void> {
-    const retryAt = Date.now() + this.ctx.opts.failSafeBackoffMs;
+  private async keepStale(key: string, entry: CacheEntry, backoffMs: number): Promise<void> {
+    const retryAt = Date.now() + backoffMs;
     const kept: CacheEntry = { ...entry, meta: { ...entry.meta, failSafe: true, retryAt } };
     // The stale entry's own version: a write or delete since then wins.
     if (this.versions.superseded(key, kept)) return;
@@ -339,7 +377,7 @@ export class LoadCoordinator {
         return;
       }
     }
-    await this.load(key, loader, options, { entry, index: 0 }, lease);
+    await this.load(key, loader, options, resolvePolicy(options, this.policy), { entry, index: 0 }, lease);
   }
 
   private sharedRecent(key: string, now: number): Promise<LoadResult<unknown>> | undefined {

@@ -45,7 +45,8 @@ export function assertValue(key: string, value: unknown): void {
 
 /**
  * A new entry fresh for `ttlMs` (less the policy's jitter) and stale for `staleTtlMs` (default the
- * policy's) after that. Throws {@link InvalidValueError} for a negative or non-finite `ttlMs`.
+ * policy's) after that. Throws {@link InvalidValueError} for a negative or non-finite `ttlMs` or
+ * `staleTtlMs`.
  */
 export function makeEntry<T>(
   policy: EntryPolicy,
@@ -55,6 +56,9 @@ export function makeEntry<T>(
 ): CacheEntry<T> {
   if (!Number.isFinite(ttlMs) || ttlMs < 0)
     throw new InvalidValueError(`ttlMs must be a non-negative number of ms, got ${ttlMs}`);
+  const stale = staleTtlMs ?? policy.staleTtlMs;
+  if (!Number.isFinite(stale) || stale < 0)
+    throw new InvalidValueError(`staleTtlMs must be a non-negative number of ms, got ${stale}`);
   const now = Date.now();
   const jitter = policy.ttlJitter;
   const ttl = jitter > 0 ? Math.round(ttlMs * (1 - Math.random() * jitter)) : ttlMs;
@@ -62,7 +66,7 @@ export function makeEntry<T>(
   return {
     value,
     freshUntil,
-    staleUntil: freshUntil + (staleTtlMs ?? policy.staleTtlMs),
+    staleUntil: freshUntil + stale,
     createdAt: now,
     ttlMs: ttl,
   };

@@ -603,11 +603,33 @@ describe('backgroundWrites', () => {
     expect(cache.tierStatus()).toEqual({ l1: 'up', l2: 'up' });
   });
 
-  it('off by default: the load waits for every tier', async () => {
+  it('on by default; with backgroundWrites: false the load waits for every tier', async () => {
     const l1 = new FakeTier({ level: 'l1', sync: true });
     const l2 = new FakeTier({ level: 'l2' });
-    const cache = make({ tiers: [l1, l2] });
-    await cache.getOrLoad('k', () => 'v');
+    const l2Write = gate<void>();
+    const set = l2.set.bind(l2);
+    l2.set = async (key, entry) => {
+      await l2Write.promise;
+      await set(key, entry);
+    };
+    const byDefault = make({ tiers: [l1, l2] });
+    expect((await byDefault.getOrLoad('k', () => 'v')).value).toBe('v');
+    expect(l2.store.has('k')).toBe(false); // answered while the L2 write is still held
+    const waiting = make({ tiers: [l1, l2], backgroundWrites: false });
+    let answered = false;
+    const p = waiting
+      .getOrLoad('j', () => 'w')
+      .then((r) => {
+        answered = true;
+        return r;
+      });
+    await until(() => l1.store.has('j'), 'the L1 write of j');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(answered).toBe(false); // L1 holds j, but the load waits for L2
+    l2Write.resolve();
+    expect((await p).value).toBe('w');
+    expect(l2.store.get('j')?.value).toBe('w');
+    await byDefault.flush();
     expect(l2.store.get('k')?.value).toBe('v');
   });
 });

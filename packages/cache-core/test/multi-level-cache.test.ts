@@ -228,8 +228,20 @@ describe('MultiLevelCache writes', () => {
     await expect(cache.set('k', cyclic)).rejects.toBe(refuse);
     expect(l1.store.has('k')).toBe(false);
     expect(l2.store.has('k')).toBe(false);
-    await expect(cache.getOrLoad('j', async () => cyclic)).rejects.toBe(refuse);
+    // A load answers once L1 holds the value (backgroundWrites, the default): L2's refusal comes
+    // after the answer, and removes the key from every tier again.
+    const errors: CacheErrorEvent[] = [];
+    cache.on('error', (e) => errors.push(e));
+    await expect(cache.getOrLoad('j', async () => cyclic)).resolves.toMatchObject({ value: cyclic });
+    await cache.flush();
+    expect(l1.store.has('j')).toBe(false);
+    expect(l2.store.has('j')).toBe(false);
+    expect(errors.map((e) => [e.level, e.operation, e.error])).toEqual([['external', 'load', refuse]]);
     expect(cache.tierStatus()).toEqual({ l1: 'up', l2: 'up' });
+    // Without background writes the load waits for L2, and the refusal is the caller's error.
+    const waiting = make({ tiers: [l1, l2], circuitBreaker: false, backgroundWrites: false });
+    await expect(waiting.getOrLoad('i', async () => cyclic)).rejects.toBe(refuse);
+    expect(l1.store.has('i')).toBe(false);
   });
 
   it('setMany / getMany / deleteMany use batch operations', async () => {

@@ -1,0 +1,436 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type CacheEntry,
+  ConfigError,
+  type DistributedLock,
+  InvalidValueError,
+  MultiLevelCache,
+  type MultiLevelCacheOptions,
+  TimeoutError,
+} from '../src/index.js';
+import { FakeTier } from '../src/testing/index.js';
+
+let caches: MultiLevelCache[] = [];
+function make(options: MultiLevelCacheOptions) {
+  const c = new MultiLevelCache({ coalesceWindowMs: 0, ...options });
+  caches.push(c);
+  return c;
+}
+afterEach(async () => {
+  await Promise.all(caches.map((c) => c.close()));
+  caches = [];
+});
+
+function gate<T>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((res) => {
+    resolve = res;
+  });
+  return { promise, resolve };
+}
+
+function tiers() {
+  return { l1: new FakeTier({ level: 'l1', sync: true }), l2: new FakeTier({ level: 'l2' }) };
+}
+
+const staleEntry = (value: unknown, extra: Partial<CacheEntry> = {}): CacheEntry => {
+  const now = Date.now();
+  return { value, freshUntil: now - 1000, staleUntil: now + 600_000, createdAt: now - 2000, ...extra };
+};
+
+describe('per-call load options', () => {
+  it('softTimeoutMs: this call answers stale once its own soft timeout passes', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2], softTimeoutMs: 60_000 });
+    l2.store.set('k', staleEntry('old'));
+    const release = gate<void>();
+    let loaded = false;
+    const r = await cache.getOrLoad(
+      'k',
+      async () => {
+        await release.promise;
+        loaded = true;
+        return 'new';
+      },
+      { softTimeoutMs: 20 },
+    );
+    expect(r).toEqual({ value: 'old', level: 'l2', stale: true });
+    expect(loaded).toBe(false);
+    release.resolve();
+    await cache.flush();
+    expect(l1.store.get('k')?.value).toBe('new');
+  });
+
+  it('hardTimeoutMs: a TimeoutError after this call’s own bound when nothing is cached', async () => {
+    const cache = make({ tiers: [new FakeTier()], hardTimeoutMs: 60_000 });
+    const release = gate<void>();
+    const p = cache.getOrLoad(
+      'k',
+      async () => {
+        await release.promise;
+        return 1;
+      },
+      { hardTimeoutMs: 20 },
+    );
+    await expect(p).rejects.toBeInstanceOf(TimeoutError);
+    await expect(p).rejects.toMatchObject({ code: 'E_TIMEOUT', timeoutMs: 20 });
+    release.resolve();
+  });
+
+  it('staleTtlMs and failSafeBackoffMs: the loaded entry’s fail-safe window and the back-off after a failure', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2], staleTtlMs: 0, failSafeBackoffMs: 1 });
+    await cache.getOrLoad('k', () => 'v', { ttlMs: 1000, staleTtlMs: 5000 });
+    const e = l1.store.get('k')!;
+    expect(e.staleUntil - e.freshUntil).toBe(5000);
+
+    l2.store.set('s', staleEntry('kept'));
+    const before = Date.now();
+    let calls = 0;
+    const failing = async () => {
+      calls++;
+      throw new Error('503');
+    };
+    const r = await cache.getOrLoad('s', failing, { failSafeBackoffMs: 120_000 });
+    expect(r).toEqual({ value: 'kept', level: 'l2', stale: true });
+    await cache.flush();
+    const retryAt = l1.store.get('s')?.meta?.retryAt as number;
+    expect(retryAt).toBeGreaterThanOrEqual(before + 120_000);
+    expect(retryAt).toBeLessThanOrEqual(Date.now() + 120_000);
+    // Within the call's back-off: served without calling the loader (the cache's own is 1 ms).
+    expect(await cache.getOrLoad('s', failing)).toEqual({ value: 'kept', level: 'l1', stale: true });
+    expect(calls).toBe(1);
+  });
+
+  it('lockWaitMs: waits at most this long for another instance’s load, then loads here', async () => {
+    const waits: number[] = [];
+    const busy: DistributedLock = {
+      tryAcquire: async () => undefined,
+      waitForRelease: async (_key, timeoutMs) => {
+        waits.push(timeoutMs);
+        await new Promise((r) => setTimeout(r, Math.min(timeoutMs, 50)));
+      },
+    };
+    const cache = make({ tiers: [new FakeTier()], lock: busy, lockWaitMs: 60_000 });
+    const r = await cache.getOrLoad('k', () => 'here', { lockWaitMs: 30 });
+    expect(r).toEqual({ value: 'here', level: 'external', stale: false });
+    expect(waits.length).toBeGreaterThan(0);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(30);
+  });
+
+  it('a call’s own hardTimeoutMs also bounds its wait for the lock', async () => {
+    const waits: number[] = [];
+    const busy: DistributedLock = {
+      tryAcquire: async () => undefined,
+      waitForRelease: async (_key, timeoutMs) => {
+        waits.push(timeoutMs);
+        await new Promise((r) => setTimeout(r, Math.min(timeoutMs, 50)));
+      },
+    };
+    const cache = make({ tiers: [new FakeTier()], lock: busy });
+    expect((await cache.getOrLoad('k', () => 1, { hardTimeoutMs: 25 })).value).toBe(1);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(25);
+  });
+
+  it('rejects a bad per-call duration with ConfigError E_CONFIG naming it', async () => {
+    const cache = make({ tiers: [new FakeTier()] });
+    for (const [name, bad] of [
+      ['softTimeoutMs', -1],
+      ['hardTimeoutMs', Number.NaN],
+      ['failSafeBackoffMs', Number.POSITIVE_INFINITY],
+      ['lockWaitMs', '5' as unknown as number],
+    ] as const) {
+      const p = cache.getOrLoad('k', () => 1, { [name]: bad });
+      await expect(p).rejects.toBeInstanceOf(ConfigError);
+      await expect(p).rejects.toMatchObject({ code: 'E_CONFIG', field: `getOrLoad options.${name}` });
+    }
+    await expect(cache.getOrLoad('k', () => 1, { staleTtlMs: -5 })).rejects.toMatchObject({
+      code: 'E_INVALID_VALUE',
+    });
+  });
+});
+
+describe('forceFresh', () => {
+  it('loads although a fresh value is cached, coalesced, and stores the new value everywhere', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2] });
+    await cache.set('k', 'cached');
+    let calls = 0;
+    const release = gate<void>();
+    const loader = async () => {
+      calls++;
+      await release.promise;
+      return 'fresh';
+    };
+    const all = Promise.all([
+      cache.getOrLoad('k', loader, { forceFresh: true }),
+      cache.getOrLoad('k', loader, { forceFresh: true }),
+      cache.getOrLoad('k', loader, { forceFresh: true }),
+    ]);
+    release.resolve();
+    const results = await all;
+    expect(calls).toBe(1);
+    expect(results.map((r) => [r.value, r.level, r.stale])).toEqual([
+      ['fresh', 'external', false],
+      ['fresh', 'external', false],
+      ['fresh', 'external', false],
+    ]);
+    await cache.flush();
+    expect(l1.store.get('k')?.value).toBe('fresh');
+    expect(l2.store.get('k')?.value).toBe('fresh');
+    // Without it, the next call is an L1 hit.
+    expect(await cache.getOrLoad('k', loader)).toEqual({ value: 'fresh', level: 'l1', stale: false });
+    expect(calls).toBe(1);
+  });
+
+  it('the cached value is the fallback of a failed load, never answered on a soft timeout', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2], softTimeoutMs: 10 });
+    cache.on('error', () => {});
+    await cache.set('k', 'cached');
+    const failed = await cache.getOrLoad(
+      'k',
+      () => {
+        throw new Error('upstream down');
+      },
+      { forceFresh: true },
+    );
+    expect(failed).toEqual({ value: 'cached', level: 'l1', stale: true });
+    let done = false;
+    const slow = await cache.getOrLoad(
+      'k',
+      async () => {
+        await new Promise((r) => setTimeout(r, 60));
+        done = true;
+        return 'slow but fresh';
+      },
+      { forceFresh: true, failSafeBackoffMs: 0 },
+    );
+    expect(done).toBe(true); // waited past the 10 ms soft timeout
+    expect(slow).toEqual({ value: 'slow but fresh', level: 'external', stale: false });
+  });
+
+  it('ignores a fail-safe back-off and the settled-load window', async () => {
+    const t = new FakeTier({ level: 'l2' });
+    const cache = make({ tiers: [t], coalesceWindowMs: 10_000, circuitBreaker: false });
+    t.failWith = new Error('down');
+    let calls = 0;
+    await cache.getOrLoad('k', () => ++calls);
+    expect((await cache.getOrLoad('k', () => ++calls)).value).toBe(1); // shared from the window
+    expect((await cache.getOrLoad('k', () => ++calls, { forceFresh: true })).value).toBe(2);
+  });
+
+  it('with a lock, accepts another instance’s value only if loaded after the call', async () => {
+    const shared = new Map<string, CacheEntry>();
+    const l2a = new FakeTier({ level: 'l2', store: shared });
+    const l2b = new FakeTier({ level: 'l2', store: shared });
+    let held = true;
+    const released = gate<void>();
+    const lock: DistributedLock = {
+      tryAcquire: async () => (held ? undefined : { release: async () => {} }),
+      waitForRelease: async () => {
+        await released.promise;
+      },
+    };
+    const a = make({ tiers: [new FakeTier({ level: 'l1', sync: true }), l2a], lock });
+    const b = make({ tiers: [new FakeTier({ level: 'l1', sync: true }), l2b] });
+    await b.set('k', 'before the call');
+    let calls = 0;
+    const p = a.getOrLoad('k', () => `loaded by a ${++calls}`, { forceFresh: true });
+    await new Promise((r) => setTimeout(r, 10));
+    await b.set('k', 'loaded by b after the call');
+    held = false;
+    released.resolve();
+    expect(await p).toEqual({ value: 'loaded by b after the call', level: 'l2', stale: false });
+    expect(calls).toBe(0);
+  });
+});
+
+describe('loader context', () => {
+  it('ctx.setTtl sets the fresh lifetime of the loaded value (also of null)', async () => {
+    const { l1 } = tiers();
+    const cache = make({ tiers: [l1], negativeTtlMs: 1000 });
+    await cache.getOrLoad('k', (ctx) => {
+      ctx.setTtl(4321);
+      return 'v';
+    });
+    await cache.getOrLoad('n', (ctx) => {
+      ctx.setTtl(7000);
+      return null;
+    });
+    const k = l1.store.get('k')!;
+    const n = l1.store.get('n')!;
+    expect(k.freshUntil - (k.createdAt as number)).toBe(4321);
+    expect(n.freshUntil - (n.createdAt as number)).toBe(7000);
+  });
+
+  it('ctx.setTtl with a bad value fails the load with InvalidValueError', async () => {
+    const cache = make({ tiers: [new FakeTier()] });
+    cache.on('error', () => {});
+    await expect(
+      cache.getOrLoad('k', (ctx) => {
+        ctx.setTtl(-1);
+        return 'v';
+      }),
+    ).rejects.toMatchObject({ code: 'E_INVALID_VALUE', message: expect.stringContaining('ctx.setTtl') });
+  });
+
+  it('ctx.setOptions sets ttlMs, staleTtlMs and meta; the next load sees the meta in ctx.stale', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2] });
+    await cache.getOrLoad('k', (ctx) => {
+      ctx.setOptions({ ttlMs: 50, staleTtlMs: 60_000, meta: { etag: '"v1"' } });
+      return { rows: 1 };
+    });
+    await cache.flush();
+    const e = l2.store.get('k')!;
+    expect(e.freshUntil - (e.createdAt as number)).toBe(50);
+    expect(e.staleUntil - e.freshUntil).toBe(60_000);
+    expect(e.meta).toEqual({ etag: '"v1"' });
+    await new Promise((r) => setTimeout(r, 60));
+    let seen: unknown;
+    await cache.getOrLoad('k', (ctx) => {
+      seen = ctx.stale?.meta?.etag;
+      return { rows: 2 };
+    });
+    expect(seen).toBe('"v1"');
+  });
+
+  it('ctx.setOptions refuses bad meta and the reserved fail-safe keys', async () => {
+    const cache = make({ tiers: [new FakeTier()] });
+    cache.on('error', () => {});
+    for (const meta of [{ retryAt: 5 }, { failSafe: true }, { nested: {} }, { ['x'.repeat(65)]: 1 }]) {
+      await expect(
+        cache.getOrLoad('k', (ctx) => {
+          ctx.setOptions({ meta: meta as unknown as Record<string, string> });
+          return 1;
+        }),
+      ).rejects.toBeInstanceOf(InvalidValueError);
+    }
+  });
+
+  it('ctx.skip(): the value is answered to every joined caller but not cached', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2] });
+    let calls = 0;
+    const loader = async (ctx: { skip(): void }) => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 5));
+      ctx.skip();
+      return `partial ${calls}`;
+    };
+    const [a, b] = await Promise.all([cache.getOrLoad('k', loader), cache.getOrLoad('k', loader)]);
+    expect([a.value, b.value]).toEqual(['partial 1', 'partial 1']);
+    await cache.flush();
+    expect(l1.store.has('k')).toBe(false);
+    expect(l2.store.has('k')).toBe(false);
+    expect((await cache.getOrLoad('k', loader)).value).toBe('partial 2');
+  });
+
+  it('ctx.fail(error): the stale value is served and kept with the back-off; without one the error is thrown', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2], failSafeBackoffMs: 60_000 });
+    cache.on('error', () => {});
+    l2.store.set('k', staleEntry('stale rows'));
+    const boom = new Error('upstream answered 503');
+    let calls = 0;
+    const loader = (ctx: { fail(e: unknown): never }) => {
+      calls++;
+      return ctx.fail(boom);
+    };
+    expect(await cache.getOrLoad('k', loader)).toEqual({ value: 'stale rows', level: 'l2', stale: true });
+    await cache.flush();
+    expect(l1.store.get('k')?.meta?.failSafe).toBe(true);
+    expect(await cache.getOrLoad('k', loader)).toEqual({ value: 'stale rows', level: 'l1', stale: true });
+    expect(calls).toBe(1);
+    await expect(cache.getOrLoad('none', loader)).rejects.toBe(boom);
+  });
+
+  it('ctx.notModified(): the stale value is stored again with a new lifetime, a new version and its meta', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2] });
+    const old = staleEntry({ rows: [1, 2] }, { version: 1000, meta: { etag: '"abc"' } });
+    l2.store.set('k', old);
+    let etag: unknown;
+    const r = await cache.getOrLoad(
+      'k',
+      (ctx) => {
+        etag = ctx.stale?.meta?.etag;
+        return ctx.notModified();
+      },
+      { ttlMs: 30_000 },
+    );
+    expect(etag).toBe('"abc"');
+    expect(r).toEqual({ value: { rows: [1, 2] }, level: 'external', stale: false });
+    await cache.flush();
+    for (const t of [l1, l2]) {
+      const e = t.store.get('k')!;
+      expect(e.value).toEqual({ rows: [1, 2] });
+      expect(e.freshUntil - (e.createdAt as number)).toBe(30_000);
+      expect(e.version).toBeGreaterThan(1000);
+      expect(e.meta).toEqual({ etag: '"abc"' });
+    }
+    expect(await cache.getOrLoad('k', () => 'unused')).toEqual({
+      value: { rows: [1, 2] },
+      level: 'l1',
+      stale: false,
+    });
+  });
+
+  it('ctx.notModified() without a cached value fails the load with InvalidValueError', async () => {
+    const cache = make({ tiers: [new FakeTier()] });
+    cache.on('error', () => {});
+    await expect(cache.getOrLoad('k', (ctx) => ctx.notModified())).rejects.toMatchObject({
+      code: 'E_INVALID_VALUE',
+      message: expect.stringContaining('ctx.notModified()'),
+    });
+  });
+
+  it('a conditional eager refresh: notModified extends the entry without a new value', async () => {
+    const { l1 } = tiers();
+    const cache = make({ tiers: [l1], eagerRefreshThreshold: 0.5 });
+    const now = Date.now();
+    l1.store.set('k', {
+      value: 'same',
+      freshUntil: now + 1000,
+      staleUntil: now + 1000,
+      createdAt: now - 2000,
+      ttlMs: 3000,
+      meta: { etag: '"e"' },
+    });
+    let sawFresh: unknown;
+    expect(
+      (
+        await cache.getOrLoad('k', (ctx) => {
+          sawFresh = ctx.stale?.value;
+          return ctx.notModified();
+        })
+      ).value,
+    ).toBe('same');
+    await cache.flush();
+    expect(sawFresh).toBe('same');
+    const e = l1.store.get('k')!;
+    expect(e.freshUntil).toBeGreaterThan(now + 1000);
+    expect(e.meta).toEqual({ etag: '"e"' });
+  });
+
+  it('the signal is only created when asked for, and still aborted on close', async () => {
+    const cache = new MultiLevelCache({ tiers: [new FakeTier()] });
+    const started = gate<void>();
+    const asked = gate<void>();
+    let reason: unknown;
+    const p = cache.getOrLoad('k', async (ctx) => {
+      started.resolve();
+      await asked.promise;
+      const signal = ctx.signal; // asked for after close(): already aborted
+      reason = signal.reason;
+      throw signal.reason;
+    });
+    await started.promise;
+    const closing = cache.close();
+    asked.resolve();
+    await expect(p).rejects.toThrow(/closed/);
+    await closing;
+    expect(String(reason)).toMatch(/closed/);
+  });
+});
