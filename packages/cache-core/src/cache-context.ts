@@ -8,6 +8,7 @@ import { ConfigError } from './errors/config-error.js';
 import { type GuardHost, GuardedTier } from './guarded-tier.js';
 import { Level } from './level.js';
 import { type CacheOperation, type CircuitState, type MetricsAdapter, NOOP_METRICS } from './metrics.js';
+import { TagBook, TagCheckedTier, type TagOptions } from './tags.js';
 import type { WriteHost } from './write-fanout.js';
 
 /**
@@ -118,6 +119,8 @@ export class CacheContext {
   readonly background = new Set<Promise<unknown>>();
   /** Set by `close()`: no new timers start. */
   closed = false;
+  /** Tag invalidations: what is known of them here, and the local tiers' tagged keys. */
+  readonly tags: TagBook;
   /** The other parts; set once by the façade. */
   parts!: CacheParts;
 
@@ -137,6 +140,20 @@ export class CacheContext {
       superseded: (key, entry) => this.parts.superseded(key, entry),
       removeEverywhere: (keys, version) => this.parts.removeEverywhere(keys, version),
     };
+    const ms = (name: keyof TagOptions, v: number | undefined, d: number, min = 0): number => {
+      if (v === undefined) return d;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
+        throw new ConfigError(name, `${String(v)} is not a number >= ${min}`);
+      return v;
+    };
+    const tagOptions = options as TagOptions;
+    this.tags = new TagBook({
+      recordTtlMs: ms('tagRecordTtlMs', tagOptions.tagRecordTtlMs, 30 * 86_400_000, 1),
+      cacheMs: ms('tagRecordCacheMs', tagOptions.tagRecordCacheMs, 10_000),
+      keepMs: opts.tombstoneMs,
+      timeoutMs: opts.tierTimeoutMs,
+      maxIndexedKeys: ms('maxIndexedTagKeys', tagOptions.maxIndexedTagKeys, 100_000),
+    });
     const breakerOpts = options.circuitBreaker === false ? undefined : (options.circuitBreaker ?? {});
     const guardHost: GuardHost = {
       metrics: this.metrics,
@@ -157,6 +174,8 @@ export class CacheContext {
         throw new ConfigError(`tiers[${index}]`, `two tiers declare level ${tier.level}`);
       seen.add(tier.level);
       const shared = tier.scope === 'shared';
+      // Shared tiers' reads hand out tagged entries as the tag records say.
+      const checked = shared ? new TagCheckedTier(tier, this.tags) : tier;
       const breaker =
         shared && breakerOpts
           ? new CircuitBreaker({
@@ -169,10 +188,11 @@ export class CacheContext {
               },
             })
           : undefined;
-      return new GuardedTier(tier, index, breaker, guardHost);
+      return new GuardedTier(checked, index, breaker, guardHost);
     });
     this.local = this.states.filter((s) => !s.shared);
     this.shared = this.states.filter((s) => s.shared);
+    this.tags.sources = this.shared.map((s) => (s.tier as TagCheckedTier).inner);
   }
 
   /** Counts a failure (metrics, unless the loader's) and emits it as `'error'` when anyone listens. */

@@ -17,6 +17,11 @@ export class VersionGuard {
   private readonly loads = new Map<number, number>();
   private clearedAt = 0;
   private pruneAt = 1024;
+  /**
+   * Tag invalidations (set by the orchestrator): a tagged entry older than a known record of one
+   * of its tags is superseded too (see `TagBook.invalidated`).
+   */
+  tags: { invalidated(key: string, entry: CacheEntry): boolean } | undefined;
 
   /** @param keepMs how long (ms) a version is kept at least: the tombstone lifetime */
   constructor(private readonly keepMs: number) {}
@@ -48,10 +53,15 @@ export class VersionGuard {
    */
   superseded(key: string, entry: CacheEntry): boolean {
     const v = entry.version;
-    if (v === undefined) return this.versions.has(key);
+    if (v === undefined) return this.versions.has(key) || this.taggedOut(key, entry);
     if (v < this.clearedAt) return true;
     const g = this.versions.get(key);
-    return g !== undefined && g > v;
+    return (g !== undefined && g > v) || this.taggedOut(key, entry);
+  }
+
+  /** Whether a tag of `entry` was invalidated after it was written (see {@link VersionGuard.tags}). */
+  private taggedOut(key: string, entry: CacheEntry): boolean {
+    return entry.tags !== undefined && this.tags !== undefined && this.tags.invalidated(key, entry);
   }
 
   /** A load starting at `version`: versions it may still race with are kept until {@link loadEnded}. */

@@ -6,6 +6,7 @@ import { Level } from './level.js';
 import type { LoadCoordinator } from './load-coordinator.js';
 import type { TierDeleteOptions } from './tier.js';
 import { withTimeout } from './timeout.js';
+import { TagBook, type TagMode } from './tags.js';
 import { nextVersion, observeVersion } from './version.js';
 
 /**
@@ -26,6 +27,7 @@ export class Invalidator {
 
   constructor(private readonly ctx: CacheContext) {
     this.versions = new VersionGuard(ctx.opts.tombstoneMs);
+    this.versions.tags = ctx.tags;
     this.unpublished = new InvalidationQueue(ctx.opts.publishQueueMax);
   }
 
@@ -97,15 +99,56 @@ export class Invalidator {
     }
     const version = message.version ?? nextVersion();
     observeVersion(version);
-    for (const k of message.keys) this.invalidate(k, version);
+    let keys = message.keys;
+    // Tag invalidations travel as the keys of their records (see tags.ts).
+    const records = TagBook.recordsIn(keys);
+    if (records !== undefined) {
+      this.applyTags(records.tags, message.type, version);
+      keys = records.rest;
+      if (keys.length === 0) return;
+    }
+    for (const k of keys) this.invalidate(k, version);
+    this.dropLocal(keys, message.type, version);
+  }
+
+  /**
+   * Removes (or, for an expire, turns stale) `keys` in the local tiers. `fallbackShared`: an expiry
+   * removes them too when a shared tier keeps the stale entry as the fail-safe fallback (an L1 read
+   * on the coarse clock could still see an entry expired "now" as fresh within the same tick).
+   */
+  dropLocal(keys: readonly string[], mode: TagMode, version: number, fallbackShared = false): void {
+    const ctx = this.ctx;
+    const keepStale = mode === 'expire' && !(fallbackShared && ctx.shared.length > 0);
     for (const s of ctx.local) {
-      if (message.type === 'expire' && s.tier.expire) {
+      if (keepStale && s.tier.expire) {
         const expire = s.tier.expire.bind(s.tier);
-        ctx.track(s.call('delete', undefined, () => expire(message.keys, version)));
+        ctx.track(s.call('delete', undefined, () => expire(keys, version)));
       } else {
-        ctx.track(s.removeMany(message.keys));
+        ctx.track(s.removeMany(keys));
       }
     }
+  }
+
+  /**
+   * A tag invalidation at `version`, made here or received: learnt (no older tagged entry reaches
+   * a local tier any more), the local tiers' tagged keys evicted (or turned stale) at once, and
+   * loads in flight no longer shared with new callers. When the index of tagged keys overflowed,
+   * the local tiers are emptied (or all turned stale) instead.
+   */
+  applyTags(tags: readonly string[], mode: TagMode, version: number): void {
+    const ctx = this.ctx;
+    const keys = ctx.tags.learn(tags, mode, version);
+    this.loads.forgetAll();
+    if (keys === undefined) {
+      if (mode === 'expire') {
+        this.expireLocal();
+        return;
+      }
+      for (const s of ctx.local)
+        if (s.tier.clear) ctx.track(s.call('clear', undefined, () => s.tier.clear!()));
+      return;
+    }
+    if (keys.length > 0) this.dropLocal(keys, mode, version, true);
   }
 
   /**
@@ -122,6 +165,7 @@ export class Invalidator {
   /** A clear at `version`: older versions are subsumed; loads in flight no longer share their results. */
   clearLocalState(version: number): void {
     this.versions.clear(version);
+    this.ctx.tags.resetIndex();
     this.loads.forgetAll();
   }
 

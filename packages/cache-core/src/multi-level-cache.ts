@@ -8,8 +8,6 @@ import type {
   Loader,
   LoadResult,
   MultiLevelCacheOptions,
-  SetManyItem,
-  SetOptions,
   TierHealth,
 } from './cache-options.js';
 import type { CacheEntry } from './entry.js';
@@ -22,6 +20,17 @@ import { ReadCascade } from './read-cascade.js';
 import { Recovery } from './recovery.js';
 import type { Tier, TierDeleteOptions, TierWrite } from './tier.js';
 import { SKIPPED } from './tier-read.js';
+import { type InvalidationCallOptions, tiersFor, type WriteCallOptions } from './call-options.js';
+import { checkTags } from './entry-tags.js';
+import {
+  CacheNamespace,
+  entryTags,
+  NAMESPACE_TAGS,
+  type SetCallOptions,
+  type SetManyCallOptions,
+  type TaggedSetManyItem,
+} from './namespace.js';
+import { TagCheckedTier, type TagMode, tagRecordKey } from './tags.js';
 import { nextVersion } from './version.js';
 import { assertValue, makeEntry, writeAll } from './write-fanout.js';
 
@@ -119,7 +128,7 @@ export class MultiLevelCache extends EventEmitter {
 
   /** The tiers, fastest first. */
   get tiers(): readonly Tier[] {
-    return this.states.map((s) => s.tier);
+    return this.states.map((s) => (s.tier instanceof TagCheckedTier ? s.tier.inner : s.tier));
   }
 
   /**
@@ -145,29 +154,43 @@ export class MultiLevelCache extends EventEmitter {
     return this.reads.getMany<T>(keys, options);
   }
 
-  /** Writes a value to every tier and tells other instances to drop their local copy. */
-  async set<T>(key: string, value: T, options: SetOptions = {}): Promise<void> {
+  /**
+   * Writes a value to every tier and tells other instances to drop their local copy. With `tags`,
+   * `deleteByTag`/`expireByTag` of any of them invalidates it; `skipBus` does not tell the other
+   * instances; `skip.write` leaves the listed levels alone.
+   */
+  async set<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
     validateKey(key);
     assertValue(key, value);
+    const tags = entryTags(options);
+    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
     const entry = makeEntry(
       this.ctx.opts,
       value,
       options.ttlMs ?? this.ctx.opts.defaultTtlMs,
       options.staleTtlMs,
     );
+    if (tags !== undefined) entry.tags = tags;
     const version = this.coherence.invalidate(key);
     entry.version = version;
-    await writeAll(this.ctx.writeHost, this.states, key, entry);
-    await this.coherence.publish({ type: 'delete', keys: [key], version });
+    await writeAll(this.ctx.writeHost, states, key, entry);
+    if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys: [key], version });
   }
 
-  /** Writes many values to every tier, in one round trip per tier that has `setMany`. */
-  async setMany<T>(items: readonly SetManyItem<T>[]): Promise<void> {
+  /**
+   * Writes many values to every tier, in one round trip per tier that has `setMany`. Each item may
+   * carry its own `tags`; `options` apply to the whole batch.
+   */
+  async setMany<T>(items: readonly TaggedSetManyItem<T>[], options: SetManyCallOptions = {}): Promise<void> {
     if (items.length === 0) return;
+    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
     const prepared = items.map((it) => {
       validateKey(it.key);
       assertValue(it.key, it.value);
-      return makeEntry(this.ctx.opts, it.value, it.ttlMs ?? this.ctx.opts.defaultTtlMs, it.staleTtlMs);
+      const entry = makeEntry(this.ctx.opts, it.value, it.ttlMs ?? this.ctx.opts.defaultTtlMs, it.staleTtlMs);
+      const tags = entryTags(it, options[NAMESPACE_TAGS]);
+      if (tags !== undefined) entry.tags = tags;
+      return entry;
     });
     const version = nextVersion();
     const writes: TierWrite[] = items.map((it, i) => {
@@ -178,7 +201,7 @@ export class MultiLevelCache extends EventEmitter {
     });
     let invalid: unknown;
     await Promise.all(
-      this.states.map((state) =>
+      states.map((state) =>
         state.writeMany(writes).then((r) => {
           if (r === SKIPPED) for (const w of writes) state.remember(w.key);
           else if (r !== undefined && invalid === undefined) invalid = r;
@@ -192,25 +215,26 @@ export class MultiLevelCache extends EventEmitter {
       await this.coherence.publish({ type: 'delete', keys, version });
       throw invalid;
     }
-    await this.coherence.publish({ type: 'delete', keys, version });
+    if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
   }
 
   /** Removes a key from every tier and from every instance's local tier. */
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: WriteCallOptions = {}): Promise<void> {
     validateKey(key);
-    await this.deleteMany([key]);
+    await this.deleteMany([key], options);
   }
 
   /** Removes keys from every tier and every instance's local tier. Resolves how many tiers-keys existed at most. */
-  async deleteMany(keys: readonly string[]): Promise<number> {
+  async deleteMany(keys: readonly string[], options: WriteCallOptions = {}): Promise<number> {
     if (keys.length === 0) return 0;
     for (const k of keys) validateKey(k);
+    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
     const version = nextVersion();
     for (const k of keys) this.coherence.invalidate(k, version);
-    const options: TierDeleteOptions = { version, tombstoneMs: this.ctx.opts.tombstoneMs };
+    const deleteOptions: TierDeleteOptions = { version, tombstoneMs: this.ctx.opts.tombstoneMs };
     const counts = await Promise.all(
-      this.states.map((state) =>
-        state.removeMany(keys, options).then((r) => {
+      states.map((state) =>
+        state.removeMany(keys, deleteOptions).then((r) => {
           if (r === SKIPPED) {
             for (const k of keys) state.remember(k);
             return 0;
@@ -219,8 +243,109 @@ export class MultiLevelCache extends EventEmitter {
         }),
       ),
     );
-    await this.coherence.publish({ type: 'delete', keys, version });
+    if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
     return Math.max(0, ...counts);
+  }
+
+  /**
+   * Logical expiry: the entry turns stale at once on every tier and instance, but stays as the
+   * fail-safe fallback for its stale window (a `get` misses it, a `getOrLoad` loads again and
+   * answers it if the loader fails). A tier without logical expiry removes the key instead.
+   */
+  async expire(key: string, options: WriteCallOptions = {}): Promise<void> {
+    validateKey(key);
+    await this.expireMany([key], options);
+  }
+
+  /** {@link expire} of many keys, one round trip per tier. Resolves how many entries were expired at most (per tier). */
+  async expireMany(keys: readonly string[], options: WriteCallOptions = {}): Promise<number> {
+    if (keys.length === 0) return 0;
+    for (const k of keys) validateKey(k);
+    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
+    const version = nextVersion();
+    for (const k of keys) this.coherence.invalidate(k, version);
+    // Local tiers drop the keys when a shared tier keeps the stale entry (see Invalidator.dropLocal).
+    const sharedKeeps = states.some((s) => s.shared);
+    const counts = await Promise.all(
+      states.map((state) => {
+        const tier = state.tier;
+        if (!tier.expire || (sharedKeeps && !state.shared)) {
+          const r = state.removeMany(keys, { version, tombstoneMs: this.ctx.opts.tombstoneMs });
+          return r.then((n) => (n === SKIPPED ? 0 : n));
+        }
+        const expire = tier.expire.bind(tier);
+        return state
+          .call('delete', undefined, () => expire(keys, version), keys.length)
+          .then((n) => {
+            if (n !== SKIPPED) return n;
+            for (const k of keys) state.remember(k);
+            return 0;
+          });
+      }),
+    );
+    if (options.skipBus !== true) await this.coherence.publish({ type: 'expire', keys, version });
+    return Math.max(0, ...counts);
+  }
+
+  /**
+   * Whether a {@link get} with the same options would return a value (a fresh one; with
+   * `allowStale`, a stale one too). Reads like `get` (and promotes what it finds).
+   */
+  async has(key: string, options: GetOptions = {}): Promise<boolean> {
+    return (await this.get(key, options)).value !== undefined;
+  }
+
+  /**
+   * Gets a key and removes it everywhere (every tier and instance): the value a {@link get} would
+   * have returned, or `undefined`. The delete happens whether or not a value was found.
+   */
+  async pull<T = unknown>(key: string, options: GetOptions & WriteCallOptions = {}): Promise<T | undefined> {
+    const found = await this.get<T>(key, options);
+    await this.delete(key, options);
+    return found.value;
+  }
+
+  /**
+   * Invalidates every entry carrying one of `tags`, on every tier and instance, with one small
+   * record per tag in the shared tiers whatever the number of entries: they read as misses from
+   * now on. A load that started before does not write its value back where it would be served.
+   * @throws {InvalidTagError} for an invalid tag.
+   */
+  async deleteByTag(tags: readonly string[], options: InvalidationCallOptions = {}): Promise<void> {
+    const list = checkTags(tags);
+    if (list !== undefined) await this.invalidateTags(list, 'delete', options);
+  }
+
+  /**
+   * Turns every entry carrying one of `tags` stale, on every tier and instance: they stay as
+   * fail-safe fallbacks for their stale window, like {@link expire}.
+   * @throws {InvalidTagError} for an invalid tag.
+   */
+  async expireByTag(tags: readonly string[], options: InvalidationCallOptions = {}): Promise<void> {
+    const list = checkTags(tags);
+    if (list !== undefined) await this.invalidateTags(list, 'expire', options);
+  }
+
+  /**
+   * The same API over the keys prefixed `name:` (nestable: `ns.namespace('x')` is `name:x:`).
+   * `ns.clear()` removes that namespace only, on every tier and instance.
+   * @throws {InvalidKeyError} for an invalid name (empty, `:`, control characters, too long).
+   */
+  namespace(name: string): CacheNamespace {
+    return new CacheNamespace(this, name, undefined);
+  }
+
+  /** @internal A tag invalidation (also a namespace's clear): learnt here, recorded in the shared tiers, published. */
+  async invalidateTags(
+    tags: readonly string[],
+    mode: TagMode,
+    options: InvalidationCallOptions = {},
+  ): Promise<void> {
+    const version = nextVersion();
+    this.coherence.applyTags(tags, mode, version);
+    await this.ctx.tags.persist(this.ctx.shared, tags, mode, version);
+    if (options.skipBus !== true)
+      await this.coherence.publish({ type: mode, keys: tags.map((t) => tagRecordKey(t, mode)), version });
   }
 
   /**
