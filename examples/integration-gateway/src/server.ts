@@ -28,6 +28,7 @@ import {
   etagMatches,
   pickEncoding,
 } from './http-body.js';
+import { lazyChildLoggerFactory } from './request-logger.js';
 
 /** `stale-while-revalidate` of fresh answers, seconds. */
 const STALE_WHILE_REVALIDATE_S = 60;
@@ -48,32 +49,33 @@ export interface AnswerMeta {
  */
 function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBody, answer: AnswerMeta) {
   const now = Date.now();
-  const headers: Record<string, string> = {
-    'x-cache-level': answer.level,
-    etag: body.etag,
-    'cache-control': cacheControl(body, answer, now),
-  };
+  // One header at a time (no headers object per answer); texts are shared by a body's answers.
+  reply.header('x-cache-level', answer.level);
+  reply.header('etag', body.etag);
+  reply.header('cache-control', cacheControl(body, answer, now));
   // Only bodies large enough to be compressed have other representations.
-  if (body.json.length >= COMPRESS_MIN_BYTES) headers.vary = 'accept-encoding';
-  if (answer.stale) headers['x-cache-stale'] = 'true';
-  if (answer.status && answer.status !== 'ok') headers['x-data-status'] = answer.status;
+  const compressible = body.json.length >= COMPRESS_MIN_BYTES;
+  if (compressible) reply.header('vary', 'accept-encoding');
+  if (answer.stale) reply.header('x-cache-stale', 'true');
+  if (answer.status && answer.status !== 'ok') reply.header('x-data-status', answer.status);
   let lastModifiedS: number | undefined;
   if (answer.fetchedAt !== undefined && answer.fetchedAt <= now) {
     lastModifiedS = Math.floor(answer.fetchedAt / 1000);
-    headers['last-modified'] = httpDate(body, lastModifiedS);
-    headers.age = String(Math.floor((now - answer.fetchedAt) / 1000));
+    reply.header('last-modified', httpDate(body, lastModifiedS));
+    reply.header('age', String(Math.floor((now - answer.fetchedAt) / 1000)));
   }
-  reply.headers(headers);
-  const inm = request.headers['if-none-match'];
-  const ims = request.headers['if-modified-since'];
-  const notModified =
-    inm !== undefined
-      ? etagMatches(inm, body.etag)
-      : ims !== undefined && lastModifiedS !== undefined && lastModifiedS * 1000 <= Date.parse(ims);
-  if (notModified) return reply.code(304).send();
-  reply.type('application/json; charset=utf-8');
-  if (body.json.length >= COMPRESS_MIN_BYTES) {
-    const encoding = pickEncoding(request.headers['accept-encoding']);
+  const { headers } = request;
+  const inm = headers['if-none-match'];
+  if (inm !== undefined) {
+    if (etagMatches(inm, body.etag)) return reply.code(304).send();
+  } else {
+    const ims = headers['if-modified-since'];
+    if (ims !== undefined && lastModifiedS !== undefined && lastModifiedS * 1000 <= Date.parse(ims))
+      return reply.code(304).send();
+  }
+  reply.header('content-type', JSON_TYPE);
+  if (compressible) {
+    const encoding = pickEncoding(headers['accept-encoding']);
     if (encoding) {
       reply.header('content-encoding', encoding);
       return reply.send(encoded(body, encoding));
@@ -81,6 +83,8 @@ function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBo
   }
   return reply.send(body.json);
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** `Cache-Control` of an answer at `now`: max-age until its fresh-until, 0 when stale. */
 function cacheControl(body: AnswerBody, answer: AnswerMeta, now: number): string {
@@ -255,6 +259,8 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // A request's child logger is built when something logs, not on every request.
+    childLoggerFactory: lazyChildLoggerFactory,
     ajv: { customOptions: { coerceTypes: true, allErrors: false, removeAdditional: false } },
     return503OnClosing: true,
   });
