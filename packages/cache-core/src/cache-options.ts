@@ -2,10 +2,12 @@ import type { DistributedLock, InvalidationBus } from './bus.js';
 import type { CacheEntry } from './entry.js';
 import type { Level, TierLevel } from './level.js';
 import type { CacheOperation, CircuitState, MetricsAdapter } from './metrics.js';
+import type { WriteCallOptions } from './call-options.js';
+import type { TagOptions, TagWriteOptions } from './tags.js';
 import type { Tier } from './tier.js';
 
 /** Options of {@link MultiLevelCache}. Durations in ms. */
-export interface MultiLevelCacheOptions {
+export interface MultiLevelCacheOptions extends TagOptions {
   /** The tiers, fastest first (e.g. memory, Redis, PostgreSQL). At least one. */
   tiers: readonly Tier[];
   /** Where hits, misses, latencies, promotions and errors are reported. @default NOOP_METRICS */
@@ -104,7 +106,7 @@ export interface LoadResult<T> extends CacheResult<T> {
 }
 
 /** Options of one write. */
-export interface SetOptions {
+export interface SetOptions extends TagWriteOptions, WriteCallOptions {
   /** Fresh lifetime in ms. @default the cache's defaultTtlMs */
   ttlMs?: number;
   /** Fail-safe window after fresh-until, in ms. @default the cache's staleTtlMs */
@@ -170,6 +172,12 @@ export interface LoaderContext<T> {
    * @throws {InvalidValueError} (`E_INVALID_VALUE`) when there is no stale entry to keep.
    */
   notModified(): T;
+  /**
+   * Sets the tags of the entry this load stores (replacing the `tags` option of the call), e.g.
+   * tags known only from the loaded value. Same rules as {@link SetOptions.tags}.
+   * @throws {InvalidTagError} (`E_INVALID_TAG`) for an invalid tag.
+   */
+  setTags(tags: readonly string[]): void;
 }
 
 /** Loads a value from the upstream. Resolve `null` for "not found" (cached for negativeTtlMs). */
@@ -199,7 +207,7 @@ export interface LoadCallOptions {
 }
 
 /** Options of {@link MultiLevelCache.getOrLoad}. */
-export interface GetOrLoadOptions<T> extends LoadCallOptions {
+export interface GetOrLoadOptions<T> extends LoadCallOptions, TagWriteOptions {
   /** Fresh lifetime in ms, fixed or computed from the loaded value. */
   ttlMs?: number | ((value: T) => number);
   /** `endpoint` metric label for this call. */

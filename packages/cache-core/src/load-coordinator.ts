@@ -15,6 +15,8 @@ import { delay, withTimeout } from './timeout.js';
 import { nextVersion } from './version.js';
 import type { VersionGuard } from './coherence.js';
 import { defaultPolicy, LoadContext, type LoadPolicy, resolvePolicy } from './loader-context.js';
+import { checkTags, mergeTags } from './entry-tags.js';
+import { NAMESPACE_TAGS, type NamespaceTagged } from './namespace.js';
 import { makeEntry, writeAll } from './write-fanout.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
@@ -242,6 +244,12 @@ export class LoadCoordinator {
         entry.version = version;
         const meta = load.entryMeta();
         if (meta !== undefined) entry.meta = meta;
+        // The loader's tags (ctx.setTags), else the call's, else a kept stale entry's; plus a namespace's.
+        const tags = mergeTags(
+          load.tags ?? checkTags(options.tags) ?? (load.kept ? stale?.entry.tags : undefined),
+          (options as NamespaceTagged)[NAMESPACE_TAGS],
+        );
+        if (tags !== undefined && tags.length > 0) entry.tags = tags;
         const background = opts.backgroundWrites && ctx.local.length > 0 && ctx.shared.length > 0;
         // Background writes: answer once the local tiers hold the value; the shared tiers' writes
         // (and the lease, held until they land) finish in the background.

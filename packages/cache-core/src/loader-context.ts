@@ -2,6 +2,7 @@ import type { LoadCallOptions, LoaderContext, LoaderEntryOptions } from './cache
 import type { ResolvedOptions } from './cache-context.js';
 import type { CacheEntry } from './entry.js';
 import { validateMeta } from './entry-meta.js';
+import { checkTags } from './entry-tags.js';
 import { ConfigError } from './errors/config-error.js';
 import { InvalidValueError } from './errors/invalid-value-error.js';
 
@@ -26,6 +27,8 @@ export class LoadContext<T> implements LoaderContext<T> {
   ttlMs: number | undefined = undefined;
   staleTtlMs: number | undefined = undefined;
   meta: Readonly<Record<string, string | number | boolean>> | undefined = undefined;
+  /** Set by {@link setTags}. */
+  tags: readonly string[] | undefined = undefined;
   /** {@link skip} was called: answer without caching. */
   skipped = false;
   /** {@link notModified} was called: the stale value is stored again. */
@@ -53,6 +56,10 @@ export class LoadContext<T> implements LoaderContext<T> {
     this.aborted = true;
     this.abortedWith = reason;
     this.controller?.abort(reason);
+  }
+
+  setTags(tags: readonly string[]): void {
+    this.tags = checkTags(tags) ?? [];
   }
 
   setTtl(ttlMs: number): void {

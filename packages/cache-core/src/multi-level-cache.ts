@@ -373,6 +373,13 @@ export class MultiLevelCache extends EventEmitter {
    * {@link TimeoutError}) is thrown.
    */
   getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T> = {}): Promise<LoadResult<T>> {
+    if (options.tags !== undefined) {
+      try {
+        checkTags(options.tags);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return this.loads.getOrLoad(key, loader, options);
   }
 

@@ -113,6 +113,51 @@ describe('tags: deleteByTag', () => {
     expect((await b.cache.get('k')).value).toBe('new');
   });
 
+  it("a load in flight across a deleteByTag does not resurrect the value (tag version newer than the load's start)", async () => {
+    const { a, b } = twoInstances();
+    let release!: (v: string) => void;
+    const slow = a.cache.getOrLoad('k', () => new Promise<string>((r) => (release = r)), { tags: ['t'] });
+    await new Promise((r) => setTimeout(r, 5));
+    await b.cache.deleteByTag(['t']);
+    release('read-before-the-invalidation');
+    // Its caller gets the value it asked for ...
+    expect((await slow).value).toBe('read-before-the-invalidation');
+    await a.cache.flush();
+    // ... but no later read serves it, on either instance, from any level.
+    expect(a.l1.getSync?.('k')).toBeUndefined();
+    for (const { cache } of [a, b]) expect((await cache.get('k')).value).toBeUndefined();
+    expect((await a.l2.get('k'))?.value).toBe('read-before-the-invalidation'); // stored, but read as deleted
+    // A load started after the invalidation is kept.
+    expect((await b.cache.getOrLoad('k', () => 'new', { tags: ['t'] })).value).toBe('new');
+    await b.cache.flush();
+    expect((await a.cache.get('k')).value).toBe('new');
+  });
+
+  it("ctx.setTags() sets the loaded entry's tags (replacing the call's), checked at once", async () => {
+    const { a, b } = twoInstances();
+    await a.cache.getOrLoad(
+      'k',
+      (ctx) => {
+        ctx.setTags(['from-value']);
+        return 'v';
+      },
+      { tags: ['from-call'] },
+    );
+    await a.cache.flush();
+    expect((await a.l2.get('k'))?.tags).toEqual(['from-value']);
+    await b.cache.deleteByTag(['from-call']);
+    expect((await a.cache.get('k')).value).toBe('v');
+    await b.cache.deleteByTag(['from-value']);
+    expect((await a.cache.get('k')).value).toBeUndefined();
+    await expect(
+      a.cache.getOrLoad('bad', (ctx) => {
+        ctx.setTags(['bad\u0000']);
+        return 1;
+      }),
+    ).rejects.toBeInstanceOf(InvalidTagError);
+    await expect(a.cache.getOrLoad('bad', () => 1, { tags: [''] })).rejects.toBeInstanceOf(InvalidTagError);
+  });
+
   it('refuses invalid tags with InvalidTagError, and an empty list is a no-op', async () => {
     const { a, bus } = twoInstances();
     await expect(a.cache.set('k', 1, { tags: ['bad\ntag'] })).rejects.toBeInstanceOf(InvalidTagError);
