@@ -174,6 +174,9 @@ const PARAM_HINTS: Record<string, string> = {
   pais: 'a 3-digit ComexStat country code, e.g. 160',
   de: 'a month YYYY-MM from 1997-01 on, e.g. 2018-01',
   ate: 'a month YYYY-MM from de on, at most 120 months after it, e.g. 2024-12',
+  keys: `a non-empty array of at most 10000 cache keys, and/or tags: a non-empty array of at most 64 tags such as comexstat:ncm:12019000`,
+  tags: 'a non-empty array of at most 64 tags of at most 256 characters, e.g. ["comexstat:ncm:12019000"]',
+  mode: 'delete or expire',
 };
 
 /** Longest range of the time-series routes, months. */
@@ -269,12 +272,20 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
     const httpStatus = error.statusCode ?? 500;
     if (error.validation) {
       const v = error.validation[0];
+      const params = v?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+      // The parameter: a missing or unknown one, else the first segment of the path (`/tags/0`: tags).
       const param =
-        (v?.params as { missingProperty?: string } | undefined)?.missingProperty ??
-        v?.instancePath?.replace(/^\//, '') ??
-        'query';
+        params?.missingProperty ??
+        params?.additionalProperty ??
+        (v?.instancePath ? v.instancePath.split('/')[1] : undefined) ??
+        (error.validationContext === 'body' ? 'body' : 'query');
       const hint = PARAM_HINTS[param];
-      const problem = v?.keyword === 'required' ? 'is missing' : 'is invalid';
+      const problem =
+        v?.keyword === 'required'
+          ? 'is missing'
+          : v?.keyword === 'additionalProperties'
+            ? 'is not accepted'
+            : 'is invalid';
       return reply
         .code(400)
         .send(
@@ -297,7 +308,11 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
               `The upstream did not answer in time and nothing is cached for this query; retry later`,
             ),
           );
-      if (error.code === 'E_INVALID_KEY' || error.code === 'E_INVALID_VALUE')
+      if (
+        error.code === 'E_INVALID_KEY' ||
+        error.code === 'E_INVALID_VALUE' ||
+        error.code === 'E_INVALID_TAG'
+      )
         return reply.code(400).send(errorBody(error.code, error.message));
       const failure = upstreamFailure(error.code, status);
       // The detail (upstream URL, API message) goes to the logs only.
@@ -567,6 +582,46 @@ export interface AdminRouteOptions {
   now?: () => number;
 }
 
+/** The body of `POST /admin/cache/invalidate`. */
+export interface InvalidateBody {
+  keys?: string[];
+  tags?: string[];
+  /** `delete` (default): gone everywhere; `expire`: stale at once, kept as fail-safe fallbacks. */
+  mode?: 'delete' | 'expire';
+}
+
+/** Most tags one invalidation takes (the core's bound on a tag list). */
+export const MAX_INVALIDATE_TAGS = 64;
+
+/** The JSON schema of {@link InvalidateBody}: bounded lists, known fields only. */
+export const INVALIDATE_BODY_SCHEMA = {
+  type: 'object',
+  description: 'keys, tags or both',
+  additionalProperties: false,
+  properties: {
+    keys: {
+      type: 'array',
+      description: 'Cache keys, e.g. comexstat:exp:2024:3:12019000:160',
+      minItems: 1,
+      maxItems: 10_000,
+      items: { type: 'string', minLength: 1, maxLength: 1024 },
+    },
+    tags: {
+      type: 'array',
+      description:
+        'Tags: every entry carrying one of them, e.g. comexstat:ncm:12019000, comexstat:year:2025, comexstat:country:160, comexstat:flow:export',
+      minItems: 1,
+      maxItems: MAX_INVALIDATE_TAGS,
+      items: { type: 'string', minLength: 1, maxLength: 256 },
+    },
+    mode: {
+      type: 'string',
+      enum: ['delete', 'expire'],
+      description: 'delete (default) or expire (stale at once, still served if the upstream fails)',
+    },
+  },
+} as const;
+
 /** Most clients the failure throttle remembers; beyond it, expired windows are pruned (then the oldest). */
 const MAX_THROTTLED_CLIENTS = 10_000;
 
@@ -589,16 +644,30 @@ export function registerAdminRoute(app: FastifyInstance, options: AdminRouteOpti
       failures.delete(oldest);
     }
   };
-  app.post<{ Body: { keys: string[] } }>(
+  app.post<{ Body: InvalidateBody }>(
     '/admin/cache/invalidate',
     {
       schema: {
         tags: ['operations'],
-        summary: 'Invalidate cache keys in every tier and every instance',
+        summary: 'Invalidate cache keys and tags in every tier and every instance',
+        description:
+          'Deletes (mode delete, the default) or expires (mode expire: kept as fail-safe fallbacks for their stale window) the given keys and every entry carrying one of the given tags. ComexStat entries are tagged comexstat:flow:<export|import>, comexstat:year:<ano>, comexstat:ncm:<ncm> and comexstat:country:<pais>.',
         security: [{ adminToken: [] }],
         response: {
-          200: { type: 'object', properties: { invalidated: { type: 'integer' } } },
-          400: { ...ERROR_SCHEMA, description: 'Malformed body or key (E_INVALID_PARAMETER, E_INVALID_KEY)' },
+          200: {
+            type: 'object',
+            description: 'What was invalidated',
+            required: ['invalidated', 'tags', 'mode'],
+            properties: {
+              invalidated: { type: 'integer', description: 'Distinct keys invalidated' },
+              tags: { type: 'integer', description: 'Distinct tags invalidated' },
+              mode: { type: 'string', enum: ['delete', 'expire'] },
+            },
+          },
+          400: {
+            ...ERROR_SCHEMA,
+            description: 'Malformed body, key or tag (E_INVALID_PARAMETER, E_INVALID_KEY, E_INVALID_TAG)',
+          },
           401: { ...ERROR_SCHEMA, description: 'Missing or wrong token (E_UNAUTHORIZED)' },
           429: {
             ...ERROR_SCHEMA,
@@ -606,18 +675,7 @@ export function registerAdminRoute(app: FastifyInstance, options: AdminRouteOpti
               'Too many failed authentications from this client (E_TOO_MANY_ATTEMPTS); see Retry-After',
           },
         },
-        body: {
-          type: 'object',
-          required: ['keys'],
-          properties: {
-            keys: {
-              type: 'array',
-              minItems: 1,
-              maxItems: 10_000,
-              items: { type: 'string', minLength: 1, maxLength: 1024 },
-            },
-          },
-        },
+        body: INVALIDATE_BODY_SCHEMA,
       },
       // Authentication runs before the body is validated, so a caller without the token learns nothing.
       onRequest: async (request, reply) => {
@@ -656,12 +714,37 @@ export function registerAdminRoute(app: FastifyInstance, options: AdminRouteOpti
         failures.delete(request.ip);
       },
     },
-    async (request) => {
-      const keys = [...new Set(request.body.keys)];
-      for (const k of keys) validateKey(k);
-      await options.cache.deleteMany(keys);
-      request.log.info({ keys: keys.length }, 'cache keys invalidated');
-      return { invalidated: keys.length };
+    async (request, reply) => {
+      const body = request.body;
+      const keys = [...new Set(body.keys ?? [])];
+      const tags = [...new Set(body.tags ?? [])];
+      const mode = body.mode ?? 'delete';
+      if (keys.length === 0 && tags.length === 0)
+        return reply
+          .code(400)
+          .send(errorBody('E_INVALID_PARAMETER', `Parameter keys is missing: expected ${PARAM_HINTS.keys}`));
+      try {
+        for (const k of keys) validateKey(k);
+        // Tags first: deleteByTag/expireByTag check every tag before invalidating anything, so a
+        // bad tag leaves the keys alone too.
+        if (tags.length > 0) {
+          if (mode === 'expire') await options.cache.expireByTag(tags);
+          else await options.cache.deleteByTag(tags);
+        }
+      } catch (error) {
+        if (
+          BgcCacheError.isInstance(error) &&
+          (error.code === 'E_INVALID_KEY' || error.code === 'E_INVALID_TAG')
+        )
+          return reply.code(400).send(errorBody(error.code, error.message));
+        throw error;
+      }
+      if (keys.length > 0) {
+        if (mode === 'expire') await options.cache.expireMany(keys);
+        else await options.cache.deleteMany(keys);
+      }
+      request.log.info({ keys: keys.length, tags, mode }, 'cache invalidated');
+      return { invalidated: keys.length, tags: tags.length, mode };
     },
   );
 }

@@ -169,7 +169,7 @@ describe('admin invalidation', () => {
       body: JSON.stringify({ keys: [key()] }),
     });
     expect(r.status).toBe(200);
-    expect(await r.json()).toEqual({ invalidated: 1 });
+    expect(await r.json()).toEqual({ invalidated: 1, tags: 0, mode: 'delete' });
     // The bus message reaches b asynchronously: b answers from its L1 until it arrives, then
     // reloads (generous bound; what is checked is that it arrives and what b does then).
     let level = (await get(b, path)).level;

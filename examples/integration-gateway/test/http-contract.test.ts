@@ -159,7 +159,7 @@ describe('admin route', () => {
     await cache.set('comexstat:exp:2024:03:12019000:160', { rows: [] });
     const r = await post(metrics, `Bearer ${TOKEN}`);
     expect(r.statusCode).toBe(200);
-    expect(r.json()).toEqual({ invalidated: 1 });
+    expect(r.json()).toEqual({ invalidated: 1, tags: 0, mode: 'delete' });
     expect((await cache.get('comexstat:exp:2024:03:12019000:160')).value).toBeUndefined();
     expect((await post(metrics, 'Bearer wrong-wrong-wrong-wrong')).statusCode).toBe(401);
     const bad = await metrics.inject({

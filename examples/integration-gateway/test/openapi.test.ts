@@ -72,6 +72,20 @@ describe('OpenAPI document', () => {
     ]);
     const admin = doc.paths['/admin/cache/invalidate'].post;
     expect(admin.security).toEqual([{ adminToken: [] }]);
+    // The body: keys and/or tags (bounded), the mode; the answer says what was invalidated.
+    const body = admin.requestBody.content['application/json'].schema;
+    expect(Object.keys(body.properties).sort()).toEqual(['keys', 'mode', 'tags']);
+    expect(body.additionalProperties).toBe(false);
+    expect(body.properties.tags).toMatchObject({ type: 'array', minItems: 1, maxItems: 64 });
+    expect(body.properties.keys).toMatchObject({ type: 'array', minItems: 1, maxItems: 10_000 });
+    expect(body.properties.mode.enum).toEqual(['delete', 'expire']);
+    expect(admin.description).toMatch(/comexstat:ncm:<ncm>/);
+    expect(Object.keys(admin.responses['200'].content['application/json'].schema.properties).sort()).toEqual([
+      'invalidated',
+      'mode',
+      'tags',
+    ]);
+    expect(admin.responses['400'].description).toMatch(/E_INVALID_TAG/);
     expect(doc.components.securitySchemes.adminToken).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 

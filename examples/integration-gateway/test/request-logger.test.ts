@@ -31,10 +31,10 @@ function recordingLogger(level = 'info') {
       children++;
       const c = child(...args);
       const inner = c.child.bind(c);
-      c.child = (...a: Parameters<typeof c.child>) => {
+      c.child = ((...a: Parameters<typeof c.child>) => {
         children++;
         return inner(...a);
-      };
+      }) as typeof c.child;
       return c;
     },
   }) as typeof logger;
