@@ -292,3 +292,29 @@ export function waitForReady(client: Redis | Cluster, timeoutMs = 5000): Promise
     client.once('ready', onReady);
   });
 }
+
+/** The part of a socket {@link batchWrites} uses. */
+interface CorkableStream {
+  writableCorked: number;
+  cork(): void;
+  uncork(): void;
+}
+
+const uncork = (stream: CorkableStream): void => stream.uncork();
+
+/**
+ * Holds the socket writes of a standalone `client` until the current tick ends (`cork` now,
+ * `uncork` from `process.nextTick`), so that the commands issued in this tick — by this caller and
+ * by every reply callback running in the same microtask drain — leave in one `writev` instead of
+ * one `write` each. ioredis writes each command on its own: a system call per command, about 30%
+ * of the CPU time of an L2 miss path at 64 concurrent operations (node-redis batches a tick's
+ * commands this way by default). Nothing waits for a later event-loop turn, so a lone command is
+ * not delayed. No-op for a Cluster client (its commands go to per-node sockets), a client that is
+ * not ready (commands then wait in ioredis' queue), and a socket already corked in this tick.
+ */
+export function batchWrites(client: Redis | Cluster): void {
+  const stream = (client as { stream?: CorkableStream }).stream;
+  if (stream === undefined || stream.writableCorked !== 0 || client.status !== 'ready') return;
+  stream.cork();
+  process.nextTick(uncork, stream);
+}

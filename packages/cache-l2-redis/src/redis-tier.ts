@@ -18,6 +18,7 @@ import { type CompressionAlgorithm, EnvelopeCodec } from './envelope-codec.js';
 import { groupBySlot, keySlot } from './key-slot.js';
 import { defineTierScripts, type TierScripts } from './lua-scripts.js';
 import {
+  batchWrites,
   createRedisClient,
   isCluster,
   quitClient,
@@ -208,6 +209,7 @@ export class RedisTier implements Tier {
   /** Reads one entry. Resolves `undefined` on a miss, an expired entry or an unreadable value. */
   get(key: string): Promise<CacheEntry | undefined> {
     // One `.then` on the client's promise: no async frame of our own on the L2-hit path.
+    batchWrites(this.client);
     return this.client.get(this.prefix + key).then(
       (text) => (text === null ? undefined : this.decode(text, 'get', Date.now())),
       (error: unknown) => {
@@ -221,6 +223,7 @@ export class RedisTier implements Tier {
    * orchestrator's read path: no promise of ours in between).
    */
   getWith(key: string, callbacks: ReadCallbacks): void {
+    batchWrites(this.client);
     this.client.get(this.prefix + key).then(
       (text) => {
         // A coarse clock (~1 ms, no clock read here): Redis has expired the key by then anyway
@@ -249,6 +252,7 @@ export class RedisTier implements Tier {
     const now = Date.now();
     const write = await this.prepare(key, entry, now);
     try {
+      batchWrites(this.client);
       await this.scripts.bgcL2Set(
         write.redisKey,
         this.markerOf(write.redisKey),
@@ -270,6 +274,7 @@ export class RedisTier implements Tier {
    */
   async delete(key: string, options?: TierDeleteOptions): Promise<boolean> {
     try {
+      batchWrites(this.client);
       if (options?.version === undefined) return (await this.client.unlink(this.prefix + key)) > 0;
       const { version, tombstone, px } = this.tombstoneOf(options);
       return (await this.scripts.bgcL2Delete(this.prefix + key, version, tombstone, px)) > 0;
