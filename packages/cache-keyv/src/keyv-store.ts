@@ -180,8 +180,31 @@ export class KeyvStore extends EventEmitter {
    * tells other instances to drop their local copy. A `ttl` of 0 or less removes the key (it is
    * already expired). Releases this instance's `lockOnMiss` lease of the key.
    */
-  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
-    const cacheKey = await this.cacheKey(key);
+  set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    const g = this.generation();
+    if (typeof g === 'string' && this.held.size === 0) {
+      // The hot path (a wrap's write): no async frame of ours between Keyv and the cache's write.
+      try {
+        const cacheKey = `${this.prefix}g${g}/${key}`;
+        const written =
+          typeof ttl === 'number' && ttl <= 0
+            ? this.cache.delete(cacheKey)
+            : this.cache.set(cacheKey, wrapBinary(value), this.setOptions(ttl));
+        return written.then(stored);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.setSlow(g, key, value, ttl);
+  }
+
+  private async setSlow(
+    g: string | Promise<string>,
+    key: string,
+    value: unknown,
+    ttl: number | undefined,
+  ): Promise<boolean> {
+    const cacheKey = `${this.prefix}g${await g}/${key}`;
     try {
       if (typeof ttl === 'number' && ttl <= 0) await this.cache.delete(cacheKey);
       else await this.cache.set(cacheKey, wrapBinary(value), this.setOptions(ttl));
@@ -429,6 +452,9 @@ export class KeyvStore extends EventEmitter {
 }
 
 const resultValue = <Value>(r: CacheResult<Value>): Value | undefined => unwrapBinary(r.value ?? undefined);
+
+/** What Keyv's `set` resolves: the record was handed to every tier (a failing one is reported and skipped). */
+const stored = (): true => true;
 
 /** One 'error' listener per cache, forwarding to the stores still alive (many Keyv instances may share a cache). */
 const forwarders = new WeakMap<MultiLevelCache, Set<WeakRef<KeyvStore>>>();
