@@ -29,11 +29,17 @@ export class OperationDeadlines {
 
   /**
    * Settles as `work` does, or rejects with `timeoutError()` once the timeout has passed, whichever
-   * comes first.
+   * comes first. A rejection (the work's or the timeout's) goes through `mapError` when given: one
+   * promise layer for the bound and the caller's error mapping together.
    */
-  bound<T>(work: Promise<T>, timeoutError: () => unknown): Promise<T> {
+  bound<T>(
+    work: Promise<T>,
+    timeoutError: () => unknown,
+    mapError?: (error: unknown) => unknown,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry: Pending = { deadline: Date.now() + this.timeoutMs, reject, timeoutError };
+      const fail = mapError === undefined ? reject : (error: unknown) => reject(mapError(error));
+      const entry: Pending = { deadline: Date.now() + this.timeoutMs, reject: fail, timeoutError };
       this.pending.add(entry);
       if (this.ticker === undefined) {
         this.ticker = setInterval(() => this.check(), this.tickMs);
@@ -46,7 +52,7 @@ export class OperationDeadlines {
         },
         (error: unknown) => {
           this.pending.delete(entry);
-          reject(error);
+          fail(error);
         },
       );
     });

@@ -273,7 +273,10 @@ export class PostgresTier implements Tier {
     );
   }
 
-  /** The entries of `rows` (in any order) aligned with `keys`. */
+  /**
+   * The entries of `rows` (in any order) aligned with `keys`. Each row is decoded once, however
+   * often its key was asked for: a key given twice gets the same entry object twice.
+   */
   private alignRows(
     keys: readonly string[],
     ids: readonly string[],
@@ -281,12 +284,30 @@ export class PostgresTier implements Tier {
   ): (CacheEntry | undefined)[] {
     const n = keys.length;
     const out = new Array<CacheEntry | undefined>(n);
-    if (rows.length === 0) return out.fill(undefined);
-    const byId = new Map<string, StoredRow>();
-    for (const row of rows) byId.set(row[ROW_KEY] as string, row);
+    const m = rows.length;
+    if (m === 0) return out.fill(undefined);
+    const byId = new Map<string, number>();
+    for (let r = 0; r < m; r++) byId.set((rows[r] as StoredRow)[ROW_KEY] as string, r);
+    // Per row: its entry once decoded, null when it decoded to a miss, undefined before.
+    const decoded = new Array<CacheEntry | null | undefined>(m);
     for (let i = 0; i < n; i++) {
-      const row = byId.get(ids[i] as string);
-      out[i] = row === undefined ? undefined : this.decode(keys[i] as string, row, 'get_many');
+      const r = byId.get(ids[i] as string);
+      if (r === undefined) {
+        out[i] = undefined;
+        continue;
+      }
+      const key = keys[i] as string;
+      const row = rows[r] as StoredRow;
+      if (!this.answers(key, row)) {
+        out[i] = undefined;
+        continue;
+      }
+      let entry = decoded[r];
+      if (entry === undefined) {
+        entry = this.decodeValid(key, row, 'get_many') ?? null;
+        decoded[r] = entry;
+      }
+      out[i] = entry ?? undefined;
     }
     return out;
   }
@@ -472,12 +493,16 @@ export class PostgresTier implements Tier {
         new TierError(this.name, operation, 'the tier is closed', { code: L3_ERROR_CODES.closed }),
       );
     const work = this.state ? fn(this.state) : this.ready().then(fn);
-    const bounded =
-      this.deadlines === undefined
-        ? work
-        : this.deadlines.bound(work, () => new TimeoutError(`${this.name} ${operation}`, this.timeoutMs));
-    return bounded.then(undefined, (error: unknown) => {
-      throw toTierError(this.name, operation, error);
+    const mapError = (error: unknown) => toTierError(this.name, operation, error);
+    // One promise layer: the deadline's, which maps errors itself.
+    if (this.deadlines !== undefined)
+      return this.deadlines.bound(
+        work,
+        () => new TimeoutError(`${this.name} ${operation}`, this.timeoutMs),
+        mapError,
+      );
+    return work.then(undefined, (error: unknown) => {
+      throw mapError(error);
     });
   }
 
@@ -615,14 +640,19 @@ export class PostgresTier implements Tier {
   }
 
   private decode(key: string, row: StoredRow, operation: CacheOperation): CacheEntry | undefined {
-    // A hashed row answers only for the key it was written with.
+    return this.answers(key, row) ? this.decodeValid(key, row, operation) : undefined;
+  }
+
+  /** Whether `row` answers for `key`: a hashed row only for the key it was written with. */
+  private answers(key: string, row: StoredRow): boolean {
     const fullKey = row[0];
-    if (
-      fullKey === null
-        ? key.length * 3 > this.maxKeyBytes && storageKey(key, this.maxKeyBytes).full !== null
-        : fullKey !== key
-    )
-      return undefined;
+    return fullKey === null
+      ? !(key.length * 3 > this.maxKeyBytes && storageKey(key, this.maxKeyBytes).full !== null)
+      : fullKey === key;
+  }
+
+  /** Decodes a row that answers for `key`; a row that cannot be decoded safely is a reported miss. */
+  private decodeValid(key: string, row: StoredRow, operation: CacheOperation): CacheEntry | undefined {
     try {
       return decodeRow(row, this.maxValueBytes);
     } catch (error) {

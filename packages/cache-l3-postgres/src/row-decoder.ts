@@ -40,7 +40,9 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
   const text = row[1];
   if (typeof text !== 'string')
     throw new SerializationError(`the stored value is over maxValueBytes (${maxValueBytes} bytes)`);
-  const encoding = Number(row[8]);
+  // The server's text ('1', '0') on pg, numbers on PGlite: the common forms compared without converting.
+  const code = row[8];
+  const encoding = code === '1' || code === 1 ? 1 : Number(code);
   let value: unknown;
   if (encoding === 1) value = decodeStoredValue(text, maxValueBytes);
   else if (encoding === 0) {
@@ -63,7 +65,8 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
   };
   if (!Number.isFinite(entry.freshUntil) || !Number.isFinite(entry.staleUntil))
     throw new SerializationError('stored expiry times are not numbers');
-  const version = Number(row[6]);
+  const stored = row[6];
+  const version = stored === '0' || stored === 0 ? 0 : Number(stored);
   if (version !== 0) {
     if (!Number.isSafeInteger(version) || version < 0)
       throw new SerializationError('stored version is not a version');

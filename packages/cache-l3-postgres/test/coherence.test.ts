@@ -1,7 +1,7 @@
 import { type CacheEntry, InvalidValueError, nextVersion, SerializationError } from '@bgc/cache-core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENTRIES_TABLE, PostgresTier, STATE_TABLE } from '../src/index.js';
+import { DEFAULT_WRITE_BATCH_ROWS, ENTRIES_TABLE, PostgresTier, STATE_TABLE } from '../src/index.js';
 import { dropSchema, sleep, testPool, uniqueSchema } from './helpers.js';
 
 // Two pools, as two gateway instances sharing one PostgreSQL.
@@ -448,6 +448,71 @@ describe('batches', () => {
       { key: 'dup:t', entry: entry('second', v1) },
     ]);
     expect((await a.getMany(['dup:v', 'dup:t'])).map((g) => g?.value)).toEqual(['newer', 'second']);
+  });
+
+  it('setMany sends one statement per writeBatchRows rows: 5,000 rows in one, 5,001 in two', async () => {
+    expect(DEFAULT_WRITE_BATCH_ROWS).toBe(5000);
+    const pool = testPool(2);
+    // The real pool, observed: the rows of each upsert statement it is sent.
+    const upserts: number[] = [];
+    const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+    (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+      const config = args[0] as { name?: string; values?: unknown[][] };
+      if (typeof config === 'object' && config.name?.includes('upsert'))
+        upserts.push(config.values?.[0]?.length ?? -1);
+      return query(...args);
+    };
+    const t = new PostgresTier({ pool, schema, sweepIntervalMs: 0, operationTimeoutMs: 60_000 });
+    try {
+      const writes = (n: number, tag: string) =>
+        Array.from({ length: n }, (_, i) => ({ key: `limit:${tag}:${i}`, entry: entry({ i }) }));
+      await t.setMany(writes(DEFAULT_WRITE_BATCH_ROWS, 'at'));
+      expect(upserts).toEqual([5000]);
+      upserts.length = 0;
+      const over = writes(DEFAULT_WRITE_BATCH_ROWS + 1, 'over');
+      await t.setMany(over);
+      expect(upserts).toEqual([5000, 1]);
+      const got = await b.getMany(over.map((w) => w.key));
+      expect(got.every((g, i) => (g?.value as { i: number } | undefined)?.i === i)).toBe(true);
+      const { rows } = await poolA.query(`SELECT count(*)::int AS n FROM ${table} WHERE key LIKE 'limit:%'`);
+      expect(rows[0].n).toBe(2 * DEFAULT_WRITE_BATCH_ROWS + 1);
+    } finally {
+      await t.close();
+      await pool.end();
+    }
+  });
+
+  it('getMany decodes each row once: a key asked twice gets the same entry, a bad row is reported once', async () => {
+    const long = `dup:${'x'.repeat(600)}`;
+    await a.setMany([
+      { key: 'dup:r1', entry: entry({ n: 1 }) },
+      { key: long, entry: entry('long') },
+    ]);
+    const now = Date.now();
+    await poolA.query(
+      `INSERT INTO ${table} (key, value, fresh_until, stale_until, created_at, updated_at, encoding)
+       VALUES ('dup:bad', '{"a":', $1, $1, $2, $2, 1)`,
+      [now + 60_000, now],
+    );
+    errors.length = 0;
+    metricErrors.length = 0;
+    const got = await a.getMany(['dup:r1', 'dup:bad', 'dup:none', long, 'dup:r1', 'dup:bad', long, 'dup:r1']);
+    expect(got.map((g) => g?.value)).toEqual([
+      { n: 1 },
+      undefined,
+      undefined,
+      'long',
+      { n: 1 },
+      undefined,
+      'long',
+      { n: 1 },
+    ]);
+    expect(got[4]).toBe(got[0]);
+    expect(got[7]).toBe(got[0]);
+    expect(got[6]).toBe(got[3]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(SerializationError);
+    expect(metricErrors).toEqual(['l3:get_many:serialization_error']);
   });
 
   it('chunks writes by writeBatchRows', async () => {
