@@ -52,6 +52,8 @@ export interface BatcherHost {
   fanOut: {
     enabled: boolean;
     wholeYear: boolean;
+    /** One-year fanned-out calls ask every country (no country filter). */
+    allCountries: boolean;
     topNcms: readonly string[];
     topCountries: readonly string[];
   };
@@ -61,7 +63,17 @@ export interface BatcherHost {
   /** Reads values from the shared cache (`undefined` on a miss). */
   read(keys: string[]): Promise<(ComexStatMonthValue | undefined)[]>;
   /** Writes the cells nobody's loader stores. */
-  store(cells: { key: string; ano: number; mes: number; value: ComexStatMonthValue }[]): Promise<void>;
+  store(
+    cells: {
+      key: string;
+      flow: ComexStatFlow;
+      ano: number;
+      mes: number;
+      ncm: string;
+      pais: string;
+      value: ComexStatMonthValue;
+    }[],
+  ): Promise<void>;
   onRows: ((rows: ComexStatMonthRow[]) => void) | undefined;
   onError(error: unknown): void;
   stats: {
@@ -101,6 +113,8 @@ interface Batch {
   id: number;
   flow: ComexStatFlow;
   fanOut: boolean;
+  /** Created by a miss (not a warming group): a one-year call may then ask every country. */
+  miss: boolean;
   /** Rank of work with no waiter (warming). */
   baseRank: number;
   years: Set<number>;
@@ -214,7 +228,7 @@ export class CallBatcher {
           ),
         );
       }
-      batch = this.newBatch(cell.flow, fanOut, rank, wait);
+      batch = this.newBatch(cell.flow, fanOut, rank, wait, true);
     }
     this.addCell(batch, cell);
     if (this.host.shared && options.priority !== 'warming') {
@@ -257,7 +271,7 @@ export class CallBatcher {
     const batches = new Set<Batch>();
     for (const cell of cells) {
       let batch = this.openBatchFor(cell, true);
-      if (!batch) batch = this.newBatch(cell.flow, true, PRIORITY_RANK[priority], 0);
+      if (!batch) batch = this.newBatch(cell.flow, true, PRIORITY_RANK[priority], 0, false);
       this.addCell(batch, cell);
       batches.add(batch);
     }
@@ -304,11 +318,12 @@ export class CallBatcher {
     return undefined;
   }
 
-  private newBatch(flow: ComexStatFlow, fanOut: boolean, rank: number, wait: number): Batch {
+  private newBatch(flow: ComexStatFlow, fanOut: boolean, rank: number, wait: number, miss: boolean): Batch {
     const batch: Batch = {
       id: this.nextId++,
       flow,
       fanOut,
+      miss,
       baseRank: rank,
       years: new Set(),
       months: new Set(),
@@ -487,6 +502,9 @@ export class CallBatcher {
     }
     const ncms = new Set(b.ncms);
     const countries = new Set(b.countries);
+    // A miss of one year fanned out: every country that traded the NCMs (a chart over years keeps
+    // the filter for the row bound; warming stores what the job asked for).
+    const allCountries = b.fanOut && b.miss && this.host.fanOut.allCountries && fromYear === toYear;
     if (b.fanOut) {
       for (const n of this.host.fanOut.topNcms) ncms.add(n);
       for (const c of this.host.fanOut.topCountries) countries.add(c);
@@ -499,6 +517,7 @@ export class CallBatcher {
       toMonth,
       ncms: [...ncms],
       countries: [...countries],
+      allCountries,
     };
     b.state = 'sealed';
     b.sentAt = this.host.now();
@@ -508,10 +527,12 @@ export class CallBatcher {
       flow: b.flow,
       monthDetail: true,
       period: { from: `${fromYear}-${pad2(fromMonth)}`, to: `${toYear}-${pad2(toMonth)}` },
-      filters: [
-        { filter: 'ncm', values: [...ncms] },
-        { filter: 'country', values: [...countries] },
-      ],
+      filters: allCountries
+        ? [{ filter: 'ncm', values: [...ncms] }]
+        : [
+            { filter: 'ncm', values: [...ncms] },
+            { filter: 'country', values: [...countries] },
+          ],
       details: ['ncm', 'country'],
       metrics: ['metricFOB', 'metricKG'],
     };
@@ -582,7 +603,9 @@ export class CallBatcher {
       const { cells, unmappedRows } = fanOutRows({
         call: sealed,
         rows,
-        codesByName: this.host.countries.codesByName(sealed.countries),
+        codesByName: this.host.countries.codesByName(
+          sealed.allCountries ? this.host.countries.codes() : sealed.countries,
+        ),
         release,
         maybeUnpublished: (ano, mes) => ano * 12 + (mes - 1) >= current - 1,
         fetchedAt: b.sentAt as number,
@@ -605,7 +628,8 @@ export class CallBatcher {
       const loaderKeys = new Set(b.waiters.filter((w) => w.loader && !w.settled).map((w) => w.cell.key));
       const items = [];
       for (const [key, c] of cells) {
-        if (c.storable && !loaderKeys.has(key)) items.push({ key, ano: c.ano, mes: c.mes, value: c.value });
+        if (c.storable && !loaderKeys.has(key))
+          items.push({ key, flow: b.flow, ano: c.ano, mes: c.mes, ncm: c.ncm, pais: c.pais, value: c.value });
       }
       if (items.length > 0) {
         try {

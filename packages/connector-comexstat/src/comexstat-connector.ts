@@ -272,6 +272,7 @@ export class ComexStatConnector {
       fanOut: {
         enabled: this.config.fanOut.enabled,
         wholeYear: this.config.fanOut.wholeYear,
+        allCountries: this.config.fanOut.allCountries,
         topNcms: this.config.fanOut.topLists ? this.config.warming.topNcms : [],
         topCountries: this.config.fanOut.topLists ? this.config.warming.topCountries : [],
       },

@@ -51,6 +51,12 @@ export interface ComexStatConnectorConfig {
     wholeYear: boolean;
     /** `fan_out.top_lists`: add the warming top NCMs and countries to the call. */
     topLists: boolean;
+    /**
+     * `fan_out.all_countries`: a fanned-out call of one year asks its NCMs for every country (no
+     * country filter) and caches every country that traded them, so a later miss of another
+     * country costs no call. Multi-year calls (charts) keep the country filter (row bound).
+     */
+    allCountries: boolean;
   };
   warming: {
     /** `warming.months`: how many months back from the latest published one. */
@@ -89,7 +95,7 @@ export const DEFAULT_CONNECTOR_CONFIG: ComexStatConnectorConfig = Object.freeze(
   rateLimit: { minIntervalMs: DEFAULT_MIN_INTERVAL_MS },
   releaseAware: { enabled: true, checkIntervalMs: 6 * 3_600_000 },
   // Economical by default: a miss fetches its whole year (and the top lists), merged across years.
-  fanOut: { enabled: true, wholeYear: true, topLists: true },
+  fanOut: { enabled: true, wholeYear: true, topLists: true, allCountries: true },
   warming: { months: 12, flows: ['export', 'import'], topNcms: [], topCountries: [] },
 }) as ComexStatConnectorConfig;
 
@@ -101,7 +107,7 @@ const KNOWN: Record<string, readonly string[]> = {
   api: ['base_url', 'language', 'timeout', 'retries', 'max_cells_per_call'],
   rate_limit: ['min_interval'],
   release_aware: ['enabled', 'check_interval'],
-  fan_out: ['enabled', 'whole_year', 'top_lists'],
+  fan_out: ['enabled', 'whole_year', 'top_lists', 'all_countries'],
   warming: ['months', 'flows', 'top_ncms', 'top_countries'],
 };
 
@@ -331,6 +337,7 @@ export function loadConnectorConfig(
       enabled: bool(fan, 'enabled', 'fan_out.enabled', d.fanOut.enabled),
       wholeYear: bool(fan, 'whole_year', 'fan_out.whole_year', d.fanOut.wholeYear),
       topLists: bool(fan, 'top_lists', 'fan_out.top_lists', d.fanOut.topLists),
+      allCountries: bool(fan, 'all_countries', 'fan_out.all_countries', d.fanOut.allCountries),
     },
     warming: {
       months: int(warm, 'months', 'warming.months', d.warming.months, 1, 120),

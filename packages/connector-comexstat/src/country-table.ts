@@ -62,6 +62,11 @@ export class CountryTable {
     return this.names.size;
   }
 
+  /** Every code known. */
+  codes(): string[] {
+    return [...this.names.keys()];
+  }
+
   /** The Portuguese name of a code, `undefined` when unknown. */
   nameOf(code: string): string | undefined {
     return this.names.get(code);

@@ -12,7 +12,13 @@ export interface SealedCall {
   fromMonth: number;
   toMonth: number;
   ncms: readonly string[];
+  /** The countries asked (filter), or, with `allCountries`, those whose cells must be answered. */
   countries: readonly string[];
+  /**
+   * No country filter: the call answers every country. Cells are then made for `countries` and
+   * for every country some row named (its months without rows are "no trade").
+   */
+  allCountries?: boolean;
 }
 
 /** One cell of a call's answer. */
@@ -60,17 +66,27 @@ export interface FanOutResult {
  * the call covered, `rows: []` for combinations without trade (negative caching). Rows are
  * attributed by the country CODES the call filtered on (their names looked up in the Portuguese
  * table). Months past the release are not cells; when the release is unknown, months that may be
- * unpublished are answered `not_published` and marked not storable unless rows came for them.
+ * unpublished are answered `not_published` and marked not storable unless rows came for that month
+ * (a row of any NCM or country proves the month published: its other cells are "no trade").
  */
 export function fanOutRows(input: FanOutInput): FanOutResult {
   const { call, release, fetchedAt } = input;
   const cells = new Map<string, FannedCell>();
+  let countries: readonly string[] = call.countries;
+  if (call.allCountries) {
+    const seen = new Set(call.countries);
+    for (const row of input.rows) {
+      const code = input.codesByName.get(normalizeName(row.country ?? ''));
+      if (code !== undefined) seen.add(code);
+    }
+    countries = [...seen];
+  }
   for (let ano = call.fromYear; ano <= call.toYear; ano++) {
     for (let mes = call.fromMonth; mes <= call.toMonth; mes++) {
       if (release && !isPublishedMonth(ano, mes, release)) continue;
       const unsure = !release && input.maybeUnpublished(ano, mes);
       for (const ncm of call.ncms) {
-        for (const pais of call.countries) {
+        for (const pais of countries) {
           const key = input.keyFor({ flow: call.flow, ano, mes, ncm, pais });
           cells.set(key, {
             ano,
@@ -86,6 +102,8 @@ export function fanOutRows(input: FanOutInput): FanOutResult {
   }
   let unmappedRows = 0;
   const unmappedGroups = new Set<string>();
+  /** Months (ano × 12 + mes) some row came for: published, whatever the release says. */
+  const published = new Set<number>();
   for (const row of input.rows) {
     const ano = Number(row.year);
     const mes = Number(row.monthNumber);
@@ -98,11 +116,7 @@ export function fanOutRows(input: FanOutInput): FanOutResult {
     }
     const cell = cells.get(input.keyFor({ flow: call.flow, ano, mes, ncm, pais }));
     if (!cell) continue;
-    if (cell.value.status === 'not_published') {
-      // Rows came: the month is published after all.
-      cell.value.status = 'ok';
-      cell.storable = true;
-    }
+    published.add(ano * 12 + mes);
     cell.value.rows.push({
       flow: call.flow,
       ano,
@@ -112,6 +126,16 @@ export function fanOutRows(input: FanOutInput): FanOutResult {
       fob: Number(row.metricFOB ?? 0),
       kg: Number(row.metricKG ?? 0),
     });
+  }
+  if (published.size > 0) {
+    // A row of a month proves the month published: its cells without rows are "no trade", not
+    // "not yet published" (so they are cached like any other, and asking again costs no call).
+    for (const cell of cells.values()) {
+      if (cell.value.status === 'not_published' && published.has(cell.ano * 12 + cell.mes)) {
+        cell.value.status = 'ok';
+        cell.storable = true;
+      }
+    }
   }
   if (unmappedGroups.size > 0) {
     for (const cell of cells.values()) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { ComexStatFlow } from './comexstat-types.js';
 import type { SpacerRedis } from './request-spacer.js';
 
@@ -5,7 +6,11 @@ import type { SpacerRedis } from './request-spacer.js';
 export const PENDING_TTL_MS = 120_000;
 
 const ADD_PENDING = `redis.call('SADD', KEYS[1], unpack(ARGV, 2)); redis.call('PEXPIRE', KEYS[1], ARGV[1]); return 1`;
-const CLAIM = `if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'NX') then return 1 end return 0`;
+// Taken when free, or renewed by the instance that holds it.
+const CLAIM = `
+if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('PEXPIRE', KEYS[1], ARGV[1]) return 1 end
+if redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1], 'NX') then return 1 end
+return 0`;
 const DRAIN_PENDING = `local m = redis.call('SMEMBERS', KEYS[1]); redis.call('DEL', KEYS[1]); return m`;
 
 /** A cell another instance waits for. */
@@ -24,6 +29,8 @@ export interface PendingCell {
  * shared cache by the batcher (release-aware).
  */
 export class SharedMerge {
+  /** This instance's id in claims. */
+  readonly owner: string = randomUUID();
   constructor(
     private readonly redis: SpacerRedis,
     private readonly keyPrefix: string,
@@ -47,7 +54,9 @@ export class SharedMerge {
 
   /**
    * Claims a cluster-wide job (e.g. the release check) for `ttlMs`: `true` for the one instance
-   * that should do it, `false` for the others (they read its result from the shared cache).
+   * that should do it, `false` for the others (they read its result from the shared cache). The
+   * holder's own next claim renews it (true again), so a job due again while its claim lasts
+   * (a short interval, or a clock that runs ahead of Redis's) is not left to nobody.
    */
   async claim(name: string, ttlMs: number): Promise<boolean> {
     const r = await this.redis.eval(
@@ -55,6 +64,7 @@ export class SharedMerge {
       1,
       `${this.keyPrefix}claim:${name}`,
       Math.max(1, Math.round(ttlMs)),
+      this.owner,
     );
     return Number(r) === 1;
   }

@@ -57,7 +57,7 @@ describe('loadConnectorConfig', () => {
     expect(c.warming.months).toBe(12);
     expect(c.warming.flows).toEqual(['export', 'import']);
     expect(c.releaseAware).toEqual({ enabled: true, checkIntervalMs: 6 * 3_600_000 });
-    expect(c.fanOut).toEqual({ enabled: true, wholeYear: true, topLists: true });
+    expect(c.fanOut).toEqual({ enabled: true, wholeYear: true, topLists: true, allCountries: true });
     expect(c.api.timeoutMs).toBe(60_000);
     expect(c.cache.staleTtlMs).toBe(720 * 3_600_000);
   });

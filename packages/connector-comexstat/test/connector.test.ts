@@ -164,7 +164,10 @@ describe('ComexStatConnector: call size', () => {
 describe('ComexStatConnector: fan-out and negative caching', () => {
   it('with fan-out, one miss fetches the whole year for the top lists and stores every cell', async () => {
     stack = await makeStack({
-      config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: true } }),
+      config: (c) => ({
+        ...c,
+        fanOut: { enabled: true, wholeYear: true, topLists: true, allCountries: false },
+      }),
     });
     const c = stack.connector;
     await c.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: '160' });
@@ -179,6 +182,38 @@ describe('ComexStatConnector: fan-out and negative caching', () => {
         const cell = expected(q);
         if (!cell) noTrade++;
         expect(r.rows.map((x) => x.fob)).toEqual(cell ? [cell.fob] : []);
+      }
+    }
+    expect(noTrade).toBeGreaterThan(0);
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+  });
+
+  it('all_countries (default): a one-year miss asks every country of its NCMs, so other countries cost no call', async () => {
+    stack = await makeStack();
+    const c = stack.connector;
+    const top = new Set(TOP_COUNTRIES);
+    const others = SIM_COUNTRIES.filter((x) => x.weight > 0 && !top.has(x.id)).slice(0, 15);
+    await c.getMonth({ flow: 'export', ano: 2025, mes: 1, ncm: '12019000', pais: others[0]!.id });
+    expect(stack.sim.stats.byPath['/general']).toBe(1);
+    // The call had no country filter: every country that traded a top NCM is cached, no-trade months included.
+    const traded = new Set<string>();
+    for (const x of SIM_COUNTRIES)
+      for (const n of TOP_NCMS)
+        for (let mes = 1; mes <= 12; mes++)
+          if (expected({ flow: 'export', ano: 2025, mes, ncm: n, pais: x.id })) traded.add(x.id);
+    for (const t of TOP_COUNTRIES) traded.add(t);
+    traded.add(others[0]!.id);
+    expect(traded.size).toBeGreaterThan(TOP_COUNTRIES.length + 10);
+    expect(c.stats.keysStored).toBe(12 * TOP_NCMS.length * traded.size - 1);
+    let noTrade = 0;
+    for (const x of others) {
+      for (const mes of [3, 11]) {
+        const q: ComexStatMonthQuery = { flow: 'export', ano: 2025, mes, ncm: TOP_NCMS[3]!, pais: x.id };
+        const r = await c.getMonth(q);
+        const cell = expected(q);
+        if (!cell) noTrade++;
+        expect(r.level).toBe('l2');
+        expect(r.rows.map((row) => row.fob)).toEqual(cell ? [cell.fob] : []);
       }
     }
     expect(noTrade).toBeGreaterThan(0);
@@ -205,7 +240,10 @@ describe('ComexStatConnector: fan-out and negative caching', () => {
 
   it('maps country names back to codes, leading-space names included', async () => {
     stack = await makeStack({
-      config: (c) => ({ ...c, fanOut: { enabled: true, wholeYear: true, topLists: false } }),
+      config: (c) => ({
+        ...c,
+        fanOut: { enabled: true, wholeYear: true, topLists: false, allCountries: false },
+      }),
     });
     const quirky = SIM_COUNTRIES.find((x) => x.text.startsWith(' ') && x.weight > 0)!;
     let hits = 0;

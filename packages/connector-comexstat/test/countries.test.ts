@@ -86,6 +86,44 @@ describe('fanOutRows (pure)', () => {
     });
   });
 
+  it('release unknown: a row of a month proves it published, so its cells without rows are "no trade", cached', () => {
+    const { cells } = fanOutRows({
+      call,
+      rows: [row(2026, 11, 'China', '5')],
+      codesByName,
+      release: undefined,
+      maybeUnpublished: (ano, mes) => ano === 2026 && mes >= 10,
+      fetchedAt: 1,
+      keyFor,
+    });
+    // Argentina had no row in November, China had one: November is published, Argentina traded nothing.
+    expect(cells.get('2026:11:12019000:063')).toMatchObject({
+      storable: true,
+      value: { status: 'ok', rows: [] },
+    });
+    // October: no row at all, it may not be published yet.
+    expect(cells.get('2026:10:12019000:063')).toMatchObject({ storable: false });
+  });
+
+  it('allCountries: cells for the asked countries and for every country some row named', () => {
+    const { cells, unmappedRows } = fanOutRows({
+      call: { ...call, fromYear: 2025, toYear: 2025, countries: ['160'], allCountries: true },
+      rows: [row(2025, 3, 'China', '10'), row(2025, 4, 'Argentina', '7'), row(2025, 4, 'Japão', '1')],
+      codesByName: new Map([...codesByName, ['japao', '399']]),
+      release: { updated: '2026-09-05', updatedAt: 0, year: 2026, month: 8 },
+      maybeUnpublished: () => false,
+      fetchedAt: 1,
+      keyFor,
+    });
+    expect(unmappedRows).toBe(0);
+    // 12 months × 1 NCM × {China (asked), Argentina, Japan (named by rows)}.
+    expect(cells.size).toBe(36);
+    expect(cells.get('2025:4:12019000:399')?.value.rows).toHaveLength(1);
+    expect(cells.get('2025:5:12019000:063')).toMatchObject({ storable: true, value: { rows: [] } });
+    // A country no row named (and nobody asked) is not answered: unknown, not "no trade".
+    expect(cells.has('2025:4:12019000:249')).toBe(false);
+  });
+
   it('a row of an unknown country makes the empty cells of its (month, NCM) uncertain, never "no trade"', () => {
     const { cells, unmappedRows } = fanOutRows({
       call,

@@ -9,6 +9,7 @@ import {
   ComexStatConnector,
   DEFAULT_CONNECTOR_CONFIG,
   RequestSpacer,
+  SharedMerge,
 } from '../src/index.js';
 import { generateCell, SIM_COUNTRIES, SIM_NCMS, startComexStatSimulator } from '../src/simulator/index.js';
 import type { CacheEntry } from '@bgc/cache-core';
@@ -90,5 +91,21 @@ describe('cross-instance merging of cold misses', () => {
     }
     expect(await redis.exists(`${prefix}pending:export:2025`)).toBe(0);
     await sim.close();
+  });
+});
+
+describe('SharedMerge.claim', () => {
+  it('one instance wins a cluster job; its own next claim renews it, the others keep losing until it expires', async () => {
+    const a = new SharedMerge(redis, `${prefix}claims:`);
+    const b = new SharedMerge(redis, `${prefix}claims:`);
+    expect(await a.claim('dates-updated', 300)).toBe(true);
+    expect(await b.claim('dates-updated', 300)).toBe(false);
+    // Due again while its claim lasts (a short interval): the holder is not shut out by itself.
+    expect(await a.claim('dates-updated', 300)).toBe(true);
+    expect(await b.claim('dates-updated', 300)).toBe(false);
+    expect(await redis.pttl(`${prefix}claims:claim:dates-updated`)).toBeGreaterThan(0);
+    await redis.del(`${prefix}claims:claim:dates-updated`);
+    expect(await b.claim('dates-updated', 300)).toBe(true);
+    expect(await a.claim('dates-updated', 300)).toBe(false);
   });
 });
