@@ -22,6 +22,13 @@ import { makeEntry, writeAll } from './write-fanout.js';
 const tracer = trace.getTracer('@bgc/cache-core');
 
 /**
+ * Resolves once the event loop went through its I/O phase: bus messages already received by this
+ * process are handled by then (an immediate queued from an immediate runs after the next poll).
+ */
+const yieldToIo = (): Promise<void> =>
+  new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
+/**
  * The `isStale` of a `forceFresh` load: every entry written before the call counts as stale (the
  * fail-safe fallback), so only a value loaded after it, e.g. by another instance that held the
  * lock, is answered as fresh.
@@ -252,7 +259,11 @@ export class LoadCoordinator {
         if (tags !== undefined && tags.length > 0) entry.tags = tags;
         const background = opts.backgroundWrites && ctx.local.length > 0 && ctx.shared.length > 0;
         // Background writes: answer once the local tiers hold the value; the shared tiers' writes
-        // (and the lease, held until they land) finish in the background.
+        // (and the lease, held until they land) finish in the background. Invalidations that
+        // reached this process meanwhile are applied first (one turn of the event loop): a
+        // write or delete on another instance during the load keeps the older value out of L1,
+        // as the shared tiers' compare-and-set keeps it out of theirs.
+        if (background && ctx.bus) await yieldToIo();
         const stored = await writeAll(ctx.writeHost, background ? ctx.local : ctx.states, key, entry);
         if (background) {
           leaseHandedOff = true;

@@ -3,6 +3,8 @@ import {
   type CacheEntry,
   ConfigError,
   type DistributedLock,
+  type InvalidationBus,
+  type InvalidationMessage,
   InvalidValueError,
   MultiLevelCache,
   type MultiLevelCacheOptions,
@@ -432,5 +434,46 @@ describe('loader context', () => {
     await expect(p).rejects.toThrow(/closed/);
     await closing;
     expect(String(reason)).toMatch(/closed/);
+  });
+});
+
+describe('background writes and the bus', () => {
+  it('a delete on another instance delivered while the load ends keeps the older value out of L1', async () => {
+    // A bus whose messages arrive as I/O does: after publish resolved, on a later turn of the loop.
+    const handlers = new Set<(m: InvalidationMessage) => void>();
+    const bus = (): InvalidationBus => {
+      let mine: ((m: InvalidationMessage) => void) | undefined;
+      return {
+        publish: async (m) => {
+          for (const h of handlers) if (h !== mine) setImmediate(() => h(m));
+        },
+        subscribe: (h) => {
+          mine = h;
+          handlers.add(h);
+        },
+        close: async () => {},
+      };
+    };
+    const shared = new Map<string, CacheEntry>();
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const one = make({ tiers: [l1, new FakeTier({ level: 'l2', store: shared })], bus: bus() });
+    const two = make({
+      tiers: [new FakeTier({ level: 'l1', sync: true }), new FakeTier({ level: 'l2', store: shared })],
+      bus: bus(),
+    });
+    let source = 'v1';
+    const release = gate<void>();
+    const slow = one.getOrLoad('row', async () => {
+      const read = source;
+      await release.promise;
+      return read;
+    });
+    await new Promise((r) => setTimeout(r, 5));
+    source = 'v2';
+    await two.delete('row');
+    release.resolve();
+    expect((await slow).value).toBe('v1'); // its own caller started before the delete
+    expect(l1.store.has('row')).toBe(false);
+    expect((await one.getOrLoad('row', async () => source)).value).toBe('v2');
   });
 });
