@@ -19,6 +19,7 @@ import { CountryTable } from './country-table.js';
 import { ReleaseTracker } from './release-tracker.js';
 import type { SpacerPriority, SpacerRedis } from './request-spacer.js';
 import { SharedMerge } from './shared-merge.js';
+import { comexstatTags } from './comexstat-tags.js';
 
 /** What a loader receives from {@link ComexStatCache.getOrLoad}. */
 export interface ComexStatLoaderContext<T> {
@@ -27,6 +28,8 @@ export interface ComexStatLoaderContext<T> {
   signal: AbortSignal;
   /** The entry being refreshed (eager refresh, expired or outdated), when one exists. */
   stale?: CacheEntry<T>;
+  /** Tags of the entry the loader's value becomes (caches without tags leave it out). */
+  setTags?(tags: readonly string[]): void;
 }
 
 /**
@@ -47,7 +50,9 @@ export interface ComexStatCache {
     },
   ): Promise<{ value: T; level: Level; stale: boolean }>;
   /** Writes many entries to every tier. */
-  setMany(items: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number }[]): Promise<void>;
+  setMany(
+    items: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number; tags?: readonly string[] }[],
+  ): Promise<void>;
   /** Reads many keys; `value` is `undefined` on a miss. */
   getMany<T>(keys: string[]): Promise<{ value: T | undefined; level: Level }[]>;
 }
@@ -280,7 +285,8 @@ export class ComexStatConnector {
       now: this.now,
       keyFor: (c) => this.keyFor(c),
       read: async (keys) => (await this.cache.getMany<ComexStatMonthValue>(keys)).map((r) => r.value),
-      store: (cells) => this.cache.setMany(cells.map((c) => this.item(c.key, c.ano, c.mes, c.value))),
+      store: (cells) =>
+        this.cache.setMany(cells.map((c) => this.item(c.key, c.ano, c.mes, c.value, comexstatTags(c)))),
       onRows: onRows ? (rows) => void onRows(rows) : undefined,
       onError: this.onError,
       stats: this.stats,
@@ -348,15 +354,18 @@ export class ComexStatConnector {
     const release = this.releases.current;
     const res = await this.cache.getOrLoad<ComexStatMonthValue>(
       key,
-      (ctx) =>
-        this.want(q, key, {
+      (ctx) => {
+        // Tagged by flow, year, NCM and country (deleteByTag/expireByTag), on loads only.
+        ctx.setTags?.(comexstatTags(q));
+        return this.want(q, key, {
           loader: true,
           // A load with a servable entry (eager refresh, outdated by a release) is a refresh.
           priority: ctx.stale ? 'refresh' : 'user',
           admit: !ctx.stale,
           clientId: options.clientId,
           signal: mergeSignals(ctx.signal, options.signal),
-        }),
+        });
+      },
       {
         ttlMs: (v) => this.ttlFor(q.ano, q.mes, v),
         staleTtlMs: this.config.cache.staleTtlMs,
@@ -404,6 +413,7 @@ export class ComexStatConnector {
                 group.ano,
                 mes,
                 value,
+                comexstatTags({ flow: group.flow, ano: group.ano, ncm, pais }),
               ),
             );
           }
@@ -518,8 +528,14 @@ export class ComexStatConnector {
     );
   }
 
-  private item(key: string, ano: number, mes: number, value: ComexStatMonthValue) {
-    return { key, value, ttlMs: this.ttlFor(ano, mes, value), staleTtlMs: this.config.cache.staleTtlMs };
+  private item(key: string, ano: number, mes: number, value: ComexStatMonthValue, tags: readonly string[]) {
+    return {
+      key,
+      value,
+      ttlMs: this.ttlFor(ano, mes, value),
+      staleTtlMs: this.config.cache.staleTtlMs,
+      tags,
+    };
   }
 }
 

@@ -24,6 +24,7 @@ export {
   type ComexStatAdmissionOptions,
   type GetMonthOptions,
 } from './comexstat-connector.js';
+export { comexstatTags, type ComexStatTaggedCell } from './comexstat-tags.js';
 export {
   ttlForComexStat,
   isFrozenYear,

@@ -1,5 +1,6 @@
 import { type CacheEntry, ConfigError, type Tier } from '@bgc/cache-core';
 import type { ComexStatConnector } from './comexstat-connector.js';
+import { comexstatTags } from './comexstat-tags.js';
 import type { ComexStatFlow, ComexStatMonthValue } from './comexstat-types.js';
 
 /** Where the top lists come from when present (e.g. the L3 package's aggregates). */
@@ -154,7 +155,13 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
           tiers.map((t) => readTier(t, keys, at).catch(() => keys.map(() => undefined))),
         );
         missing = [];
-        const copies: { key: string; value: unknown; ttlMs: number; staleTtlMs: number }[] = [];
+        const copies: {
+          key: string;
+          value: unknown;
+          ttlMs: number;
+          staleTtlMs: number;
+          tags: readonly string[];
+        }[] = [];
         cells.forEach((c, i) => {
           const found = per.map((entries) => entries[i]);
           const any = found.find((e) => e !== undefined);
@@ -163,6 +170,7 @@ export async function warmComexStat(options: WarmComexStatOptions): Promise<Warm
             copies.push({
               key: c.key,
               value: any.value,
+              tags: comexstatTags({ flow, ano, ncm: c.ncm, pais: c.pais }),
               ttlMs: Math.max(1, any.freshUntil - at),
               staleTtlMs: Math.max(0, any.staleUntil - any.freshUntil),
             });
