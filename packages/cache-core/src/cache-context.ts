@@ -152,7 +152,7 @@ export class CacheContext {
       cacheMs: ms('tagRecordCacheMs', tagOptions.tagRecordCacheMs, 10_000),
       keepMs: opts.tombstoneMs,
       timeoutMs: opts.tierTimeoutMs,
-      maxIndexedKeys: ms('maxIndexedTagKeys', tagOptions.maxIndexedTagKeys, 100_000),
+      maxIndexedKeys: ms('maxIndexedTagKeys', tagOptions.maxIndexedTagKeys, 1_000_000),
     });
     const breakerOpts = options.circuitBreaker === false ? undefined : (options.circuitBreaker ?? {});
     const guardHost: GuardHost = {

@@ -2,7 +2,7 @@ import type { DistributedLock, InvalidationBus } from './bus.js';
 import type { CacheEntry } from './entry.js';
 import type { Level, TierLevel } from './level.js';
 import type { CacheOperation, CircuitState, MetricsAdapter } from './metrics.js';
-import type { WriteCallOptions } from './call-options.js';
+import type { ReadSkipOptions, WriteCallOptions } from './call-options.js';
 import type { TagOptions, TagWriteOptions } from './tags.js';
 import type { Tier } from './tier.js';
 
@@ -207,7 +207,7 @@ export interface LoadCallOptions {
 }
 
 /** Options of {@link MultiLevelCache.getOrLoad}. */
-export interface GetOrLoadOptions<T> extends LoadCallOptions, TagWriteOptions {
+export interface GetOrLoadOptions<T> extends LoadCallOptions, TagWriteOptions, ReadSkipOptions {
   /** Fresh lifetime in ms, fixed or computed from the loaded value. */
   ttlMs?: number | ((value: T) => number);
   /** `endpoint` metric label for this call. */
@@ -217,7 +217,7 @@ export interface GetOrLoadOptions<T> extends LoadCallOptions, TagWriteOptions {
 }
 
 /** Options of {@link MultiLevelCache.get}. */
-export interface GetOptions {
+export interface GetOptions extends ReadSkipOptions {
   /** `endpoint` metric label for this call. */
   endpoint?: string;
   /** Also return a stale (past fresh-until) entry, flagged `stale: true`. @default false */

@@ -23,6 +23,16 @@ export interface LevelSkips {
   write?: readonly Level[];
 }
 
+/** The `skip` option of reads and loads. */
+export interface ReadSkipOptions {
+  /**
+   * Levels this call does not read, e.g. `{ read: ['l1'] }` to look past this instance's copy.
+   * Such a read does not promote what it finds; a load reads the other levels, and loads when
+   * none holds a fresh value (the value found is its fail-safe fallback). @default none
+   */
+  skip?: Pick<LevelSkips, 'read'>;
+}
+
 /** The `skip` option of writes and deletes. */
 export interface WriteSkipOptions {
   /** Levels this call does not write or delete. @default none */

@@ -22,6 +22,7 @@ import type { Tier, TierDeleteOptions, TierWrite } from './tier.js';
 import { SKIPPED } from './tier-read.js';
 import { type InvalidationCallOptions, tiersFor, type WriteCallOptions } from './call-options.js';
 import { checkTags } from './entry-tags.js';
+import { readSkipping } from './skip-read.js';
 import {
   CacheNamespace,
   entryTags,
@@ -146,12 +147,29 @@ export class MultiLevelCache extends EventEmitter {
    * remaining lifetime). Resolves `{ value: undefined, level: 'external' }` on a miss everywhere.
    */
   get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
+    if (options.skip?.read !== undefined) return this.getSkipping<T>(key, options);
     return this.reads.get<T>(key, options);
   }
 
   /** Looks many keys up, using each tier's batch read where it has one (one Redis round trip). */
   getMany<T = unknown>(keys: readonly string[], options: GetOptions = {}): Promise<CacheResult<T>[]> {
+    if (options.skip?.read !== undefined)
+      return Promise.all(keys.map((k) => this.getSkipping<T>(k, options)));
     return this.reads.getMany<T>(keys, options);
+  }
+
+  /** A `get` with `skip.read` (see {@link readSkipping}). */
+  private async getSkipping<T>(key: string, options: GetOptions): Promise<CacheResult<T>> {
+    validateKey(key);
+    const endpoint = options.endpoint ?? this.ctx.endpoint;
+    const r = await readSkipping<T>(
+      this.ctx,
+      key,
+      options.skip?.read ?? [],
+      options.allowStale === true,
+      endpoint,
+    );
+    return { value: r.value, level: r.level, stale: r.stale };
   }
 
   /**
@@ -380,7 +398,26 @@ export class MultiLevelCache extends EventEmitter {
         return Promise.reject(error);
       }
     }
+    if (options.skip?.read !== undefined) return this.loadSkipping(key, loader, options);
     return this.loads.getOrLoad(key, loader, options);
+  }
+
+  /**
+   * A `getOrLoad` with `skip.read`: a fresh value in the levels read answers; otherwise a load
+   * that ignores what the skipped levels hold (`forceFresh`: still coalesced, the cached value
+   * only its fail-safe fallback).
+   */
+  private async loadSkipping<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T>,
+  ): Promise<LoadResult<T>> {
+    validateKey(key);
+    const endpoint = options.endpoint ?? this.ctx.endpoint;
+    const r = await readSkipping<T>(this.ctx, key, options.skip?.read ?? [], false, endpoint);
+    if (r.entry !== undefined && !options.isStale?.(r.entry))
+      return { value: r.value as T, level: r.level, stale: false };
+    return this.loads.getOrLoad(key, loader, { ...options, skip: undefined, forceFresh: true });
   }
 
   /**

@@ -172,6 +172,67 @@ describe('expire, has, pull', () => {
   });
 });
 
+describe('skip.read', () => {
+  it('get/getMany/has read past the skipped levels, without promoting into them', async () => {
+    const { a, b } = twoInstances();
+    await a.cache.set('k', 'v1');
+    expect((await b.cache.get('k')).value).toBe('v1'); // in B's L1
+    await a.cache.set('k', 'v2', { skipBus: true }); // B's L1 not told
+    expect((await b.cache.get('k')).value).toBe('v1');
+    expect(await b.cache.get('k', { skip: { read: ['l1'] } })).toEqual({
+      value: 'v2',
+      level: 'l2',
+      stale: false,
+    });
+    expect(b.cache.getSync('k')).toBe('v1'); // not promoted
+    expect((await b.cache.getMany(['k', 'none'], { skip: { read: ['l1'] } })).map((r) => r.value)).toEqual([
+      'v2',
+      undefined,
+    ]);
+    expect(await b.cache.get('k', { skip: { read: ['l1', 'l2'] } })).toEqual({
+      value: undefined,
+      level: 'external',
+      stale: false,
+    });
+    await a.cache.set('only-l1', 1, { skip: { write: ['l2'] } });
+    expect(await a.cache.has('only-l1', { skip: { read: ['l2'] } })).toBe(true);
+    expect(await a.cache.has('only-l1', { skip: { read: ['l1'] } })).toBe(false);
+    await expect(a.cache.get('k', { skip: { read: ['nope' as 'l1'] } })).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it('allowStale with skip.read answers the freshest stale entry of the levels read', async () => {
+    const { a } = twoInstances();
+    await a.cache.set('s', 'old', { ttlMs: 60_000 });
+    await a.cache.expire('s');
+    expect(await a.cache.get('s', { skip: { read: ['l1'] }, allowStale: true })).toEqual({
+      value: 'old',
+      level: 'l2',
+      stale: true,
+    });
+  });
+
+  it('getOrLoad with skip.read: a fresh value of the levels read answers, else a load (the skipped value is not used)', async () => {
+    const { a, b } = twoInstances();
+    await a.cache.set('k', 'v1');
+    expect((await b.cache.get('k')).value).toBe('v1');
+    await a.cache.set('k', 'v2', { skipBus: true });
+    expect((await b.cache.getOrLoad('k', () => 'loaded', { skip: { read: ['l1'] } })).value).toBe('v2');
+    let calls = 0;
+    const r = await b.cache.getOrLoad(
+      'k',
+      () => {
+        calls++;
+        return 'loaded';
+      },
+      { skip: { read: ['l1', 'l2'] } },
+    );
+    expect(r).toMatchObject({ value: 'loaded', level: 'external' });
+    expect(calls).toBe(1);
+    await b.cache.flush();
+    expect((await a.cache.get('k', { skip: { read: ['l1'] } })).value).toBe('loaded');
+  });
+});
+
 describe('skipBus and skip.write', () => {
   it('skipBus: other instances keep their local copy; the shared tiers change', async () => {
     const { a, b, bus } = twoInstances();

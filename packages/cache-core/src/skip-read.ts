@@ -1,0 +1,40 @@
+import type { CacheContext } from './cache-context.js';
+import type { CacheResult } from './cache-options.js';
+import { tiersFor } from './call-options.js';
+import type { CacheEntry } from './entry.js';
+import { Level } from './level.js';
+import { SKIPPED } from './tier-read.js';
+
+/**
+ * A lookup that leaves the levels of `skip` unread (`get(key, { skip: { read: ['l1'] } })`): the
+ * other tiers are asked in order, through their guards, and the first fresh entry (or, with
+ * `allowStale`, the freshest stale one) answers. Such a read does not promote what it finds: the
+ * skipped levels are left as they are. Off the hot path: only calls with `skip.read` come here.
+ * Internal to `@bgc/cache-core`.
+ */
+export async function readSkipping<T>(
+  ctx: CacheContext,
+  key: string,
+  skip: readonly Level[],
+  allowStale: boolean,
+  endpoint: string,
+): Promise<CacheResult<T> & { entry?: CacheEntry<T> }> {
+  let stale: { entry: CacheEntry<T>; level: Level } | undefined;
+  for (const state of tiersFor(ctx.states, skip, 'skip.read')) {
+    const got = await state.call('get', key, () => state.tier.get(key));
+    const e = got === SKIPPED ? undefined : (got as CacheEntry<T> | undefined);
+    const now = Date.now();
+    if (e && e.staleUntil > now) {
+      if (e.freshUntil > now) {
+        ctx.metrics.hit(state.tier.level, ctx.connector, endpoint);
+        return { value: e.value, level: state.tier.level, stale: false, entry: e };
+      }
+      if (!stale || e.staleUntil > stale.entry.staleUntil) stale = { entry: e, level: state.tier.level };
+    }
+    ctx.metrics.miss(state.tier.level, ctx.connector, endpoint);
+  }
+  if (stale && allowStale)
+    return { value: stale.entry.value, level: stale.level, stale: true, entry: stale.entry };
+  ctx.metrics.miss(Level.External, ctx.connector, endpoint);
+  return { value: undefined, level: Level.External, stale: false };
+}
