@@ -215,7 +215,11 @@ export class CacheContext {
 
   /** Keeps `p` as background work (its failure is swallowed: report it before). */
   track(p: Promise<unknown>): void {
-    const q = p.catch(() => undefined).finally(() => this.background.delete(q));
+    // One promise per tracked task (a catch and a finally would take four).
+    const done = (): void => {
+      this.background.delete(q);
+    };
+    const q: Promise<void> = p.then(done, done);
     this.background.add(q);
   }
 }

@@ -25,8 +25,7 @@ const tracer = trace.getTracer('@bgc/cache-core');
  * Resolves once the event loop went through its I/O phase: bus messages already received by this
  * process are handled by then (an immediate queued from an immediate runs after the next poll).
  */
-const yieldToIo = (): Promise<void> =>
-  new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 
 /**
  * The `isStale` of a `forceFresh` load: every entry written before the call counts as stale (the
@@ -69,32 +68,48 @@ export class LoadCoordinator {
   }
 
   /** `MultiLevelCache.getOrLoad`. */
-  async getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T>): Promise<LoadResult<T>> {
-    const endpoint = options.endpoint ?? this.ctx.endpoint;
-    const now = coarseNow();
-    const fast = this.reads.readL1Sync<T>(key, now, endpoint);
-    const force = options.forceFresh === true;
-    if (fast && fast.freshUntil > now && !force && !options.isStale?.(fast)) {
-      this.maybeEagerRefresh(key, fast, loader, options, now);
-      return { value: fast.value, level: Level.L1, stale: false };
-    }
-    validateKey(key);
-    const policy = resolvePolicy(options, this.policy);
-    const shared = this.inflight.get(key) ?? (force ? undefined : this.sharedRecent(key, now));
-    if (shared) return shared as Promise<LoadResult<T>>;
-    const flight: Promise<LoadResult<T>> = this.resolveMiss(
-      key,
-      loader,
-      options,
-      policy,
-      endpoint,
-      fast,
-    ).finally(() => {
+  getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T>): Promise<LoadResult<T>> {
+    // Not an async function: a miss answers with the flight's own promise (no wrapper promise
+    // and its two extra ticks), a hit with a resolved one.
+    try {
+      const endpoint = options.endpoint ?? this.ctx.endpoint;
+      const now = coarseNow();
+      const fast = this.reads.readL1Sync<T>(key, now, endpoint);
+      const force = options.forceFresh === true;
+      if (fast && fast.freshUntil > now && !force && !options.isStale?.(fast)) {
+        this.maybeEagerRefresh(key, fast, loader, options, now);
+        return Promise.resolve({ value: fast.value, level: Level.L1, stale: false });
+      }
+      validateKey(key);
+      const policy = resolvePolicy(options, this.policy);
+      const shared = this.inflight.get(key) ?? (force ? undefined : this.sharedRecent(key, now));
+      if (shared) return shared as Promise<LoadResult<T>>;
       // A write or delete meanwhile may have replaced this flight by a newer one: leave that be.
-      if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
-    });
-    this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
-    return flight;
+      const settle = () => {
+        if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
+      };
+      const flight: Promise<LoadResult<T>> = this.resolveMiss(
+        key,
+        loader,
+        options,
+        policy,
+        endpoint,
+        fast,
+      ).then(
+        (result) => {
+          settle();
+          return result;
+        },
+        (error: unknown) => {
+          settle();
+          throw error;
+        },
+      );
+      this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
+      return flight;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** A write or invalidation of `key`: callers that come next start a new load, never join an older one. */

@@ -86,26 +86,28 @@ export async function writeAll(
   let invalid: unknown;
   let invalidLevel: TierLevel = Level.L1;
   const stale = host.superseded(key, entry);
-  const stored = await Promise.all(
-    states.map((state) =>
-      !state.shared && stale
-        ? 0
-        : state
-            .call('set', key, () =>
-              state.tier.set(key, entry).catch((error: unknown) => {
-                if (!isInvalidValue(error)) throw error;
-                invalid = error;
-                invalidLevel = state.tier.level;
-                return SKIPPED;
-              }),
-            )
-            .then((r) => {
-              if (r !== SKIPPED) return 1;
-              if (invalid === undefined) state.remember(key);
-              return 0;
+  const writeOne = (state: GuardedTier): number | Promise<number> =>
+    !state.shared && stale
+      ? 0
+      : state
+          .call('set', key, () =>
+            state.tier.set(key, entry).catch((error: unknown) => {
+              if (!isInvalidValue(error)) throw error;
+              invalid = error;
+              invalidLevel = state.tier.level;
+              return SKIPPED;
             }),
-    ),
-  );
+          )
+          .then((r) => {
+            if (r !== SKIPPED) return 1;
+            if (invalid === undefined) state.remember(key);
+            return 0;
+          });
+  // One tier (a load's L1, or its shared tier in the background): no Promise.all around it.
+  const stored =
+    states.length === 1
+      ? [await writeOne(states[0] as GuardedTier)]
+      : await Promise.all(states.map(writeOne));
   if (invalid !== undefined) {
     host.metrics.error(invalidLevel, 'set', 'invalid_value');
     await host.removeEverywhere([key], entry.version);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker, delay, withTimeout, TimeoutError } from '../src/index.js';
+import { TimeoutError } from '../src/index.js';
+import { CircuitBreaker, delay, withTimeout } from '../src/internal.js';
 
 describe('CircuitBreaker', () => {
   it('opens after the threshold, lets one probe through after the cool-down, closes on success', () => {

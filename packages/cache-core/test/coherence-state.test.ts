@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidationQueue, VersionGuard } from '../src/coherence.js';
-import { VERSIONS_PER_MS } from '../src/index.js';
+import { VERSIONS_PER_MS } from '../src/internal.js';
 
 const at = (ms: number) => ms * VERSIONS_PER_MS;
 

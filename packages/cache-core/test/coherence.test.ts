@@ -8,9 +8,9 @@ import {
   type Lease,
   MultiLevelCache,
   type MultiLevelCacheOptions,
-  nextVersion,
   type ReadCallbacks,
 } from '../src/index.js';
+import { nextVersion } from '../src/internal.js';
 import { FakeTier } from '../src/testing/index.js';
 
 let caches: MultiLevelCache[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_META_KEYS, MAX_META_STRING_LENGTH, readMeta, validateMeta } from '../src/index.js';
+import { MAX_META_KEYS, MAX_META_STRING_LENGTH, readMeta, validateMeta } from '../src/internal.js';
 
 describe('validateMeta (the one rule for meta in shared tiers)', () => {
   it('accepts a flat record of strings, finite numbers and booleans', () => {

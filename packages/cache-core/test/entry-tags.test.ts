@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  BgcCacheError,
-  checkTags,
-  INTERNAL_TAG_MARK,
-  InvalidTagError,
-  MAX_TAG_LENGTH,
-  MAX_TAGS,
-  readTags,
-  validateTags,
-} from '../src/index.js';
+import { BgcCacheError, checkTags, InvalidTagError, MAX_TAG_LENGTH, MAX_TAGS } from '../src/index.js';
+import { INTERNAL_TAG_MARK, readTags, validateTags } from '../src/internal.js';
 import { mergeTags } from '../src/entry-tags.js';
 
 describe('validateTags / readTags (stored tags)', () => {

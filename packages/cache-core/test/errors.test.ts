@@ -9,8 +9,8 @@ import {
   TierError,
   TimeoutError,
   UpstreamError,
-  classifyError,
 } from '../src/index.js';
+import { classifyError } from '../src/internal.js';
 
 describe('errors', () => {
   it('carry stable codes, names and causes', () => {

@@ -6,9 +6,9 @@ import {
   type DistributedLock,
   type Lease,
   type MultiLevelCache,
-  nextVersion,
   type Tier,
 } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { unwrapBinary, wrapBinary } from './binary-records.js';
 
 /** Options of {@link KeyvStore}'s opt-in cross-instance miss lock ({@link KeyvStoreOptions.lockOnMiss}). */

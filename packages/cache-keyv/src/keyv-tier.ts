@@ -6,16 +6,14 @@ import {
   ConfigError,
   InvalidValueError,
   Level,
-  nextVersion,
   type Tier,
   type TierClearOptions,
   type TierDeleteOptions,
   type TierLevel,
   TierError,
   type TierWrite,
-  VERSIONS_PER_MS,
-  validateTags,
 } from '@bgc/cache-core';
+import { nextVersion, VERSIONS_PER_MS, validateTags } from '@bgc/cache-core/internal';
 import type Keyv from 'keyv';
 import { decodeStoredValue, encodeStoredValue, redact, showKey } from './value-codec.js';
 

@@ -1,4 +1,5 @@
-import { decodeValue, encodeValue, InvalidValueError } from '@bgc/cache-core';
+import { InvalidValueError } from '@bgc/cache-core';
+import { decodeValue, encodeValue } from '@bgc/cache-core/internal';
 
 /** Longest key shown in error messages (characters). */
 const SHOWN_KEY = 100;

@@ -1,7 +1,6 @@
 import {
   type CacheEntry,
   ConfigError,
-  coarseNow,
   InvalidValueError,
   type MetricsAdapter,
   NOOP_METRICS,
@@ -10,6 +9,7 @@ import {
   type TierDeleteOptions,
   type TierWrite,
 } from '@bgc/cache-core';
+import { coarseNow } from '@bgc/cache-core/internal';
 import { sizeAndFreeze } from './size-and-freeze.js';
 import { grown } from './typed-arrays.js';
 import { WTinyLfuPolicy } from './w-tiny-lfu-policy.js';

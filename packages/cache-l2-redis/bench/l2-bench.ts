@@ -7,7 +7,7 @@
 // Run: npx tsx bench/l2-bench.ts   (absolute numbers move between machines; compare the ratios)
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { nextVersion } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { RedisLock, RedisTier, redisOptionsFromEnv } from '../src/index.js';
 
 const CONCURRENCY = 64;

@@ -1,15 +1,7 @@
-import {
-  type CacheEntry,
-  ConfigError,
-  encodeValue,
-  hasValueTags,
-  InvalidValueError,
-  parseJsonSafely,
-  reviveValue,
-  SerializationError,
-} from '@bgc/cache-core';
+import { type CacheEntry, ConfigError, InvalidValueError, SerializationError } from '@bgc/cache-core';
+import { encodeValue, hasValueTags, parseJsonSafely, reviveValue } from '@bgc/cache-core/internal';
 import { COMPRESSORS, type CompressionAlgorithm } from './compression.js';
-import { readMeta, readTags, validateMeta, validateTags } from '@bgc/cache-core';
+import { readMeta, readTags, validateMeta, validateTags } from '@bgc/cache-core/internal';
 import { MSGPACK_SERIALIZER, type Serializer, type SerializerOption } from './serializer.js';
 
 export type { CompressionAlgorithm } from './compression.js';

@@ -24,7 +24,12 @@ export {
   ENVELOPE_VERSION,
   DEFAULT_MAX_VALUE_BYTES,
 } from './envelope-codec.js';
-export { validateMeta, MAX_META_KEYS, MAX_META_KEY_LENGTH, MAX_META_STRING_LENGTH } from '@bgc/cache-core';
+export {
+  validateMeta,
+  MAX_META_KEYS,
+  MAX_META_KEY_LENGTH,
+  MAX_META_STRING_LENGTH,
+} from '@bgc/cache-core/internal';
 export { type Serializer, type SerializerOption, MSGPACK_SERIALIZER } from './serializer.js';
 export { encodeJson, decodeJson, reviveTags, type EncodedJson, TAG_KEY } from './json-serializer.js';
 export { keySlot } from './key-slot.js';

@@ -1,4 +1,4 @@
-import { decodeValue, encodeValue, hasValueTags, reviveValue, VALUE_TAG_KEY } from '@bgc/cache-core';
+import { decodeValue, encodeValue, hasValueTags, reviveValue, VALUE_TAG_KEY } from '@bgc/cache-core/internal';
 
 /**
  * The key marking a tagged value inside the JSON encoding, e.g. `{"$bgc":"Date","v":"2024-01-01T00:00:00.000Z"}`.

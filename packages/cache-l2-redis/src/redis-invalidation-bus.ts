@@ -5,8 +5,8 @@ import {
   type InvalidationMessage,
   type MetricsAdapter,
   NOOP_METRICS,
-  parseJsonSafely,
 } from '@bgc/cache-core';
+import { parseJsonSafely } from '@bgc/cache-core/internal';
 import type { Cluster, Redis } from 'ioredis';
 import {
   createRedisClient,

@@ -1,18 +1,16 @@
 import {
   type CacheEntry,
   type CacheOperation,
-  capEntry,
   ConfigError,
-  coarseNow,
   InvalidValueError,
   type MetricsAdapter,
   NOOP_METRICS,
-  nextVersion,
   type ReadCallbacks,
   type Tier,
   type TierDeleteOptions,
   type TierWrite,
 } from '@bgc/cache-core';
+import { capEntry, coarseNow, nextVersion } from '@bgc/cache-core/internal';
 import type { Cluster, Redis } from 'ioredis';
 import { type CompressionAlgorithm, EnvelopeCodec } from './envelope-codec.js';
 import { groupBySlot, keySlot } from './key-slot.js';

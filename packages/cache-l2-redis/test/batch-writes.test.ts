@@ -1,4 +1,4 @@
-import { nextVersion } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchWrites } from '../src/redis-client.js';

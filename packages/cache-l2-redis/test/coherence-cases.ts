@@ -1,4 +1,5 @@
-import { type CacheEntry, nextVersion } from '@bgc/cache-core';
+import { type CacheEntry } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { beforeAll, expect, it } from 'vitest';
 import type { RedisTier } from '../src/redis-tier.js';
 

@@ -1,4 +1,5 @@
-import { ConfigError, nextVersion } from '@bgc/cache-core';
+import { ConfigError } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../scripts/redis-servers.mjs';

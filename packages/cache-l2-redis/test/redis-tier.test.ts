@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { type CacheEntry, InvalidValueError, nextVersion, TierError } from '@bgc/cache-core';
+import { type CacheEntry, InvalidValueError, TierError } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { runTierConformance } from '@bgc/cache-core/testing';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,7 +1,17 @@
-import { MAX_META_KEY_LENGTH, MAX_META_KEYS, MAX_META_STRING_LENGTH, readMeta } from '@bgc/cache-core';
+import {
+  MAX_META_KEY_LENGTH,
+  MAX_META_KEYS,
+  MAX_META_STRING_LENGTH,
+  readMeta,
+} from '@bgc/cache-core/internal';
 import { parseJsonSafely } from './value-codec.js';
 
-export { MAX_META_KEYS, MAX_META_KEY_LENGTH, MAX_META_STRING_LENGTH, validateMeta } from '@bgc/cache-core';
+export {
+  MAX_META_KEYS,
+  MAX_META_KEY_LENGTH,
+  MAX_META_STRING_LENGTH,
+  validateMeta,
+} from '@bgc/cache-core/internal';
 
 /** Longest stored `meta` text read at all: the largest valid record, JSON-escaped. */
 const MAX_META_TEXT = MAX_META_KEYS * (MAX_META_KEY_LENGTH + MAX_META_STRING_LENGTH + 8) * 6;

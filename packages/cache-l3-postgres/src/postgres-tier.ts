@@ -2,14 +2,9 @@ import {
   type CacheEntry,
   type CacheOperation,
   ConfigError,
-  capEntry,
   InvalidValueError,
   type MetricsAdapter,
   NOOP_METRICS,
-  nextVersion,
-  observeVersion,
-  VERSIONS_PER_MS,
-  versionTime,
   SerializationError,
   type Tier,
   type TierDeleteOptions,
@@ -17,6 +12,13 @@ import {
   TimeoutError,
   type TierWrite,
 } from '@bgc/cache-core';
+import {
+  capEntry,
+  nextVersion,
+  observeVersion,
+  VERSIONS_PER_MS,
+  versionTime,
+} from '@bgc/cache-core/internal';
 import { sql } from 'drizzle-orm';
 import { AggregatesStore, type AggregatesStoreOptions } from './aggregates-store.js';
 import { advisoryXactLock } from './advisory-locks.js';

@@ -9,4 +9,4 @@ export {
   encodeValue,
   parseJsonSafely,
   reviveValue,
-} from '@bgc/cache-core';
+} from '@bgc/cache-core/internal';

@@ -1,4 +1,5 @@
-import { type CacheEntry, InvalidValueError, nextVersion, SerializationError } from '@bgc/cache-core';
+import { type CacheEntry, InvalidValueError, SerializationError } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_WRITE_BATCH_ROWS, ENTRIES_TABLE, PostgresTier, STATE_TABLE } from '../src/index.js';

@@ -1,4 +1,4 @@
-import { nextVersion } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type L3Database, openConnection, PostgresTier } from '../src/index.js';

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type CacheEntry, nextVersion, TierError } from '@bgc/cache-core';
+import { type CacheEntry, TierError } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { describe, expect, it } from 'vitest';
 import { createPgliteTier, L3_ERROR_CODES, PostgresTier } from '../src/index.js';
 
