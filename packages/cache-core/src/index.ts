@@ -1,5 +1,5 @@
 export { Level, LEVELS, type TierLevel } from './level.js';
-export { type CacheEntry, isServable, isFresh, createEntry, capEntry } from './entry.js';
+export { type CacheEntry, isServable, isFresh, createEntry } from './entry.js';
 export type {
   ReadCallbacks,
   Tier,
@@ -9,21 +9,10 @@ export type {
   TierClearOptions,
 } from './tier.js';
 export {
-  validateMeta,
-  readMeta,
-  MAX_META_KEYS,
-  MAX_META_KEY_LENGTH,
-  MAX_META_STRING_LENGTH,
-} from './entry-meta.js';
-export {
-  validateTags,
-  readTags,
   checkTags,
   MAX_TAGS,
   MAX_TAG_LENGTH,
-  INTERNAL_TAG_MARK,
 } from './entry-tags.js';
-export { nextVersion, observeVersion, versionTime, VERSIONS_PER_MS } from './version.js';
 export {
   type MetricsAdapter,
   type CacheOperation,
@@ -61,16 +50,3 @@ export type {
   CacheEvents,
   TierHealth,
 } from './cache-options.js';
-export { classifyError } from './classify-error.js';
-export { CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker.js';
-export { withTimeout, delay } from './timeout.js';
-export { coarseNow } from './clock.js';
-export {
-  encodeValue,
-  decodeValue,
-  type DecodeValueOptions,
-  hasValueTags,
-  parseJsonSafely,
-  reviveValue,
-  VALUE_TAG_KEY,
-} from './value-codec.js';

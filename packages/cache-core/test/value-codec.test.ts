@@ -1,14 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  decodeValue,
-  encodeValue,
-  hasValueTags,
-  InvalidValueError,
-  parseJsonSafely,
-  reviveValue,
-  SerializationError,
-} from '../src/index.js';
+import { InvalidValueError, SerializationError } from '../src/index.js';
+import { decodeValue, encodeValue, hasValueTags, parseJsonSafely, reviveValue } from '../src/internal.js';
 
 const roundTrip = (v: unknown) => decodeValue(encodeValue(v));
 
