@@ -7,6 +7,7 @@ import type { CacheEntry } from './entry.js';
 import { ConfigError } from './errors/config-error.js';
 import { type GuardHost, GuardedTier } from './guarded-tier.js';
 import { Level } from './level.js';
+import { type CacheLogger, cacheLogger, errField, isCacheLogger } from './logger.js';
 import { type CacheOperation, type CircuitState, type MetricsAdapter, NOOP_METRICS } from './metrics.js';
 import { TagBook, TagCheckedTier, type TagOptions } from './tags.js';
 import type { WriteHost } from './write-fanout.js';
@@ -56,6 +57,11 @@ export function resolveOptions(options: MultiLevelCacheOptions): ResolvedOptions
   const jitter = options.ttlJitter ?? 0;
   if (!(jitter >= 0 && jitter < 1)) throw new ConfigError('ttlJitter', `${jitter} must be in [0, 1)`);
   const eager = options.eagerRefreshThreshold;
+  if (options.logger !== undefined && !isCacheLogger(options.logger))
+    throw new ConfigError(
+      'logger',
+      'is not pino-compatible: it needs child, debug, info, warn and error methods',
+    );
   if (eager !== undefined && !(eager > 0 && eager < 1)) {
     throw new ConfigError('eagerRefreshThreshold', `${eager} must be a fraction in (0, 1)`);
   }
@@ -107,6 +113,8 @@ export class CacheContext {
   /** The tiers shared between instances. */
   readonly shared: GuardedTier[];
   readonly metrics: MetricsAdapter;
+  /** The `logger` option's child (`{ pkg: '@bgc/cache-core' }`); `undefined` logs nothing. */
+  readonly log: CacheLogger | undefined;
   /** `connector` label of hit/miss metrics. */
   readonly connector: string;
   /** Default `endpoint` label of hit/miss metrics. */
@@ -131,6 +139,8 @@ export class CacheContext {
     readonly opts: ResolvedOptions,
   ) {
     this.metrics = options.metrics ?? NOOP_METRICS;
+    const log = cacheLogger(options.logger);
+    this.log = log;
     this.connector = options.connector ?? 'default';
     this.endpoint = options.endpoint ?? 'default';
     this.bus = options.bus;
@@ -183,6 +193,15 @@ export class CacheContext {
               onStateChange: (s: CircuitState) => {
                 this.metrics.circuitState?.(tier.level, s);
                 events.emit('circuit', { level: tier.level, tier: tier.name, state: s });
+                if (log) {
+                  const fields = { level: tier.level, tier: tier.name, state: s };
+                  if (s === 'open') log.error(fields, 'cache tier circuit opened: the tier is skipped');
+                  else
+                    log.info(
+                      fields,
+                      s === 'closed' ? 'cache tier circuit closed' : 'cache tier circuit probing',
+                    );
+                }
                 // Back from an outage: local entries may have missed invalidations meanwhile.
                 if (s === 'closed') this.parts.expireLocal();
               },
@@ -203,7 +222,15 @@ export class CacheContext {
     error: unknown,
     tier?: string,
   ): void {
-    if (level !== Level.External) this.metrics.error(level, operation, classifyError(error, tier));
+    const errorType = level === Level.External ? 'loader_error' : classifyError(error, tier);
+    if (level !== Level.External) this.metrics.error(level, operation, errorType);
+    const log = this.log;
+    if (log) {
+      const fields = { level, tier, operation, key, errorType, err: errField(error) };
+      // Refusals by an open circuit are not reported here (GuardedTier.admit): the opening is logged once.
+      if (level === Level.External) log.warn(fields, 'cache loader failed');
+      else log.warn(fields, 'cache tier operation failed');
+    }
     if (this.events.listenerCount('error') > 0)
       this.events.emit('error', { level, tier, operation, key, error } satisfies CacheErrorEvent);
   }

@@ -1,3 +1,4 @@
+import type { CacheLogger } from './logger.js';
 import type { DistributedLock, InvalidationBus } from './bus.js';
 import type { CacheEntry } from './entry.js';
 import type { Level, TierLevel } from './level.js';
@@ -88,6 +89,13 @@ export interface MultiLevelCacheOptions extends TagOptions {
    * the value. @default true
    */
   backgroundWrites?: boolean;
+  /**
+   * A pino-compatible logger (`child`, `debug`, `info`, `warn`, `error`). The cache logs through
+   * `logger.child({ pkg: '@bgc/cache-core' })`: tier and loader failures and bus failures at
+   * `warn`, a circuit opening at `error`, its closing and recoveries at `info`.
+   * @default silent
+   */
+  logger?: CacheLogger;
 }
 
 /** The result of a lookup. */

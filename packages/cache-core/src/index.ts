@@ -50,3 +50,4 @@ export type {
   CacheEvents,
   TierHealth,
 } from './cache-options.js';
+export type { CacheLogger } from './logger.js';

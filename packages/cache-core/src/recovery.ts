@@ -50,6 +50,10 @@ export class Recovery {
         tier: state.tier.name,
         keys: keys.length,
       });
+      this.ctx.log?.info(
+        { level: state.tier.level, tier: state.tier.name, keys: keys.length },
+        'cache tier recovered: keys whose writes failed meanwhile invalidated',
+      );
       await this.publish({ type: 'delete', keys });
       left += state.pending.size;
     }
