@@ -18,6 +18,7 @@ import {
   observeVersion,
   VERSIONS_PER_MS,
   versionTime,
+  validateTags,
 } from '@bgc/cache-core/internal';
 import { sql } from 'drizzle-orm';
 import { AggregatesStore, type AggregatesStoreOptions } from './aggregates-store.js';
@@ -112,6 +113,7 @@ interface EncodedRow {
   meta: string | null;
   version: number;
   ttlMs: number | null;
+  tags: string | null;
 }
 
 interface Ready {
@@ -557,6 +559,12 @@ export class PostgresTier implements Tier {
       if (problem) throw new InvalidValueError(`The meta of key ${shown} cannot be stored: ${problem}`);
       meta = JSON.stringify(capped.meta);
     }
+    let tags: string | null = null;
+    if (capped.tags !== undefined && capped.tags.length > 0) {
+      const problem = validateTags(capped.tags);
+      if (problem) throw new InvalidValueError(`The tags of key ${shown} cannot be stored: ${problem}`);
+      tags = JSON.stringify(capped.tags);
+    }
     const { id, full } = storageKey(key, this.maxKeyBytes);
     return {
       id,
@@ -568,6 +576,7 @@ export class PostgresTier implements Tier {
       meta,
       version,
       ttlMs: capped.ttlMs === undefined ? null : Math.floor(capped.ttlMs),
+      tags,
     };
   }
 
@@ -582,6 +591,7 @@ export class PostgresTier implements Tier {
     const metas = new Array<string | null>(n);
     const versions = new Array<number>(n);
     const ttls = new Array<number | null>(n);
+    const tags = new Array<string | null>(n);
     for (let i = 0; i < n; i++) {
       const r = rows[i] as EncodedRow;
       ids[i] = r.id;
@@ -593,11 +603,12 @@ export class PostgresTier implements Tier {
       metas[i] = r.meta;
       versions[i] = r.version;
       ttls[i] = r.ttlMs;
+      tags[i] = r.tags;
     }
     const st = this.statements.upsert;
     await s.query(
       st.text,
-      [ids, fulls, texts, fresh, stale, created, metas, versions, ttls, this.now()],
+      [ids, fulls, texts, fresh, stale, created, metas, versions, ttls, this.now(), tags],
       st.name,
     );
   }

@@ -1,4 +1,5 @@
-import { type CacheEntry, SerializationError } from '@bgc/cache-core';
+import { type CacheEntry, MAX_TAG_LENGTH, MAX_TAGS, SerializationError } from '@bgc/cache-core';
+import { readTags } from '@bgc/cache-core/internal';
 import { decodeMeta } from './meta.js';
 import { decodeValue, parseJsonSafely, reviveValue } from './value-codec.js';
 
@@ -23,12 +24,14 @@ export type StoredRow = readonly [
   ttlMs: Num | null,
   /** 0: plain JSON (rows from before migration 0003); 1: the value codec. */
   encoding: Num,
+  /** JSON text of the entry's tag list, or `null` (migration 0004). */
+  tags?: string | null,
   /** The storage key (`getMany` only). */
   key?: string,
 ];
 
 /** Index of the storage key in a `getMany` row. */
-export const ROW_KEY = 9;
+export const ROW_KEY = 10;
 
 /**
  * Decodes a stored row into an entry. Every field is treated as untrusted: the value is refused
@@ -82,8 +85,21 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
       throw new SerializationError((error as Error).message, { cause: error });
     }
   }
+  const tags = row[9];
+  if (tags !== null && tags !== undefined) {
+    if (tags.length > MAX_TAGS_TEXT) throw new SerializationError('stored tags are too large');
+    try {
+      const decoded = readTags(parseJsonSafely(tags));
+      if (decoded !== undefined) entry.tags = decoded;
+    } catch (error) {
+      throw new SerializationError(`stored tags: ${(error as Error).message}`, { cause: error });
+    }
+  }
   return entry;
 }
+
+/** Longest stored tags text read at all: the largest valid list, JSON-escaped. */
+const MAX_TAGS_TEXT = MAX_TAGS * (MAX_TAG_LENGTH + 3) * 6;
 
 /**
  * The core's `decodeValue`, with the same result, at the cost of one JSON.parse for the common

@@ -62,6 +62,8 @@ function buildTables(schema: string) {
       ttlMs: bigint('ttl_ms', { mode: 'number' }),
       /** 0: plain JSON (rows from before migration 0003); 1: the core's value codec. */
       encoding: smallint('encoding').notNull().default(0),
+      /** JSON text of the entry's tag list (migration 0004); `NULL` without tags. */
+      tags: text('tags'),
     },
     (t) => [index('bgc_cache_entries_stale_until_idx').on(t.staleUntil)],
   );

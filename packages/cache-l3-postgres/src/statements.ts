@@ -13,7 +13,7 @@ export interface EntryStatements {
   get: NamedStatement;
   /** `$1` keys (text[]), `$2` now, `$3` maxValueBytes. */
   getMany: NamedStatement;
-  /** `$1..$9` the rows' columns as arrays, `$10` now. */
+  /** `$1..$9` the rows' columns as arrays, `$10` now, `$11` the rows' tags (JSON text or null). */
   upsert: NamedStatement;
   /** `$1` keys, `$2` now: unconditional delete of entries (tombstones kept). */
   deleteAll: NamedStatement;
@@ -34,7 +34,7 @@ const cache = new Map<string, EntryStatements>();
 // Columns of a read, in the order of `StoredRow` (row-decoder.ts). `value` is NULL when over the size bound: the row is never read into memory.
 // octet_length of a text reads its stored size without decompressing it.
 const READ_COLUMNS = `full_key, CASE WHEN octet_length(value) <= $3 THEN value END AS value,
-  fresh_until, stale_until, created_at, meta, version, ttl_ms, encoding`;
+  fresh_until, stale_until, created_at, meta, version, ttl_ms, encoding, tags`;
 
 /**
  * The statements of the tier on `schema` (validated, then quoted). Names carry a hash of the schema
@@ -48,7 +48,7 @@ export function entryStatements(schema: string): EntryStatements {
   const state = `"${schema}"."${STATE_TABLE}"`;
   const suffix = `_${Buffer.from(schema).toString('hex').slice(0, 40)}`;
   const named = (name: string, text: string): NamedStatement => ({
-    name: `bgc_l3v3c_${name}${suffix}`,
+    name: `bgc_l3v4c_${name}${suffix}`,
     text,
   });
   statements = {
@@ -66,15 +66,15 @@ export function entryStatements(schema: string): EntryStatements {
     // sweeper has not come yet). Unversioned writes (version 0) are not ordered against clear.
     upsert: named(
       'upsert',
-      `INSERT INTO ${t} AS t (key, full_key, value, fresh_until, stale_until, created_at, updated_at, meta, version, ttl_ms, encoding)
-SELECT u.key, u.full_key, u.value, u.fresh_until, u.stale_until, u.created_at, $10::bigint, u.meta, u.version, u.ttl_ms, 1
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[])
-  AS u(key, full_key, value, fresh_until, stale_until, created_at, meta, version, ttl_ms)
+      `INSERT INTO ${t} AS t (key, full_key, value, fresh_until, stale_until, created_at, updated_at, meta, version, ttl_ms, encoding, tags)
+SELECT u.key, u.full_key, u.value, u.fresh_until, u.stale_until, u.created_at, $10::bigint, u.meta, u.version, u.ttl_ms, 1, u.tags
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[], $11::text[])
+  AS u(key, full_key, value, fresh_until, stale_until, created_at, meta, version, ttl_ms, tags)
 WHERE u.version = 0 OR u.version >= COALESCE((SELECT s.cleared_version FROM ${state} s WHERE s.id FOR SHARE), 0)
 ON CONFLICT (key) DO UPDATE SET full_key = excluded.full_key, value = excluded.value,
   fresh_until = excluded.fresh_until, stale_until = excluded.stale_until, created_at = excluded.created_at,
   updated_at = excluded.updated_at, meta = excluded.meta, version = excluded.version,
-  ttl_ms = excluded.ttl_ms, encoding = excluded.encoding
+  ttl_ms = excluded.ttl_ms, encoding = excluded.encoding, tags = excluded.tags
 WHERE t.version <= excluded.version OR t.stale_until <= $10::bigint`,
     ),
     deleteAll: named(
@@ -98,7 +98,7 @@ SELECT count(*) FILTER (WHERE stale_until > $2)::int AS n FROM d`,
   FROM unnest($1::text[], $2::text[]) AS u(key, full_key)
   ON CONFLICT (key) DO UPDATE SET full_key = excluded.full_key, value = NULL, fresh_until = excluded.fresh_until,
     stale_until = excluded.stale_until, updated_at = excluded.updated_at, meta = NULL,
-    version = excluded.version, ttl_ms = NULL
+    version = excluded.version, ttl_ms = NULL, tags = NULL
   WHERE t.version <= excluded.version OR t.stale_until <= $3::bigint
   RETURNING 1
 )

@@ -26,10 +26,10 @@ describe('bgc-l3 CLI', () => {
     const c = capture();
     expect(await runCli(['migrate'], env, c.write, c.writeErr)).toBe(0);
     expect(c.out.join('\n')).toMatch(
-      /applied 3 migration\(s\) \(0001_cache_entries\.sql, 0002_comexstat_aggregates\.sql, 0003_entry_versions\.sql\)/,
+      /applied 4 migration\(s\) \(0001_cache_entries\.sql, 0002_comexstat_aggregates\.sql, 0003_entry_versions\.sql, 0004_entry_tags\.sql\)/,
     );
     expect(await runCli(['migrate'], env, c.write, c.writeErr)).toBe(0);
-    expect(c.out[1]).toMatch(/applied 0 migration\(s\), 3 already applied/);
+    expect(c.out[1]).toMatch(/applied 0 migration\(s\), 4 already applied/);
   });
 
   it('refresh-aggregates populates first, then refreshes concurrently', async () => {
@@ -99,7 +99,7 @@ describe('bgc-l3 CLI', () => {
           c.writeErr,
         ),
       ).toBe(0);
-      expect(c.out[0]).toMatch(/applied 3 migration/);
+      expect(c.out[0]).toMatch(/applied 4 migration/);
       expect(c.out[1]).toMatch(/first populate/);
       // Without --migrate, a schema never migrated fails with a hint, exit 1.
       const bare = uniqueSchema('cli3');
@@ -117,6 +117,6 @@ describe('bgc-l3 CLI', () => {
     const { stdout } = await promisify(execFile)(tsx, [join(__dirname, '..', 'src', 'cli.ts'), 'migrate'], {
       env: { ...process.env, ...env },
     });
-    expect(stdout).toMatch(/3 already applied/);
+    expect(stdout).toMatch(/4 already applied/);
   });
 });

@@ -16,6 +16,7 @@ runTierConformance(
     tombstones: true,
     clearKeepsNewer: true,
     expire: true,
+    tags: true,
     values: 'codec',
     teardown: () => shared?.close(),
   },

@@ -9,6 +9,7 @@ const coherence = {
   tombstones: true,
   clearKeepsNewer: true,
   expire: true,
+  tags: true,
   values: 'codec',
 } as const;
 const schema = uniqueSchema('conf');

@@ -41,8 +41,8 @@ describe('migrate', () => {
     const dbA = drizzle({ client: poolA }) as unknown as L3Database;
     const dbB = drizzle({ client: poolB }) as unknown as L3Database;
     const [a, b] = await Promise.all([migrate({ db: dbA, schema: s }), migrate({ db: dbB, schema: s })]);
-    expect([a.applied.length, b.applied.length].sort()).toEqual([0, 3]);
-    expect(a.alreadyApplied + b.alreadyApplied).toBe(3);
+    expect([a.applied.length, b.applied.length].sort()).toEqual([0, 4]);
+    expect(a.alreadyApplied + b.alreadyApplied).toBe(4);
     const { rows } = await admin.query(
       `SELECT version, name FROM "${s}".${MIGRATIONS_TABLE} ORDER BY version`,
     );
@@ -50,9 +50,10 @@ describe('migrate', () => {
       { version: 1, name: '0001_cache_entries.sql' },
       { version: 2, name: '0002_comexstat_aggregates.sql' },
       { version: 3, name: '0003_entry_versions.sql' },
+      { version: 4, name: '0004_entry_tags.sql' },
     ]);
     // And again: nothing to do.
-    expect(await migrate({ db: dbA, schema: s })).toEqual({ applied: [], alreadyApplied: 3 });
+    expect(await migrate({ db: dbA, schema: s })).toEqual({ applied: [], alreadyApplied: 4 });
     await poolA.end();
     await poolB.end();
   });
