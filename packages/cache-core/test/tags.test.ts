@@ -222,6 +222,27 @@ describe('tags: expireByTag', () => {
   });
 });
 
+describe('tags: index overflow', () => {
+  it('past maxIndexedTagKeys, an invalidation empties the local tiers (delete) or turns them stale (expire)', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true, fresh: true });
+    const l2 = new FakeTier({ level: 'l2' });
+    const cache = new MultiLevelCache({ tiers: [l1, l2], maxIndexedTagKeys: 1, staleTtlMs: 60_000 });
+    await cache.set('a', 1, { tags: ['x'] });
+    await cache.set('b', 2, { tags: ['y'] }); // not indexed: overflow
+    await cache.set('c', 3);
+    await cache.expireByTag(['unrelated']);
+    await cache.flush();
+    expect(l1.getSync?.('c')?.freshUntil).toBeLessThanOrEqual(Date.now()); // every local entry stale
+    expect((await cache.get('c')).value).toBe(3); // fresh from L2, untagged
+    await cache.set('d', 4, { tags: ['z'] });
+    await cache.set('e', 5, { tags: ['w'] }); // overflow again
+    await cache.deleteByTag(['unrelated-2']);
+    await cache.flush();
+    expect(l1.getSync?.('d')).toBeUndefined(); // the local tier was emptied
+    expect((await cache.get('d')).value).toBe(4); // still valid in L2
+  });
+});
+
 describe('tags: setMany', () => {
   it('each item keeps its own tags', async () => {
     const { a, b } = twoInstances();
