@@ -170,15 +170,11 @@ export async function createRuntime(
     bus,
     lock,
     ...(config.tombstoneMs !== undefined ? { tombstoneMs: config.tombstoneMs } : {}),
+    // The cache logs tier, loader and bus failures, circuit changes and recoveries itself, through
+    // a child { pkg: '@bgc/cache-core' } of the gateway's logger (secrets redacted by its paths).
+    logger: log,
   };
   const cache = new MultiLevelCache(cacheOptions);
-  cache.on('error', (e) =>
-    log.debug(
-      { level: e.level, tier: e.tier, operation: e.operation, err: errInfo(e.error) },
-      'cache tier error',
-    ),
-  );
-  cache.on('circuit', (e) => log.warn(e, 'circuit breaker state change'));
 
   return {
     cache,
