@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
 import { COMEXSTAT_ROWS_TABLE } from '@bgc/cache-l3-postgres';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedis } from '../../../scripts/redis-servers.mjs';
@@ -31,6 +32,19 @@ const get = async (g: GatewayProcess, path: string) => {
     body: (await r.json()) as Record<string, unknown>,
   };
 };
+
+/** Waits until `key` is in Redis: a load's shared writes follow its answer (background writes). */
+async function inRedis(key: string): Promise<void> {
+  const client = new Redis({ port: redis.port, password: 'redis-pw-e2e', lazyConnect: true });
+  await client.connect();
+  try {
+    for (let i = 0; i < 600 && (await client.exists(`bgc:c:${key}`)) === 0; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(await client.exists(`bgc:c:${key}`)).toBe(1);
+  } finally {
+    client.disconnect();
+  }
+}
 
 beforeAll(async () => {
   sim = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 5, perRowMs: 0 } });
@@ -90,6 +104,7 @@ describe('ComexStat routes', () => {
 
   it('another instance finds it in L2 (shared Redis)', async () => {
     const q = `/comexstat/exportacao_mes?ano=${year}&mes=3&ncm=12019000&pais=160`;
+    await inRedis(`comexstat:exp:${year}:03:12019000:160`);
     const r = await get(b, q);
     expect(r.status).toBe(200);
     expect(r.level).toBe('l2');
@@ -161,6 +176,7 @@ describe('admin invalidation', () => {
   it("removes keys from every tier and from the other instance's L1 through the bus", async () => {
     const path = q.replace(/ano=\d+/, `ano=${year - 1}`);
     await get(a, path);
+    await inRedis(key());
     expect((await get(b, path)).level).toBe('l2');
     expect((await get(b, path)).level).toBe('l1');
     const r = await fetch(`${a.url}/admin/cache/invalidate`, {
