@@ -51,3 +51,4 @@ export type {
   TierHealth,
 } from './cache-options.js';
 export type { CacheLogger } from './logger.js';
+export { CHANNEL_NAMES, type CacheTraceContext, type TracedOperation } from './instrumentation.js';

@@ -33,6 +33,7 @@ import {
 } from './namespace.js';
 import { TagCheckedTier, type TagMode, tagRecordKey } from './tags.js';
 import { nextVersion } from './version.js';
+import { channels, traced } from './instrumentation.js';
 import { assertValue, makeEntry, writeAll } from './write-fanout.js';
 
 /*
@@ -147,12 +148,31 @@ export class MultiLevelCache extends EventEmitter {
    * remaining lifetime). Resolves `{ value: undefined, level: 'external' }` on a miss everywhere.
    */
   get<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
+    const channel = channels.get;
+    if (channel.hasSubscribers)
+      return traced(channel, { operation: 'get', key }, () => this.getUntraced<T>(key, options));
+    return this.getUntraced<T>(key, options);
+  }
+
+  private getUntraced<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
     if (options.skip?.read !== undefined) return this.getSkipping<T>(key, options);
     return this.reads.get<T>(key, options);
   }
 
   /** Looks many keys up, using each tier's batch read where it has one (one Redis round trip). */
   getMany<T = unknown>(keys: readonly string[], options: GetOptions = {}): Promise<CacheResult<T>[]> {
+    const channel = channels.getMany;
+    if (channel.hasSubscribers)
+      return traced(channel, { operation: 'getMany', count: keys.length }, () =>
+        this.getManyUntraced<T>(keys, options),
+      );
+    return this.getManyUntraced<T>(keys, options);
+  }
+
+  private getManyUntraced<T = unknown>(
+    keys: readonly string[],
+    options: GetOptions = {},
+  ): Promise<CacheResult<T>[]> {
     if (options.skip?.read !== undefined)
       return Promise.all(keys.map((k) => this.getSkipping<T>(k, options)));
     return this.reads.getMany<T>(keys, options);
@@ -177,7 +197,14 @@ export class MultiLevelCache extends EventEmitter {
    * `deleteByTag`/`expireByTag` of any of them invalidates it; `skipBus` does not tell the other
    * instances; `skip.write` leaves the listed levels alone.
    */
-  async set<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
+  set<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
+    const channel = channels.set;
+    if (channel.hasSubscribers)
+      return traced(channel, { operation: 'set', key }, () => this.setUntraced(key, value, options));
+    return this.setUntraced(key, value, options);
+  }
+
+  private async setUntraced<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
     validateKey(key);
     assertValue(key, value);
     const tags = entryTags(options);
@@ -237,7 +264,14 @@ export class MultiLevelCache extends EventEmitter {
   }
 
   /** Removes a key from every tier and from every instance's local tier. */
-  async delete(key: string, options: WriteCallOptions = {}): Promise<void> {
+  delete(key: string, options: WriteCallOptions = {}): Promise<void> {
+    const channel = channels.delete;
+    if (channel.hasSubscribers)
+      return traced(channel, { operation: 'delete', key }, () => this.deleteUntraced(key, options));
+    return this.deleteUntraced(key, options);
+  }
+
+  private async deleteUntraced(key: string, options: WriteCallOptions = {}): Promise<void> {
     validateKey(key);
     await this.deleteMany([key], options);
   }
@@ -329,7 +363,19 @@ export class MultiLevelCache extends EventEmitter {
    * now on. A load that started before does not write its value back where it would be served.
    * @throws {InvalidTagError} for an invalid tag.
    */
-  async deleteByTag(tags: readonly string[], options: InvalidationCallOptions = {}): Promise<void> {
+  deleteByTag(tags: readonly string[], options: InvalidationCallOptions = {}): Promise<void> {
+    const channel = channels.deleteByTag;
+    if (channel.hasSubscribers)
+      return traced(channel, { operation: 'deleteByTag', tags }, () =>
+        this.deleteByTagUntraced(tags, options),
+      );
+    return this.deleteByTagUntraced(tags, options);
+  }
+
+  private async deleteByTagUntraced(
+    tags: readonly string[],
+    options: InvalidationCallOptions = {},
+  ): Promise<void> {
     const list = checkTags(tags);
     if (list !== undefined) await this.invalidateTags(list, 'delete', options);
   }
@@ -370,7 +416,13 @@ export class MultiLevelCache extends EventEmitter {
    * Empties every tier that supports `clear()` and every instance's local tier. Loads, promotions
    * and refreshes that started before the clear do not write their values back afterwards.
    */
-  async clear(): Promise<void> {
+  clear(): Promise<void> {
+    const channel = channels.clear;
+    if (channel.hasSubscribers) return traced(channel, { operation: 'clear' }, () => this.clearUntraced());
+    return this.clearUntraced();
+  }
+
+  private async clearUntraced(): Promise<void> {
     const version = nextVersion();
     this.coherence.clearLocalState(version);
     await Promise.all(
@@ -391,6 +443,19 @@ export class MultiLevelCache extends EventEmitter {
    * {@link TimeoutError}) is thrown.
    */
   getOrLoad<T>(key: string, loader: Loader<T>, options: GetOrLoadOptions<T> = {}): Promise<LoadResult<T>> {
+    const channel = channels.getOrLoad;
+    if (channel.hasSubscribers)
+      return traced(channel, { operation: 'getOrLoad', key }, () =>
+        this.getOrLoadUntraced<T>(key, loader, options),
+      );
+    return this.getOrLoadUntraced<T>(key, loader, options);
+  }
+
+  private getOrLoadUntraced<T>(
+    key: string,
+    loader: Loader<T>,
+    options: GetOrLoadOptions<T> = {},
+  ): Promise<LoadResult<T>> {
     if (options.tags !== undefined) {
       try {
         checkTags(options.tags);
