@@ -1,3 +1,6 @@
+import type { CacheEntry } from './entry.js';
+import type { Tier } from './tier.js';
+
 /** A message on the invalidation bus: keys to drop from every other instance's local tiers. */
 export type InvalidationMessage =
   /** Drop these keys from local tiers; `version` is the delete's or write's version. */
@@ -29,6 +32,16 @@ export interface InvalidationBus {
   close(): Promise<void>;
 }
 
+/** What {@link DistributedLock.tryAcquireAndRead} resolves. */
+export interface LeaseAndEntry {
+  /** The lease, when taken (and the entry was not fresh). */
+  lease: Lease | undefined;
+  /** The tier's entry for the key (`undefined` on a miss or a failed read). */
+  entry: CacheEntry | undefined;
+  /** The tier's read error, when the read failed (the lease may still have been taken). */
+  readError?: unknown;
+}
+
 /** A held lease on a key, renewed in the background until released. */
 export interface Lease {
   /** Releases the lease if this holder still owns it (compare-and-delete). Never rejects. */
@@ -44,6 +57,14 @@ export interface DistributedLock {
   tryAcquire(key: string, leaseMs: number): Promise<Lease | undefined>;
   /** Resolves when the lease on `key` is released or expired, or after `timeoutMs`, whichever comes first. */
   waitForRelease(key: string, timeoutMs: number): Promise<void>;
+  /**
+   * Optional, the miss path in one round trip: tries to take the lease on `key` and reads `key`
+   * from `tier` at the same time (e.g. both commands in one socket write). A lease taken while the
+   * entry turned out to be fresh is given back, so a returned lease means "load". The orchestrator
+   * uses it, when present, for its first shared tier right after a local L1 miss.
+   * @throws when the lease cannot be attempted (the orchestrator then goes the ordinary way).
+   */
+  tryAcquireAndRead?(key: string, leaseMs: number, tier: Tier): Promise<LeaseAndEntry>;
   /** Connects, resolving once leases can be taken. */
   connect?(): Promise<void>;
   /** Releases what the lock created (connections, timers); held leases are released. */

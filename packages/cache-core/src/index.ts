@@ -21,7 +21,7 @@ export {
   ERROR_TYPES,
   NOOP_METRICS,
 } from './metrics.js';
-export type { InvalidationBus, InvalidationMessage, DistributedLock, Lease } from './bus.js';
+export type { InvalidationBus, InvalidationMessage, DistributedLock, Lease, LeaseAndEntry } from './bus.js';
 export { BgcCacheError, type BgcCacheErrorOptions } from './errors/bgc-cache-error.js';
 export { InvalidKeyError } from './errors/invalid-key-error.js';
 export { InvalidTagError } from './errors/invalid-tag-error.js';

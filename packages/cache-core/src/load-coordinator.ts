@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Lease } from './bus.js';
+import type { Lease, LeaseAndEntry } from './bus.js';
 import type { CacheContext } from './cache-context.js';
 import type { GetOrLoadOptions, Loader, LoadResult } from './cache-options.js';
 import { coarseNow } from './clock.js';
@@ -20,6 +20,8 @@ import { NAMESPACE_TAGS, type NamespaceTagged } from './namespace.js';
 import { makeEntry, writeAll } from './write-fanout.js';
 
 const tracer = trace.getTracer('@bgc/cache-core');
+
+const noop = (): void => {};
 
 /**
  * Resolves once the event loop went through its I/O phase: bus messages already received by this
@@ -151,7 +153,11 @@ export class LoadCoordinator {
       if (l1Stale && retryAt > Date.now() && !policy.forceFresh)
         return { value: l1Stale.value, level: Level.L1, stale: true };
       const isStale = policy.forceFresh ? forcedStale(options.isStale) : options.isStale;
-      const found = await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale);
+      // With a lock that reads while it takes the lease: one round trip for both.
+      const combined = await this.readWithLease<T>(key, endpoint, l1Stale, isStale);
+      const found = combined
+        ? combined.found
+        : await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale);
       if (found?.fresh) {
         span.setAttribute('bgc.cache.level', this.ctx.levelOf(found.best.index));
         return { value: found.best.entry.value, level: this.ctx.levelOf(found.best.index), stale: false };
@@ -159,7 +165,22 @@ export class LoadCoordinator {
       const stale = found?.best;
       this.ctx.metrics.miss(Level.External, this.ctx.connector, endpoint);
       span.setAttribute('bgc.cache.level', Level.External);
-      return await this.loadWithLock(key, loader, options, policy, isStale, endpoint, stale, span);
+      if (combined?.lease) {
+        span.setAttribute('bgc.cache.lock', 'acquired');
+        // The tier was read after the lease was taken: no other instance's load can land unseen.
+        return await this.load(key, loader, options, policy, stale, combined.lease);
+      }
+      return await this.loadWithLock(
+        key,
+        loader,
+        options,
+        policy,
+        isStale,
+        endpoint,
+        stale,
+        span,
+        !!combined,
+      );
     } catch (error) {
       span.recordException(error as Error);
       span.setStatus({ code: SpanStatusCode.ERROR });
@@ -167,6 +188,71 @@ export class LoadCoordinator {
     } finally {
       span.end();
     }
+  }
+
+  /**
+   * The first step of a miss with a lock offering {@link DistributedLock.tryAcquireAndRead}, after
+   * a synchronous L1 miss: the lease and the first shared tier's read in one round trip, then the
+   * tiers after it as usual. Resolves what the tiers hold and the lease (given back when a fresh
+   * entry was found), or `undefined` when this does not apply (no such lock, no synchronous L1,
+   * the tier's circuit not closed, the lock unreachable): the caller then takes the ordinary way.
+   */
+  private async readWithLease<T>(
+    key: string,
+    endpoint: string,
+    l1Stale: CacheEntry<T> | undefined,
+    isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
+  ): Promise<{ found: Cascaded<T> | undefined; lease: Lease | undefined } | undefined> {
+    const ctx = this.ctx;
+    const lock = ctx.lock;
+    const i = this.reads.start;
+    const state = ctx.states[i];
+    if (!lock?.tryAcquireAndRead || i !== 1 || !state?.shared) return undefined;
+    if (state.breaker && state.breaker.state !== 'closed') return undefined;
+    const opts = ctx.opts;
+    const t0 = performance.now();
+    const attempt = lock.tryAcquireAndRead(key, opts.lockLeaseMs, state.tier);
+    let r: LeaseAndEntry;
+    try {
+      r = await withTimeout(attempt, opts.tierTimeoutMs, 'lock acquire and read');
+    } catch {
+      // A lease that arrives after the deadline is given back; the ordinary way reports the failure.
+      attempt.then((late) => late.lease?.release(), noop);
+      return undefined;
+    }
+    const metrics = ctx.metrics;
+    metrics.miss(Level.L1, ctx.connector, endpoint);
+    if (r.readError !== undefined) state.failed('get', key, r.readError);
+    else state.succeeded('get', t0, r.entry);
+    const e = r.entry as CacheEntry<T> | undefined;
+    let stale = l1Stale;
+    let staleIndex = 0;
+    const now = Date.now();
+    if (e && e.staleUntil > now) {
+      if (e.freshUntil > now && !isStale?.(e)) {
+        metrics.hit(state.tier.level, ctx.connector, endpoint);
+        this.reads.promote(key, e, i);
+        await r.lease?.release();
+        return { found: { best: { entry: e, index: i }, fresh: true }, lease: undefined };
+      }
+      if (!stale || e.staleUntil > stale.staleUntil) {
+        stale = e;
+        staleIndex = i;
+      }
+    }
+    metrics.miss(state.tier.level, ctx.connector, endpoint);
+    let found: Cascaded<T> | undefined;
+    try {
+      found = await this.reads.cascade<T>(key, endpoint, i + 1, stale, isStale, staleIndex);
+    } catch (error) {
+      await r.lease?.release();
+      throw error;
+    }
+    if (found?.fresh) {
+      await r.lease?.release();
+      return { found, lease: undefined };
+    }
+    return { found, lease: r.lease };
   }
 
   /** The fresh result of a cascade, or `undefined`. */
@@ -184,15 +270,24 @@ export class LoadCoordinator {
     endpoint: string,
     stale: Found<T> | undefined,
     span: Span,
+    /** Another holder was found by {@link readWithLease}: wait for it before trying again. */
+    heldElsewhere = false,
   ): Promise<LoadResult<T>> {
     const lock = this.ctx.lock;
     if (!lock) return this.load(key, loader, options, policy, stale, undefined);
     const opts = this.ctx.opts;
     const deadline = Date.now() + policy.lockWaitMs;
+    let tryFirst = !heldElsewhere;
     for (;;) {
       let lease: Lease | undefined;
       try {
-        lease = await withTimeout(lock.tryAcquire(key, opts.lockLeaseMs), opts.tierTimeoutMs, 'lock acquire');
+        if (tryFirst)
+          lease = await withTimeout(
+            lock.tryAcquire(key, opts.lockLeaseMs),
+            opts.tierTimeoutMs,
+            'lock acquire',
+          );
+        tryFirst = true;
       } catch (error) {
         // No lock service: load here rather than fail the request.
         this.ctx.report(Level.L2, 'load', key, error);

@@ -168,7 +168,7 @@ export class ReadCascade implements ReadHost {
 
   /**
    * Reads tiers from `start` on; stops at the first fresh entry, promotes it, and remembers the
-   * freshest stale entry seen for fail-safe.
+   * freshest stale entry seen for fail-safe (`staleSoFar`, from tier `staleIndex`, to begin with).
    */
   cascade<T>(
     key: string,
@@ -176,9 +176,12 @@ export class ReadCascade implements ReadHost {
     start: number,
     staleSoFar: CacheEntry<T> | undefined,
     isStale?: (entry: CacheEntry<T>) => boolean,
+    staleIndex = 0,
   ): Promise<Cascaded<T> | undefined> {
     return new Promise((resolve, reject) => {
-      this.startRead(new CascadeRead<T>(this, key, endpoint, staleSoFar, isStale, resolve, reject), start);
+      const read = new CascadeRead<T>(this, key, endpoint, staleSoFar, isStale, resolve, reject);
+      if (staleSoFar) read.staleIndex = staleIndex;
+      this.startRead(read, start);
     });
   }
 
@@ -293,7 +296,7 @@ export class ReadCascade implements ReadHost {
   }
 
   /** Copies a hit of tier `from` to every faster tier, keeping its remaining lifetime. */
-  private promote(key: string, entry: CacheEntry, from: number): void {
+  promote(key: string, entry: CacheEntry, from: number): void {
     if (from === 0) return;
     const fromLevel = this.ctx.levelOf(from);
     for (let j = 0; j < from; j++) {

@@ -477,3 +477,76 @@ describe('background writes and the bus', () => {
     expect((await one.getOrLoad('row', async () => source)).value).toBe('v2');
   });
 });
+
+describe('a lock that reads while it takes the lease (tryAcquireAndRead)', () => {
+  function combinedLock(l2: FakeTier, holder: { held: boolean }) {
+    const calls = { combined: 0, acquire: 0, released: 0 };
+    const lease = { release: async () => void calls.released++ };
+    const lock: DistributedLock = {
+      tryAcquire: async () => {
+        calls.acquire++;
+        return holder.held ? undefined : lease;
+      },
+      waitForRelease: async () => {
+        holder.held = false;
+      },
+      tryAcquireAndRead: async (key, _ms, tier) => {
+        calls.combined++;
+        const entry = await tier.get(key);
+        if (holder.held) return { lease: undefined, entry };
+        if (entry && entry.freshUntil > Date.now()) return { lease: undefined, entry };
+        return { lease, entry };
+      },
+    };
+    return { lock, calls };
+  }
+
+  it('a miss reads L2 once, takes the lease in the same step and loads', async () => {
+    const { l1, l2 } = tiers();
+    const { lock, calls } = combinedLock(l2, { held: false });
+    const cache = make({ tiers: [l1, l2], lock });
+    expect(await cache.getOrLoad('k', () => 'v')).toEqual({ value: 'v', level: 'external', stale: false });
+    await cache.flush();
+    expect(calls).toEqual({ combined: 1, acquire: 0, released: 1 });
+    expect(l2.calls.get).toBe(1);
+    expect(l2.store.get('k')?.value).toBe('v');
+  });
+
+  it('a fresh L2 entry is answered and promoted; a stale one is the fallback of the load', async () => {
+    const { l1, l2 } = tiers();
+    const { lock, calls } = combinedLock(l2, { held: false });
+    const cache = make({ tiers: [l1, l2], lock, softTimeoutMs: 10 });
+    await l2.set('hit', {
+      value: 'cached',
+      freshUntil: Date.now() + 60_000,
+      staleUntil: Date.now() + 60_000,
+    });
+    expect(await cache.getOrLoad('hit', () => 'unused')).toEqual({
+      value: 'cached',
+      level: 'l2',
+      stale: false,
+    });
+    await cache.flush();
+    expect(l1.store.get('hit')?.value).toBe('cached');
+    l2.store.set('old', staleEntry('stale value'));
+    cache.on('error', () => {});
+    expect(
+      await cache.getOrLoad('old', () => {
+        throw new Error('down');
+      }),
+    ).toEqual({ value: 'stale value', level: 'l2', stale: true });
+    expect(calls.acquire).toBe(0);
+  });
+
+  it('another holder: waits for its release, then reads again', async () => {
+    const { l1, l2 } = tiers();
+    const holder = { held: true };
+    const { lock, calls } = combinedLock(l2, holder);
+    const cache = make({ tiers: [l1, l2], lock });
+    let loads = 0;
+    expect((await cache.getOrLoad('k', () => ++loads)).value).toBe(1);
+    expect(calls.combined).toBe(1);
+    expect(calls.acquire).toBe(1); // after the wait, the ordinary way
+    expect(loads).toBe(1);
+  });
+});
