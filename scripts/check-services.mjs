@@ -56,9 +56,41 @@ for (const svc of services) {
   if (up) console.log(`${svc.name}: up on ${svc.host}:${svc.port}`);
   else {
     console.error(
-      `${svc.name}: not reachable on ${svc.host}:${svc.port}; integration tests need it (see DEVELOPERS.md)`,
+      `${svc.name}: not reachable on ${svc.host}:${svc.port}; integration tests need it (see the test command in README.md)`,
     );
     failed = true;
   }
 }
+
+// promtool (Debian package `prometheus`) validates the metrics exposition, alert rules and dashboard
+// in @bgc/cache-metrics-prometheus's tests. Installed here when missing and apt-get can run.
+function has(cmd) {
+  try {
+    execSync(`command -v ${cmd}`, { stdio: 'ignore', shell: '/bin/bash' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+if (!has('promtool')) {
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (root && has('apt-get')) {
+    console.log('promtool: missing, installing the Debian package prometheus');
+    try {
+      execSync(
+        'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null',
+        { stdio: 'inherit', shell: '/bin/bash' },
+      );
+    } catch (err) {
+      console.error(`promtool: install failed: ${err.message}`);
+    }
+  }
+  if (has('promtool')) console.log('promtool: installed');
+  else {
+    console.error(
+      'promtool: not found; the metrics tests need it. Install it: apt-get install -y prometheus (Debian package)',
+    );
+    failed = true;
+  }
+} else console.log('promtool: found');
 process.exit(failed ? 1 : 0);
