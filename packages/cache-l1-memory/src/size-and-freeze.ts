@@ -13,9 +13,12 @@ const SLOT_BYTES = 8;
 const MAX_UNFROZEN_DEPTH = 64;
 
 /**
- * The cost computed for each value this module deep-froze, keyed by the value: a frozen value is
- * immutable, so storing it again (a re-store with new times or tags, the same object cached under
- * two keys) reuses its cost instead of walking it, and never counts it as nothing.
+ * The cost of values stored at least twice, keyed by the value: a frozen value is immutable, so
+ * storing it again (the same object cached under several keys) reuses its cost instead of walking
+ * it, and never counts it as nothing. A value is remembered only from its second store on (it is
+ * frozen by then): most values are stored once, and an entry of this map costs ~40 bytes of heap
+ * per value, as much as the rest of the tier's bookkeeping. (The tier re-stores the same value
+ * under the same key without calling this at all.)
  */
 const frozenCosts = new WeakMap<object, number>();
 /** Objects being walked (the current path from the root), to tell a cycle from a frozen subtree. */
@@ -27,19 +30,23 @@ const path: object[] = [];
  * representation) plus a header; small integers nothing beyond their slot, other numbers 16 bytes;
  * typed arrays and Buffers their byte length (they cannot be frozen and are left as they are).
  *
- * A value this function froze before is not walked again: its cost is remembered (in a WeakMap
- * keyed by the value) and returned as is. Other frozen objects (frozen by the caller) are walked
- * and counted in full. A reference back to an object on the current path (a cycle) counts one
+ * A frozen value is walked and counted in full the first time it is seen frozen, then its cost is
+ * remembered (in a WeakMap keyed by the value) and returned as is: a value frozen by this
+ * function on its first store is walked once more on its second, and never again. A reference back to an object on the current path (a cycle) counts one
  * slot; an object reached twice by different paths is counted twice (an over-estimate, never an
  * under-estimate). Without `freeze`, nesting deeper than 64 levels is not counted (this also ends
  * cycles, which cannot be told from deep nesting without marking objects).
  */
 export function sizeAndFreeze(value: unknown, freeze: boolean): number {
   if (typeof value !== 'object' || value === null) return primitiveCost(value);
-  const known = frozenCosts.get(value);
-  if (known !== undefined) return known;
+  // Frozen already: stored before (or frozen by its owner), so maybe remembered, and worth remembering.
+  const again = Object.isFrozen(value);
+  if (again) {
+    const known = frozenCosts.get(value);
+    if (known !== undefined) return known;
+  }
   const bytes = walk(value, freeze, 0);
-  if (freeze) frozenCosts.set(value, bytes);
+  if (freeze && again) frozenCosts.set(value, bytes);
   return bytes;
 }
 

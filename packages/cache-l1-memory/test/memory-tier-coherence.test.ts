@@ -163,6 +163,37 @@ describe('MemoryTier cost of frozen values (review finding 17)', () => {
     expect(tier.stats().sizeBytes).toBe(2 * first - 2 * 'a'.length + 2 * 'b'.length);
   });
 
+  it('remembers a cost from the second store of a value on: walked twice, then never again', () => {
+    const c = clock();
+    const tier = new MemoryTier({ maxSizeBytes: 100 * 1024 * 1024, now: c.now, sweepIntervalMs: 0 });
+    let reads = 0;
+    const value = new Proxy(
+      { rows: ['a'.repeat(40), 'b'.repeat(40)], n: 1.5 },
+      {
+        get(target, key, receiver) {
+          reads++;
+          return Reflect.get(target, key, receiver);
+        },
+      },
+    );
+    const walks: number[] = [];
+    const sizes: number[] = [];
+    for (const key of ['k1', 'k2', 'k3', 'k4']) {
+      reads = 0;
+      tier.setSync(key, entry(value, c.t));
+      walks.push(reads);
+      sizes.push(tier.stats().sizeBytes);
+    }
+    // first store: walked and frozen; second: walked again (frozen, not yet remembered); then remembered
+    expect(walks[0]).toBeGreaterThan(0);
+    expect(walks[1]).toBe(walks[0]);
+    expect(walks.slice(2)).toEqual([0, 0]);
+    // every key pays the same full cost
+    const per = sizes.map((s, i) => s - (i === 0 ? 0 : (sizes[i - 1] as number)));
+    expect(new Set(per).size).toBe(1);
+    expect(per[0]).toBeGreaterThan(2 * 56);
+  });
+
   it('walks values frozen by the caller, and bounds the tier with them', () => {
     const c = clock();
     const tier = new MemoryTier({ maxSizeBytes: 1024 * 1024, now: c.now, sweepIntervalMs: 0 });
