@@ -1,6 +1,6 @@
-import type { EventEmitter } from 'node:events';
 import type { DistributedLock, InvalidationBus } from './bus.js';
 import type { CacheErrorEvent, MultiLevelCacheOptions } from './cache-options.js';
+import type { CacheEmitter } from './events.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { classifyError } from './classify-error.js';
 import type { CacheEntry } from './entry.js';
@@ -134,7 +134,7 @@ export class CacheContext {
 
   constructor(
     /** Where `'error'`, `'circuit'` and `'recovered'` are emitted (the cache itself). */
-    readonly events: EventEmitter,
+    readonly events: CacheEmitter,
     options: MultiLevelCacheOptions,
     readonly opts: ResolvedOptions,
   ) {

@@ -1,8 +1,8 @@
 import type { CacheLogger } from './logger.js';
 import type { DistributedLock, InvalidationBus } from './bus.js';
 import type { CacheEntry } from './entry.js';
-import type { Level, TierLevel } from './level.js';
-import type { CacheOperation, CircuitState, MetricsAdapter } from './metrics.js';
+import type { Level } from './level.js';
+import type { CacheOperation, MetricsAdapter } from './metrics.js';
 import type { ReadSkipOptions, WriteCallOptions } from './call-options.js';
 import type { TagOptions, TagWriteOptions } from './tags.js';
 import type { Tier } from './tier.js';
@@ -98,7 +98,11 @@ export interface MultiLevelCacheOptions extends TagOptions {
   logger?: CacheLogger;
 }
 
-/** The result of a lookup. */
+/**
+ * The result of a lookup. A value comes with the times of its entry (epoch ms), from which a
+ * server derives `Cache-Control: max-age` (`freshUntil - now`), `Age` (`now - createdAt`) and
+ * `stale-if-error` (`staleUntil - freshUntil`).
+ */
 export interface CacheResult<T> {
   /** The value, or `undefined` on a miss everywhere. */
   value: T | undefined;
@@ -106,11 +110,27 @@ export interface CacheResult<T> {
   level: Level;
   /** Whether the value is past its fresh-until time (served by fail-safe or a soft timeout). */
   stale: boolean;
+  /**
+   * When the value was produced (loaded or `set`), epoch ms; `undefined` on a miss. An entry a
+   * tier holds without one (written to the tier directly) answers `freshUntil - ttlMs`.
+   */
+  createdAt: number | undefined;
+  /** Until when the value is fresh, epoch ms (as the answering tier holds it); `undefined` on a miss. */
+  freshUntil: number | undefined;
+  /** Until when the value may be served stale (fail-safe), epoch ms; `undefined` on a miss. */
+  staleUntil: number | undefined;
 }
 
-/** The result of {@link MultiLevelCache.getOrLoad}: always a value. */
+/**
+ * The result of {@link MultiLevelCache.getOrLoad}: always a value and its times. A loaded value
+ * that was not cached (`ctx.skip()`) has `createdAt`, `freshUntil` and `staleUntil` all at the
+ * time it was answered.
+ */
 export interface LoadResult<T> extends CacheResult<T> {
   value: T;
+  createdAt: number;
+  freshUntil: number;
+  staleUntil: number;
 }
 
 /** Options of one write. */
@@ -244,15 +264,5 @@ export interface CacheErrorEvent {
 /** Health of one tier. */
 export type TierHealth = 'up' | 'degraded' | 'down';
 
-/**
- * The events of {@link MultiLevelCache} and their payloads (`cache.on(name, listener)`). Emitted
- * only when a listener exists where building the payload costs anything.
- */
-export interface CacheEvents {
-  /** A tier or background failure (tier error, loader error, circuit refusal, bus failure). */
-  error: [event: CacheErrorEvent];
-  /** A shared tier's circuit breaker changed state. */
-  circuit: [event: { level: TierLevel; tier: string; state: CircuitState }];
-  /** Keys whose writes failed while a tier was down were invalidated there once it came back. */
-  recovered: [event: { level: TierLevel; tier: string; keys: number }];
-}
+/** The event map of {@link MultiLevelCache}: see `events.ts`. */
+export type { CacheEvents } from './events.js';

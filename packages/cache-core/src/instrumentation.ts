@@ -3,7 +3,8 @@ import diagnostics from 'node:diagnostics_channel';
 /**
  * The cache's `node:diagnostics_channel` tracing channels, one per operation: `bgc:cache:get`,
  * `bgc:cache:getOrLoad`, `bgc:cache:getMany`, `bgc:cache:set`, `bgc:cache:delete`,
- * `bgc:cache:deleteByTag`, `bgc:cache:clear`. The cache publishes only while a channel has
+ * `bgc:cache:deleteByTag`, `bgc:cache:clear`, and `bgc:cache:load` around each loader call (inside
+ * the `getOrLoad` that started it; its `result` is the loaded value). The cache publishes only while a channel has
  * subscribers (one property read per call otherwise). Each message is a {@link CacheTraceContext}:
  * `start`, `end`, `asyncStart`/`asyncEnd` (with `result`) and `error` (with `error`), as
  * `TracingChannel.tracePromise` publishes them. `registerOtel` (`@bgc/cache-core/otel`) is one
@@ -17,6 +18,7 @@ export const CHANNEL_NAMES = {
   delete: 'bgc:cache:delete',
   deleteByTag: 'bgc:cache:deleteByTag',
   clear: 'bgc:cache:clear',
+  load: 'bgc:cache:load',
 } as const;
 
 /** An operation traced through {@link CHANNEL_NAMES}. */
@@ -26,7 +28,7 @@ export type TracedOperation = keyof typeof CHANNEL_NAMES;
 export interface CacheTraceContext {
   /** The operation. */
   operation: TracedOperation;
-  /** The key (get, getOrLoad, set, delete). */
+  /** The key (get, getOrLoad, set, delete, load). */
   key?: string;
   /** How many keys (getMany). */
   count?: number;
@@ -55,6 +57,7 @@ export const channels: Readonly<Record<TracedOperation, Channel>> = {
   delete: tracing(CHANNEL_NAMES.delete),
   deleteByTag: tracing(CHANNEL_NAMES.deleteByTag),
   clear: tracing(CHANNEL_NAMES.clear),
+  load: tracing(CHANNEL_NAMES.load),
 };
 
 /** Runs `fn` traced on `channel` (the caller checked `channel.hasSubscribers`). */

@@ -48,7 +48,15 @@ export class Invalidator {
     } catch (error) {
       this.ctx.report(Level.L2, message.type === 'clear' ? 'clear' : 'delete', undefined, error);
       this.queueUnpublished(message);
+      return;
     }
+    this.published(message);
+  }
+
+  /** Emits `'bus:published'` when it has a listener. */
+  private published(message: InvalidationMessage): void {
+    const events = this.ctx.events;
+    if (events.listening.busPublished) events.emit('bus:published', { message });
   }
 
   /** Stops the re-send timer (on close). */
@@ -73,7 +81,9 @@ export class Invalidator {
         await withTimeout(bus.publish(message), this.ctx.opts.tierTimeoutMs, 'invalidation publish');
       } catch {
         this.unpublished.add(message);
+        continue;
       }
+      this.published(message);
     }
     if (this.unpublished.empty && this.publishTimer) {
       clearInterval(this.publishTimer);
@@ -84,6 +94,7 @@ export class Invalidator {
   /** An invalidation from another instance (or `resync` from the bus itself). */
   private onBusMessage(message: InvalidationMessage): void {
     const ctx = this.ctx;
+    if (ctx.events.listening.busReceived) ctx.events.emit('bus:received', { message });
     if (message.type === 'resync') {
       // Messages may have been lost meanwhile: local entries can no longer be vouched for.
       this.expireLocal();

@@ -1,5 +1,4 @@
 import { performance } from 'node:perf_hooks';
-import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Lease, LeaseAndEntry } from './bus.js';
 import type { CacheContext } from './cache-context.js';
 import type { GetOrLoadOptions, Loader, LoadResult } from './cache-options.js';
@@ -18,8 +17,10 @@ import { defaultPolicy, LoadContext, type LoadPolicy, resolvePolicy } from './lo
 import { checkTags, mergeTags } from './entry-tags.js';
 import { NAMESPACE_TAGS, type NamespaceTagged } from './namespace.js';
 import { makeEntry, writeAll } from './write-fanout.js';
-
-const tracer = trace.getTracer('@bgc/cache-core');
+import type { CacheEmitter, EventSwitches } from './events.js';
+import { channels, traced } from './instrumentation.js';
+import type { TierLevel } from './level.js';
+import { entryResult, uncachedResult } from './result.js';
 
 const noop = (): void => {};
 
@@ -58,6 +59,9 @@ export class LoadCoordinator {
   private readonly loads = new Set<LoadContext<unknown>>();
   /** The cache's own load policy, for calls without per-call options. */
   private readonly policy: LoadPolicy;
+  /** Where events go, and which have listeners. */
+  private readonly events: CacheEmitter;
+  private readonly listening: EventSwitches;
 
   constructor(
     private readonly ctx: CacheContext,
@@ -67,6 +71,8 @@ export class LoadCoordinator {
     private readonly publish: (key: string, version: number | undefined) => Promise<void>,
   ) {
     this.policy = defaultPolicy(ctx.opts);
+    this.events = ctx.events;
+    this.listening = ctx.events.listening;
   }
 
   /** `MultiLevelCache.getOrLoad`. */
@@ -80,12 +86,16 @@ export class LoadCoordinator {
       const force = options.forceFresh === true;
       if (fast && fast.freshUntil > now && !force && !options.isStale?.(fast)) {
         this.maybeEagerRefresh(key, fast, loader, options, now);
-        return Promise.resolve({ value: fast.value, level: Level.L1, stale: false });
+        if (this.listening.hit) this.reads.hit(key, Level.L1, false);
+        return Promise.resolve(entryResult(fast, Level.L1, false));
       }
       validateKey(key);
       const policy = resolvePolicy(options, this.policy);
       const shared = this.inflight.get(key) ?? (force ? undefined : this.sharedRecent(key, now));
-      if (shared) return shared as Promise<LoadResult<T>>;
+      // 'hit'/'miss' once per caller (joiners too), from what it is answered.
+      const told = this.listening.hit || this.listening.miss;
+      if (shared)
+        return told ? this.told(key, shared as Promise<LoadResult<T>>) : (shared as Promise<LoadResult<T>>);
       // A write or delete meanwhile may have replaced this flight by a newer one: leave that be.
       const settle = () => {
         if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
@@ -108,10 +118,23 @@ export class LoadCoordinator {
         },
       );
       this.inflight.set(key, flight as Promise<LoadResult<unknown>>);
-      return flight;
+      return told ? this.told(key, flight) : flight;
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** `p`, emitting `'hit'` or `'miss'` for `key` once it answers. */
+  private told<T>(key: string, p: Promise<LoadResult<T>>): Promise<LoadResult<T>> {
+    return p.then((r) => {
+      this.reads.announce(key, r);
+      return r;
+    });
+  }
+
+  /** Emits `'timeout'` (a listener exists: the caller checked). */
+  private timedOut(key: string, kind: 'soft' | 'hard', ms: number, stale: boolean): void {
+    this.events.emit('timeout', { key, kind, ms, stale });
   }
 
   /** A write or invalidation of `key`: callers that come next start a new load, never join an older one. */
@@ -144,50 +167,21 @@ export class LoadCoordinator {
     endpoint: string,
     l1Stale: CacheEntry<T> | undefined,
   ): Promise<LoadResult<T>> {
-    const span = tracer.startSpan('bgc.cache.get_or_load', {
-      attributes: { 'bgc.cache.endpoint': endpoint },
-    });
-    try {
-      // A fail-safe entry in its back-off window is served without calling the loader again.
-      const retryAt = l1Stale?.meta?.failSafe === true ? (l1Stale.meta.retryAt as number) : 0;
-      if (l1Stale && retryAt > Date.now() && !policy.forceFresh)
-        return { value: l1Stale.value, level: Level.L1, stale: true };
-      const isStale = policy.forceFresh ? forcedStale(options.isStale) : options.isStale;
-      // With a lock that reads while it takes the lease: one round trip for both.
-      const combined = await this.readWithLease<T>(key, endpoint, l1Stale, isStale);
-      const found = combined
-        ? combined.found
-        : await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale);
-      if (found?.fresh) {
-        span.setAttribute('bgc.cache.level', this.ctx.levelOf(found.best.index));
-        return { value: found.best.entry.value, level: this.ctx.levelOf(found.best.index), stale: false };
-      }
-      const stale = found?.best;
-      this.ctx.metrics.miss(Level.External, this.ctx.connector, endpoint);
-      span.setAttribute('bgc.cache.level', Level.External);
-      if (combined?.lease) {
-        span.setAttribute('bgc.cache.lock', 'acquired');
-        // The tier was read after the lease was taken: no other instance's load can land unseen.
-        return await this.load(key, loader, options, policy, stale, combined.lease);
-      }
-      return await this.loadWithLock(
-        key,
-        loader,
-        options,
-        policy,
-        isStale,
-        endpoint,
-        stale,
-        span,
-        !!combined,
-      );
-    } catch (error) {
-      span.recordException(error as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      throw error;
-    } finally {
-      span.end();
-    }
+    // A fail-safe entry in its back-off window is served without calling the loader again.
+    const retryAt = l1Stale?.meta?.failSafe === true ? (l1Stale.meta.retryAt as number) : 0;
+    if (l1Stale && retryAt > Date.now() && !policy.forceFresh) return entryResult(l1Stale, Level.L1, true);
+    const isStale = policy.forceFresh ? forcedStale(options.isStale) : options.isStale;
+    // With a lock that reads while it takes the lease: one round trip for both.
+    const combined = await this.readWithLease<T>(key, endpoint, l1Stale, isStale);
+    const found = combined
+      ? combined.found
+      : await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale);
+    if (found?.fresh) return entryResult(found.best.entry, this.ctx.levelOf(found.best.index), false);
+    const stale = found?.best;
+    this.ctx.metrics.miss(Level.External, this.ctx.connector, endpoint);
+    // The tier was read after the lease was taken: no other instance's load can land unseen.
+    if (combined?.lease) return this.load(key, loader, options, policy, stale, combined.lease);
+    return this.loadWithLock(key, loader, options, policy, isStale, endpoint, stale, !!combined);
   }
 
   /**
@@ -258,7 +252,7 @@ export class LoadCoordinator {
   /** The fresh result of a cascade, or `undefined`. */
   private freshOf<T>(found: Cascaded<T> | undefined): LoadResult<T> | undefined {
     if (!found?.fresh) return undefined;
-    return { value: found.best.entry.value, level: this.ctx.levelOf(found.best.index), stale: false };
+    return entryResult(found.best.entry, this.ctx.levelOf(found.best.index), false);
   }
 
   private async loadWithLock<T>(
@@ -269,7 +263,6 @@ export class LoadCoordinator {
     isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
     endpoint: string,
     stale: Found<T> | undefined,
-    span: Span,
     /** Another holder was found by {@link readWithLease}: wait for it before trying again. */
     heldElsewhere = false,
   ): Promise<LoadResult<T>> {
@@ -294,7 +287,6 @@ export class LoadCoordinator {
         return this.load(key, loader, options, policy, stale, undefined);
       }
       if (lease) {
-        span.setAttribute('bgc.cache.lock', 'acquired');
         // Another instance may have finished its load between our read and the lease.
         const again = this.freshOf(
           await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, isStale),
@@ -305,12 +297,13 @@ export class LoadCoordinator {
         }
         return this.load(key, loader, options, policy, stale, lease);
       }
-      span.setAttribute('bgc.cache.lock', 'waited');
       const remaining = deadline - Date.now();
       if (remaining <= 0) return this.load(key, loader, options, policy, stale, undefined);
       // Serve stale at once instead of waiting for the other instance when soft timeout is 0.
-      if (stale && policy.softTimeoutMs === 0 && !policy.forceFresh)
-        return { value: stale.entry.value, level: this.ctx.levelOf(stale.index), stale: true };
+      if (stale && policy.softTimeoutMs === 0 && !policy.forceFresh) {
+        if (this.listening.timeout) this.timedOut(key, 'soft', 0, true);
+        return entryResult(stale.entry, this.ctx.levelOf(stale.index), true);
+      }
       await lock.waitForRelease(key, Math.min(remaining, opts.lockLeaseMs)).catch(() => delay(50));
       const after = this.freshOf(
         await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, isStale),
@@ -337,9 +330,14 @@ export class LoadCoordinator {
     const version = nextVersion();
     this.versions.loadStarted(version);
     let leaseHandedOff = false;
-    const run = (async () => {
+    const run = (async (): Promise<LoadResult<T>> => {
       try {
-        let value = (await loader(load)) as T;
+        const loaderChannel = channels.load;
+        let value = (
+          loaderChannel.hasSubscribers
+            ? await traced(loaderChannel, { operation: 'load', key }, async () => loader(load))
+            : await loader(load)
+        ) as T;
         ctx.metrics.latency(Level.External, 'load', (performance.now() - t0) / 1000);
         // ctx.notModified(): the stale value, stored again with a new lifetime and version.
         if (load.kept) value = (stale as Found<T>).entry.value;
@@ -349,7 +347,7 @@ export class LoadCoordinator {
           );
         }
         // ctx.skip(): answered, not cached.
-        if (load.skipped) return value;
+        if (load.skipped) return uncachedResult(value, Date.now());
         const ttl =
           load.ttlMs ??
           (value === null
@@ -375,22 +373,21 @@ export class LoadCoordinator {
         // as the shared tiers' compare-and-set keeps it out of theirs.
         if (background && ctx.bus) await yieldToIo();
         const stored = await writeAll(ctx.writeHost, background ? ctx.local : ctx.states, key, entry);
+        if (this.listening.set && stored > 0) this.events.emit('set', { keys: [key], source: 'load' });
+        const result = entryResult(entry, Level.External, false);
         if (background) {
           leaseHandedOff = true;
           ctx.track(this.finishSharedWrites(key, entry, lease));
-          return value;
+          return result;
         }
         // Callers arriving just after find the value in a tier; when no tier could keep it (all
         // down), the settled result stays shareable for the window so the upstream is not hit again.
         if (stored === 0 && opts.coalesceWindowMs > 0) {
-          this.recent.set(key, {
-            result: { value, level: Level.External, stale: false },
-            until: Date.now() + opts.coalesceWindowMs,
-          });
+          this.recent.set(key, { result, until: Date.now() + opts.coalesceWindowMs });
           if (this.recent.size > 10_000) this.pruneRecent();
         }
         if (!this.versions.superseded(key, entry)) await this.publish(key, version);
-        return value;
+        return result;
       } catch (error) {
         ctx.metrics.error(Level.External, 'load', error instanceof TimeoutError ? 'timeout' : 'loader_error');
         throw error;
@@ -404,7 +401,11 @@ export class LoadCoordinator {
     const settled = run.then(
       () => undefined,
       (error: unknown) => {
-        if (stale) ctx.track(this.keepStale(key, stale.entry, policy.failSafeBackoffMs));
+        if (stale) {
+          ctx.track(this.keepStale(key, stale.entry, policy.failSafeBackoffMs));
+          if (this.listening.failsafe)
+            this.events.emit('failsafe', { key, level: ctx.levelOf(stale.index) as TierLevel, error });
+        }
         ctx.report(Level.External, 'load', key, error);
       },
     );
@@ -414,18 +415,22 @@ export class LoadCoordinator {
     // forceFresh: the cached value is only the fallback of a failed or hard-timed-out load.
     const soft = stale && !policy.forceFresh ? Math.min(policy.softTimeoutMs, hard) : hard;
     // softTimeoutMs 0: answer stale at once (withTimeout treats 0 as "no timeout").
-    if (stale && soft <= 0) return { value: stale.entry.value, level: ctx.levelOf(stale.index), stale: true };
+    if (stale && soft <= 0) {
+      if (this.listening.timeout) this.timedOut(key, 'soft', 0, true);
+      return entryResult(stale.entry, ctx.levelOf(stale.index), true);
+    }
     try {
-      const value = await withTimeout(run, soft, `Loading key ${JSON.stringify(key)}`);
-      return { value, level: Level.External, stale: false };
+      return await withTimeout(run, soft, `Loading key ${JSON.stringify(key)}`);
     } catch (error) {
       if (error instanceof TimeoutError && stale) {
-        return { value: stale.entry.value, level: ctx.levelOf(stale.index), stale: true };
+        if (this.listening.timeout) this.timedOut(key, soft < hard ? 'soft' : 'hard', soft, true);
+        return entryResult(stale.entry, ctx.levelOf(stale.index), true);
       }
       if (error instanceof TimeoutError) {
+        if (this.listening.timeout) this.timedOut(key, 'hard', hard, false);
         throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
       }
-      if (stale) return { value: stale.entry.value, level: ctx.levelOf(stale.index), stale: true };
+      if (stale) return entryResult(stale.entry, ctx.levelOf(stale.index), true);
       throw error;
     }
   }

@@ -1,7 +1,5 @@
-import { EventEmitter } from 'node:events';
 import { CacheContext, resolveOptions } from './cache-context.js';
 import type {
-  CacheEvents,
   CacheResult,
   GetOptions,
   GetOrLoadOptions,
@@ -34,7 +32,8 @@ import {
 import { TagCheckedTier, type TagMode, tagRecordKey } from './tags.js';
 import { nextVersion } from './version.js';
 import { channels, traced } from './instrumentation.js';
-import { assertValue, makeEntry, writeAll } from './write-fanout.js';
+import { assertValue, makeEntry, setValue } from './write-fanout.js';
+import { CacheEmitter } from './events.js';
 
 /*
  * The façade of the orchestrator. Its parts, each in its own module:
@@ -48,26 +47,18 @@ import { assertValue, makeEntry, writeAll } from './write-fanout.js';
  */
 
 /**
- * Typed events of {@link MultiLevelCache} ({@link CacheEvents}): `cache.on('error', (e) => ...)`
- * gets `e` as a {@link CacheErrorEvent}.
- */
-export interface MultiLevelCache {
-  on<K extends keyof CacheEvents>(event: K, listener: (...args: CacheEvents[K]) => void): this;
-  once<K extends keyof CacheEvents>(event: K, listener: (...args: CacheEvents[K]) => void): this;
-  off<K extends keyof CacheEvents>(event: K, listener: (...args: CacheEvents[K]) => void): this;
-  emit<K extends keyof CacheEvents>(event: K, ...args: CacheEvents[K]): boolean;
-}
-
-/**
  * The multi-level cache: cascades reads L1 → L2 → L3, promotes hits to the faster tiers with their
  * remaining lifetime, writes and deletes on every tier, and coalesces loads so one upstream call
  * serves every concurrent caller (across instances with a {@link DistributedLock}).
  *
  * A tier that fails or times out is reported (metrics, `'error'` event) and skipped: a request never
  * fails because of a cache tier. Shared tiers get a per-operation timeout and a circuit breaker.
+ *
+ * Events ({@link CacheEvents}: `hit`, `miss`, `set`, `delete`, `expire`, `clear`, `failsafe`,
+ * `timeout`, `bus:published`, `bus:received`, `error`, `circuit`, `recovered`) are typed and
+ * emitted only while they have a listener.
  */
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: typed overloads of the inherited EventEmitter methods
-export class MultiLevelCache extends EventEmitter {
+export class MultiLevelCache extends CacheEmitter {
   private readonly ctx: CacheContext;
   private readonly states: readonly GuardedTier[];
   private readonly reads: ReadCascade;
@@ -182,14 +173,15 @@ export class MultiLevelCache extends EventEmitter {
   private async getSkipping<T>(key: string, options: GetOptions): Promise<CacheResult<T>> {
     validateKey(key);
     const endpoint = options.endpoint ?? this.ctx.endpoint;
-    const r = await readSkipping<T>(
+    const { result } = await readSkipping<T>(
       this.ctx,
       key,
       options.skip?.read ?? [],
       options.allowStale === true,
       endpoint,
     );
-    return { value: r.value, level: r.level, stale: r.stale };
+    this.reads.announce(key, result);
+    return result;
   }
 
   /**
@@ -204,22 +196,13 @@ export class MultiLevelCache extends EventEmitter {
     return this.setUntraced(key, value, options);
   }
 
-  private async setUntraced<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
-    validateKey(key);
-    assertValue(key, value);
-    const tags = entryTags(options);
-    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
-    const entry = makeEntry(
-      this.ctx.opts,
-      value,
-      options.ttlMs ?? this.ctx.opts.defaultTtlMs,
-      options.staleTtlMs,
-    );
-    if (tags !== undefined) entry.tags = tags;
-    const version = this.coherence.invalidate(key);
-    entry.version = version;
-    await writeAll(this.ctx.writeHost, states, key, entry);
-    if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys: [key], version });
+  private setUntraced<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
+    // Not async (see setValue): a memory-only write answers with a resolved promise.
+    const written = setValue(this.ctx, this.coherence, key, value, options);
+    if (!this.listening.set) return written;
+    return written.then(() => {
+      this.emit('set', { keys: [key], source: 'set' });
+    });
   }
 
   /**
@@ -261,6 +244,7 @@ export class MultiLevelCache extends EventEmitter {
       throw invalid;
     }
     if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
+    if (this.listening.set) this.emit('set', { keys, source: 'set' });
   }
 
   /** Removes a key from every tier and from every instance's local tier. */
@@ -296,6 +280,7 @@ export class MultiLevelCache extends EventEmitter {
       ),
     );
     if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
+    if (this.listening.delete) this.emit('delete', { keys: [...keys] });
     return Math.max(0, ...counts);
   }
 
@@ -336,6 +321,7 @@ export class MultiLevelCache extends EventEmitter {
       }),
     );
     if (options.skipBus !== true) await this.coherence.publish({ type: 'expire', keys, version });
+    if (this.listening.expire) this.emit('expire', { keys: [...keys] });
     return Math.max(0, ...counts);
   }
 
@@ -377,7 +363,9 @@ export class MultiLevelCache extends EventEmitter {
     options: InvalidationCallOptions = {},
   ): Promise<void> {
     const list = checkTags(tags);
-    if (list !== undefined) await this.invalidateTags(list, 'delete', options);
+    if (list === undefined) return;
+    await this.invalidateTags(list, 'delete', options);
+    if (this.listening.delete) this.emit('delete', { keys: [], tags: list });
   }
 
   /**
@@ -387,7 +375,9 @@ export class MultiLevelCache extends EventEmitter {
    */
   async expireByTag(tags: readonly string[], options: InvalidationCallOptions = {}): Promise<void> {
     const list = checkTags(tags);
-    if (list !== undefined) await this.invalidateTags(list, 'expire', options);
+    if (list === undefined) return;
+    await this.invalidateTags(list, 'expire', options);
+    if (this.listening.expire) this.emit('expire', { keys: [], tags: list });
   }
 
   /**
@@ -431,6 +421,7 @@ export class MultiLevelCache extends EventEmitter {
       ),
     );
     await this.coherence.publish({ type: 'clear', version });
+    if (this.listening.clear) this.emit('clear', {});
   }
 
   /**
@@ -480,8 +471,11 @@ export class MultiLevelCache extends EventEmitter {
     validateKey(key);
     const endpoint = options.endpoint ?? this.ctx.endpoint;
     const r = await readSkipping<T>(this.ctx, key, options.skip?.read ?? [], false, endpoint);
-    if (r.entry !== undefined && !options.isStale?.(r.entry))
-      return { value: r.value as T, level: r.level, stale: false };
+    if (r.entry !== undefined && !options.isStale?.(r.entry)) {
+      const result = r.result as LoadResult<T>;
+      this.reads.announce(key, result);
+      return result;
+    }
     return this.loads.getOrLoad(key, loader, { ...options, skip: undefined, forceFresh: true });
   }
 

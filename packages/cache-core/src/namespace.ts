@@ -196,7 +196,9 @@ export class CacheNamespace {
    * instance: one tag invalidation, whatever the number of keys. Other namespaces and the cache's
    * other keys are left alone.
    */
-  clear(options?: InvalidationCallOptions): Promise<void> {
-    return this.cache.invalidateTags([this.tags[this.tags.length - 1] as string], 'delete', options);
+  async clear(options?: InvalidationCallOptions): Promise<void> {
+    const cache = this.cache;
+    await cache.invalidateTags([this.tags[this.tags.length - 1] as string], 'delete', options);
+    if (cache.listening.clear) cache.emit('clear', { namespace: this.prefix });
   }
 }

@@ -5,8 +5,10 @@ import { coarseNow } from './clock.js';
 import { type CacheEntry, capEntry } from './entry.js';
 import type { GuardedTier } from './guarded-tier.js';
 import { validateKey } from './key-pattern.js';
-import { Level } from './level.js';
+import type { CacheEmitter, EventSwitches } from './events.js';
+import { Level, type TierLevel } from './level.js';
 import type { MetricsAdapter } from './metrics.js';
+import { entryResult, missResult } from './result.js';
 import type { ReadCallbacks, Tier } from './tier.js';
 import {
   type Cascaded,
@@ -41,12 +43,17 @@ export class ReadCascade implements ReadHost {
   private readonly states: readonly GuardedTier[];
   private readonly metrics: MetricsAdapter;
   private readonly connector: string;
+  /** Where events go, and which have listeners. */
+  private readonly events: CacheEmitter;
+  private readonly listening: EventSwitches;
   private l1Reads = 0;
 
   constructor(private readonly ctx: CacheContext) {
     this.states = ctx.states;
     this.metrics = ctx.metrics;
     this.connector = ctx.connector;
+    this.events = ctx.events;
+    this.listening = ctx.events.listening;
     const first = ctx.states[0];
     this.l1Sync = first && !first.shared ? first.tier.getSync?.bind(first.tier) : undefined;
     this.l1Fresh = this.l1Sync && first?.tier.getFreshValueSync ? (first.tier as FreshValueTier) : undefined;
@@ -56,9 +63,14 @@ export class ReadCascade implements ReadHost {
   /** `MultiLevelCache.getSync`: the value of a fresh L1 hit, else `undefined`. */
   getSync<T>(key: string, endpoint: string): T | undefined {
     const now = coarseNow();
-    if (this.l1Fresh) return this.readL1Fresh<T>(key, now, endpoint);
-    const e = this.readL1Sync<T>(key, now, endpoint);
-    return e !== undefined && e.freshUntil > now ? e.value : undefined;
+    let value: T | undefined;
+    if (this.l1Fresh) value = this.readL1Fresh<T>(key, now, endpoint);
+    else {
+      const e = this.readL1Sync<T>(key, now, endpoint);
+      value = e !== undefined && e.freshUntil > now ? e.value : undefined;
+    }
+    if (value !== undefined && this.listening.hit) this.hit(key, Level.L1, false);
+    return value;
   }
 
   /** `MultiLevelCache.get`. */
@@ -68,18 +80,24 @@ export class ReadCascade implements ReadHost {
     try {
       const endpoint = options.endpoint ?? this.ctx.endpoint;
       const now = coarseNow();
-      if (this.l1Fresh) {
-        const value = this.readL1Fresh<T>(key, now, endpoint);
-        if (value !== undefined) return Promise.resolve({ value, level: Level.L1, stale: false });
-      }
+      // The entry, not only its value (getFreshValueSync): the result carries its times.
       const fast = this.readL1Sync<T>(key, now, endpoint);
       if (fast && (fast.freshUntil > now || options.allowStale)) {
-        return Promise.resolve({ value: fast.value, level: Level.L1, stale: fast.freshUntil <= now });
+        const stale = fast.freshUntil <= now;
+        if (this.listening.hit) this.hit(key, Level.L1, stale);
+        return Promise.resolve(entryResult(fast, Level.L1, stale));
       }
       validateKey(key);
       return new Promise((resolve, reject) => {
         const allowStale = options.allowStale === true;
-        this.startRead(new ResultRead<T>(this, key, endpoint, fast, allowStale, resolve, reject), this.start);
+        const listened = this.listening.hit || this.listening.miss;
+        const done = listened
+          ? (r: CacheResult<T>) => {
+              this.announce(key, r);
+              resolve(r);
+            }
+          : resolve;
+        this.startRead(new ResultRead<T>(this, key, endpoint, fast, allowStale, done, reject), this.start);
       });
     } catch (error) {
       return Promise.reject(error);
@@ -90,11 +108,7 @@ export class ReadCascade implements ReadHost {
   async getMany<T>(keys: readonly string[], options: GetOptions): Promise<CacheResult<T>[]> {
     const endpoint = options.endpoint ?? this.ctx.endpoint;
     for (const k of keys) validateKey(k);
-    const results: CacheResult<T>[] = keys.map(() => ({
-      value: undefined,
-      level: Level.External,
-      stale: false,
-    }));
+    const results: CacheResult<T>[] = keys.map(() => missResult<T>());
     let missing = keys.map((_, i) => i);
     const hits: { i: number; entry: CacheEntry<T>; index: number }[] = [];
     for (const state of this.states) {
@@ -112,7 +126,7 @@ export class ReadCascade implements ReadHost {
         const e = got === SKIPPED ? undefined : (got[j] as CacheEntry<T> | undefined);
         if (e && e.staleUntil > now && (e.freshUntil > now || options.allowStale)) {
           this.metrics.hit(state.tier.level, this.connector, endpoint);
-          results[i] = { value: e.value, level: state.tier.level, stale: e.freshUntil <= now };
+          results[i] = entryResult(e, state.tier.level, e.freshUntil <= now);
           if (state.index > 0) hits.push({ i, entry: e, index: state.index });
         } else {
           this.metrics.miss(state.tier.level, this.connector, endpoint);
@@ -123,7 +137,22 @@ export class ReadCascade implements ReadHost {
     }
     for (let n = 0; n < missing.length; n++) this.metrics.miss(Level.External, this.connector, endpoint);
     if (hits.length > 0) this.ctx.track(this.promoteMany(keys, hits));
+    if (this.listening.hit || this.listening.miss)
+      for (let i = 0; i < keys.length; i++) this.announce(keys[i] as string, results[i] as CacheResult<T>);
     return results;
+  }
+
+  /** Emits `'hit'` (a listener exists: the caller checked). */
+  hit(key: string, level: TierLevel, stale: boolean): void {
+    this.events.emit('hit', { key, level, stale });
+  }
+
+  /** Emits `'hit'` or `'miss'` for the result of a lookup of `key`, as they have listeners. */
+  announce(key: string, result: CacheResult<unknown>): void {
+    const level = result.level;
+    if (level === Level.External) {
+      if (this.listening.miss) this.events.emit('miss', { key });
+    } else if (this.listening.hit) this.events.emit('hit', { key, level, stale: result.stale });
   }
 
   /** The value of a fresh L1 entry through {@link Tier.getFreshValueSync}, with the hit metric. */

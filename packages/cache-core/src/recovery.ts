@@ -45,11 +45,12 @@ export class Recovery {
         continue;
       }
       for (const k of keys) state.pending.delete(k);
-      this.ctx.events.emit('recovered', {
-        level: state.tier.level,
-        tier: state.tier.name,
-        keys: keys.length,
-      });
+      if (this.ctx.events.listening.recovered)
+        this.ctx.events.emit('recovered', {
+          level: state.tier.level,
+          tier: state.tier.name,
+          keys: keys.length,
+        });
       this.ctx.log?.info(
         { level: state.tier.level, tier: state.tier.name, keys: keys.length },
         'cache tier recovered: keys whose writes failed meanwhile invalidated',

@@ -2,7 +2,8 @@ import type { CacheContext } from './cache-context.js';
 import type { CacheResult } from './cache-options.js';
 import { tiersFor } from './call-options.js';
 import type { CacheEntry } from './entry.js';
-import { Level } from './level.js';
+import { Level, type TierLevel } from './level.js';
+import { entryResult, missResult } from './result.js';
 import { SKIPPED } from './tier-read.js';
 
 /**
@@ -18,8 +19,8 @@ export async function readSkipping<T>(
   skip: readonly Level[],
   allowStale: boolean,
   endpoint: string,
-): Promise<CacheResult<T> & { entry?: CacheEntry<T> }> {
-  let stale: { entry: CacheEntry<T>; level: Level } | undefined;
+): Promise<{ result: CacheResult<T>; entry?: CacheEntry<T> }> {
+  let stale: { entry: CacheEntry<T>; level: TierLevel } | undefined;
   for (const state of tiersFor(ctx.states, skip, 'skip.read')) {
     const got = await state.call('get', key, () => state.tier.get(key));
     const e = got === SKIPPED ? undefined : (got as CacheEntry<T> | undefined);
@@ -27,14 +28,13 @@ export async function readSkipping<T>(
     if (e && e.staleUntil > now) {
       if (e.freshUntil > now) {
         ctx.metrics.hit(state.tier.level, ctx.connector, endpoint);
-        return { value: e.value, level: state.tier.level, stale: false, entry: e };
+        return { result: entryResult(e, state.tier.level, false), entry: e };
       }
       if (!stale || e.staleUntil > stale.entry.staleUntil) stale = { entry: e, level: state.tier.level };
     }
     ctx.metrics.miss(state.tier.level, ctx.connector, endpoint);
   }
-  if (stale && allowStale)
-    return { value: stale.entry.value, level: stale.level, stale: true, entry: stale.entry };
+  if (stale && allowStale) return { result: entryResult(stale.entry, stale.level, true), entry: stale.entry };
   ctx.metrics.miss(Level.External, ctx.connector, endpoint);
-  return { value: undefined, level: Level.External, stale: false };
+  return { result: missResult<T>() };
 }

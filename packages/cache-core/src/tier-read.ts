@@ -2,8 +2,9 @@ import type { CacheResult, LoadResult } from './cache-options.js';
 import type { CacheEntry } from './entry.js';
 import type { GuardedTier } from './guarded-tier.js';
 import { TimeoutError } from './errors/timeout-error.js';
-import { Level } from './level.js';
+import type { Level } from './level.js';
 import type { CacheOperation } from './metrics.js';
+import { entryResult, missResult } from './result.js';
 import type { ReadCallbacks } from './tier.js';
 import { cancelDeadline, Deadline } from './timeout.js';
 
@@ -152,11 +153,11 @@ export class ResultRead<T> extends TierRead<T> {
 
   finish(entry: CacheEntry<T> | undefined, index: number, fresh: boolean): void {
     if (entry && (fresh || this.allowStale)) {
-      this.resolve({ value: entry.value, level: this.host.levelOf(index), stale: !fresh });
+      this.resolve(entryResult(entry, this.host.levelOf(index), !fresh));
       return;
     }
     this.host.missedEverywhere(this.endpoint);
-    this.resolve({ value: undefined, level: Level.External, stale: false });
+    this.resolve(missResult<T>());
   }
 }
 

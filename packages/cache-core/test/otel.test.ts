@@ -1,5 +1,5 @@
 import diagnostics from 'node:diagnostics_channel';
-import type { Meter, Tracer } from '@opentelemetry/api';
+import { type Context, type Meter, type Tracer, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MultiLevelCache } from '../src/index.js';
 import { CHANNEL_NAMES, channels } from '../src/instrumentation.js';
@@ -14,17 +14,22 @@ interface RecordedSpan {
   exceptions: unknown[];
   status?: { code: number; message?: string };
   ended: boolean;
+  /** The name of the parent span given at start, if any. */
+  parent?: string;
 }
 
 function recordingTracer(spans: RecordedSpan[]): Tracer {
+  const names = new WeakMap<object, string>();
   return {
-    startSpan(name: string, options?: { attributes?: Record<string, unknown> }) {
+    startSpan(name: string, options?: { attributes?: Record<string, unknown> }, parentContext?: Context) {
+      const parentSpan = parentContext === undefined ? undefined : trace.getSpan(parentContext);
       const span: RecordedSpan = {
         name,
         attributes: { ...options?.attributes },
         exceptions: [],
         ended: false,
       };
+      if (parentSpan !== undefined) span.parent = names.get(parentSpan);
       spans.push(span);
       const api = {
         setAttributes(a: Record<string, unknown>) {
@@ -46,6 +51,7 @@ function recordingTracer(spans: RecordedSpan[]): Tracer {
           span.ended = true;
         },
       };
+      names.set(api, name);
       return api;
     },
   } as unknown as Tracer;
@@ -111,6 +117,7 @@ describe('diagnostics_channel tracing and the OpenTelemetry subscriber', () => {
       'bgc.cache.get',
       'bgc.cache.get',
       'bgc.cache.getOrLoad',
+      'bgc.cache.load',
       'bgc.cache.getMany',
       'bgc.cache.delete',
       'bgc.cache.deleteByTag',
@@ -124,12 +131,18 @@ describe('diagnostics_channel tracing and the OpenTelemetry subscriber', () => {
     });
     expect(spans[2]?.attributes).toMatchObject({ 'bgc.cache.level': 'external' });
     expect(spans[3]?.attributes).toMatchObject({ 'bgc.cache.key': 'loaded', 'bgc.cache.level': 'external' });
-    expect(spans[4]?.attributes).toMatchObject({
+    // The loader's span, a child of the getOrLoad that called it.
+    expect(spans[4]).toMatchObject({
+      parent: 'bgc.cache.getOrLoad',
+      attributes: { 'bgc.cache.key': 'loaded' },
+    });
+    expect(spans.filter((s) => s.parent !== undefined)).toHaveLength(1);
+    expect(spans[5]?.attributes).toMatchObject({
       'bgc.cache.keys': 2,
       'bgc.cache.hits': 1,
       'bgc.cache.misses': 1,
     });
-    expect(spans[6]?.attributes).toMatchObject({ 'bgc.cache.tags': 't1' });
+    expect(spans[7]?.attributes).toMatchObject({ 'bgc.cache.tags': 't1' });
     const count = (op: string, result: string) =>
       points
         .filter(
@@ -144,8 +157,9 @@ describe('diagnostics_channel tracing and the OpenTelemetry subscriber', () => {
     expect(count('getMany', 'hit')).toBe(1);
     expect(count('getMany', 'miss')).toBe(1);
     expect(count('set', 'ok')).toBe(1);
+    expect(count('load', 'ok')).toBe(1);
     const durations = points.filter((p) => p.instrument === 'bgc.cache.duration');
-    expect(durations).toHaveLength(8);
+    expect(durations).toHaveLength(9);
     expect(durations.every((p) => p.value >= 0)).toBe(true);
   });
 
@@ -160,15 +174,39 @@ describe('diagnostics_channel tracing and the OpenTelemetry subscriber', () => {
       }),
     ).rejects.toThrow('upstream down');
     await expect(cache.set('', 1)).rejects.toMatchObject({ code: 'E_INVALID_KEY' });
-    expect(spans).toHaveLength(2);
+    expect(spans).toHaveLength(3);
     expect(spans[0]).toMatchObject({
       name: 'bgc.cache.getOrLoad',
       ended: true,
       status: { code: 2, message: 'upstream down' },
     });
-    expect((spans[0]?.exceptions[0] as Error).message).toBe('upstream down');
-    expect(spans[1]).toMatchObject({ name: 'bgc.cache.set', ended: true, status: { code: 2 } });
-    expect(points.filter((p) => p.attributes['bgc.cache.result'] === 'error')).toHaveLength(2);
+    expect((spans[0]?.exceptions[0] as Error | undefined)?.message).toBe('upstream down');
+    expect(spans[1]).toMatchObject({
+      name: 'bgc.cache.load',
+      parent: 'bgc.cache.getOrLoad',
+      ended: true,
+      status: { code: 2, message: 'upstream down' },
+    });
+    expect(spans[2]).toMatchObject({ name: 'bgc.cache.set', ended: true, status: { code: 2 } });
+    expect(points.filter((p) => p.attributes['bgc.cache.result'] === 'error')).toHaveLength(3);
+  });
+
+  it('a loader span is the child of its getOrLoad span; other spans keep the caller context (pull: get and delete)', async () => {
+    const spans: RecordedSpan[] = [];
+    unregister = registerOtel({ tracer: recordingTracer(spans) });
+    const cache = twoTiers();
+    await cache.set('k', 1);
+    // pull is not traced itself: its get and delete are, under the caller's context (no parent).
+    expect(await cache.pull('k')).toBe(1);
+    expect(spans.map((s) => [s.name, s.parent])).toEqual([
+      ['bgc.cache.set', undefined],
+      ['bgc.cache.get', undefined],
+      ['bgc.cache.delete', undefined],
+    ]);
+    // A loader's value shaped like a result is recorded as a load, not as a hit.
+    await cache.getOrLoad('shaped', () => ({ level: 'l2', stale: true }));
+    expect(spans.at(-1)).toMatchObject({ name: 'bgc.cache.load', parent: 'bgc.cache.getOrLoad' });
+    expect(spans.at(-1)?.attributes['bgc.cache.level']).toBeUndefined();
   });
 
   it('any subscriber sees the operation context on the channel names', async () => {
