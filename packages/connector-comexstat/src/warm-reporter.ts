@@ -48,7 +48,7 @@ export function createWarmReporter(options: WarmReporterOptions = {}): WarmRepor
     finish(s) {
       bar?.stop();
       stream.write(
-        `warmed ${s.keysWarmed} keys (${s.keysSkipped} already cached${s.keysCopied ? `, ${s.keysCopied} copied between tiers` : ''}) with ${s.upstreamCalls} upstream calls (${s.generalCalls} POST /general${
+        `warmed ${s.keysWarmed} keys (${s.keysSkipped} already cached${s.keysCopied ? `, ${s.keysCopied} copied between tiers` : ''}${s.keysLeftOut ? `, ${s.keysLeftOut} not stored: the next run asks again` : ''}) with ${s.upstreamCalls} upstream calls (${s.generalCalls} POST /general${
           s.callsByKind
             ? `; data ${s.callsByKind.data}, dates ${s.callsByKind.dates}, countries ${s.callsByKind.countries}`
             : ''

@@ -1,19 +1,67 @@
 import { Writable } from 'node:stream';
-import { ConfigError } from '@bgc/cache-core';
+import { type CacheEntry, ConfigError, MultiLevelCache } from '@bgc/cache-core';
+import { FakeTier } from '@bgc/cache-core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  ComexStatConnector,
+  type ComexStatMonthQuery,
   type ComexStatMonthValue,
+  comexstatTags,
   createWarmReporter,
+  DEFAULT_CONNECTOR_CONFIG,
   type WarmProgress,
   warmComexStat,
 } from '../src/index.js';
 import { makeStack, minGap, type Stack, TOP_COUNTRIES, TOP_NCMS } from './helpers.js';
 
 let stack: Stack | undefined;
+let closeTiered: (() => Promise<void>) | undefined;
 afterEach(async () => {
+  await closeTiered?.();
+  closeTiered = undefined;
   await stack?.close();
   stack = undefined;
 });
+
+/**
+ * The simulator and spaced client of {@link makeStack}, with a connector over an L1 and the given
+ * shared tiers (a job or gateway process: the local tier is the one a restart empties).
+ */
+async function tieredStack(shared: ('l2' | 'l3')[], prepare?: (tiers: FakeTier[]) => void) {
+  stack = await makeStack();
+  const l1 = new FakeTier({ level: 'l1', sync: true });
+  const tiers = shared.map((level) => new FakeTier({ level, batch: level === 'l2' }));
+  prepare?.(tiers);
+  const cache = new MultiLevelCache({ tiers: [l1, ...tiers], hardTimeoutMs: 120_000, softTimeoutMs: 1000 });
+  const connector = new ComexStatConnector({
+    client: stack.client,
+    cache,
+    config: {
+      ...DEFAULT_CONNECTOR_CONFIG,
+      warming: { ...DEFAULT_CONNECTOR_CONFIG.warming, topNcms: TOP_NCMS, topCountries: TOP_COUNTRIES },
+    },
+  });
+  closeTiered = async () => {
+    await connector.drain();
+    await cache.close();
+  };
+  return { sim: stack.sim, cache, connector, l1, tiers };
+}
+
+/** A small run: 4 NCMs × 2 countries × 3 months (2026-06..08) of exports, one calendar year. */
+const SMALL = {
+  ncms: TOP_NCMS.slice(0, 4),
+  countries: ['160', '249'],
+  months: 3,
+  flows: ['export' as const],
+};
+const CELL: ComexStatMonthQuery = {
+  flow: 'export',
+  ano: 2026,
+  mes: 7,
+  ncm: TOP_NCMS[0] as string,
+  pais: '160',
+};
 
 function sink(isTTY = false) {
   let text = '';
@@ -155,6 +203,133 @@ describe('warmComexStat', () => {
   });
 });
 
+describe('warmComexStat over several tiers: resuming never undoes an invalidation', () => {
+  it('a restarted process (empty L1) skips what L2 holds: no copy, no call', async () => {
+    const t = await tieredStack(['l2']);
+    const first = await warmComexStat({ connector: t.connector, ...SMALL });
+    expect(first).toMatchObject({ keysWarmed: 24, keysSkipped: 0, keysLeftOut: 0, keysCopied: 0 });
+    t.l1.store.clear();
+    const second = await warmComexStat({ connector: t.connector, ...SMALL });
+    expect(second).toMatchObject({ keysWarmed: 0, keysSkipped: 24, keysCopied: 0, generalCalls: 0 });
+    expect(second.tiers.map((x) => `${x.level}:${x.held}`)).toEqual(['l1:0', 'l2:24']);
+  });
+
+  it('deleteByTag, then a resumed run: the invalidated cells are fetched again, never copied back', async () => {
+    const t = await tieredStack(['l2']);
+    await warmComexStat({ connector: t.connector, ...SMALL });
+    const key = t.connector.keyFor(CELL);
+    const before = (await t.cache.get<ComexStatMonthValue>(key)).value as ComexStatMonthValue;
+    // The L2 still stores the entry; only the tag record says it is gone.
+    await t.cache.deleteByTag([`comexstat:ncm:${CELL.ncm}`]);
+    const invalidatedAt = Date.now();
+    expect(t.tiers[0]?.store.has(key)).toBe(true);
+    expect((await t.cache.get(key)).value).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 5));
+    const calls = t.sim.stats.byPath['/general'] ?? 0;
+    const resumed = await warmComexStat({ connector: t.connector, ...SMALL });
+    // The 6 cells of that NCM (2 countries × 3 months) went upstream; the 18 others were skipped.
+    expect(resumed).toMatchObject({ keysWarmed: 6, keysSkipped: 18, keysCopied: 0, generalCalls: 1 });
+    expect(t.sim.stats.byPath['/general']).toBe(calls + 1);
+    const after = (await t.cache.get<ComexStatMonthValue>(key)).value as ComexStatMonthValue;
+    expect(after.fetchedAt).toBeGreaterThan(before.fetchedAt);
+    expect(after.fetchedAt).toBeGreaterThanOrEqual(invalidatedAt);
+  });
+
+  it('copies what one shared tier lacks from the other, with its tags and without an upstream call', async () => {
+    const t = await tieredStack(['l2', 'l3']);
+    await warmComexStat({ connector: t.connector, ...SMALL });
+    const [l2, l3] = t.tiers as [FakeTier, FakeTier];
+    // An interrupted first run: L3 lost 2 cells (never written), L2 lost another.
+    const lostInL3 = [CELL, { ...CELL, pais: '249' }].map((c) => t.connector.keyFor(c));
+    const lostInL2 = t.connector.keyFor({ ...CELL, mes: 8 });
+    for (const k of lostInL3) l3.store.delete(k);
+    l2.store.delete(lostInL2);
+    t.l1.store.clear();
+    const inL2 = l2.store.get(lostInL3[0] as string) as CacheEntry<ComexStatMonthValue>;
+    const calls = t.sim.stats.byPath['/general'] ?? 0;
+    const resumed = await warmComexStat({ connector: t.connector, ...SMALL });
+    expect(resumed).toMatchObject({ keysWarmed: 0, keysSkipped: 24, keysCopied: 3, generalCalls: 0 });
+    expect(t.sim.stats.byPath['/general']).toBe(calls);
+    expect(resumed.tiers.map((x) => `${x.level}:${x.held}`)).toEqual(['l1:3', 'l2:24', 'l3:24']);
+    const copy = l3.store.get(lostInL3[0] as string) as CacheEntry<ComexStatMonthValue>;
+    expect(copy.value).toEqual(inL2.value);
+    expect(copy.tags).toEqual(comexstatTags(CELL));
+    // Never fresher than its source: the policy's lifetime from the value's fetch time.
+    expect(copy.freshUntil).toBeLessThanOrEqual(inL2.freshUntil + 50);
+    // The copies are tagged like the originals: one deleteByTag reaches them.
+    await t.cache.deleteByTag([`comexstat:country:160`]);
+    expect((await t.cache.get(lostInL3[0] as string)).value).toBeUndefined();
+  });
+
+  it("deleteByTag while one shared tier lacks the cell: the other tier's invalidated copy is not copied over", async () => {
+    const t = await tieredStack(['l2', 'l3']);
+    await warmComexStat({ connector: t.connector, ...SMALL });
+    const [l2, l3] = t.tiers as [FakeTier, FakeTier];
+    const key = t.connector.keyFor(CELL);
+    const old = l2.store.get(key) as CacheEntry<ComexStatMonthValue>;
+    l3.store.delete(key);
+    await t.cache.deleteByTag([`comexstat:year:2026`]);
+    await new Promise((r) => setTimeout(r, 5));
+    const resumed = await warmComexStat({ connector: t.connector, ...SMALL });
+    expect(resumed).toMatchObject({ keysWarmed: 24, keysSkipped: 0, keysCopied: 0, keysLeftOut: 0 });
+    const now = (await t.cache.get<ComexStatMonthValue>(key)).value as ComexStatMonthValue;
+    expect(now.fetchedAt).toBeGreaterThan(old.value.fetchedAt);
+    expect((l3.store.get(key) as CacheEntry<ComexStatMonthValue>).value.fetchedAt).toBe(now.fetchedAt);
+  });
+
+  it('an invalidation landing during a copy (after its read) keeps the copy out of every tier; the cell is fetched instead', async () => {
+    const t = await tieredStack(['l2', 'l3']);
+    await warmComexStat({ connector: t.connector, ...SMALL });
+    const [l2, l3] = t.tiers as [FakeTier, FakeTier];
+    const key = t.connector.keyFor(CELL);
+    const old = l2.store.get(key) as CacheEntry<ComexStatMonthValue>;
+    l3.store.delete(key);
+    t.l1.store.clear();
+    // The copy's loader reads the holding tiers (L1, L2) for this one key; the invalidation is
+    // published right after that read answered the old value, before anything is written.
+    const getMany = t.cache.getMany.bind(t.cache);
+    let raced = 0;
+    t.cache.getMany = (async (keys: readonly string[], options?: Parameters<typeof getMany>[1]) => {
+      const got = await getMany(keys, options);
+      if (keys.length === 1 && keys[0] === key && options?.skip && raced === 0) {
+        raced++;
+        expect(got[0]?.value).toMatchObject({ fetchedAt: old.value.fetchedAt });
+        await t.cache.deleteByTag([`comexstat:ncm:${CELL.ncm}`]);
+      }
+      return got;
+    }) as typeof t.cache.getMany;
+    const resumed = await warmComexStat({ connector: t.connector, ...SMALL });
+    expect(raced).toBe(1);
+    expect(resumed.keysCopied).toBe(0);
+    // The cell came from upstream (its siblings were judged cached before the invalidation).
+    expect(resumed.keysWarmed).toBe(1);
+    expect(resumed.generalCalls).toBe(1);
+    // Each shared tier, read alone, serves the new value.
+    for (const [level, skip] of [
+      ['l2', ['l1', 'l3']],
+      ['l3', ['l1', 'l2']],
+    ] as const) {
+      const r = await t.cache.get<ComexStatMonthValue>(key, { skip: { read: [...skip] } });
+      expect(r.level).toBe(level);
+      expect(r.value?.fetchedAt).toBeGreaterThan(old.value.fetchedAt);
+    }
+    const now = (await t.cache.get<ComexStatMonthValue>(key)).value as ComexStatMonthValue;
+    expect(now.fetchedAt).toBeGreaterThan(old.value.fetchedAt);
+  });
+
+  it('counts as warmed only the cells that landed: a refused write is left out', async () => {
+    // The L2 drops the writes of one NCM without a word (as a tier losing them would).
+    const t = await tieredStack(['l2'], ([l2]) => {
+      const tier = l2 as FakeTier;
+      const setMany = (tier.setMany as NonNullable<FakeTier['setMany']>).bind(tier);
+      tier.setMany = (writes) => setMany(writes.filter((w) => !w.key.includes(`:${CELL.ncm}:`)));
+    });
+    const summary = await warmComexStat({ connector: t.connector, ...SMALL });
+    expect(summary).toMatchObject({ keysWarmed: 18, keysLeftOut: 6, keysSkipped: 0, keysTotal: 24 });
+    expect(summary.tiers.find((x) => x.level === 'l2')?.held).toBe(18);
+  });
+});
+
 describe('createWarmReporter', () => {
   const summary = {
     keysWarmed: 10,
@@ -175,6 +350,14 @@ describe('createWarmReporter', () => {
       'warming export 2025: 6/12 keys\n' +
         'warming import 2025: 12/12 keys (already cached, skipped)\n' +
         'warmed 10 keys (2 already cached) with 3 upstream calls (1 POST /general) in 1.5 s\n',
+    );
+  });
+
+  it('says what was copied between tiers and what could not be stored', () => {
+    const out = sink(false);
+    createWarmReporter({ stream: out.stream }).finish({ ...summary, keysCopied: 3, keysLeftOut: 4 });
+    expect(out.text()).toBe(
+      'warmed 10 keys (2 already cached, 3 copied between tiers, 4 not stored: the next run asks again) with 3 upstream calls (1 POST /general) in 1.5 s\n',
     );
   });
 
