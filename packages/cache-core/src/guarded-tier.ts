@@ -5,7 +5,7 @@ import { isInvalidValue } from './classify-error.js';
 import type { CacheEntry } from './entry.js';
 import { CircuitOpenError } from './errors/circuit-open-error.js';
 import type { Level } from './level.js';
-import type { CacheOperation, MetricsAdapter } from './metrics.js';
+import { type CacheOperation, type MetricsAdapter, NOOP_METRICS } from './metrics.js';
 import type { Tier, TierDeleteOptions, TierWrite } from './tier.js';
 import { type FailCall, SKIPPED, TierCall } from './tier-read.js';
 import { armDeadline } from './timeout.js';
@@ -32,6 +32,11 @@ export interface GuardHost {
   superseded(key: string, entry: CacheEntry): boolean;
 }
 
+/** A value a tier refused as invalid ({@link isInvalidValue}): the caller's error, not the tier's. */
+export class Refusal {
+  constructor(readonly error: unknown) {}
+}
+
 /** Reports a failed tier call on its {@link GuardedTier}: one function for every {@link TierCall}. */
 const failCall: FailCall = (state, op, key, error) => state.failed(op, key, error);
 
@@ -49,7 +54,14 @@ export class GuardedTier {
   readonly pending = new Set<string>();
   /** Whether the tier's last operation failed. */
   lastError = false;
+  /**
+   * Whether writes go through {@link writeNow}: a local tier with {@link Tier.setSync} (no
+   * deadline or breaker applies to it).
+   */
+  readonly syncWrites: boolean;
   private readonly metrics: MetricsAdapter;
+  /** Whether latencies are measured (not when they would go to {@link NOOP_METRICS}). */
+  private readonly timed: boolean;
 
   constructor(
     /** The guarded tier. */
@@ -62,6 +74,31 @@ export class GuardedTier {
   ) {
     this.shared = tier.scope === 'shared';
     this.metrics = host.metrics;
+    this.timed = host.metrics !== NOOP_METRICS;
+    this.syncWrites = !this.shared && typeof tier.setSync === 'function';
+  }
+
+  /**
+   * A write through {@link Tier.setSync} with the bookkeeping of {@link call}, without a promise
+   * (see {@link syncWrites}). Returns 1 when stored, {@link SKIPPED} when the tier failed (reported),
+   * or a {@link Refusal} when it refused the value as invalid (the caller's error, reported by the
+   * caller).
+   */
+  writeNow(key: string, entry: CacheEntry): 1 | typeof SKIPPED | Refusal {
+    if (!this.admit('set', key)) return SKIPPED;
+    const t0 = this.timed ? performance.now() : 0;
+    try {
+      (this.tier as Required<Pick<Tier, 'setSync'>>).setSync(key, entry);
+    } catch (error) {
+      if (isInvalidValue(error)) return new Refusal(error);
+      return this.failed('set', key, error);
+    }
+    if (this.timed) this.metrics.latency(this.tier.level, 'set', (performance.now() - t0) / 1000);
+    if (this.lastError) {
+      this.lastError = false;
+      if (this.pending.size > 0) this.host.scheduleRecovery();
+    }
+    return 1;
   }
 
   /**

@@ -103,6 +103,12 @@ export interface Tier {
    */
   getFreshValueSync?(key: string, now: number): unknown;
   /**
+   * Synchronous write for local tiers that store without I/O (L1): same semantics as
+   * {@link Tier.set}, throwing where `set` would reject. The orchestrator writes through it when
+   * present, without a promise per tier.
+   */
+  setSync?(key: string, entry: CacheEntry): void;
+  /**
    * Callback form of {@link Tier.get}: calls `callbacks.ok` with the entry (or `undefined`) or
    * `callbacks.failed` with the error, exactly once, without a promise of its own. The
    * orchestrator prefers it on its read path, where each promise or closure between the

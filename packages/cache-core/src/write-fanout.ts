@@ -1,7 +1,12 @@
+import type { InvalidationMessage } from './bus.js';
+import type { CacheContext } from './cache-context.js';
+import { tiersFor } from './call-options.js';
 import type { CacheEntry } from './entry.js';
 import { InvalidValueError } from './errors/invalid-value-error.js';
 import { isInvalidValue } from './classify-error.js';
-import type { GuardedTier } from './guarded-tier.js';
+import { type GuardedTier, Refusal } from './guarded-tier.js';
+import { validateKey } from './key-pattern.js';
+import { entryTags, type SetCallOptions } from './namespace.js';
 import { Level, type TierLevel } from './level.js';
 import type { MetricsAdapter } from './metrics.js';
 import { SKIPPED } from './tier-read.js';
@@ -72,47 +77,164 @@ export function makeEntry<T>(
   };
 }
 
+/** Resolved promises the synchronous write paths answer with (a resolved promise is immutable). */
+const STORED: readonly Promise<number>[] = [Promise.resolve(0), Promise.resolve(1), Promise.resolve(2)];
+const DONE: Promise<void> = Promise.resolve();
+
 /**
  * Writes to every tier of `states`; resolves how many tiers stored the entry. A value a tier
  * refuses as invalid (not serializable, too large) is the caller's error, not the tier's: the key
  * is removed from every tier, so none keeps an entry the others lack, and the error is thrown.
  */
-export async function writeAll(
+export function writeAll(
   host: WriteHost,
   states: readonly GuardedTier[],
   key: string,
   entry: CacheEntry,
 ): Promise<number> {
+  const r = writeNow(host, states, key, entry);
+  return typeof r === 'number' ? (STORED[r] ?? Promise.resolve(r)) : r;
+}
+
+/**
+ * {@link writeAll}, answering synchronously (the number of tiers that stored the entry) when every
+ * tier of `states` writes synchronously ({@link GuardedTier.syncWrites}: the memory tier): no
+ * promise at all on that path.
+ */
+export function writeNow(
+  host: WriteHost,
+  states: readonly GuardedTier[],
+  key: string,
+  entry: CacheEntry,
+): number | Promise<number> {
+  const stale = host.superseded(key, entry);
+  const n = states.length;
+  for (let i = 0; i < n; i++) {
+    if (!(states[i] as GuardedTier).syncWrites) return writeAsync(host, states, key, entry, stale);
+  }
+  // Local tiers only, each synchronous: a superseded entry is written nowhere.
+  if (stale) return 0;
+  let stored = 0;
+  let refused: Refusal | undefined;
+  let refusedLevel: TierLevel = Level.L1;
+  for (let i = 0; i < n; i++) {
+    const state = states[i] as GuardedTier;
+    const r = state.writeNow(key, entry);
+    if (r === 1) stored++;
+    else if (r instanceof Refusal && refused === undefined) {
+      refused = r;
+      refusedLevel = state.tier.level;
+    }
+  }
+  if (refused !== undefined) return rollBack(host, key, entry, refused.error, refusedLevel);
+  return stored;
+}
+
+/** The write of a refused value: counted, the key removed from every tier, the error thrown. */
+async function rollBack(
+  host: WriteHost,
+  key: string,
+  entry: CacheEntry,
+  error: unknown,
+  level: TierLevel,
+): Promise<never> {
+  host.metrics.error(level, 'set', 'invalid_value');
+  await host.removeEverywhere([key], entry.version);
+  throw error;
+}
+
+/** {@link writeAll} when a tier writes asynchronously (a shared tier, or a local one without `setSync`). */
+async function writeAsync(
+  host: WriteHost,
+  states: readonly GuardedTier[],
+  key: string,
+  entry: CacheEntry,
+  stale: boolean,
+): Promise<number> {
   let invalid: unknown;
   let invalidLevel: TierLevel = Level.L1;
-  const stale = host.superseded(key, entry);
-  const writeOne = (state: GuardedTier): number | Promise<number> =>
-    !state.shared && stale
-      ? 0
-      : state
-          .call('set', key, () =>
-            state.tier.set(key, entry).catch((error: unknown) => {
-              if (!isInvalidValue(error)) throw error;
-              invalid = error;
-              invalidLevel = state.tier.level;
-              return SKIPPED;
-            }),
-          )
-          .then((r) => {
-            if (r !== SKIPPED) return 1;
-            if (invalid === undefined) state.remember(key);
-            return 0;
-          });
+  const writeOne = (state: GuardedTier): number | Promise<number> => {
+    if (!state.shared && stale) return 0;
+    if (state.syncWrites) {
+      const r = state.writeNow(key, entry);
+      if (r === 1) return 1;
+      if (r instanceof Refusal) {
+        if (invalid === undefined) {
+          invalid = r.error;
+          invalidLevel = state.tier.level;
+        }
+      }
+      return 0;
+    }
+    return state
+      .call('set', key, () =>
+        state.tier.set(key, entry).catch((error: unknown) => {
+          if (!isInvalidValue(error)) throw error;
+          invalid = error;
+          invalidLevel = state.tier.level;
+          return SKIPPED;
+        }),
+      )
+      .then((r) => {
+        if (r !== SKIPPED) return 1;
+        if (invalid === undefined) state.remember(key);
+        return 0;
+      });
+  };
   // One tier (a load's L1, or its shared tier in the background): no Promise.all around it.
   const stored =
     states.length === 1
       ? [await writeOne(states[0] as GuardedTier)]
       : await Promise.all(states.map(writeOne));
-  if (invalid !== undefined) {
-    host.metrics.error(invalidLevel, 'set', 'invalid_value');
-    await host.removeEverywhere([key], entry.version);
-    throw invalid;
-  }
+  if (invalid !== undefined) return rollBack(host, key, entry, invalid, invalidLevel);
   // A superseded entry counts as not stored: it must not be shared as a recent load either.
   return stale ? 0 : stored.reduce<number>((a, b) => a + b, 0);
+}
+
+/** What {@link setValue} needs from the orchestrator's coherence side (the `Invalidator`). */
+export interface SetCoherence {
+  /** Records a write of `key` at a new version (older loads no longer write it locally); returns the version. */
+  invalidate(key: string): number;
+  /** Publishes an invalidation on the bus (a no-op without one). */
+  publish(message: InvalidationMessage): Promise<void>;
+}
+
+/**
+ * `MultiLevelCache.set`: checks the key and value, builds the entry at a new version, writes it to
+ * every tier `options` leaves in and publishes its invalidation (unless `skipBus`, or without a
+ * bus). Not an async function: when every tier writes synchronously and there is no bus, the
+ * answer is an already resolved promise, and no other promise is made. Rejects (never throws) on
+ * an invalid key, value, lifetime or option.
+ */
+export function setValue<T>(
+  ctx: CacheContext,
+  coherence: SetCoherence,
+  key: string,
+  value: T,
+  options: SetCallOptions,
+): Promise<void> {
+  let written: number | Promise<number>;
+  let version: number;
+  try {
+    validateKey(key);
+    assertValue(key, value);
+    const tags = entryTags(options);
+    const skip = options.skip;
+    const states = skip === undefined ? ctx.states : tiersFor(ctx.states, skip.write, 'skip.write');
+    const opts = ctx.opts;
+    const entry = makeEntry(opts, value, options.ttlMs ?? opts.defaultTtlMs, options.staleTtlMs);
+    if (tags !== undefined) entry.tags = tags;
+    version = coherence.invalidate(key);
+    entry.version = version;
+    written = writeNow(ctx.writeHost, states, key, entry);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  const publish = options.skipBus !== true && ctx.bus !== undefined;
+  if (typeof written === 'number') {
+    return publish ? coherence.publish({ type: 'delete', keys: [key], version }) : DONE;
+  }
+  return written.then(() =>
+    publish ? coherence.publish({ type: 'delete', keys: [key], version }) : undefined,
+  );
 }

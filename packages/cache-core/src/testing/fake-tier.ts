@@ -21,7 +21,7 @@ export interface FakeTierOptions {
   name?: string;
   /** Longest lifetime (ms) kept, unless attached as the last tier. @default undefined (the entry's own) */
   maxTtlMs?: number;
-  /** Offer `getSync`. @default false */
+  /** Offer `getSync` and `setSync`. @default false */
   sync?: boolean;
   /** Offer `getFreshValueSync` too (with `sync`). @default false */
   fresh?: boolean;
@@ -101,6 +101,7 @@ export class FakeTier implements Tier {
   /** How many writes were dropped because a higher version (entry, tombstone or clear) was stored. */
   dropped = 0;
   getSync?: (key: string) => CacheEntry | undefined;
+  setSync?: (key: string, entry: CacheEntry) => void;
   getFreshValueSync?: (key: string, now: number) => unknown;
   getWith?: (key: string, callbacks: ReadCallbacks) => void;
   getMany?: (keys: readonly string[]) => Promise<(CacheEntry | undefined)[]>;
@@ -129,6 +130,11 @@ export class FakeTier implements Tier {
         this.count('getSync');
         if (this.failWith) throw this.failWith;
         return this.read(key);
+      };
+      this.setSync = (key, entry) => {
+        this.count('setSync');
+        if (this.failWith) throw this.failWith;
+        this.write(key, this.prepare(entry));
       };
       if (options.fresh) {
         this.getFreshValueSync = (key, now) => {

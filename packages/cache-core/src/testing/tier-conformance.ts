@@ -280,6 +280,17 @@ export function runTierConformance(
       expect(tier.getSync(k('sync-missing'))).toBeUndefined();
     });
 
+    it('setSync (when offered) stores as set does (a lower version is dropped where versions are kept)', async () => {
+      if (!tier.setSync) return;
+      tier.setSync(k('sync-set'), { ...entry('sync-set'), version: 5 });
+      const got = await tier.get(k('sync-set'));
+      expect(got?.value).toBe('sync-set');
+      expect(got?.version).toBe(5);
+      if (!(options.versions || options.tombstones)) return;
+      tier.setSync(k('sync-set'), { ...entry('older'), version: 4 });
+      expect((await tier.get(k('sync-set')))?.value).toBe('sync-set');
+    });
+
     it('getWith (when offered) calls back what get resolves', async () => {
       const getWith = tier.getWith?.bind(tier);
       if (!getWith) return;
