@@ -192,7 +192,8 @@ export class CacheContext {
               ...breakerOpts,
               onStateChange: (s: CircuitState) => {
                 this.metrics.circuitState?.(tier.level, s);
-                events.emit('circuit', { level: tier.level, tier: tier.name, state: s });
+                if (events.listening.circuit)
+                  events.emit('circuit', { level: tier.level, tier: tier.name, state: s });
                 if (log) {
                   const fields = { level: tier.level, tier: tier.name, state: s };
                   if (s === 'open') log.error(fields, 'cache tier circuit opened: the tier is skipped');

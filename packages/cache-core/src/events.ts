@@ -209,7 +209,9 @@ export class CacheEmitter extends EventEmitter {
   }
 
   override removeAllListeners(event?: string | symbol): this {
-    super.removeAllListeners(event);
+    // EventEmitter tells "every event" by the number of arguments, not by an undefined one.
+    if (event === undefined) super.removeAllListeners();
+    else super.removeAllListeners(event);
     this.watch();
     return this;
   }

@@ -50,5 +50,18 @@ export type {
   CacheEvents,
   TierHealth,
 } from './cache-options.js';
+export type {
+  CacheEventName,
+  CacheHitEvent,
+  CacheMissEvent,
+  CacheSetEvent,
+  CacheInvalidationEvent,
+  CacheClearEvent,
+  CacheFailSafeEvent,
+  CacheTimeoutEvent,
+  CacheBusEvent,
+  CacheCircuitEvent,
+  CacheRecoveredEvent,
+} from './events.js';
 export type { CacheLogger } from './logger.js';
 export { CHANNEL_NAMES, type CacheTraceContext, type TracedOperation } from './instrumentation.js';
