@@ -118,6 +118,57 @@ export class FrequencySketch {
   }
 
   /**
+   * {@link FrequencySketch.incrementSpread} of `hashes[0..n)`, in order (the same counts as one
+   * call each). A batch of items whose counters are far apart in a large table is faster in one
+   * tight loop: the CPU overlaps the cache misses of consecutive items.
+   */
+  incrementManySpread(hashes: Int32Array, n: number): void {
+    const bm = this.blockMask;
+    if (bm === -1 || this.door !== undefined) {
+      for (let i = 0; i < n; i++) this.incrementSpread(hashes[i] as number);
+      return;
+    }
+    const t = this.table;
+    const limit = this.sampleSize;
+    for (let i = 0; i < n; i++) {
+      const h = hashes[i] as number;
+      const c = rehash(h);
+      // The four counters of the item, in the four quarters of its block (as `position` places them).
+      const block = (h & bm) << 4;
+      const i0 = block + (c & 3);
+      const s0 = ((c >>> 2) & 7) << 2;
+      const i1 = block + 4 + ((c >>> 8) & 3);
+      const s1 = ((c >>> 10) & 7) << 2;
+      const i2 = block + 8 + ((c >>> 16) & 3);
+      const s2 = ((c >>> 18) & 7) << 2;
+      const i3 = block + 12 + ((c >>> 24) & 3);
+      const s3 = ((c >>> 26) & 7) << 2;
+      const w0 = t[i0] as number;
+      const w1 = t[i1] as number;
+      const w2 = t[i2] as number;
+      const w3 = t[i3] as number;
+      let added = 0;
+      if (((w0 >>> s0) & 15) !== 15) {
+        t[i0] = w0 + (1 << s0);
+        added = 1;
+      }
+      if (((w1 >>> s1) & 15) !== 15) {
+        t[i1] = w1 + (1 << s1);
+        added = 1;
+      }
+      if (((w2 >>> s2) & 15) !== 15) {
+        t[i2] = w2 + (1 << s2);
+        added = 1;
+      }
+      if (((w3 >>> s3) & 15) !== 15) {
+        t[i3] = w3 + (1 << s3);
+        added = 1;
+      }
+      if (added === 1 && ++this.additions >= limit) this.reset();
+    }
+  }
+
+  /**
    * Where the `i`-th counter (0..3) of the item with spread hash `h` (and `c = rehash(h)`) is:
    * `word index << 3 | counter in the word`. A small table spreads the four counters over all of
    * it (fewer collisions, and it sits in the CPU's L1 cache anyway); a larger one keeps them in

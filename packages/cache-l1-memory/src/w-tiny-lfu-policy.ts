@@ -120,6 +120,8 @@ export class WTinyLfuPolicy<K> {
   private sampledAccesses = 0;
   private judgeAt = 128;
   private readonly readBuffer = new Int32Array(READ_BUFFER);
+  /** The hashes of the buffered slots while draining. */
+  private readonly readHashes = new Int32Array(READ_BUFFER);
   private readCount = 0;
 
   constructor(options: WTinyLfuPolicyOptions<K>) {
@@ -197,13 +199,23 @@ export class WTinyLfuPolicy<K> {
     }
   }
 
-  /** Applies the hits buffered by {@link WTinyLfuPolicy.recordAccess}. Never evicts. */
+  /**
+   * Applies the hits buffered by {@link WTinyLfuPolicy.recordAccess}, in order. Never evicts.
+   * In three passes (hashes, frequency sketch, queues) rather than one hit after another: the
+   * loads of each pass are independent, so the CPU overlaps their cache misses. The decisions are
+   * those of one hit after another (moving entries in their queues never reads the sketch).
+   */
   drainReads(): void {
     const n = this.readCount;
     if (n === 0) return;
     this.readCount = 0;
     const buffer = this.readBuffer;
-    for (let i = 0; i < n; i++) this.applyHit(buffer[i] as number);
+    const hashes = this.readHashes;
+    const links = this.links;
+    for (let i = 0; i < n; i++) hashes[i] = links[((buffer[i] as number) << 2) + 2] as number;
+    this.sketch.incrementManySpread(hashes, n);
+    this.hitsInSample += n;
+    for (let i = 0; i < n; i++) this.moveOnHit(buffer[i] as number, hashes[i] as number);
   }
 
   /** Records a hit on the entry in `slot` at once: counts it and moves it up its queue. */
@@ -214,11 +226,17 @@ export class WTinyLfuPolicy<K> {
   }
 
   private applyHit(slot: number): void {
-    const q = this.links[(slot << 2) + 3] as number;
-    if (q === FREE) return;
+    if (this.links[(slot << 2) + 3] === FREE) return;
     const h = this.links[(slot << 2) + 2] as number;
     this.sketch.incrementSpread(h);
     this.hitsInSample++;
+    this.moveOnHit(slot, h);
+  }
+
+  /** The queue part of a hit (and the shadow LRU's), after the sketch counted it. */
+  private moveOnHit(slot: number, h: number): void {
+    const q = this.links[(slot << 2) + 3] as number;
+    if (q === FREE) return;
     if (this.shadowEnabled && (h & this.shadowMask) === 0) {
       this.sampledHits++;
       this.shadowAccess(h, this.weights[slot] as number);

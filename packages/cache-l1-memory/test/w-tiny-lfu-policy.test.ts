@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrequencySketch, hashKey, WTinyLfuPolicy } from '../src/index.js';
+import { FrequencySketch, hashKey, spreadHash, WTinyLfuPolicy } from '../src/index.js';
 import { simulateLru, simulatePolicy } from '../src/simulator/simulate.js';
 
 describe('FrequencySketch', () => {
@@ -51,6 +51,33 @@ describe('FrequencySketch', () => {
     for (let i = 0; i < 1000; i++) if (s.frequency(hashKey(`other:${i}`)) === 0) zero++;
     expect(zero).toBeGreaterThan(900);
   });
+
+  it.each([
+    ['a small table', 500, false],
+    ['a large table', 50_000, false],
+    ['the doorkeeper', 50_000, true],
+  ])(
+    'counts a batch (incrementManySpread) as one increment after another, with %s',
+    (_t, capacity, doorkeeper) => {
+      // Sample size small enough that the batch crosses several agings.
+      const one = new FrequencySketch({ capacity, doorkeeper, sampleSize: 700 });
+      const many = new FrequencySketch({ capacity, doorkeeper, sampleSize: 700 });
+      const hashes = new Int32Array(128);
+      for (let round = 0; round < 40; round++) {
+        // Zipf-like: a few hot items (saturating at 15) among many cold ones.
+        for (let i = 0; i < hashes.length; i++)
+          hashes[i] = spreadHash(hashKey(`k${i % 3 === 0 ? i % 7 : round * 128 + i}`));
+        for (const h of hashes) one.incrementSpread(h);
+        many.incrementManySpread(hashes, round % 2 === 0 ? hashes.length : 100);
+        if (round % 2 !== 0) for (const h of hashes.subarray(100)) many.incrementSpread(h);
+      }
+      for (let i = 0; i < 40 * 128; i++) {
+        const h = spreadHash(hashKey(`k${i}`));
+        expect(many.frequencySpread(h)).toBe(one.frequencySpread(h));
+      }
+      expect(one.frequencySpread(spreadHash(hashKey('k0')))).toBeGreaterThan(0);
+    },
+  );
 
   it('grows only upwards', () => {
     const s = new FrequencySketch({ capacity: 100 });
