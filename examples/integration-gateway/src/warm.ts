@@ -70,19 +70,22 @@ async function plannedKeys(
   return { keys, flowYears: flows.length * new Set(months.map((x) => x.ano)).size };
 }
 
-/** How many of `keys` each tier holds, read back in chunks. */
+/**
+ * How many of `keys` each tier serves (fresh), read back in chunks through the cache, one level at
+ * a time (`skip.read` of the others): a shared tier's entries are checked against the tag records,
+ * so an entry invalidated by tag but still stored does not count.
+ */
 async function heldPerTier(runtime: GatewayRuntime, keys: string[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const tier of runtime.cache.tiers) {
+  const levels = runtime.cache.tiers.map((t) => t.level);
+  for (const level of levels) {
+    const skip = levels.filter((l) => l !== level);
     let held = 0;
     for (let i = 0; i < keys.length; i += 1000) {
-      const chunk = keys.slice(i, i + 1000);
-      const entries = tier.getMany
-        ? await tier.getMany(chunk)
-        : await Promise.all(chunk.map((k) => tier.get(k)));
-      for (const e of entries) if (e !== undefined) held++;
+      const got = await runtime.cache.getMany(keys.slice(i, i + 1000), { skip: { read: skip } });
+      for (const r of got) if (r.value !== undefined) held++;
     }
-    out[tier.level] = held;
+    out[level] = held;
   }
   return out;
 }
