@@ -7,13 +7,22 @@ import {
   RequestSpacer,
   type ComexStatConnectorConfig,
   type ComexStatMonthResult,
+  type ComexStatMonthValue,
+  isOutdatedByRelease,
+  isPublishedMonth,
 } from '@bgc/connector-comexstat';
 import { pino, type Logger } from 'pino';
 import { type GatewayConfig, loadGatewayConfig, redactUrl } from './config.js';
 import { createMetricsApp } from './metrics-server.js';
 import { connectTiers, createRuntime, errInfo, type GatewayRuntime } from './runtime.js';
 import { collectSecrets, scrubSecrets } from './secrets.js';
-import { createApp, type MonthAnswer, type MonthContext, type MonthQuery } from './server.js';
+import {
+  createApp,
+  type MonthAnswer,
+  type MonthContext,
+  type MonthQuery,
+  type SeriesFetcher,
+} from './server.js';
 
 /** A running gateway. */
 export interface Gateway {
@@ -140,6 +149,44 @@ export function createConnector(
 }
 
 /**
+ * The time-series source: the months of a range from one batch read of the cache (`getMany`: one
+ * round trip per tier, hits promoted to the faster tiers); the months it lacks, and those a release
+ * outdated since they were cached, through the connector's `getMonth` all at once, which merges
+ * their cold misses into one upstream call per flow (the row bound permitting) and answers an
+ * outdated month stale while it refreshes it, as for a single month.
+ */
+export function seriesFetcher(
+  connector: ComexStatConnector,
+  runtime: Pick<GatewayRuntime, 'cache'>,
+  fetchMonth: (q: MonthQuery, ctx: MonthContext) => Promise<MonthAnswer>,
+): SeriesFetcher {
+  return async (queries, ctx) => {
+    if (queries.length === 0) return [];
+    if (!connector.config.cache.enabled) return Promise.all(queries.map((q) => fetchMonth(q, ctx)));
+    const cached = await runtime.cache.getMany<ComexStatMonthValue>(
+      queries.map((q) => connector.keyFor(q)),
+      { endpoint: (queries[0] as MonthQuery).flow === 'export' ? 'exportacao_mes' : 'importacao_mes' },
+    );
+    const release = connector.releases.current;
+    return Promise.all(
+      queries.map((q, i): MonthAnswer | Promise<MonthAnswer> => {
+        const hit = cached[i];
+        const v = hit?.value;
+        if (hit === undefined || v === undefined) return fetchMonth(q, ctx);
+        if (release !== undefined) {
+          const outdated =
+            v.status === 'not_published'
+              ? isPublishedMonth(q.ano, q.mes, release)
+              : isOutdatedByRelease(q.ano, v.fetchedAt, release);
+          if (outdated) return fetchMonth(q, ctx);
+        }
+        return { rows: v.rows, status: v.status, level: hit.level, stale: hit.stale, fetchedAt: v.fetchedAt };
+      }),
+    );
+  };
+}
+
+/**
  * Starts one gateway from environment variables: the tiers, the connector, the API on PORT and
  * `/metrics` on METRICS_PORT. Ports 0 pick free ones (see `url`/`metricsUrl`).
  */
@@ -186,6 +233,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   // The client id lets the connector budget uncached work per client (E_CLIENT_BUDGET).
   const fetchMonth = (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> =>
     connector.getMonth(q, { clientId: ctx.clientId });
+  const fetchSeries = seriesFetcher(connector, runtime, fetchMonth);
   const freshUntil = (q: MonthQuery, answer: MonthAnswer): number | undefined => {
     const r = answer as MonthAnswer & ComexStatMonthResult;
     let until = freshUntilOf.get(r.rows);
@@ -200,6 +248,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   const app = createApp({
     cache: runtime.cache,
     fetchMonth,
+    fetchSeries,
     freshUntil,
     staleWindowMs,
     adminToken: config.adminToken,

@@ -142,10 +142,18 @@ export interface MonthContext {
 /** Resolves one monthly query, from cache or upstream. */
 export type MonthFetcher = (query: MonthQuery, context: MonthContext) => Promise<MonthAnswer>;
 
+/**
+ * Resolves the months of a range (one flow, NCM and country) at once, in order: what the cache
+ * holds from one batch read, the cold months from upstream with as few calls as possible.
+ */
+export type SeriesFetcher = (queries: readonly MonthQuery[], context: MonthContext) => Promise<MonthAnswer[]>;
+
 /** Options of {@link createApp}. */
 export interface AppOptions {
   cache: MultiLevelCache;
   fetchMonth: MonthFetcher;
+  /** The time-series routes' source. @default every month through `fetchMonth`, concurrently */
+  fetchSeries?: SeriesFetcher;
   /**
    * The fresh-until (epoch ms) of an answer that does not carry one: what `Cache-Control: max-age`
    * is computed from. Called once per answer (cheap: memoize per value). @default none: max-age=0
@@ -256,6 +264,9 @@ export function safeEqual(a: string, b: string): boolean {
  */
 export function createApp(options: AppOptions): FastifyInstance & { setPhase(phase: Phase): void } {
   const minYear = options.minYear ?? 1997;
+  const fetchMonth = options.fetchMonth;
+  const fetchSeries: SeriesFetcher =
+    options.fetchSeries ?? ((queries, ctx) => Promise.all(queries.map((q) => fetchMonth(q, ctx))));
   let phase: Phase = 'starting';
   let lastCheck = 0;
   let lastTiers: Record<string, string> = {};
@@ -473,26 +484,24 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
               .send(
                 errorBody('E_INVALID_PARAMETER', `Parameter ate is invalid: expected ${PARAM_HINTS.ate}`),
               );
-          // Every month at once: hits come from the cache, cold months are merged by the data source
-          // into as few upstream calls as it can (one per flow and year at most).
+          // Every month at once: hits come from one batch read of the cache, cold months are merged
+          // by the data source into as few upstream calls as it can (one per flow at most).
           const ctx = { clientId: request.ip };
           const queries: MonthQuery[] = [];
           for (let m = from; m <= to; m++)
             queries.push({ flow, ano: Math.floor(m / 12), mes: (m % 12) + 1, ncm, pais });
-          const answers = await Promise.all(queries.map((q) => options.fetchMonth(q, ctx)));
-          const meta: AnswerMeta = {
-            level: 'series',
-            stale: false,
-            staleWindowMs: answers[0]?.staleWindowMs,
-          };
+          const answers = await fetchSeries(queries, ctx);
+          const meta: AnswerMeta = { level: 'series', stale: false, staleWindowMs: options.staleWindowMs };
           const levels = new Set<string>();
           const months = answers.map((a, i) => {
             const q = queries[i] as MonthQuery;
+            if (a.staleWindowMs !== undefined) meta.staleWindowMs = a.staleWindowMs;
+            const freshUntil = a.freshUntil ?? options.freshUntil?.(q, a);
+            if (freshUntil !== undefined)
+              meta.freshUntil = Math.min(meta.freshUntil ?? Number.POSITIVE_INFINITY, freshUntil);
             levels.add(a.level);
             if (a.stale) meta.stale = true;
             if (a.fetchedAt !== undefined) meta.fetchedAt = Math.max(meta.fetchedAt ?? 0, a.fetchedAt);
-            if (a.freshUntil !== undefined)
-              meta.freshUntil = Math.min(meta.freshUntil ?? Number.POSITIVE_INFINITY, a.freshUntil);
             return a.status && a.status !== 'ok'
               ? { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level, status: a.status }
               : { ano: q.ano, mes: q.mes, rows: a.rows, level: a.level };
