@@ -9,21 +9,16 @@ import { Level } from './level.js';
  */
 
 /**
- * When an entry's value was produced: its `createdAt`, or for an entry stored without one (a tier
- * written directly) its fresh-until less its loaded lifetime (`freshUntil` when that is unknown too).
+ * The result of a value served from `entry` at `level`. `createdAt`: the entry's, or for an entry
+ * stored without one (a tier written directly) its fresh-until less its loaded lifetime
+ * (`freshUntil` when that is unknown too).
  */
-function createdAtOf(entry: CacheEntry): number {
-  const c = entry.createdAt;
-  return c !== undefined ? c : entry.freshUntil - (entry.ttlMs ?? 0);
-}
-
-/** The result of a value served from `entry` at `level`. */
 export function entryResult<T>(entry: CacheEntry<T>, level: Level, stale: boolean): LoadResult<T> {
   return {
     value: entry.value,
     level,
     stale,
-    createdAt: createdAtOf(entry),
+    createdAt: entry.createdAt ?? entry.freshUntil - (entry.ttlMs ?? 0),
     freshUntil: entry.freshUntil,
     staleUntil: entry.staleUntil,
   };
