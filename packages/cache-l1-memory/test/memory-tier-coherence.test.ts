@@ -1,7 +1,8 @@
 import type { CacheEntry } from '@bgc/cache-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MemoryTier, sizeAndFreeze } from '../src/index.js';
+import { MemoryTier } from '../src/index.js';
+import { sizeAndFreeze } from '../src/internal.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrequencySketch, hashKey, spreadHash, WTinyLfuPolicy } from '../src/index.js';
+import { FrequencySketch, hashKey, spreadHash, WTinyLfuPolicy } from '../src/internal.js';
 import { simulateLru, simulatePolicy } from '../src/simulator/simulate.js';
 
 describe('FrequencySketch', () => {
