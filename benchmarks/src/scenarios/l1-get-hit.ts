@@ -233,6 +233,11 @@ export const l1GetHit: Scenario = {
             { max: 2 },
           ),
           checkTarget(
+            'MemoryTier getSync time vs lru-cache get (issue 18)',
+            slower('bgc MemoryTier getSync', 'lru-cache get'),
+            { max: 1.25 },
+          ),
+          checkTarget(
             'orchestrator awaited get time vs awaited lru-cache get',
             slower('bgc orchestrator get', 'lru-cache get (in async fn)'),
             { max: 3 },
