@@ -59,7 +59,22 @@ export interface KeyvStoreOptions {
   lockOnMiss?: KeyvLockOnMissOptions;
   /** Close the cache in {@link KeyvStore.disconnect}. @default false (the cache was handed in) */
   closeCacheOnDisconnect?: boolean;
+  /**
+   * A `set` that fills a key this store just missed (within a minute: cache-manager's `wrap` — get,
+   * function, set — or any cache-aside load) answers once the write has started; the tiers' writes
+   * finish in the background, as the cache's own loads do. Other instances see a miss until the
+   * write lands (never an older value: there was none), this instance's reads of the key wait for
+   * it, a `lockOnMiss` lease is released only once it landed, and a failed write is reported on
+   * `'error'`. A `set` that replaces a value this store did not just miss, and every delete, still
+   * waits for every tier. `false`: every `set` waits. @default true
+   */
+  backgroundFills?: boolean;
 }
+
+/** How long (ms) after a miss of a key its `set` counts as filling it ({@link KeyvStoreOptions.backgroundFills}). */
+const FILL_WINDOW_MS = 60_000;
+/** Most missed keys remembered for {@link KeyvStoreOptions.backgroundFills} (the oldest are dropped). */
+const MAX_MISSES = 10_000;
 
 /** A lease this instance holds for a missed key, until its `set` (or the lease time). */
 interface HeldLease {
@@ -114,6 +129,11 @@ export class KeyvStore extends EventEmitter {
   private readonly leaseMs: number;
   private readonly waitMs: number;
   private readonly closeCache: boolean;
+  private readonly backgroundFills: boolean;
+  /** Keys this store missed and has not written since, with the (monotonic) time of the miss, oldest first. */
+  private readonly misses = new Map<string, number>();
+  /** Background fills in flight, by cache key: resolve (never reject) once the write settled. */
+  private readonly filling = new Map<string, Promise<void>>();
   private readonly generations = new Map<string, Generation>();
   private readonly held = new Map<string, HeldLease>();
   private readonly loadingGenerations = new Map<string, Promise<string>>();
@@ -136,6 +156,7 @@ export class KeyvStore extends EventEmitter {
     this.leaseMs = positive('lockOnMiss.leaseMs', options.lockOnMiss?.leaseMs) ?? 15_000;
     this.waitMs = nonNegative('lockOnMiss.waitMs', options.lockOnMiss?.waitMs) ?? this.leaseMs;
     this.closeCache = options.closeCacheOnDisconnect ?? false;
+    this.backgroundFills = options.backgroundFills ?? true;
     this.opts = { dialect: 'bgc', url: '', prefix: this.prefix };
     // Keyv subscribes to 'error' on its store; tier failures are forwarded then (and only then).
     this.on('newListener', (event: string) => {
@@ -154,8 +175,14 @@ export class KeyvStore extends EventEmitter {
   get<Value>(key: string): Promise<Value | undefined> {
     const g = this.generation();
     if (typeof g === 'string' && !this.lock) {
-      // The hot path: no await between Keyv and the cache's read.
-      return this.cache.get<Value>(`${this.prefix}g${g}/${key}`).then(resultValue);
+      const cacheKey = `${this.prefix}g${g}/${key}`;
+      // The hot path: no await between Keyv and the cache's read (unless the key is being filled).
+      if (this.filling.size === 0 || !this.filling.has(cacheKey))
+        return this.cache.get<Value>(cacheKey).then((r) => {
+          const value = resultValue(r);
+          if (value === undefined) this.missed(cacheKey);
+          return value;
+        });
     }
     return this.getSlow<Value>(g, key);
   }
@@ -163,14 +190,17 @@ export class KeyvStore extends EventEmitter {
   private async getSlow<Value>(g: string | Promise<string>, key: string): Promise<Value | undefined> {
     const cacheKey = `${this.prefix}g${await g}/${key}`;
     const hit = await this.read<Value>(cacheKey);
-    if (hit !== undefined || !this.lock) return hit;
-    return this.missWithLock<Value>(cacheKey);
+    if (hit !== undefined) return hit;
+    const value = this.lock ? await this.missWithLock<Value>(cacheKey) : undefined;
+    if (value === undefined) this.missed(cacheKey);
+    return value;
   }
 
   /** Keyv's records of `keys`, aligned, `undefined` for misses (one round trip per tier). */
   async getMany<Value>(keys: string[]): Promise<(Value | undefined)[]> {
     if (keys.length === 0) return [];
     const cacheKeys = await this.cacheKeys(keys);
+    await this.filled(cacheKeys);
     const results = await this.cache.getMany<Value>(cacheKeys);
     return results.map(resultValue);
   }
@@ -182,17 +212,20 @@ export class KeyvStore extends EventEmitter {
    */
   set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     const g = this.generation();
-    if (typeof g === 'string' && this.held.size === 0) {
+    if (typeof g === 'string') {
       // The hot path (a wrap's write): no async frame of ours between Keyv and the cache's write.
-      try {
-        const cacheKey = `${this.prefix}g${g}/${key}`;
-        const written =
-          typeof ttl === 'number' && ttl <= 0
-            ? this.cache.delete(cacheKey)
-            : this.cache.set(cacheKey, wrapBinary(value), this.setOptions(ttl));
-        return written.then(stored);
-      } catch (error) {
-        return Promise.reject(error);
+      const cacheKey = `${this.prefix}g${g}/${key}`;
+      if (this.isFill(cacheKey, ttl)) return this.fillInBackground(cacheKey, value, ttl);
+      if (this.held.size === 0 && (this.filling.size === 0 || !this.filling.has(cacheKey))) {
+        try {
+          const written =
+            typeof ttl === 'number' && ttl <= 0
+              ? this.cache.delete(cacheKey)
+              : this.cache.set(cacheKey, wrapBinary(value), this.setOptions(ttl));
+          return written.then(stored);
+        } catch (error) {
+          return Promise.reject(error);
+        }
       }
     }
     return this.setSlow(g, key, value, ttl);
@@ -205,6 +238,9 @@ export class KeyvStore extends EventEmitter {
     ttl: number | undefined,
   ): Promise<boolean> {
     const cacheKey = `${this.prefix}g${await g}/${key}`;
+    if (this.isFill(cacheKey, ttl)) return this.fillInBackground(cacheKey, value, ttl);
+    // A write of a key being filled in the background lands after the fill (versions decide anyway).
+    await this.filling.get(cacheKey);
     try {
       if (typeof ttl === 'number' && ttl <= 0) await this.cache.delete(cacheKey);
       else await this.cache.set(cacheKey, wrapBinary(value), this.setOptions(ttl));
@@ -218,6 +254,7 @@ export class KeyvStore extends EventEmitter {
   async setMany(entries: { key: string; value: unknown; ttl?: number }[]): Promise<void> {
     if (entries.length === 0) return;
     const cacheKeys = await this.cacheKeys(entries.map((e) => e.key));
+    await this.filled(cacheKeys);
     const live: { key: string; value: unknown; ttlMs?: number; staleTtlMs?: number }[] = [];
     const expired: string[] = [];
     entries.forEach((e, i) => {
@@ -236,6 +273,8 @@ export class KeyvStore extends EventEmitter {
   /** Removes `key` from every tier and every instance's local tier. Resolves whether it existed. */
   async delete(key: string): Promise<boolean> {
     const cacheKey = await this.cacheKey(key);
+    // After a background fill of the key has landed: a delete is never overtaken by an older write.
+    await this.filling.get(cacheKey);
     return (await this.cache.deleteMany([cacheKey])) > 0;
   }
 
@@ -243,12 +282,15 @@ export class KeyvStore extends EventEmitter {
   async deleteMany(keys: string[]): Promise<boolean> {
     if (keys.length === 0) return false;
     const cacheKeys = await this.cacheKeys(keys);
+    await this.filled(cacheKeys);
     return (await this.cache.deleteMany(cacheKeys)) > 0;
   }
 
   /** Whether `key` holds a live (fresh) record. Never takes a `lockOnMiss` lease. */
   async has(key: string): Promise<boolean> {
-    return (await this.read(await this.cacheKey(key))) !== undefined;
+    const cacheKey = await this.cacheKey(key);
+    await this.filling.get(cacheKey);
+    return (await this.read(cacheKey)) !== undefined;
   }
 
   /** Whether each of `keys` holds a live record. */
@@ -268,10 +310,11 @@ export class KeyvStore extends EventEmitter {
   }
 
   /**
-   * Releases the leases this store holds, stops forwarding errors, and closes the cache when
-   * `closeCacheOnDisconnect` is set.
+   * Waits for the background fills in flight, releases the leases this store holds, stops
+   * forwarding errors, and closes the cache when `closeCacheOnDisconnect` is set.
    */
   async disconnect(): Promise<void> {
+    await Promise.all(this.filling.values());
     for (const k of [...this.held.keys()]) this.releaseHeld(k);
     this.forwarding = false;
     if (this.closeCache) await this.cache.close();
@@ -284,6 +327,85 @@ export class KeyvStore extends EventEmitter {
     this.emit('error', event.error);
   }
 
+  /** Remembers a miss of `cacheKey` (a `set` of it soon after is a fill). */
+  private missed(cacheKey: string): void {
+    if (!this.backgroundFills) return;
+    const misses = this.misses;
+    misses.delete(cacheKey);
+    misses.set(cacheKey, performance.now());
+    if (misses.size > MAX_MISSES) misses.delete(misses.keys().next().value as string);
+  }
+
+  /** Whether a write of `cacheKey` fills this store's recent miss (and forgets the miss). */
+  private isFill(cacheKey: string, ttl: number | undefined): boolean {
+    if (this.misses.size === 0) return false;
+    const at = this.misses.get(cacheKey);
+    if (at === undefined) return false;
+    this.misses.delete(cacheKey);
+    return performance.now() - at < FILL_WINDOW_MS && !(typeof ttl === 'number' && ttl <= 0);
+  }
+
+  /**
+   * Starts the write of a fill and answers at once: reads, writes and deletes of the key in this
+   * store wait for it, the `lockOnMiss` lease is released once it landed, a failure goes to `'error'`.
+   */
+  private fillInBackground(cacheKey: string, value: unknown, ttl: number | undefined): Promise<boolean> {
+    let write: Promise<void>;
+    try {
+      write = this.cache.set(cacheKey, wrapBinary(value), this.setOptions(ttl));
+    } catch (error) {
+      this.releaseHeld(cacheKey);
+      return Promise.reject(error);
+    }
+    // The caller is answered one microtask later, unless the cache refused the write before any
+    // I/O (a key or value it does not take: its promise is already rejected, and its reaction,
+    // registered first, runs first): then the set rejects as an awaited one does (Keyv answers false).
+    let answered = false;
+    let refuse: ((error: unknown) => void) | undefined;
+    const done: Promise<void> = write.then(
+      () => this.fillSettled(cacheKey, done),
+      (error: unknown) => {
+        this.fillSettled(cacheKey, done);
+        if (!answered) {
+          answered = true;
+          refuse?.(error);
+          return;
+        }
+        try {
+          if (this.listenerCount('error') > 0) this.emit('error', error);
+        } catch {
+          // A throwing 'error' listener must not leave a rejected fill behind.
+        }
+      },
+    );
+    const answer = new Promise<boolean>((resolve, reject) => {
+      refuse = reject;
+      queueMicrotask(() => {
+        if (answered) return;
+        answered = true;
+        resolve(true);
+      });
+    });
+    this.filling.set(cacheKey, done);
+    return answer;
+  }
+
+  private fillSettled(cacheKey: string, done: Promise<void>): void {
+    if (this.filling.get(cacheKey) === done) this.filling.delete(cacheKey);
+    this.releaseHeld(cacheKey);
+  }
+
+  /** Resolves once the background fills of `cacheKeys` in flight have landed. */
+  private filled(cacheKeys: readonly string[]): Promise<unknown> | undefined {
+    if (this.filling.size === 0) return undefined;
+    const pending: Promise<void>[] = [];
+    for (const k of cacheKeys) {
+      const p = this.filling.get(k);
+      if (p) pending.push(p);
+    }
+    return pending.length > 0 ? Promise.all(pending) : undefined;
+  }
+
   private setOptions(ttl: number | undefined): { ttlMs?: number; staleTtlMs?: number } {
     const ttlMs = typeof ttl === 'number' && Number.isFinite(ttl) ? ttl : this.defaultTtlMs;
     const out: { ttlMs?: number; staleTtlMs?: number } = {};
@@ -293,6 +415,7 @@ export class KeyvStore extends EventEmitter {
   }
 
   private async read<Value>(cacheKey: string): Promise<Value | undefined> {
+    await this.filling.get(cacheKey);
     return resultValue(await this.cache.get<Value>(cacheKey));
   }
 
