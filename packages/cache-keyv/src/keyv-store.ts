@@ -62,11 +62,14 @@ export interface KeyvStoreOptions {
   /**
    * A `set` that fills a key this store just missed (within a minute: cache-manager's `wrap` — get,
    * function, set — or any cache-aside load) answers once the write has started; the tiers' writes
-   * finish in the background, as the cache's own loads do. Other instances see a miss until the
-   * write lands (never an older value: there was none), this instance's reads of the key wait for
-   * it, a `lockOnMiss` lease is released only once it landed, and a failed write is reported on
-   * `'error'`. A `set` that replaces a value this store did not just miss, and every delete, still
-   * waits for every tier. `false`: every `set` waits. @default true
+   * finish in the background, as the cache's own loads do. The write's version is taken at the
+   * call, so a delete or set of the key on another instance after it wins. Until it lands, other
+   * instances read what the shared tiers held (a miss, or a value written elsewhere after this
+   * store's miss); this store's reads and writes of the key wait for it, a `lockOnMiss` lease is
+   * released only once it landed, and a failure after the write started is reported on `'error'`
+   * (one refused before any I/O rejects, as an awaited `set` does). A `set` that replaces a value
+   * this store did not just miss, `setMany` and every delete still wait for every tier.
+   * `false`: every `set` waits. @default true
    */
   backgroundFills?: boolean;
 }
