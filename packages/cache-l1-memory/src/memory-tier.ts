@@ -122,6 +122,8 @@ export class MemoryTier implements Tier {
   private freshUntil = new Float64Array(64);
   private staleUntil = new Float64Array(64);
   private lastTier = false;
+  /** Whether an entry with a version other than 0 was ever written (until then versions need no check). */
+  private versioned = false;
   private readonly metrics: MetricsAdapter;
   private readonly reportHits: boolean;
   private readonly freeze: boolean;
@@ -232,7 +234,10 @@ export class MemoryTier implements Tier {
     }
     const existing = this.policy.find(key);
     const version = entry.version ?? 0;
-    if (existing !== -1 && version < ((this.entries[existing] as CacheEntry).version ?? 0)) return;
+    // Until a versioned entry comes, every stored version is 0: no need to read the stored entry.
+    if (version !== 0) this.versioned = true;
+    if (existing !== -1 && this.versioned && version < ((this.entries[existing] as CacheEntry).version ?? 0))
+      return;
     const now = this.now();
     if (entry.staleUntil <= now) {
       if (existing !== -1) this.removeSlot(existing);

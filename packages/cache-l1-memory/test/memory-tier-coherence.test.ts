@@ -86,6 +86,27 @@ describe('MemoryTier versions', () => {
     expect(tier.getSync('k')?.value).toBe('older');
   });
 
+  it('checks versions once the first versioned write came, after unversioned ones', () => {
+    const c = clock();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    // unversioned writes replace each other (every version is 0)
+    tier.setSync('k', entry('a', c.t));
+    tier.setSync('k', entry('b', c.t));
+    expect(tier.getSync('k')?.value).toBe('b');
+    // a negative version is lower than the stored 0: dropped
+    tier.setSync('k', entry('negative', c.t, 60_000, 0, { version: -1 }));
+    expect(tier.getSync('k')?.value).toBe('b');
+    tier.setSync('k', entry('v5', c.t, 60_000, 0, { version: 5 }));
+    tier.setSync('k', entry('v3', c.t, 60_000, 0, { version: 3 }));
+    tier.setSync('k', entry('unversioned', c.t));
+    expect(tier.getSync('k')).toMatchObject({ value: 'v5', version: 5 });
+    // another key written unversioned before any version came keeps 0 and accepts 0 again
+    const other = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    other.setSync('x', entry('first', c.t, 60_000, 0, { version: -2 }));
+    other.setSync('x', entry('lower', c.t, 60_000, 0, { version: -3 }));
+    expect(other.getSync('x')?.value).toBe('first');
+  });
+
   it('never lets a lower version replace a higher one, whatever the order of writes', () => {
     fc.assert(
       fc.property(
