@@ -8,6 +8,7 @@ import {
   type ComexStatConnectorConfig,
   type ComexStatMonthResult,
   type ComexStatMonthValue,
+  type ComexStatRelease,
   isOutdatedByRelease,
   isPublishedMonth,
 } from '@bgc/connector-comexstat';
@@ -148,6 +149,48 @@ export function createConnector(
   });
 }
 
+/** Whether a cached value of `q` predates `release` (revised since, or "not published" and published since). */
+function outdated(q: MonthQuery, v: ComexStatMonthValue, release: ComexStatRelease | undefined): boolean {
+  if (release === undefined) return false;
+  return v.status === 'not_published'
+    ? isPublishedMonth(q.ano, q.mes, release)
+    : isOutdatedByRelease(q.ano, v.fetchedAt, release);
+}
+
+/**
+ * Share of a value's policy lifetime (from its fetch time) during which its L1 hits may take the
+ * fast path. Past it they take the route, whose `getOrLoad` starts the cache's eager refresh: the
+ * runtime's threshold is 0.9 of a lifetime the TTL jitter (0.1) shortens by up to 10%, so never
+ * before 0.81 of the policy lifetime.
+ */
+export const FAST_PATH_SHARE = 0.8;
+
+/**
+ * The monthly routes' fast path source: the value of a fresh L1 hit (`getSync`, counted as a hit
+ * like any other), as `getMonth` would answer it. `undefined` (the route answers) when the L1
+ * lacks it, when the release outdated it (the route answers and refreshes it), and in the last
+ * part of its lifetime (see {@link FAST_PATH_SHARE}: the route's read starts the eager refresh).
+ * Pokes the connector's background metadata checks as `getMonth` does.
+ */
+export function l1Answers(
+  connector: ComexStatConnector,
+  runtime: Pick<GatewayRuntime, 'cache'>,
+): ((q: MonthQuery) => MonthAnswer | undefined) | undefined {
+  if (!connector.config.cache.enabled) return undefined;
+  const cache = runtime.cache;
+  return (q) => {
+    connector.start();
+    const v = cache.getSync<ComexStatMonthValue>(
+      connector.keyFor(q),
+      q.flow === 'export' ? 'exportacao_mes' : 'importacao_mes',
+    );
+    if (v === undefined) return undefined;
+    const until = v.fetchedAt + FAST_PATH_SHARE * connector.ttlFor(q.ano, q.mes, v);
+    if (Date.now() >= until || outdated(q, v, connector.releases.current)) return undefined;
+    return { rows: v.rows, status: v.status, level: 'l1', stale: false, fetchedAt: v.fetchedAt };
+  };
+}
+
 /**
  * The time-series source: the months of a range from one batch read of the cache (`getMany`: one
  * round trip per tier, hits promoted to the faster tiers); the months it lacks, and those a release
@@ -173,13 +216,7 @@ export function seriesFetcher(
         const hit = cached[i];
         const v = hit?.value;
         if (hit === undefined || v === undefined) return fetchMonth(q, ctx);
-        if (release !== undefined) {
-          const outdated =
-            v.status === 'not_published'
-              ? isPublishedMonth(q.ano, q.mes, release)
-              : isOutdatedByRelease(q.ano, v.fetchedAt, release);
-          if (outdated) return fetchMonth(q, ctx);
-        }
+        if (outdated(q, v, release)) return fetchMonth(q, ctx);
         return { rows: v.rows, status: v.status, level: hit.level, stale: hit.stale, fetchedAt: v.fetchedAt };
       }),
     );
@@ -234,6 +271,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
   const fetchMonth = (q: MonthQuery, ctx: MonthContext): Promise<MonthAnswer> =>
     connector.getMonth(q, { clientId: ctx.clientId });
   const fetchSeries = seriesFetcher(connector, runtime, fetchMonth);
+  const cachedMonth = l1Answers(connector, runtime);
   const freshUntil = (q: MonthQuery, answer: MonthAnswer): number | undefined => {
     const r = answer as MonthAnswer & ComexStatMonthResult;
     let until = freshUntilOf.get(r.rows);
@@ -249,6 +287,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<G
     cache: runtime.cache,
     fetchMonth,
     fetchSeries,
+    cachedMonth,
     freshUntil,
     staleWindowMs,
     adminToken: config.adminToken,

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BgcCacheError, type Level, type MultiLevelCache, validateKey } from '@bgc/cache-core';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -43,45 +44,89 @@ export interface AnswerMeta {
   staleWindowMs?: number | undefined;
 }
 
+/** An answer ready to write: status, headers as `[name, value, name, value...]`, payload. */
+interface PreparedAnswer {
+  status: 200 | 304;
+  headers: string[];
+  /** The bytes of a 200 (a 304 has none). */
+  payload: string | Buffer | undefined;
+}
+
 /**
- * Sends `body` with its validators and cache headers (ETag, Cache-Control from the value's life,
- * Last-Modified, Age), `304` when the request's conditions match, compressed by Accept-Encoding.
+ * The status, headers and payload of an answer: its validators and cache headers (ETag,
+ * Cache-Control from the value's life, Last-Modified, Age), `304` when the request's conditions
+ * match, compressed by Accept-Encoding. The one place both ways of sending (the Fastify route and
+ * the fast path of L1 hits) take them from, so that they answer byte for byte alike.
  */
-function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBody, answer: AnswerMeta) {
+function prepareAnswer(
+  requestHeaders: IncomingHttpHeaders,
+  body: AnswerBody,
+  answer: AnswerMeta,
+): PreparedAnswer {
   const now = Date.now();
-  // One header at a time (no headers object per answer); texts are shared by a body's answers.
-  reply.header('x-cache-level', answer.level);
-  reply.header('etag', body.etag);
-  reply.header('cache-control', cacheControl(body, answer, now));
+  const headers = [
+    'x-cache-level',
+    answer.level,
+    'etag',
+    body.etag,
+    'cache-control',
+    cacheControl(body, answer, now),
+  ];
   // Only bodies large enough to be compressed have other representations.
   const compressible = body.json.length >= COMPRESS_MIN_BYTES;
-  if (compressible) reply.header('vary', 'accept-encoding');
-  if (answer.stale) reply.header('x-cache-stale', 'true');
-  if (answer.status && answer.status !== 'ok') reply.header('x-data-status', answer.status);
+  if (compressible) headers.push('vary', 'accept-encoding');
+  if (answer.stale) headers.push('x-cache-stale', 'true');
+  if (answer.status && answer.status !== 'ok') headers.push('x-data-status', answer.status);
   let lastModifiedS: number | undefined;
   if (answer.fetchedAt !== undefined && answer.fetchedAt <= now) {
     lastModifiedS = Math.floor(answer.fetchedAt / 1000);
-    reply.header('last-modified', httpDate(body, lastModifiedS));
-    reply.header('age', String(Math.floor((now - answer.fetchedAt) / 1000)));
+    headers.push(
+      'last-modified',
+      httpDate(body, lastModifiedS),
+      'age',
+      String(Math.floor((now - answer.fetchedAt) / 1000)),
+    );
   }
-  const { headers } = request;
-  const inm = headers['if-none-match'];
+  const inm = requestHeaders['if-none-match'];
   if (inm !== undefined) {
-    if (etagMatches(inm, body.etag)) return reply.code(304).send();
+    if (etagMatches(inm, body.etag)) return { status: 304, headers, payload: undefined };
   } else {
-    const ims = headers['if-modified-since'];
+    const ims = requestHeaders['if-modified-since'];
     if (ims !== undefined && lastModifiedS !== undefined && lastModifiedS * 1000 <= Date.parse(ims))
-      return reply.code(304).send();
+      return { status: 304, headers, payload: undefined };
   }
-  reply.header('content-type', JSON_TYPE);
+  headers.push('content-type', JSON_TYPE);
   if (compressible) {
-    const encoding = pickEncoding(headers['accept-encoding']);
+    const encoding = pickEncoding(requestHeaders['accept-encoding']);
     if (encoding) {
-      reply.header('content-encoding', encoding);
-      return reply.send(encoded(body, encoding));
+      headers.push('content-encoding', encoding);
+      return { status: 200, headers, payload: encoded(body, encoding) };
     }
   }
-  return reply.send(body.json);
+  return { status: 200, headers, payload: body.json };
+}
+
+/** Sends an answer through Fastify (its hooks run: see {@link prepareAnswer}). */
+function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBody, answer: AnswerMeta) {
+  const { status, headers, payload } = prepareAnswer(request.headers, body, answer);
+  for (let i = 0; i < headers.length; i += 2) reply.header(headers[i] as string, headers[i + 1]);
+  if (status === 304) return reply.code(304).send();
+  return reply.send(payload);
+}
+
+/**
+ * Writes an answer straight on the Node response (the fast path): the headers Fastify would send
+ * (the same, in the same order, `content-length` last), then the bytes, in one write.
+ */
+function writeAnswer(res: ServerResponse, prepared: PreparedAnswer): void {
+  const { headers, payload } = prepared;
+  if (payload !== undefined)
+    headers.push(
+      'content-length',
+      String(typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length),
+    );
+  res.writeHead(prepared.status, headers);
+  res.end(payload);
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -107,6 +152,132 @@ function httpDate(body: AnswerBody, seconds: number): string {
     body.lastModifiedS = seconds;
   }
   return body.lastModified as string;
+}
+
+/**
+ * The leading fields of a monthly answer's JSON. The body is serialized and hashed once per cached
+ * value (see `answerBody`); ncm and pais passed the digit patterns: no escaping needed.
+ */
+function monthHead(q: MonthQuery): string {
+  return `"ano":${q.ano},"mes":${q.mes},"ncm":"${q.ncm}","pais":"${q.pais}"`;
+}
+
+/** The monthly routes' paths and their flows. */
+const MONTH_PATHS: Readonly<Record<string, MonthQuery['flow']>> = {
+  '/comexstat/exportacao_mes': 'export',
+  '/comexstat/importacao_mes': 'import',
+};
+
+/**
+ * A monthly query string in its canonical form only: `ano`, `mes`, `ncm` and `pais` once each, in
+ * any order, plain digits within the route schema's bounds (`mes` without a leading zero), nothing
+ * else. `undefined` for anything else: Fastify's route then validates it (and may accept it).
+ */
+export function parseMonthQuery(
+  url: string,
+  from: number,
+  flow: MonthQuery['flow'],
+  minYear: number,
+): MonthQuery | undefined {
+  let ano: number | undefined;
+  let mes: number | undefined;
+  let ncm: string | undefined;
+  let pais: string | undefined;
+  let i = from;
+  while (i <= url.length) {
+    let end = url.indexOf('&', i);
+    if (end < 0) end = url.length;
+    const eq = url.indexOf('=', i);
+    if (eq < 0 || eq > end) return undefined;
+    const name = url.slice(i, eq);
+    const value = url.slice(eq + 1, end);
+    if (name === 'ano' && ano === undefined && YEAR.test(value)) ano = Number(value);
+    else if (name === 'mes' && mes === undefined && MONTH.test(value)) mes = Number(value);
+    else if (name === 'ncm' && ncm === undefined && NCM.test(value)) ncm = value;
+    else if (name === 'pais' && pais === undefined && COUNTRY.test(value)) pais = value;
+    else return undefined;
+    i = end + 1;
+  }
+  if (ano === undefined || mes === undefined || ncm === undefined || pais === undefined) return undefined;
+  if (ano < minYear || ano > 2100) return undefined;
+  return { flow, ano, mes, ncm, pais };
+}
+
+const YEAR = /^[0-9]{4}$/;
+const MONTH = /^(?:[1-9]|1[0-2])$/;
+const NCM = /^[0-9]{8}$/;
+const COUNTRY = /^[0-9]{3}$/;
+
+/** Answers a request on the Node objects and resolves true, or leaves it alone and resolves false. */
+type FastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/**
+ * The fast path of the monthly routes' L1 hits: a GET of `/comexstat/exportacao_mes` or
+ * `/comexstat/importacao_mes` whose query is canonical (see {@link parseMonthQuery}) and whose
+ * answer `cachedMonth` holds is answered from the Node request, before Fastify builds its request
+ * and reply objects, routes and validates: the same headers and bytes as the route (both take them
+ * from {@link prepareAnswer}). Anything else (another route or method, a query Fastify would have
+ * to coerce or refuse, a miss, a stale or outdated value, an error, the gateway not ready) is left
+ * to Fastify. No Fastify hook runs for a fast answer; the only one the routes have (`onSend`:
+ * `connection: close` while draining, `no-store` on errors) never applies while ready, to a 200
+ * or a 304.
+ */
+function monthFastPath(o: {
+  cachedMonth: (query: MonthQuery) => MonthAnswer | undefined;
+  complete: (query: MonthQuery, answer: MonthAnswer) => MonthAnswer;
+  minYear: number;
+  serving: () => boolean;
+  logger: Logger;
+}): FastPath {
+  return (req, res) => {
+    const url = req.url as string;
+    const q = url.indexOf('?');
+    if (q < 0 || req.method !== 'GET') return false;
+    const flow = MONTH_PATHS[url.slice(0, q)];
+    if (flow === undefined || !o.serving()) return false;
+    const query = parseMonthQuery(url, q + 1, flow, o.minYear);
+    if (query === undefined) return false;
+    let prepared: PreparedAnswer;
+    try {
+      const found = o.cachedMonth(query);
+      if (found === undefined) return false;
+      const answer = o.complete(query, found);
+      prepared = prepareAnswer(req.headers, answerBody(monthHead(query), answer.rows), answer);
+    } catch (error) {
+      // The route answers instead (and reports its own failure, if it fails too).
+      o.logger.error({ err: { message: (error as Error)?.message } }, 'fast path of a cached answer failed');
+      return false;
+    }
+    writeAnswer(res, prepared);
+    return true;
+  };
+}
+
+/**
+ * Fastify's `serverFactory` putting `fast` in front of Fastify's handler, on a server configured
+ * as Fastify configures its own (keep-alive, request and connection timeouts).
+ */
+function fastServerFactory(fast: FastPath) {
+  return (
+    handler: (req: IncomingMessage, res: ServerResponse) => void,
+    opts: {
+      http?: object | null;
+      keepAliveTimeout?: number;
+      requestTimeout?: number;
+      connectionTimeout?: number;
+      maxRequestsPerSocket?: number;
+    },
+  ) => {
+    const server = createServer(opts.http ?? {}, (req, res) => {
+      if (!fast(req, res)) handler(req, res);
+    });
+    if (opts.keepAliveTimeout !== undefined) server.keepAliveTimeout = opts.keepAliveTimeout;
+    if (opts.requestTimeout !== undefined) server.requestTimeout = opts.requestTimeout;
+    if (opts.connectionTimeout !== undefined) server.setTimeout(opts.connectionTimeout);
+    if (opts.maxRequestsPerSocket !== undefined && opts.maxRequestsPerSocket > 0)
+      server.maxRequestsPerSocket = opts.maxRequestsPerSocket;
+    return server;
+  };
 }
 
 /** One monthly query of the HTTP contract. */
@@ -154,6 +325,12 @@ export interface AppOptions {
   fetchMonth: MonthFetcher;
   /** The time-series routes' source. @default every month through `fetchMonth`, concurrently */
   fetchSeries?: SeriesFetcher;
+  /**
+   * A fresh answer held in memory (an L1 hit), synchronously, else `undefined`. When given, the
+   * monthly routes' hits in their canonical form are answered before Fastify routes the request
+   * (see {@link monthFastPath}); everything else, misses included, goes through Fastify.
+   */
+  cachedMonth?: (query: MonthQuery) => MonthAnswer | undefined;
   /**
    * The fresh-until (epoch ms) of an answer that does not carry one: what `Cache-Control: max-age`
    * is computed from. Called once per answer (cheap: memoize per value). @default none: max-age=0
@@ -268,9 +445,30 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
   const fetchSeries: SeriesFetcher =
     options.fetchSeries ?? ((queries, ctx) => Promise.all(queries.map((q) => fetchMonth(q, ctx))));
   let phase: Phase = 'starting';
+  let closing = false;
   let lastCheck = 0;
   let lastTiers: Record<string, string> = {};
+  /** What the routes answer with: the answer's own freshness, else the options'. */
+  const complete = (query: MonthQuery, found: MonthAnswer): MonthAnswer => {
+    const answer = Object.isFrozen(found) ? { ...found } : found;
+    if (answer.freshUntil === undefined && options.freshUntil)
+      answer.freshUntil = options.freshUntil(query, answer);
+    if (answer.staleWindowMs === undefined) answer.staleWindowMs = options.staleWindowMs;
+    return answer;
+  };
+  const cachedMonth = options.cachedMonth;
+  const fast = cachedMonth
+    ? monthFastPath({
+        cachedMonth,
+        complete,
+        minYear,
+        // Only while ready: starting, draining and closing answers are Fastify's (503, connection: close).
+        serving: () => phase === 'ready' && !closing,
+        logger: options.logger,
+      })
+    : undefined;
   const app = Fastify({
+    ...(fast ? { serverFactory: fastServerFactory(fast) } : {}),
     loggerInstance: options.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // A request's child logger is built when something logs, not on every request.
@@ -349,6 +547,10 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
     if (reply.statusCode >= 400) reply.header('cache-control', 'no-store');
     done(null, payload);
   });
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send(errorBody('E_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)),
   );
@@ -403,15 +605,8 @@ export function createApp(options: AppOptions): FastifyInstance & { setPhase(pha
         async (request, reply) => {
           const { ano, mes, ncm, pais } = request.query;
           const query: MonthQuery = { flow, ano, mes, ncm, pais };
-          let answer = await options.fetchMonth(query, { clientId: request.ip });
-          if (Object.isFrozen(answer)) answer = { ...answer };
-          if (answer.freshUntil === undefined && options.freshUntil)
-            answer.freshUntil = options.freshUntil(query, answer);
-          if (answer.staleWindowMs === undefined) answer.staleWindowMs = options.staleWindowMs;
-          // The body as bytes, serialized and hashed once per cached value (ncm and pais passed the
-          // schema's digit patterns: no escaping needed).
-          const body = answerBody(`"ano":${ano},"mes":${mes},"ncm":"${ncm}","pais":"${pais}"`, answer.rows);
-          return sendAnswer(request, reply, body, answer);
+          const answer = complete(query, await options.fetchMonth(query, { clientId: request.ip }));
+          return sendAnswer(request, reply, answerBody(monthHead(query), answer.rows), answer);
         },
       );
     }

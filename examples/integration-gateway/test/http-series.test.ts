@@ -14,7 +14,7 @@ import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { seriesFetcher } from '../src/gateway.js';
+import { FAST_PATH_SHARE, l1Answers, seriesFetcher } from '../src/gateway.js';
 import { createApp, type MonthAnswer, type MonthContext, type MonthQuery } from '../src/server.js';
 
 interface Series {
@@ -153,5 +153,43 @@ describe('GET /comexstat/exportacao (time series)', () => {
     expect(body.months.map((m) => m.level)).toEqual(['external', 'l1', 'external']);
     const reloaded = await t.cache.get<ComexStatMonthValue>(t.connector.keyFor(q(1)));
     expect(reloaded.value?.fetchedAt).toBeGreaterThanOrEqual(fresh);
+  });
+});
+
+describe('l1Answers (the fast path source of the monthly routes)', () => {
+  it('answers fresh L1 values as getMonth would; leaves misses, outdated and ageing values to the route', async () => {
+    const t = await setup();
+    const release = await t.connector.releaseInfo();
+    const lookup = l1Answers(t.connector, { cache: t.cache }) as NonNullable<ReturnType<typeof l1Answers>>;
+    const ano = (release?.year ?? 2026) - 1;
+    const q = (mes: number): MonthQuery => ({ flow: 'import', ano, mes, ncm: '12019000', pais: '160' });
+    const rows = Object.freeze([Object.freeze({ ncm: '12019000', pais: '160', fob: 1 })]);
+    const now = Date.now();
+    const ttl = t.connector.ttlFor(ano, 1, { status: 'ok', rows: [], fetchedAt: now });
+    const put = (mes: number, fetchedAt: number) =>
+      t.cache.set(t.connector.keyFor(q(mes)), { status: 'ok', rows, fetchedAt }, { ttlMs: ttl });
+    await put(1, now);
+    await put(2, now - (FAST_PATH_SHARE + 0.05) * ttl);
+    expect(lookup(q(1))).toEqual({ rows, status: 'ok', level: 'l1', stale: false, fetchedAt: now });
+    expect(lookup(q(1))?.rows).toBe(rows);
+    // Not cached; in the last part of its life (the route starts the eager refresh).
+    expect(lookup(q(3))).toBeUndefined();
+    expect(lookup(q(2))).toBeUndefined();
+    // Of the release's year, fetched before the release (which revised it): the route answers
+    // (and refreshes it); fetched after it: the fast path.
+    const current = { ...q(5), ano: ano + 1 };
+    const key = t.connector.keyFor(current);
+    const updatedAt = release?.updatedAt as number;
+    await t.cache.set(key, { status: 'ok', rows, fetchedAt: updatedAt - 86_400_000 }, { ttlMs: ttl });
+    expect(lookup(current)).toBeUndefined();
+    await t.cache.set(key, { status: 'ok', rows, fetchedAt: now }, { ttlMs: ttl });
+    expect(lookup(current)?.level).toBe('l1');
+    // A cache turned off: no fast path at all.
+    const off = new ComexStatConnector({
+      client: t.connector.client,
+      cache: t.cache,
+      config: { ...DEFAULT_CONNECTOR_CONFIG, cache: { ...DEFAULT_CONNECTOR_CONFIG.cache, enabled: false } },
+    });
+    expect(l1Answers(off, { cache: t.cache })).toBeUndefined();
   });
 });
