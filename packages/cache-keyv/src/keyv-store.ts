@@ -218,7 +218,7 @@ export class KeyvStore extends EventEmitter {
     if (typeof g === 'string') {
       // The hot path (a wrap's write): no async frame of ours between Keyv and the cache's write.
       const cacheKey = `${this.prefix}g${g}/${key}`;
-      if (this.isFill(cacheKey, ttl)) return this.fillInBackground(cacheKey, value, ttl);
+      if (this.isFill(cacheKey, value, ttl)) return this.fillInBackground(cacheKey, value, ttl);
       if (this.held.size === 0 && (this.filling.size === 0 || !this.filling.has(cacheKey))) {
         try {
           const written =
@@ -241,7 +241,7 @@ export class KeyvStore extends EventEmitter {
     ttl: number | undefined,
   ): Promise<boolean> {
     const cacheKey = `${this.prefix}g${await g}/${key}`;
-    if (this.isFill(cacheKey, ttl)) return this.fillInBackground(cacheKey, value, ttl);
+    if (this.isFill(cacheKey, value, ttl)) return this.fillInBackground(cacheKey, value, ttl);
     // A write of a key being filled in the background lands after the fill (versions decide anyway).
     await this.filling.get(cacheKey);
     try {
@@ -339,13 +339,23 @@ export class KeyvStore extends EventEmitter {
     if (misses.size > MAX_MISSES) misses.delete(misses.keys().next().value as string);
   }
 
-  /** Whether a write of `cacheKey` fills this store's recent miss (and forgets the miss). */
-  private isFill(cacheKey: string, ttl: number | undefined): boolean {
+  /**
+   * Whether a write of `value` under `cacheKey` fills this store's recent miss (and forgets the
+   * miss). A value the cache refuses before any I/O (`undefined`, a function, a symbol: its key was
+   * read without error) is not: its awaited write rejects, and Keyv answers `false`.
+   */
+  private isFill(cacheKey: string, value: unknown, ttl: number | undefined): boolean {
     if (this.misses.size === 0) return false;
     const at = this.misses.get(cacheKey);
     if (at === undefined) return false;
     this.misses.delete(cacheKey);
-    return performance.now() - at < FILL_WINDOW_MS && !(typeof ttl === 'number' && ttl <= 0);
+    return (
+      performance.now() - at < FILL_WINDOW_MS &&
+      !(typeof ttl === 'number' && ttl <= 0) &&
+      value !== undefined &&
+      typeof value !== 'function' &&
+      typeof value !== 'symbol'
+    );
   }
 
   /**
@@ -360,20 +370,10 @@ export class KeyvStore extends EventEmitter {
       this.releaseHeld(cacheKey);
       return Promise.reject(error);
     }
-    // The caller is answered one microtask later, unless the cache refused the write before any
-    // I/O (a key or value it does not take: its promise is already rejected, and its reaction,
-    // registered first, runs first): then the set rejects as an awaited one does (Keyv answers false).
-    let answered = false;
-    let refuse: ((error: unknown) => void) | undefined;
     const done: Promise<void> = write.then(
       () => this.fillSettled(cacheKey, done),
       (error: unknown) => {
         this.fillSettled(cacheKey, done);
-        if (!answered) {
-          answered = true;
-          refuse?.(error);
-          return;
-        }
         try {
           if (this.listenerCount('error') > 0) this.emit('error', error);
         } catch {
@@ -381,16 +381,8 @@ export class KeyvStore extends EventEmitter {
         }
       },
     );
-    const answer = new Promise<boolean>((resolve, reject) => {
-      refuse = reject;
-      queueMicrotask(() => {
-        if (answered) return;
-        answered = true;
-        resolve(true);
-      });
-    });
     this.filling.set(cacheKey, done);
-    return answer;
+    return ANSWERED;
   }
 
   private fillSettled(cacheKey: string, done: Promise<void>): void {
@@ -581,6 +573,9 @@ const resultValue = <Value>(r: CacheResult<Value>): Value | undefined => unwrapB
 
 /** What Keyv's `set` resolves: the record was handed to every tier (a failing one is reported and skipped). */
 const stored = (): true => true;
+
+/** What a background fill answers (one settled promise, shared: nothing is chained on it here). */
+const ANSWERED: Promise<boolean> = Promise.resolve(true);
 
 /** One 'error' listener per cache, forwarding to the stores still alive (many Keyv instances may share a cache). */
 const forwarders = new WeakMap<MultiLevelCache, Set<WeakRef<KeyvStore>>>();

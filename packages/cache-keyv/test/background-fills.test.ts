@@ -140,7 +140,7 @@ describe('KeyvStore backgroundFills: a set that fills a miss answers before its 
     expect(await keyvB.get('k')).toBe('newer');
   });
 
-  it('a fill the cache refuses before any I/O rejects, as an awaited set does (Keyv then answers false), reported once', async () => {
+  it('a value the cache refuses before any I/O is not filled in the background: the set rejects, as an awaited one does (Keyv answers false)', async () => {
     const { storeA } = await twoInstances();
     const errors: unknown[] = [];
     storeA.on('error', (e: unknown) => errors.push(e));
