@@ -193,9 +193,28 @@ export class CacheEmitter extends EventEmitter {
     if (s !== undefined) this.listening[s] = this.listenerCount(name) > 0;
   };
 
+  /**
+   * Where a listener's exception goes (the cache logs it at `warn`): never into the operation that
+   * emitted the event. @internal
+   */
+  listenerFailed: (event: CacheEventName, error: unknown) => void = () => {};
+
   constructor() {
     super();
     this.watch();
+  }
+
+  /**
+   * Emits one of the cache's own events. A listener that throws does not change what the cache
+   * does (an invalidation is still applied, a load still stored, a caller still answered): its
+   * exception goes to {@link listenerFailed}. @internal
+   */
+  tell<K extends CacheEventName>(event: K, ...args: CacheEvents[K]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (error) {
+      this.listenerFailed(event, error);
+    }
   }
 
   /** Listens to listeners coming and going (again after a `removeAllListeners()`). */

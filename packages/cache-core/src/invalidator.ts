@@ -56,7 +56,7 @@ export class Invalidator {
   /** Emits `'bus:published'` when it has a listener. */
   private published(message: InvalidationMessage): void {
     const events = this.ctx.events;
-    if (events.listening.busPublished) events.emit('bus:published', { message });
+    if (events.listening.busPublished) events.tell('bus:published', { message });
   }
 
   /** Stops the re-send timer (on close). */
@@ -94,7 +94,7 @@ export class Invalidator {
   /** An invalidation from another instance (or `resync` from the bus itself). */
   private onBusMessage(message: InvalidationMessage): void {
     const ctx = this.ctx;
-    if (ctx.events.listening.busReceived) ctx.events.emit('bus:received', { message });
+    if (ctx.events.listening.busReceived) ctx.events.tell('bus:received', { message });
     if (message.type === 'resync') {
       // Messages may have been lost meanwhile: local entries can no longer be vouched for.
       this.expireLocal();

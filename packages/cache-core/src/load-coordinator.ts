@@ -134,7 +134,7 @@ export class LoadCoordinator {
 
   /** Emits `'timeout'` (a listener exists: the caller checked). */
   private timedOut(key: string, kind: 'soft' | 'hard', ms: number, stale: boolean): void {
-    this.events.emit('timeout', { key, kind, ms, stale });
+    this.events.tell('timeout', { key, kind, ms, stale });
   }
 
   /** A write or invalidation of `key`: callers that come next start a new load, never join an older one. */
@@ -373,7 +373,7 @@ export class LoadCoordinator {
         // as the shared tiers' compare-and-set keeps it out of theirs.
         if (background && ctx.bus) await yieldToIo();
         const stored = await writeAll(ctx.writeHost, background ? ctx.local : ctx.states, key, entry);
-        if (this.listening.set && stored > 0) this.events.emit('set', { keys: [key], source: 'load' });
+        if (this.listening.set && stored > 0) this.events.tell('set', { keys: [key], source: 'load' });
         const result = entryResult(entry, Level.External, false);
         if (background) {
           leaseHandedOff = true;
@@ -404,7 +404,7 @@ export class LoadCoordinator {
         if (stale) {
           ctx.track(this.keepStale(key, stale.entry, policy.failSafeBackoffMs));
           if (this.listening.failsafe)
-            this.events.emit('failsafe', { key, level: ctx.levelOf(stale.index) as TierLevel, error });
+            this.events.tell('failsafe', { key, level: ctx.levelOf(stale.index) as TierLevel, error });
         }
         ctx.report(Level.External, 'load', key, error);
       },

@@ -34,6 +34,7 @@ import { nextVersion } from './version.js';
 import { channels, traced } from './instrumentation.js';
 import { assertValue, makeEntry, setValue } from './write-fanout.js';
 import { CacheEmitter } from './events.js';
+import { errField } from './logger.js';
 
 /*
  * The façade of the orchestrator. Its parts, each in its own module:
@@ -87,6 +88,9 @@ export class MultiLevelCache extends CacheEmitter {
       superseded: (key, entry) => coherence.superseded(key, entry),
       removeEverywhere: (keys, version) => coherence.removeEverywhere(keys, version),
     };
+    // A listener's exception never reaches the cache's work: logged, when there is a logger.
+    this.listenerFailed = (event, error) =>
+      ctx.log?.warn({ event, err: errField(error) }, 'cache event listener failed');
     this.ownsTiers = options.ownsTiers ?? true;
     const last = this.states.length - 1;
     for (const s of this.states) s.tier.attach?.({ index: s.index, lastTier: s.index === last });
@@ -201,7 +205,7 @@ export class MultiLevelCache extends CacheEmitter {
     const written = setValue(this.ctx, this.coherence, key, value, options);
     if (!this.listening.set) return written;
     return written.then(() => {
-      this.emit('set', { keys: [key], source: 'set' });
+      this.tell('set', { keys: [key], source: 'set' });
     });
   }
 
@@ -244,7 +248,7 @@ export class MultiLevelCache extends CacheEmitter {
       throw invalid;
     }
     if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
-    if (this.listening.set) this.emit('set', { keys, source: 'set' });
+    if (this.listening.set) this.tell('set', { keys, source: 'set' });
   }
 
   /** Removes a key from every tier and from every instance's local tier. */
@@ -280,7 +284,7 @@ export class MultiLevelCache extends CacheEmitter {
       ),
     );
     if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
-    if (this.listening.delete) this.emit('delete', { keys: [...keys] });
+    if (this.listening.delete) this.tell('delete', { keys: [...keys] });
     return Math.max(0, ...counts);
   }
 
@@ -321,7 +325,7 @@ export class MultiLevelCache extends CacheEmitter {
       }),
     );
     if (options.skipBus !== true) await this.coherence.publish({ type: 'expire', keys, version });
-    if (this.listening.expire) this.emit('expire', { keys: [...keys] });
+    if (this.listening.expire) this.tell('expire', { keys: [...keys] });
     return Math.max(0, ...counts);
   }
 
@@ -365,7 +369,7 @@ export class MultiLevelCache extends CacheEmitter {
     const list = checkTags(tags);
     if (list === undefined) return;
     await this.invalidateTags(list, 'delete', options);
-    if (this.listening.delete) this.emit('delete', { keys: [], tags: list });
+    if (this.listening.delete) this.tell('delete', { keys: [], tags: list });
   }
 
   /**
@@ -377,7 +381,7 @@ export class MultiLevelCache extends CacheEmitter {
     const list = checkTags(tags);
     if (list === undefined) return;
     await this.invalidateTags(list, 'expire', options);
-    if (this.listening.expire) this.emit('expire', { keys: [], tags: list });
+    if (this.listening.expire) this.tell('expire', { keys: [], tags: list });
   }
 
   /**
@@ -421,7 +425,7 @@ export class MultiLevelCache extends CacheEmitter {
       ),
     );
     await this.coherence.publish({ type: 'clear', version });
-    if (this.listening.clear) this.emit('clear', {});
+    if (this.listening.clear) this.tell('clear', {});
   }
 
   /**

@@ -199,6 +199,6 @@ export class CacheNamespace {
   async clear(options?: InvalidationCallOptions): Promise<void> {
     const cache = this.cache;
     await cache.invalidateTags([this.tags[this.tags.length - 1] as string], 'delete', options);
-    if (cache.listening.clear) cache.emit('clear', { namespace: this.prefix });
+    if (cache.listening.clear) cache.tell('clear', { namespace: this.prefix });
   }
 }

@@ -144,15 +144,15 @@ export class ReadCascade implements ReadHost {
 
   /** Emits `'hit'` (a listener exists: the caller checked). */
   hit(key: string, level: TierLevel, stale: boolean): void {
-    this.events.emit('hit', { key, level, stale });
+    this.events.tell('hit', { key, level, stale });
   }
 
   /** Emits `'hit'` or `'miss'` for the result of a lookup of `key`, as they have listeners. */
   announce(key: string, result: CacheResult<unknown>): void {
     const level = result.level;
     if (level === Level.External) {
-      if (this.listening.miss) this.events.emit('miss', { key });
-    } else if (this.listening.hit) this.events.emit('hit', { key, level, stale: result.stale });
+      if (this.listening.miss) this.events.tell('miss', { key });
+    } else if (this.listening.hit) this.events.tell('hit', { key, level, stale: result.stale });
   }
 
   /** The value of a fresh L1 entry through {@link Tier.getFreshValueSync}, with the hit metric. */

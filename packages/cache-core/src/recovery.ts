@@ -46,7 +46,7 @@ export class Recovery {
       }
       for (const k of keys) state.pending.delete(k);
       if (this.ctx.events.listening.recovered)
-        this.ctx.events.emit('recovered', {
+        this.ctx.events.tell('recovered', {
           level: state.tier.level,
           tier: state.tier.name,
           keys: keys.length,

@@ -298,6 +298,48 @@ describe('events: error, circuit and recovered keep their names and payloads', (
   });
 });
 
+describe('events: a throwing listener changes nothing the cache does', () => {
+  it('invalidations are applied, loads stored and published, callers answered; the exception is logged', async () => {
+    const lines: { level: string; fields: Record<string, unknown>; msg: string }[] = [];
+    const logger = {
+      child: () => logger,
+      debug: () => {},
+      info: () => {},
+      warn: (fields: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', fields, msg }),
+      error: () => {},
+    };
+    const bus = memoryBus();
+    const shared = new FakeTier({ level: 'l2' });
+    const a = make({ tiers: [new FakeTier({ level: 'l1', sync: true }), shared], bus: bus(), logger });
+    const b = make({
+      tiers: [new FakeTier({ level: 'l1', sync: true }), new FakeTier({ level: 'l2', store: shared.store })],
+      bus: bus(),
+    });
+    const boom = new Error('listener bug');
+    for (const c of [a, b])
+      for (const name of ['hit', 'miss', 'set', 'delete', 'bus:published', 'bus:received'] as const)
+        c.on(name, () => {
+          throw boom;
+        });
+    await b.set('k', 'old');
+    expect((await b.get('k')).value).toBe('old');
+    // A's load is answered, stored, and its invalidation reaches B despite every listener throwing.
+    expect(await a.getOrLoad('k', () => 'new', { forceFresh: true })).toMatchObject({ value: 'new' });
+    await a.flush();
+    expect(shared.store.get('k')?.value).toBe('new');
+    expect((await b.get('k')).value).toBe('new');
+    await a.delete('k');
+    expect((await b.get('k')).value).toBeUndefined();
+    expect(cacheWarnings(lines)).toContain('set');
+    expect(cacheWarnings(lines)).toContain('bus:published');
+    expect(lines.every((l) => l.fields.err !== undefined)).toBe(true);
+  });
+});
+
+function cacheWarnings(lines: { fields: Record<string, unknown>; msg: string }[]): unknown[] {
+  return lines.filter((l) => l.msg === 'cache event listener failed').map((l) => l.fields.event);
+}
+
 describe('events: nothing is built or emitted without a listener', () => {
   async function everything(cache: MultiLevelCache, l2: FakeTier) {
     l2.store.set('s', stale('old'));
