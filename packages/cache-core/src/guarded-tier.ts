@@ -140,6 +140,47 @@ export class GuardedTier {
     });
   }
 
+  /**
+   * One write through {@link Tier.set} with the bookkeeping of {@link call} (breaker, deadline,
+   * metrics), in as few promises as {@link call} takes and no closure of the caller's. Never
+   * rejects: resolves 1 when stored, {@link SKIPPED} when the tier failed or timed out (reported),
+   * or a {@link Refusal} when it refused the value as invalid (not a failure of the tier).
+   */
+  write(key: string, entry: CacheEntry): Promise<1 | typeof SKIPPED | Refusal> {
+    if (!this.admit('set', key)) return Promise.resolve(SKIPPED);
+    const t0 = performance.now();
+    let p: Promise<void>;
+    try {
+      p = this.tier.set(key, entry);
+    } catch (error) {
+      return Promise.resolve(this.writeFailed(key, t0, error));
+    }
+    const ms = this.host.tierTimeoutMs;
+    if (!this.shared || !(ms > 0))
+      return p.then(
+        () => this.succeeded('set', t0, 1 as const),
+        (error: unknown) => this.writeFailed(key, t0, error),
+      );
+    return new Promise((resolve) => {
+      const call = new TierCall<1>(failCall, this, 'set', key, ms, resolve);
+      armDeadline(call, ms);
+      p.then(
+        () => {
+          if (call.settle()) resolve(this.succeeded('set', t0, 1 as const));
+        },
+        (error: unknown) => {
+          if (call.settle()) resolve(this.writeFailed(key, t0, error));
+        },
+      );
+    });
+  }
+
+  /** A write that threw or rejected: a refused value (a success as far as the tier's health goes) or a failure. */
+  private writeFailed(key: string, t0: number, error: unknown): typeof SKIPPED | Refusal {
+    if (isInvalidValue(error)) return this.succeeded('set', t0, new Refusal(error));
+    return this.failed('set', key, error);
+  }
+
   /** Whether the tier's circuit lets an operation through; reports the refusal when not. */
   admit(op: CacheOperation, key: string | undefined): boolean {
     const breaker = this.breaker;

@@ -3,7 +3,6 @@ import type { CacheContext } from './cache-context.js';
 import { tiersFor } from './call-options.js';
 import type { CacheEntry } from './entry.js';
 import { InvalidValueError } from './errors/invalid-value-error.js';
-import { isInvalidValue } from './classify-error.js';
 import { type GuardedTier, Refusal } from './guarded-tier.js';
 import { validateKey } from './key-pattern.js';
 import { entryTags, type SetCallOptions } from './namespace.js';
@@ -144,51 +143,58 @@ async function rollBack(
 }
 
 /** {@link writeAll} when a tier writes asynchronously (a shared tier, or a local one without `setSync`). */
-async function writeAsync(
+function writeAsync(
   host: WriteHost,
   states: readonly GuardedTier[],
   key: string,
   entry: CacheEntry,
   stale: boolean,
 ): Promise<number> {
-  let invalid: unknown;
-  let invalidLevel: TierLevel = Level.L1;
-  const writeOne = (state: GuardedTier): number | Promise<number> => {
-    if (!state.shared && stale) return 0;
-    if (state.syncWrites) {
-      const r = state.writeNow(key, entry);
-      if (r === 1) return 1;
-      if (r instanceof Refusal) {
-        if (invalid === undefined) {
-          invalid = r.error;
-          invalidLevel = state.tier.level;
-        }
-      }
-      return 0;
-    }
-    return state
-      .call('set', key, () =>
-        state.tier.set(key, entry).catch((error: unknown) => {
-          if (!isInvalidValue(error)) throw error;
-          invalid = error;
-          invalidLevel = state.tier.level;
-          return SKIPPED;
-        }),
-      )
-      .then((r) => {
-        if (r !== SKIPPED) return 1;
-        if (invalid === undefined) state.remember(key);
-        return 0;
-      });
-  };
-  // One tier (a load's L1, or its shared tier in the background): no Promise.all around it.
-  const stored =
-    states.length === 1
-      ? [await writeOne(states[0] as GuardedTier)]
-      : await Promise.all(states.map(writeOne));
-  if (invalid !== undefined) return rollBack(host, key, entry, invalid, invalidLevel);
+  const n = states.length;
+  // One tier (a load's shared tier in the background): one promise, no array.
+  if (n === 1) {
+    const state = states[0] as GuardedTier;
+    if (!state.shared && stale) return STORED[0] as Promise<number>;
+    return state.write(key, entry).then((r) => settleWrites(host, states, [r], key, entry, stale));
+  }
+  const results = new Array<WriteResult | Promise<WriteResult>>(n);
+  for (let i = 0; i < n; i++) {
+    const state = states[i] as GuardedTier;
+    results[i] =
+      !state.shared && stale ? 0 : state.syncWrites ? state.writeNow(key, entry) : state.write(key, entry);
+  }
+  return Promise.all(results).then((r) => settleWrites(host, states, r, key, entry, stale));
+}
+
+/** What one tier's write came to: stored (1), skipped by staleness (0), failed, or refused. */
+type WriteResult = 0 | 1 | typeof SKIPPED | Refusal;
+
+/**
+ * How many tiers stored the entry (0 when it was superseded); tiers that failed remember the key
+ * for recovery; a refusal removes the key everywhere and rejects with it (the first one's error).
+ */
+function settleWrites(
+  host: WriteHost,
+  states: readonly GuardedTier[],
+  results: readonly WriteResult[],
+  key: string,
+  entry: CacheEntry,
+  stale: boolean,
+): number | Promise<number> {
+  let stored = 0;
+  let refused = -1;
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i];
+    if (r === 1) stored++;
+    else if (r === SKIPPED) (states[i] as GuardedTier).remember(key);
+    else if (r instanceof Refusal && refused === -1) refused = i;
+  }
+  if (refused !== -1) {
+    const level = (states[refused] as GuardedTier).tier.level;
+    return rollBack(host, key, entry, (results[refused] as Refusal).error, level);
+  }
   // A superseded entry counts as not stored: it must not be shared as a recent load either.
-  return stale ? 0 : stored.reduce<number>((a, b) => a + b, 0);
+  return stale ? 0 : stored;
 }
 
 /** What {@link setValue} needs from the orchestrator's coherence side (the `Invalidator`). */

@@ -227,4 +227,46 @@ describe('set through a synchronous local tier', () => {
     expect(l1.calls.set).toBe(1);
     expect(l1.calls.setSync).toBeUndefined();
   });
+
+  it('async tiers (no setSync, no deadline): a failure is reported and remembered, a refusal rolls back', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: false });
+    const l2 = new FakeTier({ level: 'l2' });
+    const cache = make({ tiers: [l1, l2], tierTimeoutMs: 0, circuitBreaker: false });
+    const errors: CacheErrorEvent[] = [];
+    cache.on('error', (e) => errors.push(e));
+    l2.failWith = new Error('l2 down');
+    await expect(cache.set('k', 1)).resolves.toBeUndefined();
+    expect(l1.store.get('k')!.value).toBe(1);
+    expect(errors.map((e) => [e.level, e.operation])).toEqual([['l2', 'set']]);
+    expect(cache.tierStatus()).toEqual({ l1: 'up', l2: 'degraded' });
+    l2.failWith = undefined;
+    const refuse = new InvalidValueError('no');
+    const realSet = l1.set.bind(l1);
+    l1.set = async (key, e) => {
+      if (e.value === 'bad') throw refuse;
+      return realSet(key, e);
+    };
+    await expect(cache.set('k', 'bad')).rejects.toBe(refuse);
+    expect(l1.store.has('k')).toBe(false);
+    expect(l2.store.has('k')).toBe(false);
+  });
+
+  it('a single async local tier gets no superseded entry from a load', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: false });
+    const cache = make({ tiers: [l1] });
+    let release!: (v: string) => void;
+    let called!: () => void;
+    const loaderCalled = new Promise<void>((resolve) => (called = resolve));
+    const loading = cache.getOrLoad('k', () => {
+      called();
+      return new Promise<string>((resolve) => (release = resolve));
+    });
+    await loaderCalled;
+    await cache.delete('k');
+    release('old');
+    await expect(loading).resolves.toMatchObject({ value: 'old' });
+    await cache.flush();
+    expect(l1.store.has('k')).toBe(false);
+    expect(l1.calls.set).toBeUndefined();
+  });
 });
