@@ -120,6 +120,14 @@ export class EnvelopeCodec {
    *   over `maxValueBytes`, or the entry's times, version or meta are invalid.
    */
   async encode(entry: CacheEntry): Promise<string> {
+    return this.encodeNow(entry);
+  }
+
+  /**
+   * {@link encode}, answering the text synchronously unless compression runs (the common write:
+   * no promise of its own). Throws where `encode` rejects.
+   */
+  encodeNow(entry: CacheEntry): string | Promise<string> {
     let head = `${ENVELOPE_HEAD}${versionOf(entry.version)},"f":${time(entry.freshUntil, 'freshUntil')},"s":${time(entry.staleUntil, 'staleUntil')}`;
     if (entry.createdAt !== undefined) head += `,"c":${time(entry.createdAt, 'createdAt')}`;
     if (entry.ttlMs !== undefined) head += `,"l":${time(entry.ttlMs, 'ttlMs')}`;
@@ -141,17 +149,21 @@ export class EnvelopeCodec {
       const bytes = Buffer.from(text);
       this.checkSize(bytes.length);
       if (this.compression === undefined || bytes.length <= this.threshold) return `${head},"d":${text}}`;
-      const packed = await COMPRESSORS[this.compression].compress(bytes);
-      return `${head},"e":"json","z":"${this.compression}","b":"${packed.toString('base64')}"}`;
+      const compression = this.compression;
+      return COMPRESSORS[compression]
+        .compress(bytes)
+        .then((packed) => `${head},"e":"json","z":"${compression}","b":"${packed.toString('base64')}"}`);
     }
-    let bytes = this.serializer.serialize(entry.value);
+    const bytes = this.serializer.serialize(entry.value);
     this.checkSize(bytes.length);
-    let z = '';
+    const name = JSON.stringify(this.serializer.name);
     if (this.compression !== undefined && bytes.length > this.threshold) {
-      bytes = await COMPRESSORS[this.compression].compress(bytes);
-      z = `,"z":"${this.compression}"`;
+      const compression = this.compression;
+      return COMPRESSORS[compression]
+        .compress(bytes)
+        .then((packed) => `${head},"e":${name},"z":"${compression}","b":"${packed.toString('base64')}"}`);
     }
-    return `${head},"e":${JSON.stringify(this.serializer.name)}${z},"b":"${bytes.toString('base64')}"}`;
+    return `${head},"e":${name},"b":"${bytes.toString('base64')}"}`;
   }
 
   /** The tombstone a versioned delete leaves: `{"v":1,"n":<version>,"x":1}`. */

@@ -246,22 +246,37 @@ export class RedisTier implements Tier {
    * @throws {InvalidValueError} when the value cannot be serialized or its envelope is over
    *   `maxValueBytes` (the previous value under the key is deleted, so no outdated value remains).
    */
-  async set(key: string, entry: CacheEntry): Promise<void> {
-    const now = Date.now();
-    const write = await this.prepare(key, entry, now);
+  set(key: string, entry: CacheEntry): Promise<void> {
+    // Not async, and the entry encoded without a promise unless compression runs: a write is the
+    // client's script promise and one `.then` (the background half of every miss).
+    let write: PreparedWrite | Promise<PreparedWrite>;
     try {
-      batchWrites(this.client);
-      await this.scripts.bgcL2Set(
+      write = this.prepareNow(key, entry, Date.now());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (write instanceof Promise) return write.then((w) => this.store(key, w));
+    return this.store(key, write);
+  }
+
+  /** The compare-and-set of a prepared write (see {@link RedisTier.set}). */
+  private store(key: string, write: PreparedWrite): Promise<void> {
+    batchWrites(this.client);
+    return this.scripts
+      .bgcL2Set(
         write.redisKey,
         this.markerOf(write.redisKey),
         write.version,
         write.text,
         write.ttlMs,
         write.checkMarker,
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          throw this.fail('set', `key ${showKey(key)}`, error);
+        },
       );
-    } catch (error) {
-      throw this.fail('set', `key ${showKey(key)}`, error);
-    }
   }
 
   /**
@@ -500,6 +515,14 @@ export class RedisTier implements Tier {
   }
 
   private async prepare(key: string, entry: CacheEntry, now: number): Promise<PreparedWrite> {
+    return this.prepareNow(key, entry, now);
+  }
+
+  /**
+   * {@link prepare} without a promise unless compression runs or the value is refused (the key's
+   * stored value is then deleted before the rejection). Throws for an invalid version or lifetime.
+   */
+  private prepareNow(key: string, entry: CacheEntry, now: number): PreparedWrite | Promise<PreparedWrite> {
     const redisKey = this.prefix + key;
     const version = entry.version ?? 0;
     if (!Number.isSafeInteger(version) || version < 0) {
@@ -515,25 +538,48 @@ export class RedisTier implements Tier {
       throw new InvalidValueError(
         `Entry of key ${showKey(key)} has no finite staleUntil; give it a lifetime`,
       );
-    let text: string;
+    let text: string | Promise<string>;
     try {
-      text = await this.codec.encode(capped);
+      text = this.codec.encodeNow(capped);
     } catch (error) {
-      await this.dropQuietly(redisKey);
-      throw error;
+      return this.refuse(redisKey, error);
     }
+    if (typeof text === 'string') return this.checked(key, redisKey, text, ttlMs, version, checkMarker);
+    return text.then(
+      (t) => this.checked(key, redisKey, t, ttlMs, version, checkMarker),
+      (error: unknown) => this.refuse(redisKey, error),
+    );
+  }
+
+  /** The prepared write of an encoded entry, or the refusal of one over `maxValueBytes`. */
+  private checked(
+    key: string,
+    redisKey: string,
+    text: string,
+    ttlMs: number,
+    version: number,
+    checkMarker: string,
+  ): PreparedWrite | Promise<never> {
     // text.length * 3 bounds the UTF-8 size: skip the exact count for small values.
     if (text.length * 3 > this.maxValueBytes) {
       const bytes = Buffer.byteLength(text);
       if (bytes > this.maxValueBytes) {
-        await this.dropQuietly(redisKey);
-        throw new InvalidValueError(
-          `Value for key ${showKey(key)} is ${bytes} bytes serialized, over the Redis tier's limit of ${this.maxValueBytes} bytes; ` +
-            'cache a smaller value, raise maxValueBytes, or enable compressThresholdBytes',
+        return this.refuse(
+          redisKey,
+          new InvalidValueError(
+            `Value for key ${showKey(key)} is ${bytes} bytes serialized, over the Redis tier's limit of ${this.maxValueBytes} bytes; ` +
+              'cache a smaller value, raise maxValueBytes, or enable compressThresholdBytes',
+          ),
         );
       }
     }
     return { redisKey, text, ttlMs, version, checkMarker };
+  }
+
+  /** A refused write: the key's stored value is deleted (best effort), then `error` is thrown. */
+  private async refuse(redisKey: string, error: unknown): Promise<never> {
+    await this.dropQuietly(redisKey);
+    throw error;
   }
 
   /** The version, tombstone text and its PX (0: no tombstone) of a versioned delete. */
