@@ -178,15 +178,39 @@ export function l1Answers(
 ): ((q: MonthQuery) => MonthAnswer | undefined) | undefined {
   if (!connector.config.cache.enabled) return undefined;
   const cache = runtime.cache;
+  // Keys of the queries asked (the fast path hands the same frozen query object for a URL).
+  const keys = new WeakMap<MonthQuery, string>();
+  // Until when each value may take the fast path, with the cell it was decided for.
+  const until = new WeakMap<ComexStatMonthValue, { ano: number; mes: number; at: number }>();
+  let poked = 0;
   return (q) => {
-    connector.start();
+    const now = Date.now();
+    // getMonth pokes on every call; a poke only starts a check that is due: once a second is enough.
+    if (now - poked >= 1000) {
+      poked = now;
+      connector.start();
+    }
+    let key = keys.get(q);
+    if (key === undefined) {
+      key = connector.keyFor(q);
+      if (Object.isFrozen(q)) keys.set(q, key);
+    }
     const v = cache.getSync<ComexStatMonthValue>(
-      connector.keyFor(q),
+      key,
       q.flow === 'export' ? 'exportacao_mes' : 'importacao_mes',
     );
     if (v === undefined) return undefined;
-    const until = v.fetchedAt + FAST_PATH_SHARE * connector.ttlFor(q.ano, q.mes, v);
-    if (Date.now() >= until || outdated(q, v, connector.releases.current)) return undefined;
+    let fast = until.get(v);
+    if (fast === undefined || fast.ano !== q.ano || fast.mes !== q.mes) {
+      fast = {
+        ano: q.ano,
+        mes: q.mes,
+        at: v.fetchedAt + FAST_PATH_SHARE * connector.ttlFor(q.ano, q.mes, v),
+      };
+      // Cached values are frozen and shared by their hits: decided once per value.
+      if (Object.isFrozen(v)) until.set(v, fast);
+    }
+    if (now >= fast.at || outdated(q, v, connector.releases.current)) return undefined;
     return { rows: v.rows, status: v.status, level: 'l1', stale: false, fetchedAt: v.fetchedAt };
   };
 }

@@ -14,12 +14,35 @@ export interface AnswerBody {
   readonly etag: string;
   gzip?: Buffer;
   br?: Buffer;
-  /** `Cache-Control` text of a fresh answer, and the max-age it was built for. */
-  cacheControl?: string;
-  cacheControlMaxAge?: number;
+  /** The JSON's length in bytes (UTF-8), once asked for. */
+  byteLength?: number;
   /** `Last-Modified` text, and the epoch second it was built for. */
   lastModified?: string;
   lastModifiedS?: number;
+  /** The header lists of the body's latest answers (see the server's `prepareAnswer`). */
+  heads?: AnswerHeads;
+}
+
+/**
+ * The response headers of a body's answers (`[name, value, ...]`), for one answer's level, state
+ * and times, and the Age and max-age of one second: shared by the hits of that second, never mutated.
+ */
+export interface AnswerHeads {
+  /** Age, s (-1: no Last-Modified). */
+  readonly age: number;
+  /** Cache-Control max-age, s (-1: max-age=0 and no stale-while-revalidate: stale or unknown). */
+  readonly maxAge: number;
+  readonly level: string;
+  readonly stale: boolean;
+  readonly status: string | undefined;
+  readonly fetchedAt: number | undefined;
+  readonly staleWindowMs: number | undefined;
+  /** The validators and cache headers: a 304's headers, the start of a 200's. */
+  readonly common: readonly string[];
+  /** The 200s' headers: plain, and per encoding (built on first use). */
+  plain?: readonly string[];
+  gzip?: readonly string[];
+  br?: readonly string[];
 }
 
 interface Slot {

@@ -22,6 +22,7 @@ import {
 } from './openapi.js';
 import {
   type AnswerBody,
+  type AnswerHeads,
   answerBody,
   COMPRESS_MIN_BYTES,
   strongEtag,
@@ -47,7 +48,8 @@ export interface AnswerMeta {
 /** An answer ready to write: status, headers as `[name, value, name, value...]`, payload. */
 interface PreparedAnswer {
   status: 200 | 304;
-  headers: string[];
+  /** Shared with the body's other answers: never mutated. */
+  headers: readonly string[];
   /** The bytes of a 200 (a 304 has none). */
   payload: string | Buffer | undefined;
 }
@@ -56,7 +58,9 @@ interface PreparedAnswer {
  * The status, headers and payload of an answer: its validators and cache headers (ETag,
  * Cache-Control from the value's life, Last-Modified, Age), `304` when the request's conditions
  * match, compressed by Accept-Encoding. The one place both ways of sending (the Fastify route and
- * the fast path of L1 hits) take them from, so that they answer byte for byte alike.
+ * the fast path of L1 hits) take them from, so that they answer byte for byte alike. The header
+ * lists are built once per body and answer, and again when Age or max-age moves on (each second):
+ * the hits in between share them (never mutated).
  */
 function prepareAnswer(
   requestHeaders: IncomingHttpHeaders,
@@ -64,46 +68,91 @@ function prepareAnswer(
   answer: AnswerMeta,
 ): PreparedAnswer {
   const now = Date.now();
-  const headers = [
+  const fetchedAt = answer.fetchedAt !== undefined && answer.fetchedAt <= now ? answer.fetchedAt : undefined;
+  const age = fetchedAt === undefined ? -1 : Math.floor((now - fetchedAt) / 1000);
+  const maxAge =
+    answer.stale || answer.freshUntil === undefined
+      ? -1
+      : Math.max(0, Math.floor((answer.freshUntil - now) / 1000));
+  let h = body.heads;
+  if (
+    h === undefined ||
+    h.age !== age ||
+    h.maxAge !== maxAge ||
+    h.level !== answer.level ||
+    h.stale !== answer.stale ||
+    h.status !== answer.status ||
+    h.fetchedAt !== fetchedAt ||
+    h.staleWindowMs !== answer.staleWindowMs
+  ) {
+    h = heads(body, answer, fetchedAt, age, maxAge);
+    body.heads = h;
+  }
+  const inm = requestHeaders['if-none-match'];
+  if (inm !== undefined) {
+    if (etagMatches(inm, body.etag)) return { status: 304, headers: h.common, payload: undefined };
+  } else {
+    const ims = requestHeaders['if-modified-since'];
+    if (
+      ims !== undefined &&
+      fetchedAt !== undefined &&
+      Math.floor(fetchedAt / 1000) * 1000 <= Date.parse(ims)
+    )
+      return { status: 304, headers: h.common, payload: undefined };
+  }
+  if (body.json.length >= COMPRESS_MIN_BYTES) {
+    const encoding = pickEncoding(requestHeaders['accept-encoding']);
+    if (encoding) {
+      const bytes = encoded(body, encoding);
+      h[encoding] ??= [
+        ...h.common,
+        'content-type',
+        JSON_TYPE,
+        'content-encoding',
+        encoding,
+        'content-length',
+        String(bytes.length),
+      ];
+      return { status: 200, headers: h[encoding], payload: bytes };
+    }
+  }
+  body.byteLength ??= Buffer.byteLength(body.json);
+  h.plain ??= [...h.common, 'content-type', JSON_TYPE, 'content-length', String(body.byteLength)];
+  return { status: 200, headers: h.plain, payload: body.json };
+}
+
+/** The header lists of `body` answered as `answer` with this Age and max-age (-1: none). */
+function heads(
+  body: AnswerBody,
+  answer: AnswerMeta,
+  fetchedAt: number | undefined,
+  age: number,
+  maxAge: number,
+): AnswerHeads {
+  const common = [
     'x-cache-level',
     answer.level,
     'etag',
     body.etag,
     'cache-control',
-    cacheControl(body, answer, now),
+    cacheControl(answer, maxAge),
   ];
   // Only bodies large enough to be compressed have other representations.
-  const compressible = body.json.length >= COMPRESS_MIN_BYTES;
-  if (compressible) headers.push('vary', 'accept-encoding');
-  if (answer.stale) headers.push('x-cache-stale', 'true');
-  if (answer.status && answer.status !== 'ok') headers.push('x-data-status', answer.status);
-  let lastModifiedS: number | undefined;
-  if (answer.fetchedAt !== undefined && answer.fetchedAt <= now) {
-    lastModifiedS = Math.floor(answer.fetchedAt / 1000);
-    headers.push(
-      'last-modified',
-      httpDate(body, lastModifiedS),
-      'age',
-      String(Math.floor((now - answer.fetchedAt) / 1000)),
-    );
-  }
-  const inm = requestHeaders['if-none-match'];
-  if (inm !== undefined) {
-    if (etagMatches(inm, body.etag)) return { status: 304, headers, payload: undefined };
-  } else {
-    const ims = requestHeaders['if-modified-since'];
-    if (ims !== undefined && lastModifiedS !== undefined && lastModifiedS * 1000 <= Date.parse(ims))
-      return { status: 304, headers, payload: undefined };
-  }
-  headers.push('content-type', JSON_TYPE);
-  if (compressible) {
-    const encoding = pickEncoding(requestHeaders['accept-encoding']);
-    if (encoding) {
-      headers.push('content-encoding', encoding);
-      return { status: 200, headers, payload: encoded(body, encoding) };
-    }
-  }
-  return { status: 200, headers, payload: body.json };
+  if (body.json.length >= COMPRESS_MIN_BYTES) common.push('vary', 'accept-encoding');
+  if (answer.stale) common.push('x-cache-stale', 'true');
+  if (answer.status && answer.status !== 'ok') common.push('x-data-status', answer.status);
+  if (fetchedAt !== undefined)
+    common.push('last-modified', httpDate(body, Math.floor(fetchedAt / 1000)), 'age', String(age));
+  return {
+    age,
+    maxAge,
+    level: answer.level,
+    stale: answer.stale,
+    status: answer.status,
+    fetchedAt,
+    staleWindowMs: answer.staleWindowMs,
+    common,
+  };
 }
 
 /** Sends an answer through Fastify (its hooks run: see {@link prepareAnswer}). */
@@ -115,34 +164,23 @@ function sendAnswer(request: FastifyRequest, reply: FastifyReply, body: AnswerBo
 }
 
 /**
- * Writes an answer straight on the Node response (the fast path): the headers Fastify would send
- * (the same, in the same order, `content-length` last), then the bytes, in one write.
+ * Writes an answer straight on the Node response (the fast path): the headers Fastify sends for
+ * the route (the same, in the same order), then the bytes, in one write.
  */
 function writeAnswer(res: ServerResponse, prepared: PreparedAnswer): void {
-  const { headers, payload } = prepared;
-  if (payload !== undefined)
-    headers.push(
-      'content-length',
-      String(typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length),
-    );
-  res.writeHead(prepared.status, headers);
-  res.end(payload);
+  // writeHead reads the list (no header was set before on this response): it stays shared.
+  res.writeHead(prepared.status, prepared.headers as string[]);
+  res.end(prepared.payload);
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-/** `Cache-Control` of an answer at `now`: max-age until its fresh-until, 0 when stale. */
-function cacheControl(body: AnswerBody, answer: AnswerMeta, now: number): string {
+/** `Cache-Control` of an answer: max-age until its fresh-until (`maxAge`, -1 when stale: 0). */
+function cacheControl(answer: AnswerMeta, maxAge: number): string {
   const sie =
     answer.staleWindowMs !== undefined ? `, stale-if-error=${Math.floor(answer.staleWindowMs / 1000)}` : '';
-  if (answer.stale || answer.freshUntil === undefined) return `public, max-age=0${sie}`;
-  const maxAge = Math.max(0, Math.floor((answer.freshUntil - now) / 1000));
-  // Within one second, the hits of one value share the text.
-  if (body.cacheControlMaxAge === maxAge && body.cacheControl !== undefined) return body.cacheControl;
-  const text = `public, max-age=${maxAge}, stale-while-revalidate=${STALE_WHILE_REVALIDATE_S}${sie}`;
-  body.cacheControl = text;
-  body.cacheControlMaxAge = maxAge;
-  return text;
+  if (maxAge < 0) return `public, max-age=0${sie}`;
+  return `public, max-age=${maxAge}, stale-while-revalidate=${STALE_WHILE_REVALIDATE_S}${sie}`;
 }
 
 /** The HTTP date of `seconds` (epoch), kept with the body it belongs to. */
@@ -208,6 +246,9 @@ const MONTH = /^(?:[1-9]|1[0-2])$/;
 const NCM = /^[0-9]{8}$/;
 const COUNTRY = /^[0-9]{3}$/;
 
+/** Most URLs whose parsed query the fast path keeps (then it starts over). */
+const MAX_PARSED_URLS = 10_000;
+
 /** Answers a request on the Node objects and resolves true, or leaves it alone and resolves false. */
 type FastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 
@@ -229,20 +270,31 @@ function monthFastPath(o: {
   serving: () => boolean;
   logger: Logger;
 }): FastPath {
+  // The queries of the URLs asked (canonical ones only, bounded): a hit finds its parsed query,
+  // the same object each time (sources may key their own memos on it), and its JSON head.
+  const parsed = new Map<string, { query: MonthQuery; head: string }>();
   return (req, res) => {
     const url = req.url as string;
-    const q = url.indexOf('?');
-    if (q < 0 || req.method !== 'GET') return false;
-    const flow = MONTH_PATHS[url.slice(0, q)];
-    if (flow === undefined || !o.serving()) return false;
-    const query = parseMonthQuery(url, q + 1, flow, o.minYear);
-    if (query === undefined) return false;
+    if (req.method !== 'GET' || !o.serving()) return false;
+    let known = parsed.get(url);
+    if (known === undefined) {
+      const q = url.indexOf('?');
+      if (q < 0) return false;
+      const flow = MONTH_PATHS[url.slice(0, q)];
+      if (flow === undefined) return false;
+      const query = parseMonthQuery(url, q + 1, flow, o.minYear);
+      if (query === undefined) return false;
+      if (parsed.size >= MAX_PARSED_URLS) parsed.clear();
+      known = { query: Object.freeze(query), head: monthHead(query) };
+      parsed.set(url, known);
+    }
+    const { query } = known;
     let prepared: PreparedAnswer;
     try {
       const found = o.cachedMonth(query);
       if (found === undefined) return false;
       const answer = o.complete(query, found);
-      prepared = prepareAnswer(req.headers, answerBody(monthHead(query), answer.rows), answer);
+      prepared = prepareAnswer(req.headers, answerBody(known.head, answer.rows), answer);
     } catch (error) {
       // The route answers instead (and reports its own failure, if it fails too).
       o.logger.error({ err: { message: (error as Error)?.message } }, 'fast path of a cached answer failed');
