@@ -172,7 +172,10 @@ export class LoadCoordinator {
     if (l1Stale && retryAt > Date.now() && !policy.forceFresh) return entryResult(l1Stale, Level.L1, true);
     const isStale = policy.forceFresh ? forcedStale(options.isStale) : options.isStale;
     // With a lock that reads while it takes the lease: one round trip for both.
-    const combined = await this.readWithLease<T>(key, endpoint, l1Stale, isStale);
+    // No promise of readWithLease's own without a lock that offers it (the plain miss path).
+    const combined = this.ctx.lock?.tryAcquireAndRead
+      ? await this.readWithLease<T>(key, endpoint, l1Stale, isStale)
+      : undefined;
     const found = combined
       ? combined.found
       : await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale);
@@ -181,6 +184,7 @@ export class LoadCoordinator {
     this.ctx.metrics.miss(Level.External, this.ctx.connector, endpoint);
     // The tier was read after the lease was taken: no other instance's load can land unseen.
     if (combined?.lease) return this.load(key, loader, options, policy, stale, combined.lease);
+    if (!this.ctx.lock) return this.load(key, loader, options, policy, stale, undefined);
     return this.loadWithLock(key, loader, options, policy, isStale, endpoint, stale, !!combined);
   }
 
@@ -420,7 +424,8 @@ export class LoadCoordinator {
       return entryResult(stale.entry, ctx.levelOf(stale.index), true);
     }
     try {
-      return await withTimeout(run, soft, `Loading key ${JSON.stringify(key)}`);
+      // The message is built only if the deadline passes.
+      return await withTimeout(run, soft, () => `Loading key ${JSON.stringify(key)}`);
     } catch (error) {
       if (error instanceof TimeoutError && stale) {
         if (this.listening.timeout) this.timedOut(key, soft < hard ? 'soft' : 'hard', soft, true);
@@ -443,11 +448,12 @@ export class LoadCoordinator {
   private async finishSharedWrites(key: string, entry: CacheEntry, lease: Lease | undefined): Promise<void> {
     try {
       await writeAll(this.ctx.writeHost, this.ctx.shared, key, entry);
-      if (!this.versions.superseded(key, entry)) await this.publish(key, entry.version);
+      if (this.ctx.bus !== undefined && !this.versions.superseded(key, entry))
+        await this.publish(key, entry.version);
     } catch (error) {
       this.ctx.report(Level.External, 'load', key, error);
     } finally {
-      await lease?.release();
+      if (lease !== undefined) await lease.release();
     }
   }
 
