@@ -105,8 +105,10 @@ export interface AcquireOptions {
 }
 
 // Atomically, on the Redis clock: forget expired wishes; grant when the slot is free and no other
-// instance waits with a better priority; else record this instance's wish and say how long to wait
-// (-1: the slot is free but a better priority waits elsewhere).
+// instance waits with a better priority, or with the same priority for longer (oldest first: a
+// call that lost the race for one slot is not overtaken by younger ones at the next); else record
+// this instance's wish (rank:expiry:since:ticket, `since` kept while the same ticket waits) and
+// say how long to wait (-1: the slot is free but a better or older wish waits elsewhere).
 const SLOT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -114,26 +116,37 @@ local interval = tonumber(ARGV[1])
 local me = ARGV[2]
 local rank = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
-local best = rank
+local ticket = ARGV[5]
+local function parse(v)
+  local r, exp, since, tk = string.match(v, '^(%-?%d+):(%d+):?(%d*):?(.*)$')
+  r = tonumber(r)
+  exp = tonumber(exp)
+  return r, exp, tonumber(since) or exp, tk
+end
+local since = now
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
-  local v = all[i + 1]
-  local sep = string.find(v, ':', 1, true)
-  local r = tonumber(string.sub(v, 1, sep - 1))
-  local exp = tonumber(string.sub(v, sep + 1))
-  if exp < now then
+  if all[i] == me then
+    local r, exp, s, tk = parse(all[i + 1])
+    if r and tk == ticket and exp >= now then since = s end
+  end
+end
+local better = false
+for i = 1, #all, 2 do
+  local r, exp, s = parse(all[i + 1])
+  if not r or exp < now then
     redis.call('HDEL', KEYS[2], all[i])
-  elseif all[i] ~= me and r < best then
-    best = r
+  elseif all[i] ~= me and (r < rank or (r == rank and s < since)) then
+    better = true
   end
 end
 local nextAt = tonumber(redis.call('GET', KEYS[1]) or '0')
-if now >= nextAt and best >= rank then
+if now >= nextAt and not better then
   redis.call('SET', KEYS[1], tostring(now + interval), 'PX', interval * 2 + 1000)
   redis.call('HDEL', KEYS[2], me)
   return 0
 end
-redis.call('HSET', KEYS[2], me, rank .. ':' .. (now + ttl))
+redis.call('HSET', KEYS[2], me, rank .. ':' .. (now + ttl) .. ':' .. since .. ':' .. ticket)
 redis.call('PEXPIRE', KEYS[2], ttl * 2)
 if now < nextAt then return nextAt - now end
 return -1
@@ -295,6 +308,9 @@ export class RequestSpacer {
           ticket.done = true;
           this.tickets.splice(this.tickets.indexOf(ticket), 1);
           reject(signal.reason);
+          // The last waiting caller left: take this instance's wish back at once (a wish left
+          // behind would hold the other instances' same-priority callers until it expires).
+          if (this.tickets.length === 0) void this.withdraw();
         };
         signal.addEventListener('abort', onAbort, { once: true });
         const settle = ticket.resolve;
@@ -329,6 +345,15 @@ export class RequestSpacer {
     } catch (error) {
       this.onError?.(error);
     }
+  }
+
+  /** Removes this instance's wish from the shared list. */
+  private async withdraw(): Promise<void> {
+    if (!this.redis || !this.wished) return;
+    this.wished = false;
+    await this.redis
+      .eval(WITHDRAW_SCRIPT, 1, `${this.redisKey}:want`, this.instanceId)
+      .catch((error: unknown) => this.onError?.(error));
   }
 
   private best(): Ticket | undefined {
@@ -367,12 +392,7 @@ export class RequestSpacer {
         this.granted++;
         chosen.resolve(this.last);
       }
-      if (this.redis && this.wished) {
-        this.wished = false;
-        await this.redis
-          .eval(WITHDRAW_SCRIPT, 1, `${this.redisKey}:want`, this.instanceId)
-          .catch((error: unknown) => this.onError?.(error));
-      }
+      if (this.wished) await this.withdraw();
     } finally {
       this.pumping = false;
     }
@@ -393,6 +413,7 @@ export class RequestSpacer {
           this.instanceId,
           PRIORITY_RANK[ticket.priority()],
           Math.max(2000, this.minIntervalMs * 2),
+          ticket.seq,
         ),
       );
       if (!Number.isFinite(wait)) throw new Error(`the spacer script answered ${String(wait)}`);
