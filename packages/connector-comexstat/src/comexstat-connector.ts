@@ -253,6 +253,9 @@ export class ComexStatConnector {
       intervalMs: this.config.releaseAware.checkIntervalMs,
       staleTtlMs: this.config.cache.staleTtlMs,
       enabled: this.config.releaseAware.enabled,
+      // Two spacer intervals: the first cold misses of a new deployment and the call after them
+      // go first (metadata never takes a free slot just before them).
+      firstCheckAfterMs: 2 * interval,
       now: this.now,
       onError: this.onError,
     });

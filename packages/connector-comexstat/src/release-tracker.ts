@@ -24,6 +24,12 @@ export interface ReleaseTrackerOptions {
    * the others read its result from the shared cache a few seconds later.
    */
   claim?: (name: string, ttlMs: number) => Promise<boolean>;
+  /**
+   * How long after construction the first upstream check becomes due, ms (the copy in the shared
+   * cache is read at once). A new deployment's first requests are cold misses: the check waits
+   * behind them instead of taking the spacer's free slot just before they arrive. @default 0
+   */
+  firstCheckAfterMs?: number;
 }
 
 /** How soon an instance that lost the claim reads the shared result, ms. */
@@ -40,21 +46,45 @@ const CLAIM_RETRY_MS = 5_000;
  */
 export class ReleaseTracker {
   private known: ComexStatRelease | undefined;
-  private checkedAt = Number.NEGATIVE_INFINITY;
+  private checkedAt: number;
   private pending: Promise<ComexStatRelease | undefined> | undefined;
+  private readShared = false;
+  private sharing: Promise<unknown> | undefined;
 
-  constructor(private readonly options: ReleaseTrackerOptions) {}
+  constructor(private readonly options: ReleaseTrackerOptions) {
+    this.checkedAt = options.now() - options.intervalMs + (options.firstCheckAfterMs ?? 0);
+  }
 
   /** The latest release known, `undefined` until the first check answers (or when disabled). */
   get current(): ComexStatRelease | undefined {
     return this.known;
   }
 
-  /** Starts a background check when one is due; never waits and never throws. */
+  /**
+   * Starts, in the background: a read of the shared copy (once, no upstream call), and the
+   * upstream check when one is due. Never waits and never throws.
+   */
   poke(): void {
-    if (!this.options.enabled || this.pending) return;
+    if (!this.options.enabled || this.pending || this.sharing) return;
+    if (!this.readShared) {
+      this.readShared = true;
+      this.sharing = this.adoptShared().finally(() => {
+        this.sharing = undefined;
+      });
+      return;
+    }
     if (this.checkedAt + this.options.intervalMs > this.options.now()) return;
     void this.check();
+  }
+
+  private async adoptShared(): Promise<ComexStatRelease | undefined> {
+    try {
+      const cached = await this.options.cache.getMany<ComexStatRelease>([this.options.key]);
+      this.adopt(cached[0]?.value);
+    } catch (error) {
+      this.options.onError(error);
+    }
+    return this.known;
   }
 
   /**
@@ -63,9 +93,11 @@ export class ReleaseTracker {
    */
   check(): Promise<ComexStatRelease | undefined> {
     if (!this.options.enabled) return Promise.resolve(undefined);
-    this.pending ??= this.run().finally(() => {
-      this.pending = undefined;
-    });
+    this.pending ??= (this.sharing ?? Promise.resolve())
+      .then(() => this.run())
+      .finally(() => {
+        this.pending = undefined;
+      });
     return this.pending;
   }
 
@@ -96,6 +128,7 @@ export class ReleaseTracker {
 
   /** Resolves when no check is under way. */
   async settled(): Promise<void> {
+    await this.sharing;
     await this.pending;
   }
 
