@@ -124,12 +124,16 @@ interface Batch {
   /** Cells asked for, by key (waited for, or to store: warming, timed-out waiters). */
   wanted: Map<string, BatchCell>;
   waiters: Waiter[];
-  state: 'open' | 'sealed' | 'done';
+  /** open: gathering; sealed: granted and sent; storing: answered, cells being written; done. */
+  state: 'open' | 'sealed' | 'storing' | 'done';
   /** Expected send time, epoch ms. */
   expectedAt: number;
   sealed?: SealedCall;
   sentAt?: number;
   abort: AbortController;
+  /** Settles when the call's answer (or error) is known, before its cells are written. */
+  answered: Promise<void>;
+  markAnswered: () => void;
   done: Promise<void>;
   /** Cells of the answer, once known. */
   results?: Map<string, FannedCell>;
@@ -137,6 +141,15 @@ interface Batch {
 }
 
 const pad2 = (n: number): string => String(n).padStart(2, '0');
+/**
+ * Most cells written in one `store` (one `setMany`): a fanned-out answer holds tens of thousands,
+ * and one write of them all would outlast a shared tier's deadline (the tier skips it and other
+ * instances read misses until its recovery).
+ */
+const STORE_CHUNK = 100;
+
+type StoredCell = Parameters<BatcherHost['store']>[0][number];
+
 /** Abort reason of a queued call whose waiters another instance answered. */
 const GIVEN_UP = Symbol('given up');
 
@@ -152,6 +165,7 @@ export class CallBatcher {
   private readonly open = new Map<ComexStatFlow, Batch[]>();
   private readonly pending = new Set<Batch>();
   private readonly perClient = new Map<string, number>();
+  private readonly toShare = new Map<ComexStatFlow, BatchCell[]>();
   private waitingCells = 0;
   private nextId = 1;
   private closed = false;
@@ -183,9 +197,16 @@ export class CallBatcher {
     if (this.closed) return Promise.reject(new ConnectorClosedError());
     // A call already sent (or sealed) that covers the cell answers it.
     for (const b of this.pending) {
-      if (b.state === 'sealed' && b.flow === cell.flow && covers(b.sealed, cell)) {
+      if (b.flow !== cell.flow) continue;
+      if (b.state === 'sealed' && covers(b.sealed, cell)) {
         this.host.stats.mergedMisses++;
-        return b.done.then(() => this.answerOf(b, cell.key));
+        return b.answered.then(() => this.answerOf(b, cell.key));
+      }
+      // Answered, its cells still being written: a load (the cache stores its value) takes the
+      // answer; a query without a cache asks again.
+      if (b.state === 'storing' && options.loader && b.results?.has(cell.key)) {
+        this.host.stats.mergedMisses++;
+        return new Promise<ComexStatMonthValue>((resolve) => resolve(this.answerOf(b, cell.key)));
       }
     }
     const rank = PRIORITY_RANK[options.priority];
@@ -231,9 +252,7 @@ export class CallBatcher {
       batch = this.newBatch(cell.flow, fanOut, rank, wait, true);
     }
     this.addCell(batch, cell);
-    if (this.host.shared && options.priority !== 'warming') {
-      this.host.shared.add(cell.flow, [cell]).catch((e) => this.host.onError(e));
-    }
+    if (this.host.shared && options.priority !== 'warming') this.share(cell);
     return new Promise<ComexStatMonthValue>((resolve, reject) => {
       const w: Waiter = {
         cell,
@@ -282,6 +301,25 @@ export class CallBatcher {
       stored += [...(b.results?.values() ?? [])].filter((c) => c.storable).length;
     }
     return stored;
+  }
+
+  /**
+   * Records a cell other instances' calls should cover: the cells of one turn of the event loop go
+   * to Redis in one command per flow (a burst of misses is not one command per cell).
+   */
+  private share(cell: BatchCell): void {
+    const shared = this.host.shared as SharedMerge;
+    const list = this.toShare.get(cell.flow);
+    if (list) {
+      list.push(cell);
+      return;
+    }
+    this.toShare.set(cell.flow, [cell]);
+    setImmediate(() => {
+      const cells = this.toShare.get(cell.flow) ?? [];
+      this.toShare.delete(cell.flow);
+      shared.add(cell.flow, cells).catch((e) => this.host.onError(e));
+    });
   }
 
   /** Rejects every waiter of calls not sent yet and withdraws them from the spacer (shutdown). */
@@ -334,8 +372,13 @@ export class CallBatcher {
       state: 'open',
       expectedAt: this.host.now() + wait,
       abort: new AbortController(),
+      answered: Promise.resolve(),
+      markAnswered: () => {},
       done: Promise.resolve(),
     };
+    batch.answered = new Promise<void>((r) => {
+      batch.markAnswered = r;
+    });
     const list = this.open.get(flow) ?? [];
     list.push(batch);
     this.open.set(flow, list);
@@ -626,15 +669,24 @@ export class CallBatcher {
         }
       }
       const loaderKeys = new Set(b.waiters.filter((w) => w.loader && !w.settled).map((w) => w.cell.key));
-      const items = [];
+      // The cells someone waits for (other instances' drained cells, waiters past the bound, a
+      // warming group) are written first: other instances' watches read them. Then the rest of
+      // the answer (neighbours, negative cells), in chunks small enough for the tiers' deadline.
+      const first: StoredCell[] = [];
+      const rest: StoredCell[] = [];
       for (const [key, c] of cells) {
-        if (c.storable && !loaderKeys.has(key))
-          items.push({ key, flow: b.flow, ano: c.ano, mes: c.mes, ncm: c.ncm, pais: c.pais, value: c.value });
+        if (!c.storable || loaderKeys.has(key)) continue;
+        const item = { key, flow: b.flow, ano: c.ano, mes: c.mes, ncm: c.ncm, pais: c.pais, value: c.value };
+        (b.wanted.has(key) ? first : rest).push(item);
       }
-      if (items.length > 0) {
+      const items = first.concat(rest);
+      // This instance's waiters are answered now, not after the writes.
+      this.answerWaiters(b);
+      for (let i = 0; i < items.length; i += STORE_CHUNK) {
+        const chunk = items.slice(i, i + STORE_CHUNK);
         try {
-          await this.host.store(items);
-          this.host.stats.keysStored += items.length;
+          await this.host.store(chunk);
+          this.host.stats.keysStored += chunk.length;
         } catch (error) {
           this.host.onError(error);
         }
@@ -645,6 +697,14 @@ export class CallBatcher {
     } finally {
       b.state = 'done';
     }
+    this.answerWaiters(b);
+  }
+
+  /** Settles every waiter left with its cell's value (or the call's error). */
+  private answerWaiters(b: Batch): void {
+    // Answered: later loads of its cells take the answer while they are written; then done.
+    b.state = b.state === 'sealed' && b.results !== undefined ? 'storing' : 'done';
+    b.markAnswered();
     for (const w of b.waiters) {
       if (w.settled) continue;
       let value: ComexStatMonthValue;

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { ComexStatFlow } from './comexstat-types.js';
 import type { SpacerRedis } from './request-spacer.js';
 
+const ADD_CHUNK = 1000;
+
 /** How long cells other instances wait for stay in Redis if nobody drains them, ms. */
 export const PENDING_TTL_MS = 120_000;
 
@@ -40,16 +42,17 @@ export class SharedMerge {
     return `${this.keyPrefix}${flow}`;
   }
 
-  /** Records cells this instance waits for. */
+  /** Records cells this instance waits for (one command per 1,000: Lua's unpack has a limit). */
   async add(flow: ComexStatFlow, cells: readonly PendingCell[]): Promise<void> {
-    if (cells.length === 0) return;
-    await this.redis.eval(
-      ADD_PENDING,
-      1,
-      this.key(flow),
-      PENDING_TTL_MS,
-      ...cells.map((c) => `${c.ano}|${c.mes}|${c.ncm}|${c.pais}`),
-    );
+    for (let i = 0; i < cells.length; i += ADD_CHUNK) {
+      await this.redis.eval(
+        ADD_PENDING,
+        1,
+        this.key(flow),
+        PENDING_TTL_MS,
+        ...cells.slice(i, i + ADD_CHUNK).map((c) => `${c.ano}|${c.mes}|${c.ncm}|${c.pais}`),
+      );
+    }
   }
 
   /**

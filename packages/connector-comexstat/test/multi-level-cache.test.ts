@@ -70,7 +70,9 @@ describe('ComexStatConnector over the core MultiLevelCache', () => {
     const again = await connector.getMonth(qs[0] as ComexStatMonthQuery);
     expect(again.level).toBe('l1');
     expect(again.rows).toEqual(first[0]?.rows);
-    // Fan-out writes go to every tier (setMany), so the sibling is already in L1.
+    // Fan-out writes go to every tier (setMany), after the waiters were answered: once they
+    // landed, the sibling is in L1.
+    await drainMoving(connector, clock);
     const sibling = await connector.getMonth({
       flow: 'export',
       ano: 2025,
