@@ -78,8 +78,19 @@ export interface SimulatorStats {
   byPath: Record<string, number>;
   /** Requests answered 429. */
   rateLimited: number;
-  /** One record per request: path, arrival time (epoch ms), status sent. */
-  log: { method: string; path: string; at: number; status: number }[];
+  /**
+   * One record per request: path, arrival time (epoch ms), status sent; for a data query answered
+   * also its flow, period, rows and the time taken, ms.
+   */
+  log: {
+    method: string;
+    path: string;
+    at: number;
+    status: number;
+    query?: { flow: string; from: string; to: string; ncms: number; countries: number | 'all' };
+    rows?: number;
+    ms?: number;
+  }[];
 }
 
 /** Fault injection controls. */
@@ -207,6 +218,21 @@ function releaseFrom(updated: Date | { year: number; month: number }): SimReleas
 }
 
 const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/** A data query's shape for the log (already validated). */
+function describeQuery(body: unknown): NonNullable<SimulatorStats['log'][number]['query']> {
+  const q = body as { flow: string; period: { from: string; to: string }; filters?: unknown[] };
+  const values = (name: string) =>
+    (q.filters as { filter: string; values: unknown[] }[] | undefined)?.find((f) => f.filter === name)?.values
+      .length;
+  return {
+    flow: q.flow,
+    from: q.period.from,
+    to: q.period.to,
+    ncms: values('ncm') ?? 0,
+    countries: values('country') ?? 'all',
+  };
+}
 
 /**
  * Starts a ComexStat API simulator on node:http, following the reference's §8 checklist: the
@@ -563,7 +589,12 @@ export async function startComexStatSimulator(
     const language = url.searchParams.get('language') ?? 'pt';
     stats.calls++;
     stats.byPath[path] = (stats.byPath[path] ?? 0) + 1;
-    const record = { method: req.method ?? 'GET', path, at: Date.now(), status: 0 };
+    const record: SimulatorStats['log'][number] = {
+      method: req.method ?? 'GET',
+      path,
+      at: Date.now(),
+      status: 0,
+    };
     stats.log.push(record);
     const send = (reply: HttpReply, truncate = false): void => {
       record.status = reply.status;
@@ -639,6 +670,9 @@ export async function startComexStatSimulator(
         return send(error(500));
       }
       await sleep(latency.baseMs + latency.perRowMs * out.rows.length);
+      record.query = describeQuery(parsed);
+      record.rows = out.rows.length;
+      record.ms = Date.now() - record.at;
       // /historical-data answers a bare array, the others a { list } (docs/comexstat-api.md §2).
       return send(
         envelope(dataset === DATASETS.historical ? out.rows : { list: out.rows }, language),
