@@ -64,6 +64,11 @@ export class VersionGuard {
     return entry.tags !== undefined && this.tags !== undefined && this.tags.invalidated(key, entry);
   }
 
+  /** Whether a load is running (between {@link loadStarted} and {@link loadEnded}). */
+  get loading(): boolean {
+    return this.loads.size > 0;
+  }
+
   /** A load starting at `version`: versions it may still race with are kept until {@link loadEnded}. */
   loadStarted(version: number): void {
     this.loads.set(version, (this.loads.get(version) ?? 0) + 1);

@@ -29,7 +29,12 @@ export class Invalidator {
     this.versions = new VersionGuard(ctx.opts.tombstoneMs);
     this.versions.tags = ctx.tags;
     this.unpublished = new InvalidationQueue(ctx.opts.publishQueueMax);
+    const last = ctx.states.length - 1;
+    this.promotes = ctx.local.some((s) => s.index < last);
   }
+
+  /** Whether a read may promote an entry into a local tier (a local tier has a tier below it). */
+  private readonly promotes: boolean;
 
   /** Listens to the bus (once, from the façade's constructor). */
   subscribe(): void {
@@ -168,7 +173,11 @@ export class Invalidator {
    * next start a new load instead of joining one that started before. Returns the version.
    */
   invalidate(key: string, version: number = nextVersion()): number {
-    this.versions.record(key, version);
+    // The record only refuses local writes whose entry was fixed before it (loads and their
+    // fail-safe re-stores, promotions). None can come when no tier promotes into a local one and
+    // no load, flight or background work runs: the record would never be read (the memory-only set).
+    if (this.promotes || this.ctx.background.size > 0 || !this.loads.idle || this.versions.loading)
+      this.versions.record(key, version);
     this.loads.forget(key);
     return version;
   }

@@ -51,6 +51,8 @@ function forcedStale<T>(
 export class LoadCoordinator {
   /** The load in flight per key, joined by callers that arrive meanwhile. */
   private readonly inflight = new Map<string, Promise<LoadResult<unknown>>>();
+  /** Flights started and not settled yet (a write or invalidation drops them from `inflight`, not from here). */
+  private flights = 0;
   /** Keys with an eager refresh in flight. */
   private readonly refreshing = new Set<string>();
   /** Settled loads no tier could keep, shareable for `coalesceWindowMs`. */
@@ -97,7 +99,9 @@ export class LoadCoordinator {
       if (shared)
         return told ? this.told(key, shared as Promise<LoadResult<T>>) : (shared as Promise<LoadResult<T>>);
       // A write or delete meanwhile may have replaced this flight by a newer one: leave that be.
+      this.flights++;
       const settle = () => {
+        this.flights--;
         if (this.inflight.get(key) === (flight as Promise<LoadResult<unknown>>)) this.inflight.delete(key);
       };
       const flight: Promise<LoadResult<T>> = this.resolveMiss(
@@ -141,6 +145,15 @@ export class LoadCoordinator {
   forget(key: string): void {
     this.inflight.delete(key);
     this.recent.delete(key);
+  }
+
+  /**
+   * Whether no flight runs: nothing read before now can still be written by a load (a flight's
+   * stale entry, its load and its fail-safe re-store all happen before it settles or while its
+   * load is background work).
+   */
+  get idle(): boolean {
+    return this.flights === 0;
   }
 
   /** A clear: no load in flight or settled is shared any more. */
