@@ -39,10 +39,20 @@ export interface AnswerHeads {
   readonly staleWindowMs: number | undefined;
   /** The validators and cache headers: a 304's headers, the start of a 200's. */
   readonly common: readonly string[];
-  /** The 200s' headers: plain, and per encoding (built on first use). */
-  plain?: readonly string[];
-  gzip?: readonly string[];
-  br?: readonly string[];
+  /** The answers (status, headers, payload): 304, and the 200s plain and per encoding (built on first use). */
+  notModified?: PreparedAnswer;
+  plain?: PreparedAnswer;
+  gzip?: PreparedAnswer;
+  br?: PreparedAnswer;
+}
+
+/** An answer ready to write: status, headers as `[name, value, name, value...]`, payload. */
+export interface PreparedAnswer {
+  readonly status: 200 | 304;
+  /** Shared with the body's other answers: never mutated. */
+  readonly headers: readonly string[];
+  /** The bytes of a 200 (a 304 has none). */
+  readonly payload: string | Buffer | undefined;
 }
 
 interface Slot {
@@ -102,6 +112,8 @@ export function encoded(body: AnswerBody, encoding: 'br' | 'gzip'): Buffer {
 
 /** Whether an If-None-Match header matches `etag` (weak comparison, `*`, lists). */
 export function etagMatches(header: string, etag: string): boolean {
+  // A client revalidating sends back the one ETag it was given.
+  if (header === etag) return true;
   if (header.trim() === '*') return true;
   const bare = etag.replace(/^W\//, '');
   return header.split(',').some((t) => t.trim().replace(/^W\//, '') === bare);

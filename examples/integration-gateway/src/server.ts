@@ -24,6 +24,7 @@ import {
   type AnswerBody,
   type AnswerHeads,
   answerBody,
+  type PreparedAnswer,
   COMPRESS_MIN_BYTES,
   strongEtag,
   encoded,
@@ -43,15 +44,6 @@ export interface AnswerMeta {
   fetchedAt?: number | undefined;
   freshUntil?: number | undefined;
   staleWindowMs?: number | undefined;
-}
-
-/** An answer ready to write: status, headers as `[name, value, name, value...]`, payload. */
-interface PreparedAnswer {
-  status: 200 | 304;
-  /** Shared with the body's other answers: never mutated. */
-  headers: readonly string[];
-  /** The bytes of a 200 (a 304 has none). */
-  payload: string | Buffer | undefined;
 }
 
 /**
@@ -90,7 +82,8 @@ function prepareAnswer(
   }
   const inm = requestHeaders['if-none-match'];
   if (inm !== undefined) {
-    if (etagMatches(inm, body.etag)) return { status: 304, headers: h.common, payload: undefined };
+    if (etagMatches(inm, body.etag))
+      return (h.notModified ??= { status: 304, headers: h.common, payload: undefined });
   } else {
     const ims = requestHeaders['if-modified-since'];
     if (
@@ -98,27 +91,37 @@ function prepareAnswer(
       fetchedAt !== undefined &&
       Math.floor(fetchedAt / 1000) * 1000 <= Date.parse(ims)
     )
-      return { status: 304, headers: h.common, payload: undefined };
+      return (h.notModified ??= { status: 304, headers: h.common, payload: undefined });
   }
   if (body.json.length >= COMPRESS_MIN_BYTES) {
     const encoding = pickEncoding(requestHeaders['accept-encoding']);
     if (encoding) {
       const bytes = encoded(body, encoding);
-      h[encoding] ??= [
-        ...h.common,
-        'content-type',
-        JSON_TYPE,
-        'content-encoding',
-        encoding,
-        'content-length',
-        String(bytes.length),
-      ];
-      return { status: 200, headers: h[encoding], payload: bytes };
+      h[encoding] ??= {
+        status: 200,
+        headers: [
+          ...h.common,
+          'content-type',
+          JSON_TYPE,
+          'content-encoding',
+          encoding,
+          'content-length',
+          String(bytes.length),
+        ],
+        payload: bytes,
+      };
+      return h[encoding];
     }
   }
-  body.byteLength ??= Buffer.byteLength(body.json);
-  h.plain ??= [...h.common, 'content-type', JSON_TYPE, 'content-length', String(body.byteLength)];
-  return { status: 200, headers: h.plain, payload: body.json };
+  if (h.plain === undefined) {
+    body.byteLength ??= Buffer.byteLength(body.json);
+    h.plain = {
+      status: 200,
+      headers: [...h.common, 'content-type', JSON_TYPE, 'content-length', String(body.byteLength)],
+      payload: body.json,
+    };
+  }
+  return h.plain;
 }
 
 /** The header lists of `body` answered as `answer` with this Age and max-age (-1: none). */
