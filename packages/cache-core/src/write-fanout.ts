@@ -9,6 +9,7 @@ import { entryTags, type SetCallOptions } from './namespace.js';
 import { Level, type TierLevel } from './level.js';
 import type { MetricsAdapter } from './metrics.js';
 import { SKIPPED } from './tier-read.js';
+import { nextVersion } from './version.js';
 
 /**
  * The write side of the orchestrator: checking a value, building its entry, and writing it to
@@ -199,8 +200,8 @@ function settleWrites(
 
 /** What {@link setValue} needs from the orchestrator's coherence side (the `Invalidator`). */
 export interface SetCoherence {
-  /** Records a write of `key` at a new version (older loads no longer write it locally); returns the version. */
-  invalidate(key: string): number;
+  /** Records a write of `key` at `version` (older loads no longer write it locally); returns the version. */
+  invalidate(key: string, version: number): number;
   /** Publishes an invalidation on the bus (a no-op without one). */
   publish(message: InvalidationMessage): Promise<void>;
 }
@@ -230,7 +231,8 @@ export function setValue<T>(
     const opts = ctx.opts;
     const entry = makeEntry(opts, value, options.ttlMs ?? opts.defaultTtlMs, options.staleTtlMs);
     if (tags !== undefined) entry.tags = tags;
-    version = coherence.invalidate(key);
+    // The entry's creation time is now: no second clock read for the version.
+    version = coherence.invalidate(key, nextVersion(entry.createdAt));
     entry.version = version;
     written = writeNow(ctx.writeHost, states, key, entry);
   } catch (error) {
