@@ -249,6 +249,29 @@ const MONTH = /^(?:[1-9]|1[0-2])$/;
 const NCM = /^[0-9]{8}$/;
 const COUNTRY = /^[0-9]{3}$/;
 
+/** The request headers an answer depends on, none of them. */
+const NO_CONDITIONS: IncomingHttpHeaders = Object.freeze({});
+
+/**
+ * The request headers an answer depends on (If-None-Match, If-Modified-Since, Accept-Encoding),
+ * read from the raw list without building Node's headers object; `undefined` when one of them is
+ * repeated (Node would join or drop the copies: the route decides).
+ */
+export function conditionHeaders(raw: readonly string[]): IncomingHttpHeaders | undefined {
+  let out: IncomingHttpHeaders | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const n = name.length;
+    if (n !== 13 && n !== 15 && n !== 17) continue;
+    const lower = name.toLowerCase();
+    if (lower !== 'if-none-match' && lower !== 'accept-encoding' && lower !== 'if-modified-since') continue;
+    out ??= {};
+    if (out[lower] !== undefined) return undefined;
+    out[lower] = raw[i + 1];
+  }
+  return out ?? NO_CONDITIONS;
+}
+
 /** Most URLs whose parsed query the fast path keeps (then it starts over). */
 const MAX_PARSED_URLS = 10_000;
 
@@ -292,12 +315,14 @@ function monthFastPath(o: {
       parsed.set(url, known);
     }
     const { query } = known;
+    const conditions = conditionHeaders(req.rawHeaders);
+    if (conditions === undefined) return false;
     let prepared: PreparedAnswer;
     try {
       const found = o.cachedMonth(query);
       if (found === undefined) return false;
       const answer = o.complete(query, found);
-      prepared = prepareAnswer(req.headers, answerBody(known.head, answer.rows), answer);
+      prepared = prepareAnswer(conditions, answerBody(known.head, answer.rows), answer);
     } catch (error) {
       // The route answers instead (and reports its own failure, if it fails too).
       o.logger.error({ err: { message: (error as Error)?.message } }, 'fast path of a cached answer failed');

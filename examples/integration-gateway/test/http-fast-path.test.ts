@@ -7,7 +7,13 @@ import { MultiLevelCache } from '@bgc/cache-core';
 import { MemoryTier } from '@bgc/cache-l1-memory';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createApp, type MonthAnswer, type MonthQuery, parseMonthQuery } from '../src/server.js';
+import {
+  conditionHeaders,
+  createApp,
+  type MonthAnswer,
+  type MonthQuery,
+  parseMonthQuery,
+} from '../src/server.js';
 
 interface Raw {
   status: number;
@@ -256,5 +262,44 @@ describe('parseMonthQuery', () => {
       'ano=2024&mes=1&ncm=12019000&pais=1%360',
     ])
       expect(at(qs), qs).toBeUndefined();
+  });
+});
+
+describe('conditionHeaders', () => {
+  it("reads If-None-Match, If-Modified-Since and Accept-Encoding in any case; a repeated one is the route's", () => {
+    expect(conditionHeaders(['Host', 'x', 'Accept', '*/*'])).toEqual({});
+    expect(
+      conditionHeaders([
+        'If-None-Match',
+        '"a"',
+        'accept-encoding',
+        'gzip',
+        'IF-MODIFIED-SINCE',
+        'd',
+        'X-Other-Header1',
+        'y',
+      ]),
+    ).toEqual({ 'if-none-match': '"a"', 'accept-encoding': 'gzip', 'if-modified-since': 'd' });
+    expect(conditionHeaders(['if-none-match', '"a"', 'If-None-Match', '"b"'])).toBeUndefined();
+  });
+
+  it('a repeated If-None-Match over HTTP goes through the route, which answers as before', async () => {
+    const answer = hit(smallRows);
+    const fast = await serve('fast', () => answer);
+    const route = await serve('route', () => answer);
+    const etag = (await get(route.url, PATH)).headers[3] as string;
+    const twice = async (url: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${url}${PATH}`, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode as number));
+        });
+        req.setHeader('if-none-match', [etag, '"other"']);
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await twice(fast.url)).toBe(await twice(route.url));
+    expect(fast.looked).toHaveLength(0);
+    expect(fast.fetched).toHaveLength(1);
   });
 });
