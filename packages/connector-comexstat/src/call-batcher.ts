@@ -46,6 +46,8 @@ export interface BatcherHost {
   limits: AdmissionLimits;
   /** Wait before a new call asks for its slot, ms. */
   gatherMs: number;
+  /** Longest the gathering goes on while misses keep joining, ms (a burst over many ms is one call). */
+  gatherMaxMs: number;
   /** With `shared`: period of the check for waiters answered by another instance, ms. */
   sharedCheckMs: number;
   maxCellsPerCall: number;
@@ -616,8 +618,18 @@ export class CallBatcher {
 
   private async run(b: Batch): Promise<void> {
     // Let the callers (and other instances) add to the call before it asks for its slot.
-    if (this.host.gatherMs > 0) await new Promise<void>((r) => setTimeout(r, this.host.gatherMs));
-    else await Promise.resolve();
+    // A burst arriving over more than one gathering period (hundreds of requests parsed one by
+    // one, misses joining in any order) keeps gathering while cells join, up to gatherMaxMs.
+    if (this.host.gatherMs > 0) {
+      const until = performance.now() + Math.max(this.host.gatherMs, this.host.gatherMaxMs);
+      let seen = -1;
+      while (b.state === 'open' && b.wanted.size > seen && performance.now() < until) {
+        seen = b.wanted.size;
+        await new Promise<void>((r) =>
+          setTimeout(r, Math.min(this.host.gatherMs, until - performance.now())),
+        );
+      }
+    } else await Promise.resolve();
     if (this.host.shared) void this.watch(b);
     try {
       const rows = await this.host.client.generalWhenDue(() => this.seal(b), {

@@ -155,6 +155,12 @@ export interface ComexStatConnectorOptions {
    */
   gatherMs?: number;
   /**
+   * Longest a new call keeps gathering while misses keep joining it (each period of `gatherMs`
+   * that added a cell extends it), ms: a burst parsed over hundreds of ms becomes one call. A lone
+   * miss waits `gatherMs` only. @default 2500
+   */
+  gatherMaxMs?: number;
+  /**
    * With `shared`: how often an instance whose call is queued checks whether another instance's
    * call answered its waiters (one read per queued call, not per key), ms. Answered waiters are
    * resolved at once and a call left with none gives its slot up. @default 500
@@ -275,6 +281,7 @@ export class ComexStatConnector {
       shared,
       limits: this.admission,
       gatherMs: limit('gatherMs', options.gatherMs, 50, true),
+      gatherMaxMs: limit('gatherMaxMs', options.gatherMaxMs, 2500, true),
       sharedCheckMs: limit('sharedCheckMs', options.sharedCheckMs, 500),
       maxCellsPerCall: this.config.api.maxCellsPerCall,
       fanOut: {
