@@ -47,6 +47,9 @@ import { errField } from './logger.js';
  * - write-fanout.ts and guarded-tier.ts: writes to every tier, one tier's breaker and deadline.
  */
 
+/** The options of a `set` given none: one shared object, not a new `{}` per call (read only). */
+const NO_SET_OPTIONS: SetCallOptions = Object.freeze({});
+
 /**
  * The multi-level cache: cascades reads L1 → L2 → L3, promotes hits to the faster tiers with their
  * remaining lifetime, writes and deletes on every tier, and coalesces loads so one upstream call
@@ -193,14 +196,14 @@ export class MultiLevelCache extends CacheEmitter {
    * `deleteByTag`/`expireByTag` of any of them invalidates it; `skipBus` does not tell the other
    * instances; `skip.write` leaves the listed levels alone.
    */
-  set<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
+  set<T>(key: string, value: T, options: SetCallOptions = NO_SET_OPTIONS): Promise<void> {
     const channel = channels.set;
     if (channel.hasSubscribers)
       return traced(channel, { operation: 'set', key }, () => this.setUntraced(key, value, options));
     return this.setUntraced(key, value, options);
   }
 
-  private setUntraced<T>(key: string, value: T, options: SetCallOptions = {}): Promise<void> {
+  private setUntraced<T>(key: string, value: T, options: SetCallOptions): Promise<void> {
     // Not async (see setValue): a memory-only write answers with a resolved promise.
     const written = setValue(this.ctx, this.coherence, key, value, options);
     if (!this.listening.set) return written;
