@@ -8,7 +8,6 @@ import type {
   MultiLevelCacheOptions,
   TierHealth,
 } from './cache-options.js';
-import type { CacheEntry } from './entry.js';
 import type { GuardedTier } from './guarded-tier.js';
 import { Invalidator } from './invalidator.js';
 import { validateKey } from './key-pattern.js';
@@ -16,15 +15,12 @@ import { Level, type TierLevel } from './level.js';
 import { LoadCoordinator } from './load-coordinator.js';
 import { ReadCascade } from './read-cascade.js';
 import { Recovery } from './recovery.js';
-import type { Tier, TierDeleteOptions, TierWrite } from './tier.js';
-import { SKIPPED } from './tier-read.js';
-import { type InvalidationCallOptions, tiersFor, type WriteCallOptions } from './call-options.js';
+import type { Tier } from './tier.js';
+import type { InvalidationCallOptions, WriteCallOptions } from './call-options.js';
 import { checkTags } from './entry-tags.js';
-import { readSkipping } from './skip-read.js';
+import { getSkipping, loadSkipping } from './skip-read.js';
 import {
   CacheNamespace,
-  entryTags,
-  NAMESPACE_TAGS,
   type SetCallOptions,
   type SetManyCallOptions,
   type TaggedSetManyItem,
@@ -32,7 +28,8 @@ import {
 import { TagCheckedTier, type TagMode, tagRecordKey } from './tags.js';
 import { nextVersion } from './version.js';
 import { channels, traced } from './instrumentation.js';
-import { assertValue, makeEntry, setValue } from './write-fanout.js';
+import { setValue } from './write-fanout.js';
+import { expireMany, removeMany, writeMany } from './write-many.js';
 import { CacheEmitter } from './events.js';
 import { errField } from './logger.js';
 
@@ -44,7 +41,8 @@ import { errField } from './logger.js';
  *   eager refresh;
  * - invalidator.ts: versions, publishing and receiving invalidations;
  * - recovery.ts: invalidating keys whose writes failed once their tier is back;
- * - write-fanout.ts and guarded-tier.ts: writes to every tier, one tier's breaker and deadline.
+ * - write-fanout.ts and guarded-tier.ts: writes to every tier, one tier's breaker and deadline;
+ * - write-many.ts: setMany, deleteMany and expireMany (one version and one bus message a batch).
  */
 
 /** The options of a `set` given none: one shared object, not a new `{}` per call (read only). */
@@ -153,7 +151,7 @@ export class MultiLevelCache extends CacheEmitter {
   }
 
   private getUntraced<T = unknown>(key: string, options: GetOptions = {}): Promise<CacheResult<T>> {
-    if (options.skip?.read !== undefined) return this.getSkipping<T>(key, options);
+    if (options.skip?.read !== undefined) return getSkipping<T>(this.ctx, this.reads, key, options);
     return this.reads.get<T>(key, options);
   }
 
@@ -172,23 +170,8 @@ export class MultiLevelCache extends CacheEmitter {
     options: GetOptions = {},
   ): Promise<CacheResult<T>[]> {
     if (options.skip?.read !== undefined)
-      return Promise.all(keys.map((k) => this.getSkipping<T>(k, options)));
+      return Promise.all(keys.map((k) => getSkipping<T>(this.ctx, this.reads, k, options)));
     return this.reads.getMany<T>(keys, options);
-  }
-
-  /** A `get` with `skip.read` (see {@link readSkipping}). */
-  private async getSkipping<T>(key: string, options: GetOptions): Promise<CacheResult<T>> {
-    validateKey(key);
-    const endpoint = options.endpoint ?? this.ctx.endpoint;
-    const { result } = await readSkipping<T>(
-      this.ctx,
-      key,
-      options.skip?.read ?? [],
-      options.allowStale === true,
-      endpoint,
-    );
-    this.reads.announce(key, result);
-    return result;
   }
 
   /**
@@ -217,41 +200,8 @@ export class MultiLevelCache extends CacheEmitter {
    * carry its own `tags`; `options` apply to the whole batch.
    */
   async setMany<T>(items: readonly TaggedSetManyItem<T>[], options: SetManyCallOptions = {}): Promise<void> {
-    if (items.length === 0) return;
-    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
-    const prepared = items.map((it) => {
-      validateKey(it.key);
-      assertValue(it.key, it.value);
-      const entry = makeEntry(this.ctx.opts, it.value, it.ttlMs ?? this.ctx.opts.defaultTtlMs, it.staleTtlMs);
-      const tags = entryTags(it, options[NAMESPACE_TAGS]);
-      if (tags !== undefined) entry.tags = tags;
-      return entry;
-    });
-    const version = nextVersion();
-    const writes: TierWrite[] = items.map((it, i) => {
-      this.coherence.invalidate(it.key, version);
-      const entry = prepared[i] as CacheEntry;
-      entry.version = version;
-      return { key: it.key, entry };
-    });
-    let invalid: unknown;
-    await Promise.all(
-      states.map((state) =>
-        state.writeMany(writes).then((r) => {
-          if (r === SKIPPED) for (const w of writes) state.remember(w.key);
-          else if (r !== undefined && invalid === undefined) invalid = r;
-        }),
-      ),
-    );
-    const keys = writes.map((w) => w.key);
-    if (invalid !== undefined) {
-      // A tier refused the batch as invalid: no tier keeps entries the others lack.
-      await this.coherence.removeEverywhere(keys, version);
-      await this.coherence.publish({ type: 'delete', keys, version });
-      throw invalid;
-    }
-    if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
-    if (this.listening.set) this.tell('set', { keys, source: 'set' });
+    const keys = await writeMany(this.ctx, this.coherence, this.states, items, options);
+    if (keys !== undefined && this.listening.set) this.tell('set', { keys, source: 'set' });
   }
 
   /** Removes a key from every tier and from every instance's local tier. */
@@ -270,25 +220,9 @@ export class MultiLevelCache extends CacheEmitter {
   /** Removes keys from every tier and every instance's local tier. Resolves how many tiers-keys existed at most. */
   async deleteMany(keys: readonly string[], options: WriteCallOptions = {}): Promise<number> {
     if (keys.length === 0) return 0;
-    for (const k of keys) validateKey(k);
-    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
-    const version = nextVersion();
-    for (const k of keys) this.coherence.invalidate(k, version);
-    const deleteOptions: TierDeleteOptions = { version, tombstoneMs: this.ctx.opts.tombstoneMs };
-    const counts = await Promise.all(
-      states.map((state) =>
-        state.removeMany(keys, deleteOptions).then((r) => {
-          if (r === SKIPPED) {
-            for (const k of keys) state.remember(k);
-            return 0;
-          }
-          return r;
-        }),
-      ),
-    );
-    if (options.skipBus !== true) await this.coherence.publish({ type: 'delete', keys, version });
+    const removed = await removeMany(this.ctx, this.coherence, this.states, keys, options);
     if (this.listening.delete) this.tell('delete', { keys: [...keys] });
-    return Math.max(0, ...counts);
+    return removed;
   }
 
   /**
@@ -304,32 +238,9 @@ export class MultiLevelCache extends CacheEmitter {
   /** {@link expire} of many keys, one round trip per tier. Resolves how many entries were expired at most (per tier). */
   async expireMany(keys: readonly string[], options: WriteCallOptions = {}): Promise<number> {
     if (keys.length === 0) return 0;
-    for (const k of keys) validateKey(k);
-    const states = tiersFor(this.states, options.skip?.write, 'skip.write');
-    const version = nextVersion();
-    for (const k of keys) this.coherence.invalidate(k, version);
-    // Local tiers drop the keys when a shared tier keeps the stale entry (see Invalidator.dropLocal).
-    const sharedKeeps = states.some((s) => s.shared);
-    const counts = await Promise.all(
-      states.map((state) => {
-        const tier = state.tier;
-        if (!tier.expire || (sharedKeeps && !state.shared)) {
-          const r = state.removeMany(keys, { version, tombstoneMs: this.ctx.opts.tombstoneMs });
-          return r.then((n) => (n === SKIPPED ? 0 : n));
-        }
-        const expire = tier.expire.bind(tier);
-        return state
-          .call('delete', undefined, () => expire(keys, version), keys.length)
-          .then((n) => {
-            if (n !== SKIPPED) return n;
-            for (const k of keys) state.remember(k);
-            return 0;
-          });
-      }),
-    );
-    if (options.skipBus !== true) await this.coherence.publish({ type: 'expire', keys, version });
+    const expired = await expireMany(this.ctx, this.coherence, this.states, keys, options);
     if (this.listening.expire) this.tell('expire', { keys: [...keys] });
-    return Math.max(0, ...counts);
+    return expired;
   }
 
   /**
@@ -461,29 +372,9 @@ export class MultiLevelCache extends CacheEmitter {
         return Promise.reject(error);
       }
     }
-    if (options.skip?.read !== undefined) return this.loadSkipping(key, loader, options);
+    if (options.skip?.read !== undefined)
+      return loadSkipping(this.ctx, this.reads, this.loads, key, loader, options);
     return this.loads.getOrLoad(key, loader, options);
-  }
-
-  /**
-   * A `getOrLoad` with `skip.read`: a fresh value in the levels read answers; otherwise a load
-   * that ignores what the skipped levels hold (`forceFresh`: still coalesced, the cached value
-   * only its fail-safe fallback).
-   */
-  private async loadSkipping<T>(
-    key: string,
-    loader: Loader<T>,
-    options: GetOrLoadOptions<T>,
-  ): Promise<LoadResult<T>> {
-    validateKey(key);
-    const endpoint = options.endpoint ?? this.ctx.endpoint;
-    const r = await readSkipping<T>(this.ctx, key, options.skip?.read ?? [], false, endpoint);
-    if (r.entry !== undefined && !options.isStale?.(r.entry)) {
-      const result = r.result as LoadResult<T>;
-      this.reads.announce(key, result);
-      return result;
-    }
-    return this.loads.getOrLoad(key, loader, { ...options, skip: undefined, forceFresh: true });
   }
 
   /**

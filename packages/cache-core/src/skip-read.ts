@@ -1,5 +1,8 @@
 import type { CacheContext } from './cache-context.js';
-import type { CacheResult } from './cache-options.js';
+import type { CacheResult, GetOptions, GetOrLoadOptions, Loader, LoadResult } from './cache-options.js';
+import { validateKey } from './key-pattern.js';
+import type { LoadCoordinator } from './load-coordinator.js';
+import type { ReadCascade } from './read-cascade.js';
 import { tiersFor } from './call-options.js';
 import type { CacheEntry } from './entry.js';
 import { Level, type TierLevel } from './level.js';
@@ -37,4 +40,48 @@ export async function readSkipping<T>(
   if (stale && allowStale) return { result: entryResult(stale.entry, stale.level, true), entry: stale.entry };
   ctx.metrics.miss(Level.External, ctx.connector, endpoint);
   return { result: missResult<T>() };
+}
+
+/** A `get` with `skip.read` (see {@link readSkipping}); announced like any read (events, metrics). */
+export async function getSkipping<T>(
+  ctx: CacheContext,
+  reads: ReadCascade,
+  key: string,
+  options: GetOptions,
+): Promise<CacheResult<T>> {
+  validateKey(key);
+  const endpoint = options.endpoint ?? ctx.endpoint;
+  const { result } = await readSkipping<T>(
+    ctx,
+    key,
+    options.skip?.read ?? [],
+    options.allowStale === true,
+    endpoint,
+  );
+  reads.announce(key, result);
+  return result;
+}
+
+/**
+ * A `getOrLoad` with `skip.read`: a fresh value in the levels read answers; otherwise a load
+ * that ignores what the skipped levels hold (`forceFresh`: still coalesced, the cached value
+ * only its fail-safe fallback).
+ */
+export async function loadSkipping<T>(
+  ctx: CacheContext,
+  reads: ReadCascade,
+  loads: LoadCoordinator,
+  key: string,
+  loader: Loader<T>,
+  options: GetOrLoadOptions<T>,
+): Promise<LoadResult<T>> {
+  validateKey(key);
+  const endpoint = options.endpoint ?? ctx.endpoint;
+  const r = await readSkipping<T>(ctx, key, options.skip?.read ?? [], false, endpoint);
+  if (r.entry !== undefined && !options.isStale?.(r.entry)) {
+    const result = r.result as LoadResult<T>;
+    reads.announce(key, result);
+    return result;
+  }
+  return loads.getOrLoad(key, loader, { ...options, skip: undefined, forceFresh: true });
 }
