@@ -62,36 +62,12 @@ export {
   type SpacerPriority,
   type SpacerClock,
   type AcquireOptions,
-  PRIORITY_RANK,
-  SYSTEM_CLOCK,
-  clockTimer,
   DEFAULT_MIN_INTERVAL_MS,
   DEFAULT_EXPECTED_REPLICAS,
   DEFAULT_SPACER_KEY,
 } from './request-spacer.js';
-export { ReleaseTracker, type ReleaseTrackerOptions } from './release-tracker.js';
-export {
-  CountryTable,
-  type CountryTableOptions,
-  COUNTRIES_REFRESH_MS,
-  normalizeName,
-} from './country-table.js';
-export { COUNTRIES_SNAPSHOT } from './countries-snapshot.js';
-export {
-  fanOutRows,
-  type FanOutInput,
-  type FanOutResult,
-  type FannedCell,
-  type SealedCall,
-} from './fan-out.js';
-export { SharedMerge, type PendingCell, PENDING_TTL_MS } from './shared-merge.js';
-export {
-  CallBatcher,
-  type AdmissionLimits,
-  type BatchCell,
-  type BatcherHost,
-  type WantOptions,
-} from './call-batcher.js';
+// The connector's parts (release tracker, countries table, call batcher, shared merge, fan-out)
+// are not public API: `@bgc/connector-comexstat/internal` (issue 16).
 export { UpstreamBacklogError, ClientBudgetError, ConnectorClosedError } from './admission-errors.js';
 export {
   warmComexStat,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { COUNTRIES_SNAPSHOT, fanOutRows, normalizeName, type SealedCall } from '../src/index.js';
+import { COUNTRIES_SNAPSHOT, fanOutRows, normalizeName, type SealedCall } from '../src/internal.js';
 import { SIM_COUNTRIES } from '../src/simulator/index.js';
 
 describe('the bundled countries snapshot', () => {

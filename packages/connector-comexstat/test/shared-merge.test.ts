@@ -9,8 +9,8 @@ import {
   ComexStatConnector,
   DEFAULT_CONNECTOR_CONFIG,
   RequestSpacer,
-  SharedMerge,
 } from '../src/index.js';
+import { SharedMerge } from '../src/internal.js';
 import { generateCell, SIM_COUNTRIES, SIM_NCMS, startComexStatSimulator } from '../src/simulator/index.js';
 import type { CacheEntry } from '@bgc/cache-core';
 
