@@ -17,6 +17,7 @@ import { defaultPolicy, LoadContext, type LoadPolicy, resolvePolicy } from './lo
 import { checkTags, mergeTags } from './entry-tags.js';
 import { NAMESPACE_TAGS, type NamespaceTagged } from './namespace.js';
 import { makeEntry, writeAll } from './write-fanout.js';
+import { EagerRefresher } from './eager-refresh.js';
 import type { CacheEmitter, EventSwitches } from './events.js';
 import { channels, traced } from './instrumentation.js';
 import type { TierLevel } from './level.js';
@@ -53,8 +54,8 @@ export class LoadCoordinator {
   private readonly inflight = new Map<string, Promise<LoadResult<unknown>>>();
   /** Flights started and not settled yet (a write or invalidation drops them from `inflight`, not from here). */
   private flights = 0;
-  /** Keys with an eager refresh in flight. */
-  private readonly refreshing = new Set<string>();
+  /** Eager refreshes (at most one per key here, one per key across instances with a lock). */
+  private readonly refresher: EagerRefresher;
   /** Settled loads no tier could keep, shareable for `coalesceWindowMs`. */
   private readonly recent = new Map<string, RecentLoad>();
   /** The loads running, aborted on close. */
@@ -73,6 +74,13 @@ export class LoadCoordinator {
     private readonly publish: (key: string, version: number | undefined) => Promise<void>,
   ) {
     this.policy = defaultPolicy(ctx.opts);
+    this.refresher = new EagerRefresher(
+      ctx,
+      reads,
+      (key) => this.inflight.has(key),
+      (key, loader, options, entry, lease) =>
+        this.load(key, loader, options, resolvePolicy(options, this.policy), { entry, index: 0 }, lease),
+    );
     this.events = ctx.events;
     this.listening = ctx.events.listening;
   }
@@ -87,7 +95,7 @@ export class LoadCoordinator {
       const fast = this.reads.readL1Sync<T>(key, now, endpoint);
       const force = options.forceFresh === true;
       if (fast && fast.freshUntil > now && !force && !options.isStale?.(fast)) {
-        this.maybeEagerRefresh(key, fast, loader, options, now);
+        this.refresher.maybe(key, fast, loader, options, now);
         if (this.listening.hit) this.reads.hit(key, Level.L1, false);
         return Promise.resolve(entryResult(fast, Level.L1, false));
       }
@@ -477,60 +485,6 @@ export class LoadCoordinator {
     // The stale entry's own version: a write or delete since then wins.
     if (this.versions.superseded(key, kept)) return;
     await Promise.all(this.ctx.local.map((state) => state.call('set', key, () => state.tier.set(key, kept))));
-  }
-
-  private maybeEagerRefresh<T>(
-    key: string,
-    entry: CacheEntry<T>,
-    loader: Loader<T>,
-    options: GetOrLoadOptions<T>,
-    now: number,
-  ): void {
-    const threshold = this.ctx.opts.eagerRefreshThreshold;
-    if (threshold === undefined || entry.createdAt === undefined) return;
-    // Judged on the lifetime the entry was loaded with, not on a tier-capped freshUntil.
-    const lifetime = entry.ttlMs ?? entry.freshUntil - entry.createdAt;
-    if (now < entry.createdAt + lifetime * threshold) return;
-    if (this.refreshing.has(key) || this.inflight.has(key)) return;
-    this.refreshing.add(key);
-    const p = this.refresh(key, entry, loader, options)
-      .catch(() => undefined)
-      .finally(() => this.refreshing.delete(key));
-    this.ctx.track(p);
-  }
-
-  /**
-   * An eager refresh: with a distributed lock, only the instance that takes the lease refreshes
-   * (the others skip: the holder's result reaches them through the shared tiers), and the holder
-   * first checks the shared tiers for a value newer than its own (another instance refreshed).
-   */
-  private async refresh<T>(
-    key: string,
-    entry: CacheEntry<T>,
-    loader: Loader<T>,
-    options: GetOrLoadOptions<T>,
-  ): Promise<void> {
-    let lease: Lease | undefined;
-    const lock = this.ctx.lock;
-    if (lock) {
-      const opts = this.ctx.opts;
-      lease = await withTimeout(lock.tryAcquire(key, opts.lockLeaseMs), opts.tierTimeoutMs, 'lock acquire');
-      if (!lease) return;
-      const endpoint = options.endpoint ?? this.ctx.endpoint;
-      let found: Cascaded<T> | undefined;
-      try {
-        found = await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, options.isStale);
-      } catch (error) {
-        await lease.release();
-        throw error;
-      }
-      const got = found?.fresh ? found.best.entry : undefined;
-      if (got && (got.createdAt ?? 0) > (entry.createdAt ?? 0)) {
-        await lease.release();
-        return;
-      }
-    }
-    await this.load(key, loader, options, resolvePolicy(options, this.policy), { entry, index: 0 }, lease);
   }
 
   private sharedRecent(key: string, now: number): Promise<LoadResult<unknown>> | undefined {

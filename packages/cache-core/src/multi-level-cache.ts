@@ -37,8 +37,8 @@ import { errField } from './logger.js';
  * The façade of the orchestrator. Its parts, each in its own module:
  * - cache-context.ts: options, guarded tiers, metrics, error reporting, background work;
  * - read-cascade.ts: the synchronous L1 reads, the cascade through the tiers, promotion (hot path);
- * - load-coordinator.ts: coalescing, the distributed lock, the loader under timeouts, fail-safe,
- *   eager refresh;
+ * - load-coordinator.ts: coalescing, the distributed lock, the loader under timeouts, fail-safe;
+ *   eager-refresh.ts: eager refresh (one per key, through the lock);
  * - invalidator.ts: versions, publishing and receiving invalidations;
  * - recovery.ts: invalidating keys whose writes failed once their tier is back;
  * - write-fanout.ts and guarded-tier.ts: writes to every tier, one tier's breaker and deadline;
