@@ -2,7 +2,7 @@
 // simulator, its own redis-server and the real PostgreSQL.
 import { spawnSync } from 'node:child_process';
 import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
-import { COMEXSTAT_ROWS_TABLE } from '@bgc/cache-l3-postgres';
+import { COMEXSTAT_ROWS_TABLE } from '@bgc/cache-l3-postgres/internal';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { COMEXSTAT_ROWS_TABLE, ENTRIES_TABLE, TOP_VIEW } from '@bgc/cache-l3-postgres';
+import { COMEXSTAT_ROWS_TABLE, ENTRIES_TABLE, TOP_VIEW } from '@bgc/cache-l3-postgres/internal';
 import { type ComexStatSimulator, startComexStatSimulator } from '@bgc/connector-comexstat/simulator';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { ENTRIES_TABLE, PostgresTier } from '../src/index.js';
+import { PostgresTier } from '../src/index.js';
+import { ENTRIES_TABLE } from '../src/internal.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);

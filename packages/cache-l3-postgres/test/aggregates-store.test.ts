@@ -1,7 +1,8 @@
 import { PGlite } from '@electric-sql/pglite';
 import { type BgcCacheError, InvalidValueError } from '@bgc/cache-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AggregatesStore, type ComexStatRow, TOP_VIEW } from '../src/index.js';
+import { AggregatesStore, type ComexStatRow } from '../src/index.js';
+import { TOP_VIEW } from '../src/internal.js';
 import { dropSchema, sleep, testPool, uniqueSchema } from './helpers.js';
 
 /** 14 months (2023-01..2024-02) × 6 NCMs × 4 countries, export and import; FOB grows with the NCM index. */

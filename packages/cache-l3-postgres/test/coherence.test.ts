@@ -2,7 +2,8 @@ import { type CacheEntry, InvalidValueError, SerializationError } from '@bgc/cac
 import { nextVersion } from '@bgc/cache-core/internal';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_WRITE_BATCH_ROWS, ENTRIES_TABLE, PostgresTier, STATE_TABLE } from '../src/index.js';
+import { DEFAULT_WRITE_BATCH_ROWS, PostgresTier } from '../src/index.js';
+import { ENTRIES_TABLE, STATE_TABLE } from '../src/internal.js';
 import { dropSchema, sleep, testPool, uniqueSchema } from './helpers.js';
 
 // Two pools, as two gateway instances sharing one PostgreSQL.

@@ -1,7 +1,8 @@
 import { nextVersion } from '@bgc/cache-core/internal';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type L3Database, openConnection, PostgresTier } from '../src/index.js';
+import { type L3Database, PostgresTier } from '../src/index.js';
+import { openConnection } from '../src/internal.js';
 import { dropSchema, testPool, uniqueSchema } from './helpers.js';
 
 const pool = testPool(3);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { nextDailyRun, scheduleDaily } from '../src/index.js';
+import { nextDailyRun, scheduleDaily } from '../src/internal.js';
 
 describe('nextDailyRun', () => {
   it('is later today before the hour, tomorrow at or after it', () => {

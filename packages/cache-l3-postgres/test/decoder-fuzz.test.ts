@@ -1,7 +1,8 @@
 import { SerializationError } from '@bgc/cache-core';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ENTRIES_TABLE, PostgresTier } from '../src/index.js';
+import { PostgresTier } from '../src/index.js';
+import { ENTRIES_TABLE } from '../src/internal.js';
 import { decodeRow, decodeStoredValue, type StoredRow } from '../src/row-decoder.js';
 import { decodeValue, encodeValue } from '../src/value-codec.js';
 import { dropSchema, testPool, uniqueSchema } from './helpers.js';

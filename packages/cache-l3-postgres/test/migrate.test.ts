@@ -4,13 +4,8 @@ import { join } from 'node:path';
 import { BgcCacheError } from '@bgc/cache-core';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  defaultMigrationsDir,
-  type L3Database,
-  MIGRATIONS_TABLE,
-  migrate,
-  openConnection,
-} from '../src/index.js';
+import { type L3Database, migrate } from '../src/index.js';
+import { defaultMigrationsDir, MIGRATIONS_TABLE, openConnection } from '../src/internal.js';
 import { dropSchema, testPool, uniqueSchema } from './helpers.js';
 
 const admin = testPool(2);

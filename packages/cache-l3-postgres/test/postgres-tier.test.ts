@@ -6,7 +6,8 @@ import {
   TierError,
 } from '@bgc/cache-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENTRIES_TABLE, L3_ERROR_CODES, PostgresTier, storageKey } from '../src/index.js';
+import { L3_ERROR_CODES, PostgresTier } from '../src/index.js';
+import { ENTRIES_TABLE, storageKey } from '../src/internal.js';
 import { DATABASE_URL, dropSchema, sleep, testPool, uniqueSchema } from './helpers.js';
 
 const pool = testPool(8);
