@@ -1,3 +1,4 @@
 import { packageBuild } from '../../tsup.shared.js';
 
-export default packageBuild(['src/index.ts']);
+// One copy of each module behind both entries.
+export default packageBuild(['src/index.ts', 'src/internal.ts'], { splitting: true });

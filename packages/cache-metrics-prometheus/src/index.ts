@@ -3,13 +3,7 @@ export {
   type PrometheusMetricsOptions,
   type PrometheusMetricNames,
 } from './prometheus-metrics.js';
-export {
-  DEFAULT_PREFIX,
-  DEFAULT_LATENCY_BUCKETS,
-  METRIC_SUFFIXES,
-  OPERATIONS,
-  CIRCUIT_STATE_VALUES,
-} from './constants.js';
+export { DEFAULT_PREFIX, DEFAULT_LATENCY_BUCKETS } from './constants.js';
 export {
   collectProcessMetrics,
   NON_CONFORMING_DEFAULT_METRICS,
