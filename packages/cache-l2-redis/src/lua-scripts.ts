@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
@@ -6,9 +7,6 @@ import type { Cluster, Redis } from 'ioredis';
  * version from the first bytes of its envelope (`{"v":1,"n":<version>,...`) with `GETRANGE`, never
  * copying the value into Lua.
  */
-
-/** Matches the version at the head of an envelope or tombstone. */
-const VERSION_OF = `string.match(redis.call('getrange', KEYS[1], 0, 47), '^{"v":1,"n":(%d+)')`;
 
 /**
  * Compare-and-set. KEYS: entry, cleared-at marker. ARGV: version, envelope, PX ms, check marker
@@ -19,11 +17,17 @@ const VERSION_OF = `string.match(redis.call('getrange', KEYS[1], 0, 47), '^{"v":
 export const SET_SCRIPT = `
 local v = tonumber(ARGV[1])
 if ARGV[4] == '1' then
-  local c = tonumber(redis.call('get', KEYS[2]) or '')
-  if c and c > v then return 0 end
+  local c = redis.call('get', KEYS[2])
+  if c then
+    c = tonumber(c)
+    if c and c > v then return 0 end
+  end
 end
-local n = ${VERSION_OF}
-if n and tonumber(n) > v then return 0 end
+local head = redis.call('getrange', KEYS[1], 0, 47)
+if head ~= '' then
+  local n = string.match(head, '^{"v":1,"n":(%d+)')
+  if n and tonumber(n) > v then return 0 end
+end
 if tonumber(ARGV[3]) <= 0 then
   redis.call('del', KEYS[1])
 else
@@ -101,6 +105,49 @@ local c = tonumber(redis.call('get', KEYS[1]) or '')
 if not c or c < tonumber(ARGV[1]) then redis.call('set', KEYS[1], ARGV[1]) end
 return 1`;
 
+/** A Lua script and its SHA1 (the name `EVALSHA` calls it by). */
+export interface CachedScript {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+/** {@link CachedScript} of `lua`. */
+export function cachedScript(lua: string): CachedScript {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/** The compare-and-set script, called by SHA on the single-write path (see {@link evalCached}). */
+export const SET = cachedScript(SET_SCRIPT);
+/** The versioned delete script, called by SHA (see {@link evalCached}). */
+export const DELETE = cachedScript(DELETE_SCRIPT);
+
+/**
+ * Whether `error` is Redis' `NOSCRIPT` reply: the node has not (or no longer, after `SCRIPT
+ * FLUSH`, a restart or a failover to a replica that never saw it) the script in its cache.
+ */
+export function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
+
+/**
+ * Runs `script` with `EVALSHA` straight on the client (no ioredis `Script` wrapper: its command
+ * subclass, argument copies and extra promise cost ~4.5 KB a call), and with `EVAL` when the node
+ * answers `NOSCRIPT` (which also loads it there; under Cluster the command goes to the key's
+ * node, so each node is loaded on its first miss). Not for the hot path's own write, which
+ * inlines the same fallback in its one `.then` (`RedisTier.set`).
+ */
+export function evalCached(
+  client: Redis | Cluster,
+  script: CachedScript,
+  numberOfKeys: number,
+  ...args: (string | number)[]
+): Promise<unknown> {
+  return client.evalsha(script.sha, numberOfKeys, ...args).catch((error: unknown) => {
+    if (!isNoScript(error)) throw error;
+    return client.eval(script.lua, numberOfKeys, ...args);
+  });
+}
+
 /** The tier's commands once defined on a client (ioredis `defineCommand`: EVALSHA, EVAL on NOSCRIPT). */
 export interface TierScripts {
   bgcL2Set(
@@ -120,7 +167,8 @@ export interface TierScripts {
 
 /**
  * Defines the scripts on `client` (once per client; a client shared by several tiers gets them
- * once). They ride on pipelines too.
+ * once), for pipelines (batch writes, deletes, expiries) and the rarer single calls (clear). The
+ * single set and delete call {@link evalCached} instead.
  */
 export function defineTierScripts(client: Redis | Cluster): void {
   const c = client as unknown as Record<string, unknown>;

@@ -8,6 +8,7 @@ import {
   type RedisConnectionOptions,
   waitForReady,
 } from './redis-client.js';
+import { cachedScript, evalCached } from './lua-scripts.js';
 import { showKey, toTierError } from './redis-errors.js';
 
 /**
@@ -48,19 +49,9 @@ return 0`;
 const RENEW =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 
-/** The lock's scripts once defined on a client (EVALSHA; EVAL on NOSCRIPT). */
-interface LockScripts {
-  bgcLockRelease(lockKey: string, token: string, channel: string): Promise<number>;
-  bgcLockRenew(lockKey: string, token: string, ttlMs: string): Promise<number>;
-}
-
-function defineLockScripts(client: Redis | Cluster): LockScripts {
-  if (typeof (client as unknown as Record<string, unknown>).bgcLockRelease !== 'function') {
-    client.defineCommand('bgcLockRelease', { numberOfKeys: 1, lua: RELEASE });
-    client.defineCommand('bgcLockRenew', { numberOfKeys: 1, lua: RENEW });
-  }
-  return client as unknown as LockScripts;
-}
+/** The lock's scripts, run by SHA (`EVAL` when a node answers `NOSCRIPT`: {@link evalCached}). */
+const RELEASE_SCRIPT = cachedScript(RELEASE);
+const RENEW_SCRIPT = cachedScript(RENEW);
 
 /** Lease tokens: 128 random bits per process, then a counter (unique, and no crypto call per lease). */
 const TOKEN_BASE = randomBytes(16).toString('hex');
@@ -100,7 +91,6 @@ export class RedisLock implements DistributedLock {
   /** The release channel. */
   readonly channel: string;
   private readonly owned: boolean;
-  private readonly scripts: LockScripts;
   private readonly pollMs: number;
   private readonly renewFraction: number;
   private readonly waiting = new Map<string, Waiting>();
@@ -126,7 +116,6 @@ export class RedisLock implements DistributedLock {
     this.client = options.client ?? createRedisClient(options);
     // A client we created reports failures through rejected commands; keep ioredis from logging each reconnect error.
     if (this.owned) this.client.on('error', () => {});
-    this.scripts = defineLockScripts(this.client);
   }
 
   /**
@@ -253,7 +242,7 @@ export class RedisLock implements DistributedLock {
   private hold(lockKey: string, token: string, ttl: number): Lease {
     const timer = setInterval(
       () => {
-        this.scripts.bgcLockRenew(lockKey, token, String(ttl)).then(
+        evalCached(this.client, RENEW_SCRIPT, 1, lockKey, token, ttl).then(
           (renewed) => {
             if (renewed === 0) stop();
           },
@@ -275,7 +264,7 @@ export class RedisLock implements DistributedLock {
       released = true;
       stop();
       try {
-        await this.scripts.bgcLockRelease(lockKey, token, this.channel);
+        await evalCached(this.client, RELEASE_SCRIPT, 1, lockKey, token, this.channel);
       } catch {
         // Never rejects: the lease expires by itself within leaseMs.
       }

@@ -14,7 +14,7 @@ import { capEntry, coarseNow, nextVersion } from '@bgc/cache-core/internal';
 import type { Cluster, Redis } from 'ioredis';
 import { type CompressionAlgorithm, EnvelopeCodec } from './envelope-codec.js';
 import { groupBySlot, keySlot } from './key-slot.js';
-import { defineTierScripts, type TierScripts } from './lua-scripts.js';
+import { DELETE, defineTierScripts, evalCached, isNoScript, SET, type TierScripts } from './lua-scripts.js';
 import {
   batchWrites,
   createRedisClient,
@@ -98,6 +98,9 @@ interface PreparedWrite {
   /** `'1'` for a versioned entry (checked against the cleared-at marker), `'0'` otherwise. */
   checkMarker: string;
 }
+
+/** The answer of a compare-and-set, written or refused (a lost race is not an error). */
+const written = (): undefined => undefined;
 
 /** Escapes the glob characters of `SCAN MATCH` (`* ? [ ] \`), so a prefix matches only itself. */
 export function escapeGlob(text: string): string {
@@ -259,24 +262,23 @@ export class RedisTier implements Tier {
     return this.store(key, write);
   }
 
-  /** The compare-and-set of a prepared write (see {@link RedisTier.set}). */
+  /**
+   * The compare-and-set of a prepared write (see {@link RedisTier.set}): `EVALSHA` on the client
+   * itself, `EVAL` on `NOSCRIPT` (a node that lost or never had the script), in the one `.then`.
+   */
   private store(key: string, write: PreparedWrite): Promise<void> {
     batchWrites(this.client);
-    return this.scripts
-      .bgcL2Set(
-        write.redisKey,
-        this.markerOf(write.redisKey),
-        write.version,
-        write.text,
-        write.ttlMs,
-        write.checkMarker,
-      )
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          throw this.fail('set', `key ${showKey(key)}`, error);
-        },
-      );
+    const marker = this.markerOf(write.redisKey);
+    return this.client
+      .evalsha(SET.sha, 2, write.redisKey, marker, write.version, write.text, write.ttlMs, write.checkMarker)
+      .then(written, (error: unknown) => {
+        if (!isNoScript(error)) throw this.fail('set', `key ${showKey(key)}`, error);
+        return this.client
+          .eval(SET.lua, 2, write.redisKey, marker, write.version, write.text, write.ttlMs, write.checkMarker)
+          .then(written, (retryError: unknown) => {
+            throw this.fail('set', `key ${showKey(key)}`, retryError);
+          });
+      });
   }
 
   /**
@@ -290,7 +292,9 @@ export class RedisTier implements Tier {
       batchWrites(this.client);
       if (options?.version === undefined) return (await this.client.unlink(this.prefix + key)) > 0;
       const { version, tombstone, px } = this.tombstoneOf(options);
-      return (await this.scripts.bgcL2Delete(this.prefix + key, version, tombstone, px)) > 0;
+      return (
+        ((await evalCached(this.client, DELETE, 1, this.prefix + key, version, tombstone, px)) as number) > 0
+      );
     } catch (error) {
       throw this.fail('delete', `key ${showKey(key)}`, error);
     }

@@ -1,4 +1,5 @@
 import type { InvalidationMessage } from '@bgc/cache-core';
+import { nextVersion } from '@bgc/cache-core/internal';
 import { runTierConformance } from '@bgc/cache-core/testing';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +120,33 @@ describe('RedisTier, bus and lock on a 3-master cluster', () => {
     await tier.ping();
     await tier.close();
     expect(client.status).toBe('ready');
+  });
+
+  it('writes, deletes and releases after SCRIPT FLUSH on every master (each node loads the scripts on NOSCRIPT)', async () => {
+    const tier = new RedisTier({ client, prefix: `${prefix}flush:` });
+    const lock = new RedisLock({ client, prefix: `${prefix}flushlock:` });
+    const keys = Array.from({ length: 30 }, (_, i) => `f:${i}`);
+    const older = nextVersion();
+    const newer = nextVersion();
+    await tier.set('f:0', { ...entry('warm'), version: older });
+    for (const n of c.nodes) n.cli('SCRIPT', 'FLUSH');
+    await Promise.all(keys.map((key) => tier.set(key, { ...entry(key), version: newer })));
+    expect(c.nodes.map((n) => Number(n.cli('DBSIZE')) > 0)).toEqual([true, true, true]);
+    expect((await tier.getMany(keys)).map((e) => e?.value)).toEqual(keys);
+    for (const n of c.nodes) n.cli('SCRIPT', 'FLUSH');
+    // Still a compare-and-set on a node that has just reloaded it: the older version is refused.
+    await Promise.all(keys.map((key) => tier.set(key, { ...entry('stale'), version: older })));
+    expect((await tier.getMany(keys)).map((e) => e?.value)).toEqual(keys);
+    for (const n of c.nodes) n.cli('SCRIPT', 'FLUSH');
+    const deleted = await Promise.all(keys.map((key) => tier.delete(key, { version: nextVersion() })));
+    expect(deleted.every(Boolean)).toBe(true);
+    expect((await tier.getMany(keys)).every((e) => e === undefined)).toBe(true);
+    const lease = await lock.tryAcquire('k', 5000);
+    for (const n of c.nodes) n.cli('SCRIPT', 'FLUSH');
+    await lease!.release();
+    expect(await client.exists(`${prefix}flushlock:k`)).toBe(0);
+    await lock.close();
+    await tier.clear();
   });
 
   it('bus: sharded pub/sub delivers a delete (with its version) to the other instance, ignoring its own', async () => {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { ConfigError } from '@bgc/cache-core';
 import { nextVersion } from '@bgc/cache-core/internal';
 import { Redis } from 'ioredis';
@@ -75,6 +76,24 @@ describe('RedisLock on the real Redis', () => {
     await leaseB!.release();
     expect(await raw.get(`${prefix}owner`)).toBe('someone-else');
     await raw.del(`${prefix}owner`);
+  });
+
+  it('releases and renews after SCRIPT FLUSH (the scripts run by SHA, EVAL on NOSCRIPT)', async () => {
+    const flush = () =>
+      execFileSync('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), 'SCRIPT', 'FLUSH'], {
+        encoding: 'utf8',
+      });
+    const lock = new RedisLock({ client: raw, prefix, renewFraction: 0.1 });
+    const lease = await lock.tryAcquire('flushed', 300);
+    expect(lease).toBeDefined();
+    flush();
+    // Renewed every 30 ms past its 300 ms lease, through a flushed script cache.
+    await sleep(450);
+    expect(await raw.exists(`${prefix}flushed`)).toBe(1);
+    flush();
+    await lease!.release();
+    expect(await raw.exists(`${prefix}flushed`)).toBe(0);
+    await lock.close();
   });
 
   it('renews the lease while held, and stops renewing once lost or released', async () => {

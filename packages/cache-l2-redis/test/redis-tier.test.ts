@@ -106,6 +106,54 @@ describe('RedisTier on the real Redis', () => {
     await capped.close();
   });
 
+  it('writes and deletes by EVALSHA, and again after SCRIPT FLUSH (EVAL on NOSCRIPT), keeping the compare-and-set', async () => {
+    const flush = () =>
+      execFileSync('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), 'SCRIPT', 'FLUSH'], {
+        encoding: 'utf8',
+      });
+    const client = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+    const t = new RedisTier({ client, prefix, commandTimeoutMs: 2000 });
+    const calls: string[] = [];
+    const evalsha = client.evalsha.bind(client);
+    const evalLua = client.eval.bind(client);
+    client.evalsha = ((...a: Parameters<typeof evalsha>) => {
+      calls.push('evalsha');
+      return evalsha(...a);
+    }) as typeof client.evalsha;
+    client.eval = ((...a: Parameters<typeof evalLua>) => {
+      calls.push('eval');
+      return evalLua(...a);
+    }) as typeof client.eval;
+    const v1 = nextVersion();
+    const v2 = nextVersion();
+    flush();
+    await t.set('flushed', { ...entry('new'), version: v2 });
+    expect(calls).toEqual(['evalsha', 'eval']);
+    expect((await t.get('flushed'))?.value).toBe('new');
+    calls.length = 0;
+    // Loaded by the EVAL: the next write is one EVALSHA, and an older version is still refused.
+    await t.set('flushed', { ...entry('old'), version: v1 });
+    expect(calls).toEqual(['evalsha']);
+    expect((await t.get('flushed'))?.value).toBe('new');
+    flush();
+    await t.set('flushed', { ...entry('older'), version: v1 });
+    expect((await t.get('flushed'))?.value).toBe('new');
+    flush();
+    calls.length = 0;
+    expect(await t.delete('flushed', { version: nextVersion() })).toBe(true);
+    expect(calls).toEqual(['evalsha', 'eval']);
+    expect(await t.get('flushed')).toBeUndefined();
+    // The tombstone refuses the write of the version it replaced.
+    await t.set('flushed', { ...entry('resurrected'), version: v2 });
+    expect(await t.get('flushed')).toBeUndefined();
+    // Other errors are not retried: a key of another type fails the script, as a TierError.
+    await client.hset(`${prefix}hash`, 'f', '1');
+    calls.length = 0;
+    await expect(t.set('hash', entry('x'))).rejects.toBeInstanceOf(TierError);
+    expect(calls).toEqual(['evalsha']);
+    await client.quit();
+  });
+
   it('writes an envelope readable with redis-cli GET and decodable by a fresh process', async () => {
     const value = {
       ano: 2024,
