@@ -4,7 +4,7 @@ import type { GetOrLoadOptions, Loader, LoadResult } from './cache-options.js';
 import type { CacheEntry } from './entry.js';
 import type { ReadCascade } from './read-cascade.js';
 import type { Cascaded } from './tier-read.js';
-import { withTimeout } from './timeout.js';
+import { acquireWithin } from './lease.js';
 
 /** Runs a load of `key` whose stale fallback is `entry`, holding `lease` when one was taken. */
 export type RefreshLoad = <T>(
@@ -68,7 +68,7 @@ export class EagerRefresher {
     const lock = this.ctx.lock;
     if (lock) {
       const opts = this.ctx.opts;
-      lease = await withTimeout(lock.tryAcquire(key, opts.lockLeaseMs), opts.tierTimeoutMs, 'lock acquire');
+      lease = await acquireWithin(lock, key, opts.lockLeaseMs, opts.tierTimeoutMs);
       if (!lease) return;
       const endpoint = options.endpoint ?? this.ctx.endpoint;
       let found: Cascaded<T> | undefined;

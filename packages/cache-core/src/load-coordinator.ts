@@ -18,6 +18,7 @@ import { checkTags, mergeTags } from './entry-tags.js';
 import { NAMESPACE_TAGS, type NamespaceTagged } from './namespace.js';
 import { makeEntry, writeAll } from './write-fanout.js';
 import { EagerRefresher } from './eager-refresh.js';
+import { acquireWithin } from './lease.js';
 import type { CacheEmitter, EventSwitches } from './events.js';
 import { channels, traced } from './instrumentation.js';
 import type { TierLevel } from './level.js';
@@ -299,12 +300,7 @@ export class LoadCoordinator {
     for (;;) {
       let lease: Lease | undefined;
       try {
-        if (tryFirst)
-          lease = await withTimeout(
-            lock.tryAcquire(key, opts.lockLeaseMs),
-            opts.tierTimeoutMs,
-            'lock acquire',
-          );
+        if (tryFirst) lease = await acquireWithin(lock, key, opts.lockLeaseMs, opts.tierTimeoutMs);
         tryFirst = true;
       } catch (error) {
         // No lock service: load here rather than fail the request.

@@ -562,3 +562,58 @@ describe('a lock that reads while it takes the lease (tryAcquireAndRead)', () =>
     expect(loads).toBe(1);
   });
 });
+
+describe('a lease granted after the lock deadline', () => {
+  /** A lock whose grants arrive `lateMs` after the request (a loaded Redis), recording releases. */
+  function lateLock(lateMs: number) {
+    const log: string[] = [];
+    const lock: DistributedLock = {
+      tryAcquire: (key) =>
+        new Promise((resolve) =>
+          setTimeout(() => {
+            log.push(`granted ${key}`);
+            resolve({
+              release: async () => {
+                log.push(`released ${key}`);
+              },
+            });
+          }, lateMs),
+        ),
+      waitForRelease: async () => {},
+    };
+    return { lock, log };
+  }
+
+  it('is given back as soon as it arrives: the miss loaded without it, no lease is left held', async () => {
+    const { lock, log } = lateLock(60);
+    const cache = make({ tiers: [new FakeTier()], lock, tierTimeoutMs: 10 });
+    let calls = 0;
+    const r = await cache.getOrLoad('k', () => {
+      calls++;
+      return 'v';
+    });
+    expect(r).toMatchObject({ value: 'v', level: 'external' });
+    expect(calls).toBe(1);
+    expect(log).toEqual([]);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(log).toEqual(['granted k', 'released k']);
+  });
+
+  it('an eager refresh that missed the deadline gives its late lease back too', async () => {
+    const { lock, log } = lateLock(60);
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const cache = make({ tiers: [l1], lock, tierTimeoutMs: 10, eagerRefreshThreshold: 0.5 });
+    const now = Date.now();
+    l1.store.set('k', { value: 'old', createdAt: now - 8000, freshUntil: now + 2000, staleUntil: now + 60_000 });
+    let calls = 0;
+    const r = await cache.getOrLoad('k', () => {
+      calls++;
+      return 'new';
+    });
+    expect(r).toMatchObject({ value: 'old', stale: false });
+    await cache.flush();
+    await new Promise((res) => setTimeout(res, 100));
+    expect(log).toEqual(['granted k', 'released k']);
+    expect(calls).toBe(0);
+  });
+});
