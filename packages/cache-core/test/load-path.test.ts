@@ -487,7 +487,7 @@ describe('background writes and the bus', () => {
 });
 
 describe('a lock that reads while it takes the lease (tryAcquireAndRead)', () => {
-  function combinedLock(l2: FakeTier, holder: { held: boolean }) {
+  function combinedLock(_l2: FakeTier, holder: { held: boolean }) {
     const calls = { combined: 0, acquire: 0, released: 0 };
     const lease = { release: async () => void calls.released++ };
     const lock: DistributedLock = {
@@ -604,7 +604,12 @@ describe('a lease granted after the lock deadline', () => {
     const l1 = new FakeTier({ level: 'l1', sync: true });
     const cache = make({ tiers: [l1], lock, tierTimeoutMs: 10, eagerRefreshThreshold: 0.5 });
     const now = Date.now();
-    l1.store.set('k', { value: 'old', createdAt: now - 8000, freshUntil: now + 2000, staleUntil: now + 60_000 });
+    l1.store.set('k', {
+      value: 'old',
+      createdAt: now - 8000,
+      freshUntil: now + 2000,
+      staleUntil: now + 60_000,
+    });
     let calls = 0;
     const r = await cache.getOrLoad('k', () => {
       calls++;
