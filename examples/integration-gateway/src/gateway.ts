@@ -15,7 +15,14 @@ import {
 import { pino, type Logger } from 'pino';
 import { type GatewayConfig, loadGatewayConfig, redactUrl } from './config.js';
 import { createMetricsApp } from './metrics-server.js';
-import { connectTiers, createRuntime, errInfo, type GatewayRuntime } from './runtime.js';
+import {
+  connectTiers,
+  createRuntime,
+  EAGER_REFRESH_THRESHOLD,
+  errInfo,
+  type GatewayRuntime,
+  TTL_JITTER,
+} from './runtime.js';
 import { collectSecrets, scrubSecrets } from './secrets.js';
 import {
   createApp,
@@ -160,10 +167,10 @@ function outdated(q: MonthQuery, v: ComexStatMonthValue, release: ComexStatRelea
 /**
  * Share of a value's policy lifetime (from its fetch time) during which its L1 hits may take the
  * fast path. Past it they take the route, whose `getOrLoad` starts the cache's eager refresh: the
- * runtime's threshold is 0.9 of a lifetime the TTL jitter (0.1) shortens by up to 10%, so never
- * before 0.81 of the policy lifetime.
+ * runtime's threshold (0.9) of a lifetime the TTL jitter (0.1) shortens by up to 10%, so never
+ * before 0.81 of the policy lifetime; the fast path stops 0.01 earlier.
  */
-export const FAST_PATH_SHARE = 0.8;
+export const FAST_PATH_SHARE = EAGER_REFRESH_THRESHOLD * (1 - TTL_JITTER) - 0.01;
 
 /**
  * The monthly routes' fast path source: the value of a fresh L1 hit (`getSync`, counted as a hit

@@ -16,6 +16,11 @@ import { Registry } from 'prom-client';
 import { type GatewayConfig, loadBoundsMs } from './config.js';
 import { redactUrl } from './secrets.js';
 
+/** The cache's TTL jitter: lifetimes shortened by up to this share. */
+export const TTL_JITTER = 0.1;
+/** The share of a value's lifetime past which a read starts its eager refresh. */
+export const EAGER_REFRESH_THRESHOLD = 0.9;
+
 /** The endpoints the gateway serves: the `endpoint` label values of the metrics. */
 export const ENDPOINTS = ['exportacao_mes', 'importacao_mes'] as const;
 
@@ -157,7 +162,7 @@ export async function createRuntime(
     connector: 'comexstat',
     endpoint: 'exportacao_mes',
     defaultTtlMs: config.cache.l1.defaultTtlMs,
-    ttlJitter: 0.1,
+    ttlJitter: TTL_JITTER,
     staleTtlMs: config.resilience.staleTtlMs,
     tierTimeoutMs: config.resilience.tierTimeoutMs,
     softTimeoutMs: config.resilience.softTimeoutMs,
@@ -165,7 +170,7 @@ export async function createRuntime(
     // connector's typed E_UPSTREAM_BACKLOG (503 + Retry-After) answers, not a bare timeout.
     hardTimeoutMs: loadBounds.hardTimeoutMs,
     lockWaitMs: loadBounds.lockWaitMs,
-    eagerRefreshThreshold: 0.9,
+    eagerRefreshThreshold: EAGER_REFRESH_THRESHOLD,
     circuitBreaker: { failureThreshold: 3, cooldownMs: 3000 },
     bus,
     lock,
