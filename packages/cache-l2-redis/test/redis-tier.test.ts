@@ -146,8 +146,18 @@ describe('RedisTier on the real Redis', () => {
     // The tombstone refuses the write of the version it replaced.
     await t.set('flushed', { ...entry('resurrected'), version: v2 });
     expect(await t.get('flushed')).toBeUndefined();
+    // Pipelines (batch writes and deletes) keep ioredis' defined commands, which also resend on NOSCRIPT.
+    flush();
+    await t.setMany([
+      { key: 'batch:a', entry: { ...entry('a'), version: nextVersion() } },
+      { key: 'batch:b', entry: entry('b') },
+    ]);
+    expect((await t.getMany(['batch:a', 'batch:b'])).map((e) => e?.value)).toEqual(['a', 'b']);
+    flush();
+    expect(await t.deleteMany(['batch:a', 'batch:b'], { version: nextVersion() })).toBe(2);
     // Other errors are not retried: a key of another type fails the script, as a TierError.
     await client.hset(`${prefix}hash`, 'f', '1');
+    await t.set('warm', entry('w')); // loads the script again after the last flush
     calls.length = 0;
     await expect(t.set('hash', entry('x'))).rejects.toBeInstanceOf(TierError);
     expect(calls).toEqual(['evalsha']);
