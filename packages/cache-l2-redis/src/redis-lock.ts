@@ -140,6 +140,7 @@ export class RedisLock implements DistributedLock {
     try {
       ok = await this.client.set(lockKey, token, 'PX', ttl, 'NX');
     } catch (error) {
+      this.abandon(lockKey, token);
       throw toTierError('load', `lock ${showKey(key)}`, error, undefined);
     }
     return ok === 'OK' ? this.hold(lockKey, token, ttl) : undefined;
@@ -163,7 +164,10 @@ export class RedisLock implements DistributedLock {
       this.client.set(lockKey, token, 'PX', ttl, 'NX'),
       tier.get(key),
     ]);
-    if (set.status === 'rejected') throw toTierError('load', `lock ${showKey(key)}`, set.reason, undefined);
+    if (set.status === 'rejected') {
+      this.abandon(lockKey, token);
+      throw toTierError('load', `lock ${showKey(key)}`, set.reason, undefined);
+    }
     const ok = set.value;
     let entry: CacheEntry | undefined;
     let readError: unknown;
@@ -231,6 +235,19 @@ export class RedisLock implements DistributedLock {
     this.waiting.clear();
     await quitClient(this.subscriber);
     if (this.owned) await quitClient(this.client);
+  }
+
+  /**
+   * After a lease attempt whose reply failed (e.g. ioredis' commandTimeout under load), the SET may
+   * still have run on the server: the lease would then be held by nobody for its whole time and
+   * every instance's waiters would wait for it. Gives it back by its token (a no-op when the SET
+   * did not run), best effort: sent after the SET on the same connection.
+   */
+  private abandon(lockKey: string, token: string): void {
+    if (this.closed) return;
+    evalCached(this.client, RELEASE_SCRIPT, 1, lockKey, token, this.channel).catch(() => {
+      // The lease, if it was taken, expires by itself within its time.
+    });
   }
 
   private leaseTtl(leaseMs: number): number {

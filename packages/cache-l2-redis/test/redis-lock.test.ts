@@ -290,3 +290,42 @@ describe('RedisLock.tryAcquireAndRead: the miss path in one round trip (issue 18
     await down.close();
   });
 });
+
+describe('RedisLock: a lease attempt whose reply timed out', () => {
+  const prefix = uniquePrefix('lock-late');
+  let raw: Redis;
+  beforeAll(() => {
+    raw = new Redis({ host: REDIS_HOST, port: REDIS_PORT });
+  });
+  afterAll(async () => {
+    await raw.quit();
+  });
+
+  for (const how of ['tryAcquire', 'tryAcquireAndRead'] as const) {
+    it(`${how}: the SET that still ran on the server is given back by its token (no lease held by nobody)`, async () => {
+      // The lock's own connection is held by a blocking command: the SET queued behind it times out
+      // on the client (commandTimeout 50 ms) but runs on the server once the BLPOP returns.
+      const client = new Redis({ host: REDIS_HOST, port: REDIS_PORT, commandTimeout: 50 });
+      const lock = new RedisLock({ client, prefix });
+      const tier = new RedisTier({ host: REDIS_HOST, port: REDIS_PORT, prefix: `${prefix}t:` });
+      await Promise.all([lock.connect(), tier.ready()]);
+      client.blpop(`${prefix}never`, 0.3).catch(() => {});
+      const key = `k-${how}`;
+      const attempt =
+        how === 'tryAcquire' ? lock.tryAcquire(key, 60_000) : lock.tryAcquireAndRead(key, 60_000, tier);
+      await expect(attempt).rejects.toMatchObject({ code: 'E_TIMEOUT' });
+      // After the BLPOP (300 ms), the SET and then the release by token run in order; a PING on the
+      // same connection answers after both.
+      await sleep(300);
+      for (let i = 0; i < 20; i++) if ((await client.ping().catch(() => 'late')) === 'PONG') break;
+      expect(await raw.exists(`${prefix}${key}`)).toBe(0);
+      const other = new RedisLock({ client: raw, prefix });
+      const lease = await other.tryAcquire(key, 1000);
+      expect(lease).toBeDefined();
+      await lease?.release();
+      await lock.close();
+      await tier.close();
+      await client.quit();
+    });
+  }
+});
