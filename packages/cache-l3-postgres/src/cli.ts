@@ -77,7 +77,7 @@ export async function runCli(
 ): Promise<number> {
   const command = argv[0];
   const flags = argv.slice(1);
-  const help = command === undefined || command === '--help' || command === '-h';
+  const help = command === '--help' || command === '-h';
   const unknownFlag = flags.find((f) => f !== '--migrate' || command !== 'refresh-aggregates');
   if ((command !== 'migrate' && command !== 'refresh-aggregates') || unknownFlag !== undefined) {
     if (unknownFlag !== undefined) err(`bgc-l3: unknown option ${unknownFlag}`);

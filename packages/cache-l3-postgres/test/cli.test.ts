@@ -42,7 +42,10 @@ describe('bgc-l3 CLI', () => {
 
   it('says what is wrong: usage, unknown option, missing DATABASE_URL, bad wait', async () => {
     const c = capture();
-    expect(await runCli([], env, c.write, c.writeErr)).toBe(0);
+    // No command is a usage error (2, usage on stderr); --help asks for it (0, usage on stdout).
+    expect(await runCli([], env, c.write, c.writeErr)).toBe(2);
+    expect(c.err[0]).toMatch(/Usage: bgc-l3/);
+    expect(await runCli(['--help'], env, c.write, c.writeErr)).toBe(0);
     expect(c.out[0]).toMatch(/Usage: bgc-l3/);
     expect(await runCli(['frobnicate'], env, c.write, c.writeErr)).toBe(2);
     expect(await runCli(['migrate', '--migrate'], env, c.write, c.writeErr)).toBe(2);
