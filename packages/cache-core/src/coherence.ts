@@ -61,7 +61,7 @@ export class VersionGuard {
 
   /** Whether a tag of `entry` was invalidated after it was written (see {@link VersionGuard.tags}). */
   private taggedOut(key: string, entry: CacheEntry): boolean {
-    return entry.tags !== undefined && this.tags !== undefined && this.tags.invalidated(key, entry);
+    return entry.tags !== undefined && this.tags?.invalidated(key, entry) === true;
   }
 
   /** Whether a load is running (between {@link loadStarted} and {@link loadEnded}). */

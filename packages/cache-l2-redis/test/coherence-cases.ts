@@ -1,4 +1,4 @@
-import { type CacheEntry } from '@bgc/cache-core';
+import type { CacheEntry } from '@bgc/cache-core';
 import { nextVersion } from '@bgc/cache-core/internal';
 import { beforeAll, expect, it } from 'vitest';
 import type { RedisTier } from '../src/redis-tier.js';
