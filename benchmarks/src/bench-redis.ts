@@ -1,4 +1,6 @@
 import { Redis } from 'ioredis';
+import { payload, payloadKey } from './payload.js';
+import { zipfSequence } from './zipf.js';
 
 /** The Redis every Redis scenario uses (loopback by default). */
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -36,4 +38,24 @@ export async function deleteKeysContaining(client: Redis, marker: string): Promi
     if (keys.length > 0) removed += await client.unlink(...keys);
   } while (cursor !== '0');
   return removed;
+}
+
+/**
+ * The Redis scenarios' workload: ioredis clients on the bench Redis (all disconnected by the
+ * scenario at the end), `n` payload keys read in a Zipf (s=1) order, per-contender miss keys, and
+ * the loader that builds a key's payload.
+ */
+export function redisWorkload(n: number) {
+  const clients: Redis[] = [];
+  const client = () => {
+    const c = new Redis(BENCH_REDIS_URL);
+    clients.push(c);
+    return c;
+  };
+  const keys = Array.from({ length: n }, (_, i) => payloadKey(i));
+  const seq = zipfSequence({ n, length: 1 << 16, s: 1, seed: 3 });
+  const k = (i: number) => keys[seq[i & 0xffff] as number] as string;
+  const missKey = (impl: string, i: number) => `miss:${impl}:${i}`;
+  const loader = (key: string) => payload(key.length + (key.charCodeAt(key.length - 1) % 97));
+  return { clients, client, keys, k, missKey, loader };
 }

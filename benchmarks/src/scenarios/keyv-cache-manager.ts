@@ -5,9 +5,13 @@ import { RedisTier } from '@bgc/cache-l2-redis';
 import KeyvRedis from '@keyv/redis';
 import { CacheableMemory } from 'cacheable';
 import { createCache } from 'cache-manager';
-import { Redis } from 'ioredis';
 import { Keyv } from 'keyv';
-import { BENCH_REDIS_URL as REDIS_URL, connectAdmin, deleteKeysContaining } from '../bench-redis.js';
+import {
+  BENCH_REDIS_URL as REDIS_URL,
+  connectAdmin,
+  deleteKeysContaining,
+  redisWorkload,
+} from '../bench-redis.js';
 import {
   type Contender,
   type ContenderFigures,
@@ -15,10 +19,9 @@ import {
   concurrentContender,
   runRounds,
 } from '../measure.js';
-import { payload, payloadKey } from '../payload.js';
+import { payload } from '../payload.js';
 import { type BenchResult, checkTarget, result, type ScenarioReport } from '../report.js';
 import { roundSettings, type Scenario, type ScenarioContext } from '../scenario.js';
-import { zipfSequence } from '../zipf.js';
 
 const KEYS = 1000;
 const TTL = 10 * 60_000;
@@ -44,17 +47,7 @@ export const keyvCacheManager: Scenario = {
     const connected = await connectAdmin();
     if ('unreachable' in connected) return skipped(connected.unreachable);
     const { admin } = connected;
-    const clients: Redis[] = [];
-    const client = () => {
-      const c = new Redis(REDIS_URL);
-      clients.push(c);
-      return c;
-    };
-    const keys = Array.from({ length: KEYS }, (_, i) => payloadKey(i));
-    const seq = zipfSequence({ n: KEYS, length: 1 << 16, s: 1, seed: 3 });
-    const k = (i: number) => keys[seq[i & 0xffff] as number] as string;
-    const missKey = (impl: string, i: number) => `miss:${impl}:${i}`;
-    const loader = (key: string) => payload(key.length + (key.charCodeAt(key.length - 1) % 97));
+    const { clients, client, keys, k, missKey, loader } = redisWorkload(KEYS);
 
     // Ours: a Redis-only stack (every read an L2 hit) and a memory + Redis stack, as createKeyv
     // builds them; each also with every set awaited (backgroundFills: false), for the figures only.

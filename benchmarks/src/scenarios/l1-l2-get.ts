@@ -7,7 +7,6 @@ import { memoryDriver } from 'bentocache/drivers/memory';
 import { redisDriver } from 'bentocache/drivers/redis';
 import { CacheableMemory } from 'cacheable';
 import { createCache } from 'cache-manager';
-import { Redis } from 'ioredis';
 import { Keyv } from 'keyv';
 import {
   type Contender,
@@ -16,12 +15,16 @@ import {
   concurrentContender,
   runRounds,
 } from '../measure.js';
-import { payload, payloadKey } from '../payload.js';
-import { BENCH_REDIS_URL as REDIS_URL, connectAdmin, deleteKeysContaining } from '../bench-redis.js';
+import { payload } from '../payload.js';
+import {
+  BENCH_REDIS_URL as REDIS_URL,
+  connectAdmin,
+  deleteKeysContaining,
+  redisWorkload,
+} from '../bench-redis.js';
 import { checkTarget, result, type BenchResult, type ScenarioReport } from '../report.js';
 import { roundSettings, type Scenario, type ScenarioContext } from '../scenario.js';
 import { spread } from '../stats.js';
-import { zipfSequence } from '../zipf.js';
 
 const KEYS = 1000;
 const TTL = 10 * 60_000;
@@ -61,17 +64,7 @@ export const l1L2Get: Scenario = {
     const connected = await connectAdmin();
     if ('unreachable' in connected) return skipped(connected.unreachable);
     const { admin } = connected;
-    const clients: Redis[] = [];
-    const client = () => {
-      const c = new Redis(REDIS_URL);
-      clients.push(c);
-      return c;
-    };
-    const keys = Array.from({ length: KEYS }, (_, i) => payloadKey(i));
-    const seq = zipfSequence({ n: KEYS, length: 1 << 16, s: 1, seed: 3 });
-    const k = (i: number) => keys[seq[i & 0xffff] as number] as string;
-    const missKey = (impl: string, i: number) => `miss:${impl}:${i}`;
-    const loader = (key: string) => payload(key.length + (key.charCodeAt(key.length - 1) % 97));
+    const { clients, client, keys, k, missKey, loader } = redisWorkload(KEYS);
 
     // Two-level stacks: memory in front of Redis.
     const bgc2 = new MultiLevelCache({
