@@ -43,7 +43,10 @@ async function held(options: Parameters<typeof makeStack>[0] = {}) {
 
 describe('merge across years', () => {
   it('a chart of one NCM × country over 2018-2024, both flows (168 cold requests), costs 2 calls', async () => {
-    const { s, clock } = await held();
+    // Each answer is ~3.7 MB (the fan-out's 50 NCMs x 10 countries x 84 months): the body of one can
+    // wait while this process fans out and stores the other's 42,000 cells, so the client's timeout
+    // must outlast that (a timed-out attempt's retry would wait for this test's manual clock).
+    const { s, clock } = await held({ client: { timeoutMs: 30_000 } });
     const qs: ComexStatMonthQuery[] = [];
     for (const flow of ['export', 'import'] as ComexStatFlow[])
       for (let ano = 2018; ano <= 2024; ano++)
