@@ -11,8 +11,7 @@ import {
 } from '@bgc/cache-core';
 import { coarseNow } from '@bgc/cache-core/internal';
 import { sizeAndFreeze } from './size-and-freeze.js';
-import { grown } from './typed-arrays.js';
-import { WTinyLfuPolicy } from './w-tiny-lfu-policy.js';
+import { type OWNER_FIELDS, WTinyLfuPolicy } from './w-tiny-lfu-policy.js';
 
 /** Options of {@link MemoryTier}. */
 export interface MemoryTierOptions {
@@ -81,6 +80,17 @@ export interface MemoryTierStats {
 const MB = 1024 * 1024;
 /** Bytes of bookkeeping per entry besides key and value: slot arrays, map entry, entry object. */
 const ENTRY_OVERHEAD = 120;
+/**
+ * A float64 of a slot the policy leaves to the tier, in its {@link WTinyLfuPolicy.slotData}: slot
+ * `s` starts at `s << 3` (`SLOT_FLOATS` is 8). Literals, so that they compile to constants.
+ */
+type OwnerField = (typeof OWNER_FIELDS)[number];
+/** Float64 fields of a slot in the policy's {@link WTinyLfuPolicy.slotData}: stale-until (0 when free). */
+const STALE: OwnerField = 2;
+/** Fresh-until, never above stale-until (so that getFreshValueSync need not read both). */
+const FRESH: OwnerField = 3;
+/** The entry's version (0 without one), read by writes without dereferencing the stored entry. */
+const VERSION: OwnerField = 4;
 /** Entries examined by the incremental sweep on each write. */
 const SWEEP_PER_WRITE = 2;
 
@@ -115,12 +125,11 @@ export class MemoryTier implements Tier {
   /** Largest entry accepted, in bytes. */
   readonly maxEntryBytes: number;
   private readonly policy: WTinyLfuPolicy<string>;
-  // Per slot (the policy's entry numbers): the entry, and copies of its value and times in flat
-  // arrays, so that a hit reads contiguous memory instead of chasing the entry object.
+  // Per slot (the policy's entry numbers): the entry and a copy of its value; the entry's times
+  // and version live in the policy's slot data, beside its queue links (one cache line per slot),
+  // so that hits and writes never chase the entry object.
   private entries: (CacheEntry | undefined)[] = [];
   private values: unknown[] = [];
-  private freshUntil = new Float64Array(64);
-  private staleUntil = new Float64Array(64);
   private lastTier = false;
   /** Whether an entry with a version other than 0 was ever written (until then versions need no check). */
   private versioned = false;
@@ -177,7 +186,7 @@ export class MemoryTier implements Tier {
   getSync(key: string): CacheEntry | undefined {
     const slot = this.policy.find(key);
     if (slot !== -1) {
-      if ((this.staleUntil[slot] as number) > this.now()) {
+      if ((this.policy.slotData[(slot << 3) + STALE] as number) > this.now()) {
         const found = this.entries[slot];
         this.recordHit(slot);
         return found;
@@ -197,7 +206,7 @@ export class MemoryTier implements Tier {
    */
   getFreshValueSync(key: string, now: number): unknown {
     const slot = this.policy.find(key);
-    if (slot === -1 || !((this.freshUntil[slot] as number) > now)) return undefined;
+    if (slot === -1 || !((this.policy.slotData[(slot << 3) + FRESH] as number) > now)) return undefined;
     const value = this.values[slot];
     this.recordHit(slot);
     return value;
@@ -222,7 +231,9 @@ export class MemoryTier implements Tier {
    * one's is dropped silently (it lost a race to a newer write). An entry already past
    * stale-until, or larger than {@link MemoryTier.maxEntryBytes}, is not stored and removes the
    * key's previous value. The stored entry keeps `version` and `ttlMs` (when the cap shortens an
-   * entry without `ttlMs`, its loaded lifetime `freshUntil - createdAt` is kept as `ttlMs`).
+   * entry without `ttlMs`, its loaded lifetime `freshUntil - createdAt` is kept as `ttlMs`). The
+   * tier stores a copy of `entry`, or `entry` itself when it is frozen and not capped (it cannot
+   * change; the orchestrator's `set` hands its entries over so).
    * @throws {InvalidValueError} when `entry.value` is `undefined`.
    */
   setSync(key: string, entry: CacheEntry): void {
@@ -236,33 +247,31 @@ export class MemoryTier implements Tier {
     const version = entry.version ?? 0;
     // Until a versioned entry comes, every stored version is 0: no need to read the stored entry.
     if (version !== 0) this.versioned = true;
-    if (existing !== -1 && this.versioned && version < ((this.entries[existing] as CacheEntry).version ?? 0))
+    if (
+      existing !== -1 &&
+      this.versioned &&
+      version < (this.policy.slotData[(existing << 3) + VERSION] as number)
+    )
       return;
     const now = this.now();
     if (entry.staleUntil <= now) {
       if (existing !== -1) this.removeSlot(existing);
       return;
     }
-    let freshUntil = entry.freshUntil;
-    let staleUntil = entry.staleUntil;
-    let ttlMs = entry.ttlMs;
-    if (!this.lastTier && staleUntil > now + this.maxTtlMs) {
+    let stored: CacheEntry;
+    if (!this.lastTier && entry.staleUntil > now + this.maxTtlMs) {
       const limit = now + this.maxTtlMs;
-      if (ttlMs === undefined && entry.createdAt !== undefined) ttlMs = freshUntil - entry.createdAt;
-      if (freshUntil > limit) freshUntil = limit;
-      staleUntil = limit;
+      let ttlMs = entry.ttlMs;
+      if (ttlMs === undefined && entry.createdAt !== undefined) ttlMs = entry.freshUntil - entry.createdAt;
+      stored = this.copy(entry, Math.min(entry.freshUntil, limit), limit, ttlMs);
+    } else if (Object.isFrozen(entry)) {
+      // Frozen by its owner (the orchestrator's set): it can no longer change, so the tier keeps
+      // the object itself. A copy costs as much as the rest of the write (an object and its
+      // boxed numbers, all kept as long as the entry).
+      stored = entry;
+    } else {
+      stored = this.copy(entry, entry.freshUntil, entry.staleUntil, entry.ttlMs);
     }
-    // One shape for every stored entry (a copy: the caller keeps its object, the tier its times).
-    const stored: CacheEntry = {
-      value,
-      freshUntil,
-      staleUntil,
-      createdAt: entry.createdAt,
-      size: entry.size,
-      meta: entry.meta,
-      version: entry.version,
-      ttlMs,
-    };
     const bytes =
       existing !== -1 &&
       this.freeze &&
@@ -281,7 +290,7 @@ export class MemoryTier implements Tier {
     if (this.freeze) {
       if (this.cost) sizeAndFreeze(value, true);
       if (stored.meta !== undefined) Object.freeze(stored.meta);
-      Object.freeze(stored);
+      if (stored !== entry) Object.freeze(stored);
     }
     if (bytes > this.maxEntryBytes) {
       if (existing !== -1) this.removeSlot(existing);
@@ -309,7 +318,7 @@ export class MemoryTier implements Tier {
   deleteSync(key: string): boolean {
     const slot = this.policy.find(key);
     if (slot === -1) return false;
-    const servable = (this.staleUntil[slot] as number) > this.now();
+    const servable = (this.policy.slotData[(slot << 3) + STALE] as number) > this.now();
     this.removeSlot(slot);
     this.metrics.size('l1', this.policy.weightedSize);
     return servable;
@@ -358,7 +367,8 @@ export class MemoryTier implements Tier {
     for (const key of keys) {
       const slot = this.policy.find(key);
       if (slot === -1) continue;
-      if (version !== undefined && ((this.entries[slot] as CacheEntry).version ?? 0) > version) continue;
+      if (version !== undefined && (this.policy.slotData[(slot << 3) + VERSION] as number) > version)
+        continue;
       if (this.expireSlot(slot, now)) n++;
     }
     return n;
@@ -379,8 +389,6 @@ export class MemoryTier implements Tier {
     this.policy.clear();
     this.entries = [];
     this.values = [];
-    this.freshUntil = new Float64Array(64);
-    this.staleUntil = new Float64Array(64);
     this.sweepCursor = 0;
     this.metrics.size('l1', 0);
   }
@@ -418,10 +426,12 @@ export class MemoryTier implements Tier {
     const limit = this.policy.slotLimit;
     if (limit === 0) return;
     const now = this.now();
+    const data = this.policy.slotData;
     for (let i = 0; i < count; i++) {
       if (this.sweepCursor >= limit) this.sweepCursor = 0;
       const slot = this.sweepCursor++;
-      if (this.policy.isOccupied(slot) && (this.staleUntil[slot] as number) <= now) this.evictExpired(slot);
+      if (this.policy.isOccupied(slot) && (data[(slot << 3) + STALE] as number) <= now)
+        this.evictExpired(slot);
     }
   }
 
@@ -443,32 +453,50 @@ export class MemoryTier implements Tier {
 
   /** Makes a servable, fresh entry stale now; returns whether it did. */
   private expireSlot(slot: number, now: number): boolean {
-    if (!((this.staleUntil[slot] as number) > now) || !((this.freshUntil[slot] as number) > now))
-      return false;
+    const data = this.policy.slotData;
+    const at = slot << 3;
+    if (!((data[at + STALE] as number) > now) || !((data[at + FRESH] as number) > now)) return false;
     const e = this.entries[slot] as CacheEntry;
     const stale: CacheEntry = { ...e, freshUntil: now };
     if (this.freeze) Object.freeze(stale);
     this.entries[slot] = stale;
-    this.freshUntil[slot] = now;
+    data[at + FRESH] = now;
     return true;
   }
 
+  /** The stored form of `entry` with these times: one shape for every copy (the caller keeps its object, the tier its own). */
+  private copy(
+    entry: CacheEntry,
+    freshUntil: number,
+    staleUntil: number,
+    ttlMs: number | undefined,
+  ): CacheEntry {
+    return {
+      value: entry.value,
+      freshUntil,
+      staleUntil,
+      createdAt: entry.createdAt,
+      size: entry.size,
+      meta: entry.meta,
+      version: entry.version,
+      ttlMs,
+    };
+  }
+
   private store(slot: number, entry: CacheEntry): void {
-    if (slot >= this.staleUntil.length) {
-      const n = Math.max(this.staleUntil.length * 2, slot + 1);
-      this.freshUntil = grown(this.freshUntil, n);
-      this.staleUntil = grown(this.staleUntil, n);
-    }
     this.entries[slot] = entry;
     this.values[slot] = entry.value;
+    const data = this.policy.slotData;
+    const at = slot << 3;
     // Never fresher than servable, so that getFreshValueSync need not read both.
-    this.freshUntil[slot] = Math.min(entry.freshUntil, entry.staleUntil);
-    this.staleUntil[slot] = entry.staleUntil;
+    data[at + FRESH] = Math.min(entry.freshUntil, entry.staleUntil);
+    data[at + STALE] = entry.staleUntil;
+    data[at + VERSION] = entry.version ?? 0;
   }
 
   private release(slot: number): void {
     this.entries[slot] = undefined;
     this.values[slot] = undefined;
-    this.staleUntil[slot] = 0;
+    this.policy.slotData[(slot << 3) + STALE] = 0;
   }
 }

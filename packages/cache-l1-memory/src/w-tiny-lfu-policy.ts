@@ -1,5 +1,4 @@
 import { FrequencySketch, hashKey, spreadHash } from './frequency-sketch.js';
-import { grown } from './typed-arrays.js';
 
 /** Options of {@link WTinyLfuPolicy}. */
 export interface WTinyLfuPolicyOptions<K> {
@@ -46,6 +45,22 @@ const WINDOW = 1;
 const PROBATION = 2;
 const PROTECTED = 3;
 const FIRST_SLOT = 4;
+/**
+ * Bytes per slot: everything the policy and its owner keep about one entry, side by side, so that
+ * a hit, a write or a move touches one cache line (two at most) instead of one per array. As int32
+ * (see `links`): 0 previous, 1 next, 2 hash, 3 queue; as float64: 2..4 the owner's, 5 the weight,
+ * 6..7 the owner's ({@link OWNER_FIELDS}). What a hit reads (the owner's first fields, then the
+ * links) sits in the first 32 bytes: one line whatever the allocation's alignment (16 bytes at
+ * least) three times in four, and the first 48 bytes are one line when it is 16 mod 64, as large
+ * allocations are.
+ */
+const SLOT_BYTES = 64;
+/** Float64 per slot. */
+export const SLOT_FLOATS = SLOT_BYTES / 8;
+/** Float64 index of a slot's weight within its {@link SLOT_FLOATS}. */
+const WEIGHT = 5;
+/** The float64 indexes of a slot (within its {@link SLOT_FLOATS}) its owner may use, most read first. */
+export const OWNER_FIELDS = [2, 3, 4, 6, 7] as const;
 /** Candidates at least this frequent are admitted at random (1/128) even when not more frequent than the victim. */
 const ADMIT_HASHDOS_THRESHOLD = 6;
 /** Hits buffered by {@link WTinyLfuPolicy.recordAccess} before they are applied. */
@@ -82,12 +97,14 @@ export class WTinyLfuPolicy<K> {
   private readonly map = new Map<K, number>();
   private keys: (K | undefined)[] = [];
   /**
-   * Per slot, four int32 side by side (one cache line holds four slots): the previous and next
-   * slots in its queue, the key's hash (mixed by `spreadHash`, as the sketch takes it) and the queue it is in (FREE, WINDOW, PROBATION, PROTECTED).
-   * Slots 1..3 are the queues' sentinels.
+   * Per slot ({@link SLOT_BYTES} apart), four int32 side by side: the previous and next slots in
+   * its queue, the key's hash (mixed by `spreadHash`, as the sketch takes it) and the queue it is
+   * in (FREE, WINDOW, PROBATION, PROTECTED). Slots 1..3 are the queues' sentinels.
    */
-  private links = new Int32Array(64 * 4);
-  private weights = new Float64Array(64);
+  private links: Int32Array;
+  /** The same memory as float64, 8 per slot: 0 and 1 are `links`, {@link WEIGHT} the cost, 3..7 the owner's ({@link WTinyLfuPolicy.slotData}). */
+  private data: Float64Array;
+  private capacitySlots = 64;
   private freeHead = -1;
   private top = FIRST_SLOT;
   private windowWeight = 0;
@@ -123,10 +140,18 @@ export class WTinyLfuPolicy<K> {
   /** The hashes of the buffered slots while draining. */
   private readonly readHashes = new Int32Array(READ_BUFFER);
   private readCount = 0;
+  /**
+   * The xor of the words {@link WTinyLfuPolicy.drainReads} loads ahead of their use; meaningless, and public only so
+   * that nothing can prove it unread and drop those loads.
+   */
+  touched = 0;
 
   constructor(options: WTinyLfuPolicyOptions<K>) {
     if (!(options.maximumWeight > 0)) throw new RangeError('maximumWeight must be a positive number');
     this.maximumWeight = options.maximumWeight;
+    const buffer = new ArrayBuffer(this.capacitySlots * SLOT_BYTES);
+    this.links = new Int32Array(buffer);
+    this.data = new Float64Array(buffer);
     this.protectedFraction = options.protectedFraction ?? 0.8;
     this.maxWindow = this.maximumWeight * (options.initialWindowFraction ?? 0.05);
     this.maxProtected = this.protectedFraction * (this.maximumWeight - this.maxWindow);
@@ -146,8 +171,8 @@ export class WTinyLfuPolicy<K> {
     this.shadowEnabled = this.adaptive && (options.lruShadow ?? true);
     this.resizeShadow(options.expectedEntries ?? Math.min(this.maximumWeight, 1024));
     for (let q = WINDOW; q <= PROTECTED; q++) {
-      this.links[q << 2] = q;
-      this.links[(q << 2) + 1] = q;
+      this.links[q << 4] = q;
+      this.links[(q << 4) + 1] = q;
     }
   }
 
@@ -166,6 +191,17 @@ export class WTinyLfuPolicy<K> {
     return this.maxWindow / this.maximumWeight;
   }
 
+  /**
+   * Per slot, {@link SLOT_FLOATS} float64 (slot `s` at `s * SLOT_FLOATS`) of which the
+   * {@link OWNER_FIELDS} are free for the owner (the memory tier keeps an entry's times
+   * and version there, beside the policy's own fields). Zeros in a slot never used; kept as they are
+   * when a slot is freed (the owner resets what it must) and zeroed by {@link WTinyLfuPolicy.clear}.
+   * A new array after an {@link WTinyLfuPolicy.add} that grew the slots: read it after adding.
+   */
+  get slotData(): Float64Array {
+    return this.data;
+  }
+
   /** The slot holding `key`, or -1. Does not count as an access. */
   find(key: K): number {
     return this.map.get(key) ?? -1;
@@ -178,7 +214,7 @@ export class WTinyLfuPolicy<K> {
 
   /** The cost of the entry in `slot`. */
   weightAt(slot: number): number {
-    return this.weights[slot] as number;
+    return this.data[(slot << 3) + WEIGHT] as number;
   }
 
   /**
@@ -212,7 +248,16 @@ export class WTinyLfuPolicy<K> {
     const buffer = this.readBuffer;
     const hashes = this.readHashes;
     const links = this.links;
-    for (let i = 0; i < n; i++) hashes[i] = links[((buffer[i] as number) << 2) + 2] as number;
+    let touched = 0;
+    for (let i = 0; i < n; i++) {
+      const at = (buffer[i] as number) << 4;
+      hashes[i] = links[at + 2] as number;
+      // The slot's queue neighbours, which the move will relink: loaded here, all of them in
+      // flight at once, rather than one move after another.
+      touched ^=
+        (links[(links[at] as number) << 4] as number) ^ (links[(links[at + 1] as number) << 4] as number);
+    }
+    this.touched = touched;
     this.sketch.incrementManySpread(hashes, n);
     this.hitsInSample += n;
     for (let i = 0; i < n; i++) this.moveOnHit(buffer[i] as number, hashes[i] as number);
@@ -226,8 +271,8 @@ export class WTinyLfuPolicy<K> {
   }
 
   private applyHit(slot: number): void {
-    if (this.links[(slot << 2) + 3] === FREE) return;
-    const h = this.links[(slot << 2) + 2] as number;
+    if (this.links[(slot << 4) + 3] === FREE) return;
+    const h = this.links[(slot << 4) + 2] as number;
     this.sketch.incrementSpread(h);
     this.hitsInSample++;
     this.moveOnHit(slot, h);
@@ -235,21 +280,21 @@ export class WTinyLfuPolicy<K> {
 
   /** The queue part of a hit (and the shadow LRU's), after the sketch counted it. */
   private moveOnHit(slot: number, h: number): void {
-    const q = this.links[(slot << 2) + 3] as number;
+    const q = this.links[(slot << 4) + 3] as number;
     if (q === FREE) return;
     if (this.shadowEnabled && (h & this.shadowMask) === 0) {
       this.sampledHits++;
-      this.shadowAccess(h, this.weights[slot] as number);
+      this.shadowAccess(h, this.data[(slot << 3) + WEIGHT] as number);
     }
     if (q === PROBATION) {
-      const w = this.weights[slot] as number;
+      const w = this.data[(slot << 3) + WEIGHT] as number;
       this.unlink(slot);
       this.probationWeight -= w;
-      this.links[(slot << 2) + 3] = PROTECTED;
+      this.links[(slot << 4) + 3] = PROTECTED;
       this.pushMru(PROTECTED, slot);
       this.protectedWeight += w;
       if (this.protectedWeight > this.maxProtected) this.demoteProtected();
-    } else if (this.links[q << 2] !== slot) {
+    } else if (this.links[q << 4] !== slot) {
       this.unlink(slot);
       this.pushMru(q, slot);
     }
@@ -272,14 +317,14 @@ export class WTinyLfuPolicy<K> {
     const slot = this.allocate();
     this.keys[slot] = key;
     const h = spreadHash(this.hash(key));
-    this.links[(slot << 2) + 2] = h;
+    this.links[(slot << 4) + 2] = h;
     if (this.shadowEnabled && (h & this.shadowMask) === 0) {
       this.shadowAccess(h, weight);
       // Early looks within the sample, so that a recency-heavy start need not wait a whole sample.
       if (this.sampledAccesses % this.judgeAt === 0 && this.lruWins()) this.maxWindow = this.maximumWeight;
     }
-    this.weights[slot] = weight;
-    this.links[(slot << 2) + 3] = WINDOW;
+    this.data[(slot << 3) + WEIGHT] = weight;
+    this.links[(slot << 4) + 3] = WINDOW;
     this.map.set(key, slot);
     this.pushMru(WINDOW, slot);
     this.windowWeight += weight;
@@ -289,19 +334,19 @@ export class WTinyLfuPolicy<K> {
       this.resizeShadow(this.map.size * 2);
     }
     this.evict();
-    return this.links[(slot << 2) + 3] === FREE || this.keys[slot] !== key ? -1 : slot;
+    return this.links[(slot << 4) + 3] === FREE || this.keys[slot] !== key ? -1 : slot;
   }
 
   /** Changes the cost of the entry in `slot` (an overwrite) and makes it most recently used. */
   update(slot: number, weight: number): void {
     if (this.readCount !== 0) this.drainReads();
-    const old = this.weights[slot] as number;
-    this.weights[slot] = weight;
-    const q = this.links[(slot << 2) + 3] as number;
+    const old = this.data[(slot << 3) + WEIGHT] as number;
+    this.data[(slot << 3) + WEIGHT] = weight;
+    const q = this.links[(slot << 4) + 3] as number;
     if (q === WINDOW) this.windowWeight += weight - old;
     else if (q === PROBATION) this.probationWeight += weight - old;
     else this.protectedWeight += weight - old;
-    if (this.links[q << 2] !== slot) {
+    if (this.links[q << 4] !== slot) {
       this.unlink(slot);
       this.pushMru(q, slot);
     }
@@ -312,17 +357,17 @@ export class WTinyLfuPolicy<K> {
   /** Removes the entry in `slot` (a delete or an expiry; `onEvict` is not called). */
   remove(slot: number): void {
     if (this.readCount !== 0) this.drainReads();
-    const q = this.links[(slot << 2) + 3] as number;
+    const q = this.links[(slot << 4) + 3] as number;
     if (q === FREE) return;
-    const w = this.weights[slot] as number;
+    const w = this.data[(slot << 3) + WEIGHT] as number;
     if (q === WINDOW) this.windowWeight -= w;
     else if (q === PROBATION) this.probationWeight -= w;
     else this.protectedWeight -= w;
     this.unlink(slot);
     this.map.delete(this.keys[slot] as K);
     this.keys[slot] = undefined;
-    this.links[(slot << 2) + 3] = FREE;
-    this.links[(slot << 2) + 1] = this.freeHead;
+    this.links[(slot << 4) + 3] = FREE;
+    this.links[(slot << 4) + 1] = this.freeHead;
     this.freeHead = slot;
   }
 
@@ -331,12 +376,12 @@ export class WTinyLfuPolicy<K> {
     this.readCount = 0;
     this.map.clear();
     this.keys = [];
-    for (let i = 3; i < this.links.length; i += 4) this.links[i] = FREE;
+    this.links.fill(0);
     this.freeHead = -1;
     this.top = FIRST_SLOT;
     for (let q = WINDOW; q <= PROTECTED; q++) {
-      this.links[q << 2] = q;
-      this.links[(q << 2) + 1] = q;
+      this.links[q << 4] = q;
+      this.links[(q << 4) + 1] = q;
     }
     this.windowWeight = this.probationWeight = this.protectedWeight = 0;
     this.sketch.clear();
@@ -350,7 +395,7 @@ export class WTinyLfuPolicy<K> {
 
   /** Whether `slot` holds an entry. */
   isOccupied(slot: number): boolean {
-    return slot >= FIRST_SLOT && slot < this.top && this.links[(slot << 2) + 3] !== FREE;
+    return slot >= FIRST_SLOT && slot < this.top && this.links[(slot << 4) + 3] !== FREE;
   }
 
   /** Samples 1/2^k of the keys so that the shadow holds about {@link SHADOW_ENTRIES} of `entries`; forgets it. */
@@ -432,12 +477,12 @@ export class WTinyLfuPolicy<K> {
 
   private demoteProtected(): void {
     while (this.protectedWeight > this.maxProtected) {
-      const s = this.links[(PROTECTED << 2) + 1] as number;
+      const s = this.links[(PROTECTED << 4) + 1] as number;
       if (s === PROTECTED) return;
-      const w = this.weights[s] as number;
+      const w = this.data[(s << 3) + WEIGHT] as number;
       this.unlink(s);
       this.protectedWeight -= w;
-      this.links[(s << 2) + 3] = PROBATION;
+      this.links[(s << 4) + 3] = PROBATION;
       this.pushMru(PROBATION, s);
       this.probationWeight += w;
     }
@@ -452,7 +497,7 @@ export class WTinyLfuPolicy<K> {
     while (this.windowWeight + this.probationWeight + this.protectedWeight > this.maximumWeight) {
       const victim = this.mainVictim();
       if (this.windowWeight > this.maxWindow || victim === -1) {
-        const candidate = this.links[(WINDOW << 2) + 1] as number;
+        const candidate = this.links[(WINDOW << 4) + 1] as number;
         if (victim === -1) {
           this.evictSlot(candidate);
         } else if (this.admit(candidate, victim)) {
@@ -465,27 +510,27 @@ export class WTinyLfuPolicy<K> {
       }
     }
     while (this.windowWeight > this.maxWindow) {
-      const s = this.links[(WINDOW << 2) + 1] as number;
+      const s = this.links[(WINDOW << 4) + 1] as number;
       if (s === WINDOW) break;
-      const w = this.weights[s] as number;
+      const w = this.data[(s << 3) + WEIGHT] as number;
       this.unlink(s);
       this.windowWeight -= w;
-      this.links[(s << 2) + 3] = PROBATION;
+      this.links[(s << 4) + 3] = PROBATION;
       this.pushMru(PROBATION, s);
       this.probationWeight += w;
     }
   }
 
   private mainVictim(): number {
-    const p = this.links[(PROBATION << 2) + 1] as number;
+    const p = this.links[(PROBATION << 4) + 1] as number;
     if (p !== PROBATION) return p;
-    const q = this.links[(PROTECTED << 2) + 1] as number;
+    const q = this.links[(PROTECTED << 4) + 1] as number;
     return q !== PROTECTED ? q : -1;
   }
 
   private admit(candidate: number, victim: number): boolean {
-    const candidateFreq = this.sketch.frequencySpread(this.links[(candidate << 2) + 2] as number);
-    const victimFreq = this.sketch.frequencySpread(this.links[(victim << 2) + 2] as number);
+    const candidateFreq = this.sketch.frequencySpread(this.links[(candidate << 4) + 2] as number);
+    const victimFreq = this.sketch.frequencySpread(this.links[(victim << 4) + 2] as number);
     if (candidateFreq > victimFreq) return true;
     if (candidateFreq >= ADMIT_HASHDOS_THRESHOLD) {
       // xorshift32: deterministic jitter, so simulations are reproducible.
@@ -508,31 +553,34 @@ export class WTinyLfuPolicy<K> {
   private allocate(): number {
     if (this.freeHead !== -1) {
       const s = this.freeHead;
-      this.freeHead = this.links[(s << 2) + 1] as number;
+      this.freeHead = this.links[(s << 4) + 1] as number;
       return s;
     }
-    if (this.top === this.weights.length) this.grow();
+    if (this.top === this.capacitySlots) this.grow();
     return this.top++;
   }
 
   private grow(): void {
-    const n = this.weights.length * 2;
-    this.links = grown(this.links, n * 4);
-    this.weights = grown(this.weights, n);
+    const n = this.capacitySlots * 2;
+    const buffer = new ArrayBuffer(n * SLOT_BYTES);
+    new Int32Array(buffer).set(this.links);
+    this.links = new Int32Array(buffer);
+    this.data = new Float64Array(buffer);
+    this.capacitySlots = n;
   }
 
   private unlink(s: number): void {
-    const p = this.links[s << 2] as number;
-    const n = this.links[(s << 2) + 1] as number;
-    this.links[(p << 2) + 1] = n;
-    this.links[n << 2] = p;
+    const p = this.links[s << 4] as number;
+    const n = this.links[(s << 4) + 1] as number;
+    this.links[(p << 4) + 1] = n;
+    this.links[n << 4] = p;
   }
 
   private pushMru(q: number, s: number): void {
-    const tail = this.links[q << 2] as number;
-    this.links[(tail << 2) + 1] = s;
-    this.links[s << 2] = tail;
-    this.links[(s << 2) + 1] = q;
-    this.links[q << 2] = s;
+    const tail = this.links[q << 4] as number;
+    this.links[(tail << 4) + 1] = s;
+    this.links[s << 4] = tail;
+    this.links[(s << 4) + 1] = q;
+    this.links[q << 4] = s;
   }
 }

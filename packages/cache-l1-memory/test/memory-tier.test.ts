@@ -3,6 +3,7 @@ import {
   ConfigError,
   InvalidValueError,
   type MetricsAdapter,
+  MultiLevelCache,
   NOOP_METRICS,
 } from '@bgc/cache-core';
 import { describe, expect, it } from 'vitest';
@@ -188,6 +189,88 @@ describe('MemoryTier', () => {
     tier.setSync('odd', { value: 'odd', freshUntil: c.t + 5000, staleUntil: c.t + 100 });
     expect(tier.getFreshValueSync('odd', c.t + 50)).toBe('odd');
     expect(tier.getFreshValueSync('odd', c.t + 100)).toBeUndefined();
+  });
+
+  it('keeps a frozen entry as it is; copies (and freezes) others and every capped one', () => {
+    const c = clock();
+    const tier = new MemoryTier({ maxTtlMs: 10_000, now: c.now, sweepIntervalMs: 0 });
+    // Frozen and within the cap: the very object, its meta frozen too.
+    const meta = { source: 'x' };
+    const frozen = Object.freeze({ ...entry({ a: 1 }, c.t, 5000), meta, version: 7, tags: ['t'] });
+    tier.setSync('frozen', frozen);
+    expect(tier.getSync('frozen')).toBe(frozen);
+    expect(Object.isFrozen(meta)).toBe(true);
+    expect(Object.isFrozen(frozen.value)).toBe(true);
+    // Not frozen: a frozen copy; what the caller does with its object afterwards changes nothing.
+    const open = { ...entry({ b: 2 }, c.t, 5000), version: 8 };
+    tier.setSync('open', open);
+    const kept = tier.getSync('open')!;
+    expect(kept).not.toBe(open);
+    expect(Object.isFrozen(kept)).toBe(true);
+    open.freshUntil = c.t + 1;
+    open.version = 1;
+    expect(tier.getSync('open')).toMatchObject({ freshUntil: c.t + 5000, version: 8 });
+    // Frozen but longer than the cap: a capped copy, the loaded lifetime kept as ttlMs.
+    const long = Object.freeze({ ...entry('long', c.t, 60_000), createdAt: c.t });
+    tier.setSync('long', long);
+    expect(tier.getSync('long')).not.toBe(long);
+    expect(tier.getSync('long')).toMatchObject({
+      freshUntil: c.t + 10_000,
+      staleUntil: c.t + 10_000,
+      ttlMs: 60_000,
+    });
+    // Versions of kept objects are checked as those of copies.
+    tier.setSync('frozen', Object.freeze({ ...entry('older', c.t, 5000), version: 6 }));
+    expect(tier.getSync('frozen')).toBe(frozen);
+  });
+
+  it("keeps every entry's times and version across the growth of its slots", async () => {
+    const c = clock();
+    const tier = new MemoryTier({ now: c.now, sweepIntervalMs: 0 });
+    const n = 1000;
+    for (let i = 0; i < n; i++)
+      tier.setSync(`k${i}`, {
+        value: i,
+        freshUntil: c.t + 1000 + i,
+        staleUntil: c.t + 2000 + i,
+        version: 10 + i,
+      });
+    expect(tier.stats().entries).toBe(n);
+    c.t += 1500;
+    for (let i = 0; i < n; i++) {
+      // fresh until +1000+i: up to k500 stale now, the others fresh; all servable
+      expect(tier.getFreshValueSync(`k${i}`, c.t)).toBe(i > 500 ? i : undefined);
+      expect(tier.getSync(`k${i}`)).toMatchObject({ value: i, version: 10 + i });
+      // an older version is refused, the same one accepted
+      tier.setSync(`k${i}`, { value: -i, freshUntil: c.t + 5000, staleUntil: c.t + 5000, version: 9 + i });
+      expect(tier.getSync(`k${i}`)!.value).toBe(i);
+    }
+    // expire(keys, version) leaves entries newer than the version alone
+    expect(await tier.expire(['k600', 'k700'], 10 + 650)).toBe(1);
+    expect(tier.getFreshValueSync('k600', c.t)).toBeUndefined();
+    expect(tier.getFreshValueSync('k700', c.t)).toBe(700);
+    c.t += 1000;
+    // stale-until +2000+i: up to k500 gone
+    for (let i = 0; i < n; i++) expect(tier.getSync(`k${i}`)?.value).toBe(i > 500 ? i : undefined);
+  });
+
+  it("keeps the orchestrator's own entry on a memory-only set (no copy), frozen, value included", async () => {
+    const tier = new MemoryTier({ sweepIntervalMs: 0 });
+    const cache = new MultiLevelCache({ tiers: [tier], defaultTtlMs: 60_000 });
+    const seen: CacheEntry[] = [];
+    const setSync = tier.setSync.bind(tier);
+    tier.setSync = (key, e) => {
+      seen.push(e);
+      setSync(key, e);
+    };
+    const value = { rows: [{ a: 1 }] };
+    await cache.set('k', value, { tags: ['t'] });
+    expect(tier.getSync('k')).toBe(seen[0]);
+    expect(Object.isFrozen(value.rows[0])).toBe(true);
+    expect(cache.getSync('k')).toBe(value);
+    await cache.deleteByTag(['t']);
+    expect(tier.getSync('k')).toBeUndefined();
+    await cache.close();
   });
 
   it('caps lifetimes to maxTtlMs, never extending them', () => {

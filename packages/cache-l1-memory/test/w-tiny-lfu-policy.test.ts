@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FrequencySketch, hashKey, spreadHash, WTinyLfuPolicy } from '../src/internal.js';
 import { simulateLru, simulatePolicy } from '../src/simulator/simulate.js';
+import { OWNER_FIELDS, SLOT_FLOATS } from '../src/w-tiny-lfu-policy.js';
 
 describe('FrequencySketch', () => {
   it('counts up to 15 and ages by halving', () => {
@@ -178,6 +179,37 @@ describe('WTinyLfuPolicy', () => {
     const trace = Array.from({ length: 20_000 }, (_, i) => ((i * 7919) % 1000) ^ (i % 13));
     expect(simulatePolicy(trace, 50, { seed: 1 })).toBe(simulatePolicy(trace, 50, { seed: 1 }));
     expect(simulatePolicy(trace, 50, { adaptive: false, doorkeeper: true })).toBeGreaterThan(0);
+  });
+});
+
+describe('WTinyLfuPolicy slot data', () => {
+  it('keeps the owner fields of every slot through growth, beside weights it never lets them touch', () => {
+    // The memory tier addresses slot s at s << 3 and its fields by literals: they must stay so.
+    expect(SLOT_FLOATS).toBe(8);
+    expect([...OWNER_FIELDS]).toEqual([2, 3, 4, 6, 7]);
+    const p = new WTinyLfuPolicy<number>({ maximumWeight: 1e9, adaptive: false });
+    const slots: number[] = [];
+    for (let k = 0; k < 500; k++) {
+      const s = p.add(k, k + 1);
+      slots.push(s);
+      const d = p.slotData;
+      for (const f of OWNER_FIELDS) d[s * SLOT_FLOATS + f] = k * 10 + f;
+      // hits in between, so that moves relink slots while the data grows under them
+      if (k % 3 === 0) p.recordAccess(slots[k >> 1] as number);
+    }
+    p.drainReads();
+    const d = p.slotData;
+    for (let k = 0; k < 500; k++) {
+      const s = slots[k] as number;
+      expect(p.keyAt(s)).toBe(k);
+      expect(p.weightAt(s)).toBe(k + 1);
+      for (const f of OWNER_FIELDS) expect(d[s * SLOT_FLOATS + f]).toBe(k * 10 + f);
+    }
+    expect(p.weightedSize).toBe((500 * 501) / 2);
+    p.clear();
+    // every field of every entry slot zeroed (slots 1..3 are the queues' sentinels)
+    expect(p.slotData.subarray(4 * SLOT_FLOATS).every((x) => x === 0)).toBe(true);
+    expect(p.size).toBe(0);
   });
 });
 
