@@ -109,9 +109,7 @@ export function writeNow(
 ): number | Promise<number> {
   const stale = host.superseded(key, entry);
   const n = states.length;
-  for (let i = 0; i < n; i++) {
-    if (!(states[i] as GuardedTier).syncWrites) return writeAsync(host, states, key, entry, stale);
-  }
+  if (!localOnly(states)) return writeAsync(host, states, key, entry, stale);
   // Local tiers only, each synchronous: a superseded entry is written nowhere.
   if (stale) return 0;
   let stored = 0;
@@ -128,6 +126,12 @@ export function writeNow(
   }
   if (refused !== undefined) return rollBack(host, key, entry, refused.error, refusedLevel);
   return stored;
+}
+
+/** Whether every tier of `states` writes synchronously ({@link GuardedTier.syncWrites}: local tiers with `setSync`). */
+function localOnly(states: readonly GuardedTier[]): boolean {
+  for (let i = 0; i < states.length; i++) if (!(states[i] as GuardedTier).syncWrites) return false;
+  return true;
 }
 
 /** The write of a refused value: counted, the key removed from every tier, the error thrown. */
@@ -234,6 +238,10 @@ export function setValue<T>(
     // The entry's creation time is now: no second clock read for the version.
     version = coherence.invalidate(key, nextVersion(entry.createdAt));
     entry.version = version;
+    // Every tier local and synchronous (a memory-only cache): nothing changes the entry from here
+    // on, and frozen, the memory tier keeps this very object instead of a copy of it (half the
+    // cost of such a set). Shared tiers get it unfrozen, as before.
+    if (localOnly(states)) Object.freeze(entry);
     written = writeNow(ctx.writeHost, states, key, entry);
   } catch (error) {
     return Promise.reject(error);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  type CacheEntry,
   type CacheErrorEvent,
   type InvalidationBus,
   type InvalidationMessage,
@@ -74,6 +75,45 @@ describe('set through a synchronous local tier', () => {
     await cache.set('k', 2);
     expect(l1.store.get('k')!.value).toBe(2);
     expect(l1.store.get('k')!.version).toBeGreaterThan(e.version!);
+  });
+
+  it('hands a memory-only write its entry frozen (the tier may keep it); shared tiers get it unfrozen', async () => {
+    const capture = (tier: FakeTier) => {
+      const seen: CacheEntry[] = [];
+      const setSync = tier.setSync!;
+      tier.setSync = (key, entry) => {
+        seen.push(entry);
+        setSync(key, entry);
+      };
+      return seen;
+    };
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const seen = capture(l1);
+    const cache = make({ tiers: [l1] });
+    await cache.set('k', { a: 1 }, { tags: ['t'] });
+    expect(seen).toHaveLength(1);
+    expect(Object.isFrozen(seen[0])).toBe(true);
+    expect(seen[0]).toMatchObject({ value: { a: 1 }, tags: ['t'] });
+    expect(seen[0]!.version).toBeGreaterThan(0);
+    // With a shared tier the same entry goes to both: neither gets it frozen.
+    const m1 = new FakeTier({ level: 'l1', sync: true });
+    const mSeen = capture(m1);
+    const m2 = new FakeTier({ level: 'l2' });
+    const shared: CacheEntry[] = [];
+    const set = m2.set.bind(m2);
+    m2.set = (key, entry) => {
+      shared.push(entry);
+      return set(key, entry);
+    };
+    const both = make({ tiers: [m1, m2], circuitBreaker: false });
+    await both.set('k', 2);
+    expect(mSeen).toHaveLength(1);
+    expect(shared).toEqual([mSeen[0]]);
+    expect(Object.isFrozen(mSeen[0])).toBe(false);
+    // skip.write of the shared level leaves only the local tier: frozen again.
+    await both.set('j', 3, { skip: { write: ['l2'] } });
+    expect(Object.isFrozen(mSeen[1])).toBe(true);
+    expect(shared).toHaveLength(1);
   });
 
   it('answers with a promise already resolved when no tier does I/O and there is no bus', async () => {
