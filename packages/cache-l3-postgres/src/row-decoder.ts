@@ -3,27 +3,25 @@ import { readTags } from '@bgc/cache-core/internal';
 import { decodeMeta } from './meta.js';
 import { decodeValue, parseJsonSafely, reviveValue } from './value-codec.js';
 
-type Num = number | string | bigint;
+/**
+ * The SQL of a read's `numbers` column: `fresh_until,stale_until,created_at,version,ttl_ms,encoding`
+ * as one text (`ttl_ms` empty when NULL), e.g. `1764567890123,1764571490123,1764567890120,0,,1`.
+ */
+export const NUMBERS_TEXT = `fresh_until || ',' || stale_until || ',' || created_at || ',' || version || ',' || COALESCE(ttl_ms::text, '') || ',' || encoding`;
 
 /**
  * A row of `bgc_cache_entries` as the tier's read statements return it: an array in this column
- * order (`READ_COLUMNS` in statements.ts), values as the server's text (pg) or typed (PGlite).
- * `getMany` appends the storage key.
+ * order (`READ_COLUMNS` in statements.ts), as the server's text. `getMany` appends the storage key.
  */
 export type StoredRow = readonly [
   /** The original key of a hashed row, else `null`. */
   fullKey: string | null,
   /** The value's text; `null` when it is over the reader's `maxValueBytes` (the statement leaves it out). */
   value: string | null,
-  freshUntil: Num,
-  staleUntil: Num,
-  createdAt: Num,
+  /** {@link NUMBERS_TEXT}; `null` only if a column it joins is NULL (a corrupted row). */
+  numbers: string | null,
   /** JSON text of the entry's flat meta record, or `null`. */
   meta: string | null,
-  version: Num,
-  ttlMs: Num | null,
-  /** 0: plain JSON (rows from before migration 0003); 1: the value codec. */
-  encoding: Num,
   /** JSON text of the entry's tag list, or `null` (migration 0004). */
   tags?: string | null,
   /** The storage key (`getMany` only). */
@@ -31,7 +29,62 @@ export type StoredRow = readonly [
 ];
 
 /** Index of the storage key in a `getMany` row. */
-export const ROW_KEY = 10;
+export const ROW_KEY = 5;
+
+/** Fields of {@link NUMBERS_TEXT}, parsed into a reused scratch array (the decoder is synchronous). */
+const NUMBERS = 6;
+type NumberFields = [
+  freshUntil: number | null,
+  staleUntil: number | null,
+  createdAt: number | null,
+  version: number | null,
+  ttlMs: number | null,
+  encoding: number | null,
+];
+const scratch: NumberFields = [0, 0, 0, 0, null, 0];
+
+/**
+ * Parses {@link NUMBERS_TEXT} into `scratch` without slicing: each field is an optional `-` and
+ * digits, as PostgreSQL prints integers, or empty (`null`). Values past 2^53 are read by `Number`
+ * of their text, as before; every other field is the same number `Number` gives.
+ * @throws {SerializationError} when the text is not six such fields.
+ */
+function parseNumbers(text: string | null): void {
+  if (typeof text !== 'string') throw new SerializationError('stored expiry times are not numbers');
+  const end = text.length;
+  let field = 0;
+  let i = 0;
+  for (;;) {
+    const start = i;
+    let negative = false;
+    if (i < end && text.charCodeAt(i) === 45 /* - */) {
+      negative = true;
+      i++;
+    }
+    let n = 0;
+    let digits = 0;
+    for (; i < end; i++) {
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      n = n * 10 + d;
+      digits++;
+    }
+    if (digits === 0) {
+      if (negative) throw new SerializationError('stored numbers are not integers');
+      scratch[field] = null;
+    } else {
+      // Exact while below 2^53 (every partial sum is an integer below the result).
+      if (n > Number.MAX_SAFE_INTEGER) n = Number(text.slice(negative ? start + 1 : start, i));
+      scratch[field] = negative ? -n : n;
+    }
+    field++;
+    if (i === end) break;
+    if (text.charCodeAt(i) !== 44 /* , */ || field === NUMBERS)
+      throw new SerializationError('stored numbers are not integers');
+    i++;
+  }
+  if (field !== NUMBERS) throw new SerializationError('stored numbers are not integers');
+}
 
 /**
  * Decodes a stored row into an entry. Every field is treated as untrusted: the value is refused
@@ -43,9 +96,13 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
   const text = row[1];
   if (typeof text !== 'string')
     throw new SerializationError(`the stored value is over maxValueBytes (${maxValueBytes} bytes)`);
-  // The server's text ('1', '0') on pg, numbers on PGlite: the common forms compared without converting.
-  const code = row[8];
-  const encoding = code === '1' || code === 1 ? 1 : Number(code);
+  parseNumbers(row[2]);
+  const freshUntil = scratch[0];
+  const staleUntil = scratch[1];
+  const createdAt = scratch[2];
+  const version = scratch[3];
+  const ttlMs = scratch[4];
+  const encoding = scratch[5];
   let value: unknown;
   if (encoding === 1) value = decodeStoredValue(text, maxValueBytes);
   else if (encoding === 0) {
@@ -58,25 +115,28 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
         cause: error,
       });
     }
-  } else throw new SerializationError(`unknown value encoding ${String(row[8]).slice(0, 20)}`);
+  } else throw new SerializationError(`unknown value encoding ${String(encoding)}`);
+  if (
+    freshUntil === null ||
+    staleUntil === null ||
+    !Number.isFinite(freshUntil) ||
+    !Number.isFinite(staleUntil)
+  )
+    throw new SerializationError('stored expiry times are not numbers');
   const entry: CacheEntry = {
     value,
-    freshUntil: Number(row[2]),
-    staleUntil: Number(row[3]),
-    createdAt: Number(row[4]),
+    freshUntil,
+    staleUntil,
+    createdAt: createdAt === null ? Number.NaN : createdAt,
     size: Buffer.byteLength(text, 'utf8'),
   };
-  if (!Number.isFinite(entry.freshUntil) || !Number.isFinite(entry.staleUntil))
-    throw new SerializationError('stored expiry times are not numbers');
-  const stored = row[6];
-  const version = stored === '0' || stored === 0 ? 0 : Number(stored);
   if (version !== 0) {
-    if (!Number.isSafeInteger(version) || version < 0)
+    if (version === null || !Number.isSafeInteger(version) || version < 0)
       throw new SerializationError('stored version is not a version');
     entry.version = version;
   }
-  if (row[7] !== null) entry.ttlMs = Number(row[7]);
-  const meta = row[5];
+  if (ttlMs !== null) entry.ttlMs = ttlMs;
+  const meta = row[3];
   if (meta !== null) {
     try {
       const decoded = decodeMeta(meta);
@@ -85,7 +145,7 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
       throw new SerializationError((error as Error).message, { cause: error });
     }
   }
-  const tags = row[9];
+  const tags = row[4];
   if (tags !== null && tags !== undefined) {
     if (tags.length > MAX_TAGS_TEXT) throw new SerializationError('stored tags are too large');
     try {

@@ -1,4 +1,5 @@
 import { type SQL, sql } from 'drizzle-orm';
+import { NUMBERS_TEXT } from './row-decoder.js';
 import { ENTRIES_TABLE, STATE_TABLE, validateSchemaName } from './schema.js';
 
 /** A statement's text and, on pg, the name it is prepared under (once per connection). */
@@ -32,9 +33,11 @@ export interface EntryStatements {
 const cache = new Map<string, EntryStatements>();
 
 // Columns of a read, in the order of `StoredRow` (row-decoder.ts). `value` is NULL when over the size bound: the row is never read into memory.
-// octet_length of a text reads its stored size without decompressing it.
+// octet_length of a text reads its stored size without decompressing it. The six numeric columns
+// travel as one text (`NUMBERS_TEXT`): one field per row to send and parse instead of six (getMany(50)
+// at c=16: ~6% more throughput than the columns apart, measured against a bare pg pool).
 const READ_COLUMNS = `full_key, CASE WHEN octet_length(value) <= $3 THEN value END AS value,
-  fresh_until, stale_until, created_at, meta, version, ttl_ms, encoding, tags`;
+  ${NUMBERS_TEXT} AS numbers, meta, tags`;
 
 /**
  * The statements of the tier on `schema` (validated, then quoted). Names carry a hash of the schema
@@ -48,7 +51,7 @@ export function entryStatements(schema: string): EntryStatements {
   const state = `"${schema}"."${STATE_TABLE}"`;
   const suffix = `_${Buffer.from(schema).toString('hex').slice(0, 40)}`;
   const named = (name: string, text: string): NamedStatement => ({
-    name: `bgc_l3v4c_${name}${suffix}`,
+    name: `bgc_l3v5_${name}${suffix}`,
     text,
   });
   statements = {

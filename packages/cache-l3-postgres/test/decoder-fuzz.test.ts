@@ -64,6 +64,18 @@ const adversarialText = fc.oneof(
   }),
 );
 
+/** The `numbers` column of a row (NUMBERS_TEXT): its six columns joined by commas, ttl_ms empty when NULL. */
+function numbers(...columns: (string | number | null)[]): string {
+  return columns.map((c) => (c === null ? '' : String(c))).join(',');
+}
+/** A row holding `text` (encoding 1), fresh until 1, stale until 2, with `meta`. */
+const rowOf = (text: string, meta: string | null = null): StoredRow => [
+  null,
+  text,
+  numbers(1, 2, 0, 0, null, 1),
+  meta,
+];
+
 const storedRow = fc
   .record({
     full_key: fc.constant(null),
@@ -80,13 +92,8 @@ const storedRow = fc
     (r): StoredRow => [
       r.full_key,
       r.value,
-      r.fresh_until,
-      r.stale_until,
-      r.created_at,
+      numbers(r.fresh_until, r.stale_until, r.created_at, r.version, r.ttl_ms, r.encoding),
       r.meta,
-      r.version,
-      r.ttl_ms,
-      r.encoding,
     ],
   );
 
@@ -160,7 +167,7 @@ describe('L3 row decoder (fuzz)', () => {
             const text = JSON.stringify(unit.repeat(Math.ceil((MAX + extra) / unit.length)));
             parse.mockClear();
             expect(() => decodeValue(text, { maxBytes: MAX })).toThrow(SerializationError);
-            expect(() => decodeRow([null, text, 1, 2, 0, null, 0, null, 0], MAX)).toThrow(SerializationError);
+            expect(() => decodeRow(rowOf(text), MAX)).toThrow(SerializationError);
             expect(parse).not.toHaveBeenCalled();
           },
         ),
@@ -179,16 +186,80 @@ describe('L3 row decoder (fuzz)', () => {
   });
 });
 
+describe('L3 row numbers (the numbers column)', () => {
+  const int8 = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
+  const text = encodeValue('v');
+
+  it('reads each field as Number() reads the integer PostgreSQL prints, past 2^53 and negative too', () => {
+    fc.assert(
+      fc.property(
+        int8,
+        int8,
+        int8,
+        fc.bigInt({ min: 0n, max: BigInt(Number.MAX_SAFE_INTEGER) }),
+        fc.option(int8),
+        (fresh, stale, created, version, ttl) => {
+          const entry = decodeRow(
+            [
+              null,
+              text,
+              numbers(`${fresh}`, `${stale}`, `${created}`, `${version}`, ttl === null ? null : `${ttl}`, 1),
+              null,
+            ],
+            MAX,
+          );
+          expect(Object.is(entry.freshUntil, Number(`${fresh}`))).toBe(true);
+          expect(Object.is(entry.staleUntil, Number(`${stale}`))).toBe(true);
+          expect(Object.is(entry.createdAt, Number(`${created}`))).toBe(true);
+          expect(entry.version).toBe(version === 0n ? undefined : Number(version));
+          expect(entry.ttlMs).toBe(ttl === null ? undefined : Number(`${ttl}`));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses a numbers text that is not six integer fields with fresh and stale times present', () => {
+    for (const bad of [
+      null,
+      '',
+      '1,2,0,0,,1,',
+      '1,2,0,0,,1,5',
+      '1,2,0,0,1',
+      '1,,0,0,,1',
+      ',2,0,0,,1',
+      '-,2,0,0,,1',
+      '1,2,0,x,,1',
+      '1.5,2,0,0,,1',
+      ' 1,2,0,0,,1',
+      '1,2,0,-1,,1',
+      '1,2,0,9007199254740993,,1',
+      '1,2,0,0,,2',
+      '1,2,0,0,,',
+      `${'9'.repeat(400)},2,0,0,,1`,
+    ]) {
+      expect(() => decodeRow([null, text, bad, null], MAX), String(bad)).toThrow(SerializationError);
+    }
+    // Encoding 0: plain JSON, from before the value codec.
+    expect(decodeRow([null, '{"a":1}', '5,6,4,7,,0', null], MAX)).toEqual({
+      value: { a: 1 },
+      freshUntil: 5,
+      staleUntil: 6,
+      createdAt: 4,
+      version: 7,
+      size: 7,
+    });
+  });
+});
+
 describe('L3 row meta', () => {
   it("drops the orchestrator's process-local fail-safe keys a writer of the table could forge", () => {
     const forged = JSON.stringify({ failSafe: true, retryAt: 9e15, negative: true });
     const text = encodeValue('v');
-    expect(decodeRow([null, text, 1, 2, 0, forged, 0, null, 0], MAX).meta).toEqual({ negative: true });
+    expect(decodeRow(rowOf(text, forged), MAX).meta).toEqual({ negative: true });
     const onlyLocal = JSON.stringify({ failSafe: true, retryAt: 1 });
-    expect(decodeRow([null, text, 1, 2, 0, onlyLocal, 0, null, 0], MAX).meta).toBeUndefined();
-    expect(() => decodeRow([null, text, 1, 2, 0, '{"retryAt":"x"}', 0, null, 0], MAX)).toThrow(
-      /must be a number/,
-    );
+    expect(decodeRow(rowOf(text, onlyLocal), MAX).meta).toBeUndefined();
+    expect(() => decodeRow(rowOf(text, '{"retryAt":"x"}'), MAX)).toThrow(/must be a number/);
   });
 });
 
