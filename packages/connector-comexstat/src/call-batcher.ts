@@ -12,7 +12,7 @@ import type {
 import type { CountryTable } from './country-table.js';
 import { type FannedCell, fanOutRows, type SealedCall } from './fan-out.js';
 import { clockTimer, PRIORITY_RANK, SYSTEM_CLOCK, type SpacerPriority } from './request-spacer.js';
-import type { PendingCell, SharedMerge } from './shared-merge.js';
+import type { FlowState, PendingCell, SharedMerge } from './shared-merge.js';
 
 /** One (flow, year, month, NCM, country) cell with its cache key. */
 export interface BatchCell {
@@ -50,6 +50,8 @@ export interface BatcherHost {
   gatherMaxMs: number;
   /** With `shared`: period of the check for waiters answered by another instance, ms. */
   sharedCheckMs: number;
+  /** Reads under way that may still become misses (a gathering call waits for them). */
+  approaching?: () => number;
   maxCellsPerCall: number;
   fanOut: {
     enabled: boolean;
@@ -102,6 +104,10 @@ export interface WantOptions {
 
 interface Waiter {
   cell: BatchCell;
+  /** When it started waiting (host clock, epoch ms). */
+  at: number;
+  /** The batch whose call answers it (a sealed call covering its cell adopts it). */
+  batch: Batch;
   loader: boolean;
   rank: number;
   clientId: string | undefined;
@@ -119,12 +125,16 @@ interface Batch {
   miss: boolean;
   /** Rank of work with no waiter (warming). */
   baseRank: number;
+  /** When the batch was created (host clock, epoch ms). */
+  createdAt: number;
   years: Set<number>;
   months: Set<number>;
   ncms: Set<string>;
   countries: Set<string>;
   /** Cells asked for, by key (waited for, or to store: warming, timed-out waiters). */
   wanted: Map<string, BatchCell>;
+  /** Keys other instances wait for (drained from the shared set), own waiters' keys included. */
+  drained: Set<string>;
   waiters: Waiter[];
   /** open: gathering; sealed: granted and sent; storing: answered, cells being written; done. */
   state: 'open' | 'sealed' | 'storing' | 'done';
@@ -152,6 +162,21 @@ const STORE_CHUNK = 100;
 
 type StoredCell = Parameters<BatcherHost['store']>[0][number];
 
+/**
+ * A queued call's watch reads its waiters' keys while a call of its flow was stored less than this
+ * before its last read, ms (the loads' own writes land shortly after the mark).
+ */
+const STORED_READ_MS = 3000;
+
+/**
+ * Reads under way (not yet at their loader) above which a quiet gathering goes on: a burst is
+ * arriving. A few are duplicates of pending keys joining their loads, not new misses.
+ */
+const BURST_READS = 8;
+
+/** Quiet periods (of `gatherMs`) that end the gathering of a call others joined. */
+const GATHER_LINGER = 3;
+
 /** Abort reason of a queued call whose waiters another instance answered. */
 const GIVEN_UP = Symbol('given up');
 
@@ -168,7 +193,14 @@ export class CallBatcher {
   private readonly pending = new Set<Batch>();
   private readonly perClient = new Map<string, number>();
   private readonly toShare = new Map<ComexStatFlow, BatchCell[]>();
+  /**
+   * When a call of each flow was last sealed (here, or elsewhere as the shared marks tell; host
+   * clock, epoch ms): the cells waited for then are in it.
+   */
+  private readonly sealedAt = new Map<ComexStatFlow, number>();
   private waitingCells = 0;
+  /** When a cell last joined any batch here (performance.now()): a burst is arriving. */
+  private lastJoin = Number.NEGATIVE_INFINITY;
   private nextId = 1;
   private closed = false;
 
@@ -258,6 +290,8 @@ export class CallBatcher {
     return new Promise<ComexStatMonthValue>((resolve, reject) => {
       const w: Waiter = {
         cell,
+        at: this.host.now(),
+        batch: batch as Batch,
         loader: options.loader,
         rank,
         clientId: options.admit ? options.clientId : undefined,
@@ -272,7 +306,7 @@ export class CallBatcher {
       if (options.admit && rank === PRIORITY_RANK.user) {
         // On the spacer's clock, like the expected waits it is compared with.
         const clock = this.host.client.spacer?.clock ?? SYSTEM_CLOCK;
-        w.cancelTimer = clockTimer(clock, () => this.overdue(batch as Batch, w), limits.maxWaitMs);
+        w.cancelTimer = clockTimer(clock, () => this.overdue(w), limits.maxWaitMs);
       }
       const signal = options.signal;
       if (signal) {
@@ -365,11 +399,13 @@ export class CallBatcher {
       fanOut,
       miss,
       baseRank: rank,
+      createdAt: this.host.now(),
       years: new Set(),
       months: new Set(),
       ncms: new Set(),
       countries: new Set(),
       wanted: new Map(),
+      drained: new Set(),
       waiters: [],
       state: 'open',
       expectedAt: this.host.now() + wait,
@@ -390,6 +426,7 @@ export class CallBatcher {
   }
 
   private addCell(b: Batch, cell: BatchCell): void {
+    this.lastJoin = performance.now();
     b.years.add(cell.ano);
     b.months.add(cell.mes);
     b.ncms.add(cell.ncm);
@@ -416,6 +453,30 @@ export class CallBatcher {
     return r;
   }
 
+  /**
+   * Whether the batch holds a flow's leftovers: a call of its flow was sealed within the wait
+   * bound. Such batches get their slot after batches of flows with no recent call (a cold start's
+   * second flow goes before the first flow's leftovers, which keep gathering meanwhile).
+   */
+  private leftover(b: Batch): boolean {
+    const at = this.sealedAt.get(b.flow);
+    return at !== undefined && this.host.now() - at < this.host.limits.maxWaitMs;
+  }
+
+  /**
+   * How long the batch's oldest uncovered waiter has waited, ms: waiters older than the flow's last
+   * sealed call are in that call (shared cells are drained into it), so they do not count. A
+   * batch with waiters all covered is 0; one without waiters (warming) counts from its creation.
+   */
+  private age(b: Batch): number {
+    const now = this.host.now();
+    if (b.waiters.length === 0) return now - b.createdAt;
+    const sealed = this.sealedAt.get(b.flow) ?? Number.NEGATIVE_INFINITY;
+    let oldest = now;
+    for (const w of b.waiters) if (!w.settled && w.at > sealed && w.at < oldest) oldest = w.at;
+    return now - oldest;
+  }
+
   private priority(b: Batch): SpacerPriority {
     const r = this.rank(b);
     return (Object.keys(PRIORITY_RANK) as SpacerPriority[]).find((p) => PRIORITY_RANK[p] === r) ?? 'user';
@@ -435,7 +496,8 @@ export class CallBatcher {
   }
 
   /** The wait bound passed: the waiter gets a backlog error, its cell stays in the call (stored by it). */
-  private overdue(b: Batch, w: Waiter): void {
+  private overdue(w: Waiter): void {
+    const b = w.batch;
     if (w.settled || b.state === 'done') return;
     w.loader = false;
     this.host.stats.backlogRefused++;
@@ -487,7 +549,20 @@ export class CallBatcher {
   private async mergeShared(b: Batch, shared: SharedMerge): Promise<boolean> {
     const live = b.waiters.filter((w) => !w.settled);
     const orphans = [...b.wanted.values()].filter((c) => !live.some((w) => w.cell.key === c.key));
+    // Read the waiters' keys only when a call of the flow was stored since the oldest began
+    // waiting (at a cold start nothing was: the read of thousands of keys would only delay the call).
+    let storedSince = true;
     if (live.length > 0 && orphans.length === 0) {
+      try {
+        const state = await shared.state(b.flow);
+        const oldest = Math.min(...live.map((w) => w.at));
+        storedSince =
+          state.storedAgoMs !== undefined && this.host.now() - state.storedAgoMs >= oldest - STORED_READ_MS;
+      } catch (error) {
+        this.host.onError(error);
+      }
+    }
+    if (live.length > 0 && orphans.length === 0 && storedSince) {
       const values = await this.host.read(live.map((w) => w.cell.key));
       live.forEach((w, i) => {
         const v = values[i];
@@ -496,12 +571,21 @@ export class CallBatcher {
       if (b.waiters.every((w) => w.settled)) return false;
     }
     const others = await shared.drain(b.flow);
+    // Other instances learn that the cells waited for until now are in a call (their batches of
+    // the flow become leftovers: see leftover()).
+    shared.mark(b.flow, 'sealed').catch((e) => this.host.onError(e));
     const back: PendingCell[] = [];
     for (const c of others) {
       const cell = { flow: b.flow, ...c, key: this.host.keyFor({ flow: b.flow, ...c }) };
-      if (b.wanted.has(cell.key)) continue;
+      if (b.wanted.has(cell.key)) {
+        b.drained.add(cell.key);
+        continue;
+      }
       if (this.cellsWith(b, cell) > this.host.maxCellsPerCall) back.push(c);
-      else this.addCell(b, cell);
+      else {
+        this.addCell(b, cell);
+        b.drained.add(cell.key);
+      }
     }
     if (back.length > 0) await shared.add(b.flow, back);
     return true;
@@ -566,6 +650,8 @@ export class CallBatcher {
     };
     b.state = 'sealed';
     b.sentAt = this.host.now();
+    this.sealedAt.set(b.flow, b.sentAt);
+    this.adopt(b);
     this.host.stats.generalCalls++;
     // Years × a month window: one of the API's safe period forms (docs/comexstat-api.md §3).
     return {
@@ -584,16 +670,69 @@ export class CallBatcher {
   }
 
   /**
+   * Moves this instance's waiters whose cells the sealed call covers out of the flow's open
+   * batches into it (answered with it, not after a later read of the shared cache); an open batch
+   * left with nothing to ask is given up.
+   */
+  private adopt(b: Batch): void {
+    const sealed = b.sealed as SealedCall;
+    for (const x of [...(this.open.get(b.flow) ?? [])]) {
+      const moved = new Set<string>();
+      const kept: Waiter[] = [];
+      for (const w of x.waiters) {
+        if (!w.settled && covers(sealed, w.cell)) {
+          w.batch = b;
+          b.waiters.push(w);
+          b.wanted.set(w.cell.key, w.cell);
+          moved.add(w.cell.key);
+        } else kept.push(w);
+      }
+      if (moved.size === 0) continue;
+      x.waiters = kept;
+      for (const key of moved) if (!kept.some((w) => w.cell.key === key)) x.wanted.delete(key);
+      x.years.clear();
+      x.months.clear();
+      x.ncms.clear();
+      x.countries.clear();
+      for (const cell of x.wanted.values()) this.addCell(x, cell);
+      if (x.wanted.size === 0 && kept.every((w) => w.settled)) {
+        this.closeBatch(x);
+        x.state = 'done';
+        x.abort.abort(GIVEN_UP);
+      }
+    }
+  }
+
+  /**
    * While the call waits for its slot: resolves the waiters another instance's call answered (one
    * shared read per call), and gives the slot up when none is left.
    */
-  private async watch(b: Batch): Promise<void> {
+  private async watch(b: Batch, shared: SharedMerge): Promise<void> {
+    let lastRead = Number.NEGATIVE_INFINITY;
     while (b.state === 'open' && !this.closed) {
       await new Promise<void>((r) => setTimeout(r, this.host.sharedCheckMs).unref?.());
       if (b.state !== 'open') return;
+      // One small command: when a call of the flow was last sealed and stored, anywhere. The
+      // waiters' keys are read only after a store (not every period: a burst's waiters are
+      // thousands of keys in every tier).
+      let state: FlowState;
+      try {
+        state = await shared.state(b.flow);
+      } catch (error) {
+        this.host.onError(error);
+        continue;
+      }
+      if (b.state !== 'open') return;
+      const now = this.host.now();
+      if (state.sealedAgoMs !== undefined) {
+        const at = now - state.sealedAgoMs;
+        if (at > (this.sealedAt.get(b.flow) ?? Number.NEGATIVE_INFINITY)) this.sealedAt.set(b.flow, at);
+      }
+      if (state.storedAgoMs === undefined || now - state.storedAgoMs < lastRead - STORED_READ_MS) continue;
       const live = b.waiters.filter((w) => !w.settled);
       const orphans = [...b.wanted.values()].some((c) => !b.waiters.some((w) => w.cell.key === c.key));
       if (live.length === 0 || orphans) continue;
+      lastRead = now;
       let values: (ComexStatMonthValue | undefined)[];
       try {
         values = await this.host.read(live.map((w) => w.cell.key));
@@ -620,20 +759,31 @@ export class CallBatcher {
     // Let the callers (and other instances) add to the call before it asks for its slot.
     // A burst arriving over more than one gathering period (hundreds of requests parsed one by
     // one, misses joining in any order) keeps gathering while cells join, up to gatherMaxMs.
+    // The gathering goes on while misses keep arriving, in this batch or any other (a burst's
+    // first miss of a flow may be followed by its flow's next ones only after hundreds of ms of
+    // other requests, each through the shared tiers first), until no cell joined for
+    // GATHER_LINGER periods of gatherMs (a lone miss waits that long) or gatherMaxMs passed.
     if (this.host.gatherMs > 0) {
-      const until = performance.now() + Math.max(this.host.gatherMs, this.host.gatherMaxMs);
-      let seen = -1;
-      while (b.state === 'open' && b.wanted.size > seen && performance.now() < until) {
-        seen = b.wanted.size;
+      const gather = this.host.gatherMs;
+      const until = performance.now() + Math.max(gather, this.host.gatherMaxMs);
+      const quiet = Math.min(gather * GATHER_LINGER, Math.max(gather, this.host.gatherMaxMs));
+      for (;;) {
         await new Promise<void>((r) =>
-          setTimeout(r, Math.min(this.host.gatherMs, until - performance.now())),
+          setTimeout(r, Math.max(0, Math.min(gather, until - performance.now()))),
         );
+        const now = performance.now();
+        if (b.state !== 'open' || now >= until) break;
+        // Quiet, and not a burst's reads still under way (they may join once through the
+        // shared tiers: at a cold start each takes hundreds of ms): the misses are in.
+        if (now - this.lastJoin >= quiet && (this.host.approaching?.() ?? 0) <= BURST_READS) break;
       }
     } else await Promise.resolve();
-    if (this.host.shared) void this.watch(b);
+    if (this.host.shared) void this.watch(b, this.host.shared);
     try {
       const rows = await this.host.client.generalWhenDue(() => this.seal(b), {
         priority: () => this.priority(b),
+        leftover: () => this.leftover(b),
+        age: () => this.age(b),
         signal: b.abort.signal,
       });
       if (rows === null) {
@@ -671,15 +821,6 @@ export class CallBatcher {
         this.host.stats.unmappedRows += unmappedRows;
         this.host.countries.unknownName();
       }
-      if (this.host.onRows) {
-        const all = [...cells.values()].flatMap((c) => c.value.rows);
-        if (all.length > 0) {
-          const onRows = this.host.onRows;
-          Promise.resolve(all)
-            .then(onRows)
-            .catch((e) => this.host.onError(e));
-        }
-      }
       const loaderKeys = new Set(b.waiters.filter((w) => w.loader && !w.settled).map((w) => w.cell.key));
       // The cells someone waits for (other instances' drained cells, waiters past the bound, a
       // warming group) are written first: other instances' watches read them. Then the rest of
@@ -687,20 +828,49 @@ export class CallBatcher {
       const first: StoredCell[] = [];
       const rest: StoredCell[] = [];
       for (const [key, c] of cells) {
-        if (!c.storable || loaderKeys.has(key)) continue;
+        // A load stores its own key; one other instances wait for too is also written here, with
+        // theirs (the load's own write may come late or fail under a burst's load).
+        if (!c.storable || (loaderKeys.has(key) && !b.drained.has(key))) continue;
         const item = { key, flow: b.flow, ano: c.ano, mes: c.mes, ncm: c.ncm, pais: c.pais, value: c.value };
         (b.wanted.has(key) ? first : rest).push(item);
       }
-      const items = first.concat(rest);
-      // This instance's waiters are answered now, not after the writes.
-      this.answerWaiters(b);
-      for (let i = 0; i < items.length; i += STORE_CHUNK) {
-        const chunk = items.slice(i, i + STORE_CHUNK);
-        try {
-          await this.host.store(chunk);
-          this.host.stats.keysStored += chunk.length;
-        } catch (error) {
-          this.host.onError(error);
+      const shared = this.host.shared;
+      // Once the cells someone waits for are written, the other instances' watches read them.
+      const markStored = () => shared?.mark(b.flow, 'stored').catch((e) => this.host.onError(e));
+      const write = async (items: StoredCell[]) => {
+        for (let i = 0; i < items.length; i += STORE_CHUNK) {
+          const chunk = items.slice(i, i + STORE_CHUNK);
+          try {
+            await this.host.store(chunk);
+            this.host.stats.keysStored += chunk.length;
+          } catch (error) {
+            this.host.onError(error);
+          }
+        }
+      };
+      if (shared && first.length > 0) {
+        // Other instances' waiters first: this instance's answered waiters each write their
+        // value to the shared tiers at once (hundreds of writes after a burst), which can push
+        // the tiers past their deadline and open their circuits, and a write skipped then leaves
+        // the other instances' waiters to their wait bound.
+        await write(first);
+        void markStored();
+        this.answerWaiters(b);
+      } else {
+        // This instance's waiters are answered now, not after the writes.
+        this.answerWaiters(b);
+        void markStored();
+        await write(first);
+      }
+      await write(rest);
+      // The rows' side use (e.g. the L3 aggregates) after the cache's writes, not competing with them.
+      if (this.host.onRows) {
+        const all = [...cells.values()].flatMap((c) => c.value.rows);
+        if (all.length > 0) {
+          const onRows = this.host.onRows;
+          Promise.resolve(all)
+            .then(onRows)
+            .catch((e) => this.host.onError(e));
         }
       }
     } catch (error) {

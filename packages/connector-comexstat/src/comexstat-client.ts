@@ -100,6 +100,9 @@ interface Envelope {
 const RATE_LIMIT_WAIT = /tente novamente em (\d+(?:[.,]\d+)?) segundos?/i;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A call built longer than this after its grant books the interval again from its send, ms. */
+const REBOOK_AFTER_MS = 100;
+
 /**
  * Typed client of the ComexStat API (`POST /general`, dates and tables), over fetch. Every HTTP
  * attempt waits for the {@link RequestSpacer}; retryable failures (429, Cloudflare 403 pages, 5xx,
@@ -281,6 +284,11 @@ export class ComexStatClient {
         if (built === null) return CANCELLED;
         payload = JSON.stringify(built);
       }
+      // The slot was booked at the grant: a build that took a while (a busy event loop, slow
+      // shared reads) would send this call closer than the interval to the next grant. Book the
+      // interval again from the actual send (cluster-wide with Redis).
+      if (this.spacer && this.spacer.clock.now() - sentAt > REBOOK_AFTER_MS)
+        await this.spacer.defer(this.spacer.minIntervalMs);
       this.stats.requests++;
       this.stats.byKind[kind]++;
       try {

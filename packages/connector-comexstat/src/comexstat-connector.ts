@@ -227,6 +227,8 @@ export class ComexStatConnector {
   private readonly now: () => number;
   private readonly onError: (error: unknown) => void;
   private readonly refreshing = new Map<string, Promise<unknown>>();
+  /** Reads started and not yet at their loader nor answered. */
+  private approaching = 0;
   private closed = false;
 
   constructor(options: ComexStatConnectorOptions) {
@@ -283,6 +285,7 @@ export class ComexStatConnector {
       gatherMs: limit('gatherMs', options.gatherMs, 50, true),
       gatherMaxMs: limit('gatherMaxMs', options.gatherMaxMs, 2500, true),
       sharedCheckMs: limit('sharedCheckMs', options.sharedCheckMs, 500),
+      approaching: () => this.approaching,
       maxCellsPerCall: this.config.api.maxCellsPerCall,
       fanOut: {
         enabled: this.config.fanOut.enabled,
@@ -362,27 +365,42 @@ export class ComexStatConnector {
       };
     }
     const release = this.releases.current;
-    const res = await this.cache.getOrLoad<ComexStatMonthValue>(
-      key,
-      (ctx) => {
-        // Tagged by flow, year, NCM and country (deleteByTag/expireByTag), on loads only.
-        ctx.setTags?.(comexstatTags(q));
-        return this.want(q, key, {
-          loader: true,
-          // A load with a servable entry (eager refresh, outdated by a release) is a refresh.
-          priority: ctx.stale ? 'refresh' : 'user',
-          admit: !ctx.stale,
-          clientId: options.clientId,
-          signal: mergeSignals(ctx.signal, options.signal),
-        });
-      },
-      {
-        ttlMs: (v) => this.ttlFor(q.ano, q.mes, v),
-        staleTtlMs: this.config.cache.staleTtlMs,
-        endpoint: q.flow === 'export' ? 'exportacao_mes' : 'importacao_mes',
-        isStale: (entry) => release !== undefined && this.outdated(q, entry.value, release),
-      },
-    );
+    // Until it reaches its loader (or is answered), this read may still become a miss: a call
+    // gathering misses waits for such reads (see CallBatcher, `approaching`).
+    this.approaching++;
+    let counted = true;
+    const arrived = () => {
+      if (!counted) return;
+      counted = false;
+      this.approaching--;
+    };
+    let res: Awaited<ReturnType<ComexStatCache['getOrLoad']>> & { value: ComexStatMonthValue };
+    try {
+      res = await this.cache.getOrLoad<ComexStatMonthValue>(
+        key,
+        (ctx) => {
+          arrived();
+          // Tagged by flow, year, NCM and country (deleteByTag/expireByTag), on loads only.
+          ctx.setTags?.(comexstatTags(q));
+          return this.want(q, key, {
+            loader: true,
+            // A load with a servable entry (eager refresh, outdated by a release) is a refresh.
+            priority: ctx.stale ? 'refresh' : 'user',
+            admit: !ctx.stale,
+            clientId: options.clientId,
+            signal: mergeSignals(ctx.signal, options.signal),
+          });
+        },
+        {
+          ttlMs: (v) => this.ttlFor(q.ano, q.mes, v),
+          staleTtlMs: this.config.cache.staleTtlMs,
+          endpoint: q.flow === 'export' ? 'exportacao_mes' : 'importacao_mes',
+          isStale: (entry) => release !== undefined && this.outdated(q, entry.value, release),
+        },
+      );
+    } finally {
+      arrived();
+    }
     let { value, level, stale } = res;
     const now = this.releases.current;
     if (level !== 'external' && now) {

@@ -100,15 +100,29 @@ export interface RequestSpacerOptions {
 export interface AcquireOptions {
   /** The call's priority, or a function read each time the spacer chooses (a batch's priority can rise). @default 'user' */
   priority?: SpacerPriority | (() => SpacerPriority);
+  /**
+   * Whether the call is a flow's leftovers (a call of its flow was sealed while its demand waited,
+   * or shortly before): within one priority such calls go after calls whose flow had none, read
+   * each time the spacer chooses. @default false
+   */
+  leftover?: () => boolean;
+  /**
+   * How long the call's oldest (uncovered) waiter has waited, ms, read each time the spacer
+   * chooses: within one priority (and leftover class) the oldest goes first, across instances too.
+   * @default the time since `acquire`
+   */
+  age?: () => number;
   /** Aborting withdraws the caller from the queue (the promise rejects with the signal's reason). */
   signal?: AbortSignal;
 }
 
 // Atomically, on the Redis clock: forget expired wishes; grant when the slot is free and no other
-// instance waits with a better priority, or with the same priority for longer (oldest first: a
-// call that lost the race for one slot is not overtaken by younger ones at the next); else record
-// this instance's wish (rank:expiry:since:ticket, `since` kept while the same ticket waits) and
-// say how long to wait (-1: the slot is free but a better or older wish waits elsewhere).
+// instance waits with a better rank, or with the same rank for longer (oldest first: a call that
+// lost the race for one slot is not overtaken by younger ones at the next); else record this
+// instance's wish (rank:expiry:since:ticket, `since` = now - the caller's age, so that the age of
+// the call's oldest waiter counts, not when the instance first asked) and say how long to wait
+// (-1: the slot is free but a better or older wish waits elsewhere). A rank is the priority's
+// PRIORITY_RANK × 2, + 1 for a flow's leftovers.
 const SLOT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -117,20 +131,14 @@ local me = ARGV[2]
 local rank = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local ticket = ARGV[5]
+local since = now - math.max(0, tonumber(ARGV[6]) or 0)
 local function parse(v)
   local r, exp, since, tk = string.match(v, '^(%-?%d+):(%d+):?(%d*):?(.*)$')
   r = tonumber(r)
   exp = tonumber(exp)
   return r, exp, tonumber(since) or exp, tk
 end
-local since = now
 local all = redis.call('HGETALL', KEYS[2])
-for i = 1, #all, 2 do
-  if all[i] == me then
-    local r, exp, s, tk = parse(all[i + 1])
-    if r and tk == ticket and exp >= now then since = s end
-  end
-end
 local better = false
 for i = 1, #all, 2 do
   local r, exp, s = parse(all[i + 1])
@@ -174,7 +182,11 @@ export const SYSTEM_CLOCK: SpacerClock = {
 
 interface Ticket {
   seq: number;
+  /** When `acquire` was called (this clock). */
+  at: number;
   priority: () => SpacerPriority;
+  leftover: (() => boolean) | undefined;
+  age: (() => number) | undefined;
   resolve(at: number): void;
   reject(error: unknown): void;
   done: boolean;
@@ -296,7 +308,16 @@ export class RequestSpacer {
     const p = options.priority ?? 'user';
     const priority = typeof p === 'function' ? p : () => p;
     return new Promise<number>((resolve, reject) => {
-      const ticket: Ticket = { seq: this.seq++, priority, resolve, reject, done: false };
+      const ticket: Ticket = {
+        seq: this.seq++,
+        at: this.clock.now(),
+        priority,
+        leftover: options.leftover,
+        age: options.age,
+        resolve,
+        reject,
+        done: false,
+      };
       const signal = options.signal;
       if (signal) {
         if (signal.aborted) {
@@ -356,14 +377,30 @@ export class RequestSpacer {
       .catch((error: unknown) => this.onError?.(error));
   }
 
+  /** The ticket's rank in the shared wish list: the priority's rank × 2, + 1 for leftovers. */
+  private rankOf(t: Ticket): number {
+    return PRIORITY_RANK[t.priority()] * 2 + (t.leftover?.() === true ? 1 : 0);
+  }
+
+  /** How long the ticket's call has waited, ms (its oldest waiter's, when the caller tells). */
+  private ageOf(t: Ticket, now: number): number {
+    return Math.max(0, t.age ? t.age() : now - t.at);
+  }
+
+  /** The best rank first, the oldest within one (arrival order on ties). */
   private best(): Ticket | undefined {
     let best: Ticket | undefined;
     let bestRank = Number.POSITIVE_INFINITY;
+    let bestAge = 0;
+    const now = this.clock.now();
     for (const t of this.tickets) {
-      const r = PRIORITY_RANK[t.priority()];
-      if (r < bestRank) {
+      const r = this.rankOf(t);
+      if (r > bestRank) continue;
+      const age = this.ageOf(t, now);
+      if (r < bestRank || age > bestAge) {
         best = t;
         bestRank = r;
+        bestAge = age;
       }
     }
     return best;
@@ -411,9 +448,10 @@ export class RequestSpacer {
           `${this.redisKey}:want`,
           this.minIntervalMs,
           this.instanceId,
-          PRIORITY_RANK[ticket.priority()],
+          this.rankOf(ticket),
           Math.max(2000, this.minIntervalMs * 2),
           ticket.seq,
+          Math.round(this.ageOf(ticket, this.clock.now())),
         ),
       );
       if (!Number.isFinite(wait)) throw new Error(`the spacer script answered ${String(wait)}`);

@@ -14,6 +14,31 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('PEXPIRE', KEYS[1], ARG
 if redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1], 'NX') then return 1 end
 return 0`;
 const DRAIN_PENDING = `local m = redis.call('SMEMBERS', KEYS[1]); redis.call('DEL', KEYS[1]); return m`;
+// Marks (field ARGV[1] of the flow's marks hash) when, on the Redis clock, a call was sealed or stored.
+const MARK = `
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1`;
+// How long ago (ms) a call of the flow was last sealed and last stored; -1: not within MARK_TTL_MS.
+const FLOW_STATE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local m = redis.call('HMGET', KEYS[1], 'sealed', 'stored')
+local s = tonumber(m[1] or '')
+local w = tonumber(m[2] or '')
+return { s and (now - s) or -1, w and (now - w) or -1 }`;
+
+/** How long the sealed/stored marks of a flow last, ms. */
+export const MARK_TTL_MS = 300_000;
+
+/** What other instances did lately in a flow (ms ago, `undefined`: nothing within {@link MARK_TTL_MS}). */
+export interface FlowState {
+  /** A call of the flow was sealed (it took the cells waited for then). */
+  sealedAgoMs: number | undefined;
+  /** A call's answer of the flow was stored in the shared cache. */
+  storedAgoMs: number | undefined;
+}
 
 /** A cell another instance waits for. */
 export interface PendingCell {
@@ -70,6 +95,23 @@ export class SharedMerge {
       this.owner,
     );
     return Number(r) === 1;
+  }
+
+  /** Marks that a call of the flow was sealed (`'sealed'`) or its answer stored (`'stored'`). */
+  async mark(flow: ComexStatFlow, what: 'sealed' | 'stored'): Promise<void> {
+    await this.redis.eval(MARK, 1, `${this.key(flow)}:marks`, what, MARK_TTL_MS);
+  }
+
+  /** When a call of the flow was last sealed and last stored, anywhere (one round trip). */
+  async state(flow: ComexStatFlow): Promise<FlowState> {
+    const r = (await this.redis.eval(FLOW_STATE, 1, `${this.key(flow)}:marks`)) as unknown;
+    const ago = (v: unknown): number | undefined => {
+      const n = Number(v);
+      return Number.isFinite(n) && n >= 0 ? n : undefined;
+    };
+    return Array.isArray(r)
+      ? { sealedAgoMs: ago(r[0]), storedAgoMs: ago(r[1]) }
+      : { sealedAgoMs: undefined, storedAgoMs: undefined };
   }
 
   /** Takes every cell waited for in the flow (well-formed ones only). */

@@ -125,6 +125,29 @@ describe('ComexStatClient over HTTP against the simulator', () => {
     expect(minGap(sentAt)).toBeGreaterThanOrEqual(100);
   });
 
+  it('a call built long after its grant books the interval again from its send: the next call is not refused', async () => {
+    // The upstream refuses calls closer than 250 ms; the spacer's interval is 400 ms. The first
+    // call's build takes 250 ms after its grant (a busy event loop, slow shared reads): booked from
+    // the grant only, the second call would leave ~150 ms after it and be refused.
+    sim = await startComexStatSimulator({
+      rateLimit: { max: 1, windowMs: 250, strict: true },
+      latency: { baseMs: 0, perRowMs: 0 },
+    });
+    const { c } = client(sim.url, { spacer: new RequestSpacer({ minIntervalMs: 400 }), retries: 0 });
+    const slow = c.generalWhenDue(async () => {
+      await new Promise((r) => setTimeout(r, 250));
+      return Q;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const next = c.generalWhenDue(async () => Q);
+    await Promise.all([slow, next]);
+    expect(sim.stats.rateLimited).toBe(0);
+    const at = sim.stats.log.map((r) => r.at);
+    // (The first request's arrival also carries the new connection's set-up: the gap seen by the
+    // upstream is the interval less that, not less the build.)
+    expect((at[1] as number) - (at[0] as number)).toBeGreaterThanOrEqual(250);
+  });
+
   it('retries 5xx, Cloudflare 403 pages, success:false, truncated bodies and timeouts; loses nothing', async () => {
     sim = await startComexStatSimulator({ rateLimit: false, latency: { baseMs: 0, perRowMs: 0 } });
     sim.faults.inject({ type: 'http-500' });

@@ -154,16 +154,54 @@ describe('RequestSpacer', () => {
     await a?.acquire();
     const order: string[] = [];
     const b1 = b?.acquire().then(() => order.push('b1'));
-    const b2 = b?.acquire().then(() => order.push('b2'));
-    // c's call waits from 40 ms after b's first: older than b's second, which only starts waiting
-    // when b's first is granted. Without the order b would take two slots in a row (its pump
-    // retries at once, c only when its sleep ends).
+    // c's call waits from 40 ms after b's first, b's second from 80 ms. Without the order b would
+    // take two slots in a row (its pump retries at once, c only when its sleep ends).
     await new Promise((r) => setTimeout(r, 40));
     const c1 = c?.acquire().then(() => order.push('c1'));
+    await new Promise((r) => setTimeout(r, 40));
+    const b2 = b?.acquire().then(() => order.push('b2'));
     await Promise.all([b1, b2, c1]);
     expect(order).toEqual(['b1', 'c1', 'b2']);
     // Every wish was withdrawn once granted.
     expect(await redis.hlen(`${key}:want`)).toBe(0);
+  });
+
+  it("a call's age (its oldest waiter's) orders it across instances, and a flow's leftovers go after a flow with no call", async () => {
+    const key = `bgc-test:comexstat:spacer:${randomUUID()}`;
+    keys.push(key, `${key}:want`);
+    const [a, b, c] = [0, 1, 2].map(() => new RequestSpacer({ minIntervalMs: 150, redis, redisKey: key }));
+    await a?.acquire();
+    const order: string[] = [];
+    // b asks first but its waiters are younger than c's; a's older still, but leftovers.
+    const young = b?.acquire({ age: () => 10 }).then(() => order.push('b:young'));
+    await new Promise((r) => setTimeout(r, 20));
+    const old = c?.acquire({ age: () => 60_000 }).then(() => order.push('c:old'));
+    const left = a
+      ?.acquire({ age: () => 120_000, leftover: () => true })
+      .then(() => order.push('a:leftover'));
+    await Promise.all([young, old, left]);
+    expect(order).toEqual(['c:old', 'b:young', 'a:leftover']);
+    expect(await redis.hlen(`${key}:want`)).toBe(0);
+  });
+
+  it('in one instance: the best rank, then the oldest call, then arrival order', async () => {
+    const clock = new ManualClock(0);
+    const s = new RequestSpacer({ minIntervalMs: 100, clock });
+    await s.acquire();
+    const order: string[] = [];
+    const asks: [string, Parameters<RequestSpacer['acquire']>[0]][] = [
+      ['left-old', { leftover: () => true, age: () => 9000 }],
+      ['young', { age: () => 5 }],
+      ['first', {}],
+      ['old', { age: () => 5000 }],
+      ['second', {}],
+      ['warming', { priority: 'warming', age: () => 99_000 }],
+    ];
+    const all = asks.map(([name, o]) => s.acquire(o).then(() => order.push(name)));
+    await clock.advance(1);
+    for (let i = 0; i < asks.length; i++) await clock.advance(100);
+    await Promise.all(all);
+    expect(order).toEqual(['old', 'first', 'second', 'young', 'left-old', 'warming']);
   });
 
   it('an aborted last caller withdraws its wish at once: a same-priority caller elsewhere is not held', async () => {

@@ -109,3 +109,24 @@ describe('SharedMerge.claim', () => {
     expect(await a.claim('dates-updated', 300)).toBe(false);
   });
 });
+
+describe('SharedMerge flow marks', () => {
+  it('tells every instance how long ago a call of the flow was sealed and stored (Redis clock), per flow', async () => {
+    const a = new SharedMerge(redis, `${prefix}marks:`);
+    const b = new SharedMerge(redis, `${prefix}marks:`);
+    expect(await b.state('export')).toEqual({ sealedAgoMs: undefined, storedAgoMs: undefined });
+    await a.mark('export', 'sealed');
+    await new Promise((r) => setTimeout(r, 30));
+    const sealed = await b.state('export');
+    expect(sealed.sealedAgoMs).toBeGreaterThanOrEqual(25);
+    expect(sealed.sealedAgoMs).toBeLessThan(5000);
+    expect(sealed.storedAgoMs).toBeUndefined();
+    await a.mark('export', 'stored');
+    const both = await b.state('export');
+    expect(both.storedAgoMs).toBeGreaterThanOrEqual(0);
+    expect(both.storedAgoMs).toBeLessThan(both.sealedAgoMs as number);
+    // The other flow is untouched; the marks expire.
+    expect(await b.state('import')).toEqual({ sealedAgoMs: undefined, storedAgoMs: undefined });
+    expect(await redis.pttl(`${prefix}marks:export:marks`)).toBeGreaterThan(0);
+  });
+});
