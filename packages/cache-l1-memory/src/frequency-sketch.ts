@@ -95,6 +95,18 @@ export class FrequencySketch {
     return min;
   }
 
+  /**
+   * Loads both ends of the block of the item with spread hash `h` and returns their xor
+   * (meaningless): a caller's load-only pass, after which {@link FrequencySketch.incrementManySpread}
+   * may skip its own (`prefetched`). 0 without loading while the table is small.
+   */
+  touchSpread(h: number): number {
+    const bm = this.blockMask;
+    if (bm === -1) return 0;
+    const block = (h & bm) << 4;
+    return (this.table[block] as number) ^ (this.table[block + 15] as number);
+  }
+
   /** Records one occurrence of `hash`; ages every counter once `sampleSize` increments were made. */
   increment(hash: number): void {
     this.incrementSpread(spread(hash));
@@ -128,9 +140,10 @@ export class FrequencySketch {
    * tight loop: the CPU overlaps the cache misses of consecutive items. A first pass only loads
    * both ends of every item's block (a block may straddle two cache lines), so that the misses of
    * the whole batch are in flight at once (the increments' loop, longer and with stores, keeps only
-   * a few in flight); the increments then find their lines in the CPU's cache.
+   * a few in flight); the increments then find their lines in the CPU's cache. `prefetched`: the
+   * caller made that pass itself ({@link FrequencySketch.touchSpread}, in a pass of its own loads).
    */
-  incrementManySpread(hashes: Int32Array, n: number): void {
+  incrementManySpread(hashes: Int32Array, n: number, prefetched = false): void {
     const bm = this.blockMask;
     if (bm === -1 || this.door !== undefined) {
       for (let i = 0; i < n; i++) this.incrementSpread(hashes[i] as number);
@@ -138,13 +151,15 @@ export class FrequencySketch {
     }
     const t = this.table;
     const limit = this.sampleSize;
-    let touched = 0;
-    for (let i = 0; i < n; i++) {
-      const block = ((hashes[i] as number) & bm) << 4;
-      touched ^= (t[block] as number) ^ (t[block + 15] as number);
+    if (!prefetched) {
+      let touched = 0;
+      for (let i = 0; i < n; i++) {
+        const block = ((hashes[i] as number) & bm) << 4;
+        touched ^= (t[block] as number) ^ (t[block + 15] as number);
+      }
+      // Kept, so that the compiler cannot drop the loads.
+      this.touched = touched;
     }
-    // Kept, so that the compiler cannot drop the loads.
-    this.touched = touched;
     for (let i = 0; i < n; i++) {
       const h = hashes[i] as number;
       const c = rehash(h);

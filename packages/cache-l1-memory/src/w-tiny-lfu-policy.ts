@@ -237,9 +237,11 @@ export class WTinyLfuPolicy<K> {
 
   /**
    * Applies the hits buffered by {@link WTinyLfuPolicy.recordAccess}, in order. Never evicts.
-   * In three passes (hashes, frequency sketch, queues) rather than one hit after another: the
-   * loads of each pass are independent, so the CPU overlaps their cache misses. The decisions are
-   * those of one hit after another (moving entries in their queues never reads the sketch).
+   * In three passes rather than one hit after another: loads only (each slot's hash, its queue
+   * neighbours and its sketch block, all independent, so that their cache misses are in flight at
+   * once), the sketch increments, the queue moves (which then find their lines in the CPU's
+   * cache). The decisions are those of one hit after another (moving entries in their queues
+   * never reads the sketch).
    */
   drainReads(): void {
     const n = this.readCount;
@@ -248,17 +250,20 @@ export class WTinyLfuPolicy<K> {
     const buffer = this.readBuffer;
     const hashes = this.readHashes;
     const links = this.links;
+    const sketch = this.sketch;
     let touched = 0;
     for (let i = 0; i < n; i++) {
       const at = (buffer[i] as number) << 4;
-      hashes[i] = links[at + 2] as number;
+      const h = links[at + 2] as number;
+      hashes[i] = h;
+      touched ^= sketch.touchSpread(h);
       // The slot's queue neighbours, which the move will relink: loaded here, all of them in
       // flight at once, rather than one move after another.
       touched ^=
         (links[(links[at] as number) << 4] as number) ^ (links[(links[at + 1] as number) << 4] as number);
     }
     this.touched = touched;
-    this.sketch.incrementManySpread(hashes, n);
+    sketch.incrementManySpread(hashes, n, true);
     this.hitsInSample += n;
     for (let i = 0; i < n; i++) this.moveOnHit(buffer[i] as number, hashes[i] as number);
   }

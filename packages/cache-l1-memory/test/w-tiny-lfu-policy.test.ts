@@ -69,7 +69,10 @@ describe('FrequencySketch', () => {
         for (let i = 0; i < hashes.length; i++)
           hashes[i] = spreadHash(hashKey(`k${i % 3 === 0 ? i % 7 : round * 128 + i}`));
         for (const h of hashes) one.incrementSpread(h);
-        many.incrementManySpread(hashes, round % 2 === 0 ? hashes.length : 100);
+        // Every fourth batch after a caller's own load-only pass (touchSpread), as a drain does.
+        const prefetched = round % 4 === 1;
+        if (prefetched) for (const h of hashes) expect(Number.isInteger(many.touchSpread(h))).toBe(true);
+        many.incrementManySpread(hashes, round % 2 === 0 ? hashes.length : 100, prefetched);
         if (round % 2 !== 0) for (const h of hashes.subarray(100)) many.incrementSpread(h);
       }
       for (let i = 0; i < 40 * 128; i++) {
