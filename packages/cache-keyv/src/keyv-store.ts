@@ -140,6 +140,9 @@ export class KeyvStore extends EventEmitter {
   private readonly generations = new Map<string, Generation>();
   private readonly held = new Map<string, HeldLease>();
   private readonly loadingGenerations = new Map<string, Promise<string>>();
+  /** The namespace of the last {@link KeyvStore.generation} call and its key (Keyv may change `namespace`). */
+  private lastNamespace = '';
+  private lastNamespaceKey: string;
   private forwarding = false;
 
   constructor(cache: MultiLevelCache, options: KeyvStoreOptions = {}) {
@@ -161,6 +164,7 @@ export class KeyvStore extends EventEmitter {
     this.closeCache = options.closeCacheOnDisconnect ?? false;
     this.backgroundFills = options.backgroundFills ?? true;
     this.opts = { dialect: 'bgc', url: '', prefix: this.prefix };
+    this.lastNamespaceKey = this.namespaceKey('');
     // Keyv subscribes to 'error' on its store; tier failures are forwarded then (and only then).
     this.on('newListener', (event: string) => {
       if (event === 'error' && !this.forwarding) {
@@ -430,7 +434,12 @@ export class KeyvStore extends EventEmitter {
   /** The current generation of this store's namespace: from L1, this process' memo, or the shared tiers. */
   private generation(): string | Promise<string> {
     const ns = this.namespace ?? '';
-    const nsKey = this.namespaceKey(ns);
+    // The namespace key, built once per namespace (two reads of it per get-then-set otherwise).
+    if (ns !== this.lastNamespace) {
+      this.lastNamespace = ns;
+      this.lastNamespaceKey = this.namespaceKey(ns);
+    }
+    const nsKey = this.lastNamespaceKey;
     // Straight from the L1 tier: the policy counts the access (the key stays hot), the cache's
     // hit/miss metrics do not (these reads are the store's bookkeeping, not the application's).
     const fast = this.l1?.getSync?.(nsKey);
