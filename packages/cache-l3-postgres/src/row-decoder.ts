@@ -31,21 +31,16 @@ export type StoredRow = readonly [
 /** Index of the storage key in a `getMany` row. */
 export const ROW_KEY = 5;
 
-/** Fields of {@link NUMBERS_TEXT}, parsed into a reused scratch array (the decoder is synchronous). */
+/**
+ * Fields of {@link NUMBERS_TEXT}, parsed into a reused scratch array (the decoder is synchronous):
+ * a `Float64Array`, so no field is boxed on the way; `NaN` marks an empty field.
+ */
 const NUMBERS = 6;
-type NumberFields = [
-  freshUntil: number | null,
-  staleUntil: number | null,
-  createdAt: number | null,
-  version: number | null,
-  ttlMs: number | null,
-  encoding: number | null,
-];
-const scratch: NumberFields = [0, 0, 0, 0, null, 0];
+const scratch = new Float64Array(NUMBERS);
 
 /**
  * Parses {@link NUMBERS_TEXT} into `scratch` without slicing: each field is an optional `-` and
- * digits, as PostgreSQL prints integers, or empty (`null`). Values past 2^53 are read by `Number`
+ * digits, as PostgreSQL prints integers, or empty (`NaN`). Values past 2^53 are read by `Number`
  * of their text, as before; every other field is the same number `Number` gives.
  * @throws {SerializationError} when the text is not six such fields.
  */
@@ -62,16 +57,15 @@ function parseNumbers(text: string | null): void {
       i++;
     }
     let n = 0;
-    let digits = 0;
+    const first = i;
     for (; i < end; i++) {
       const d = text.charCodeAt(i) - 48;
       if (d < 0 || d > 9) break;
       n = n * 10 + d;
-      digits++;
     }
-    if (digits === 0) {
+    if (i === first) {
       if (negative) throw new SerializationError('stored numbers are not integers');
-      scratch[field] = null;
+      scratch[field] = Number.NaN;
     } else {
       // Exact while below 2^53 (every partial sum is an integer below the result).
       if (n > Number.MAX_SAFE_INTEGER) n = Number(text.slice(negative ? start + 1 : start, i));
@@ -97,12 +91,12 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
   if (typeof text !== 'string')
     throw new SerializationError(`the stored value is over maxValueBytes (${maxValueBytes} bytes)`);
   parseNumbers(row[2]);
-  const freshUntil = scratch[0];
-  const staleUntil = scratch[1];
-  const createdAt = scratch[2];
-  const version = scratch[3];
-  const ttlMs = scratch[4];
-  const encoding = scratch[5];
+  const freshUntil = scratch[0] as number;
+  const staleUntil = scratch[1] as number;
+  const createdAt = scratch[2] as number;
+  const version = scratch[3] as number;
+  const ttlMs = scratch[4] as number;
+  const encoding = scratch[5] as number;
   let value: unknown;
   if (encoding === 1) value = decodeStoredValue(text, maxValueBytes);
   else if (encoding === 0) {
@@ -116,26 +110,22 @@ export function decodeRow(row: StoredRow, maxValueBytes: number): CacheEntry {
       });
     }
   } else throw new SerializationError(`unknown value encoding ${String(encoding)}`);
-  if (
-    freshUntil === null ||
-    staleUntil === null ||
-    !Number.isFinite(freshUntil) ||
-    !Number.isFinite(staleUntil)
-  )
+  // NaN (an empty field) is not finite either.
+  if (!Number.isFinite(freshUntil) || !Number.isFinite(staleUntil))
     throw new SerializationError('stored expiry times are not numbers');
   const entry: CacheEntry = {
     value,
     freshUntil,
     staleUntil,
-    createdAt: createdAt === null ? Number.NaN : createdAt,
+    createdAt,
     size: Buffer.byteLength(text, 'utf8'),
   };
   if (version !== 0) {
-    if (version === null || !Number.isSafeInteger(version) || version < 0)
+    if (!Number.isSafeInteger(version) || version < 0)
       throw new SerializationError('stored version is not a version');
     entry.version = version;
   }
-  if (ttlMs !== null) entry.ttlMs = ttlMs;
+  if (!Number.isNaN(ttlMs)) entry.ttlMs = ttlMs;
   const meta = row[3];
   if (meta !== null) {
     try {
