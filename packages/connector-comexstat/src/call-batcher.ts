@@ -50,8 +50,11 @@ export interface BatcherHost {
   gatherMaxMs: number;
   /** With `shared`: period of the check for waiters answered by another instance, ms. */
   sharedCheckMs: number;
-  /** Reads under way that may still become misses (a gathering call waits for them). */
-  approaching?: () => number;
+  /**
+   * Reads under way for at least `olderThanMs` that may still become misses (slow: through the
+   * shared tiers at a cold start); a gathering call waits for a burst of them.
+   */
+  approaching?: (olderThanMs: number) => number;
   maxCellsPerCall: number;
   fanOut: {
     enabled: boolean;
@@ -133,8 +136,6 @@ interface Batch {
   countries: Set<string>;
   /** Cells asked for, by key (waited for, or to store: warming, timed-out waiters). */
   wanted: Map<string, BatchCell>;
-  /** Keys other instances wait for (drained from the shared set), own waiters' keys included. */
-  drained: Set<string>;
   waiters: Waiter[];
   /** open: gathering; sealed: granted and sent; storing: answered, cells being written; done. */
   state: 'open' | 'sealed' | 'storing' | 'done';
@@ -169,8 +170,9 @@ type StoredCell = Parameters<BatcherHost['store']>[0][number];
 const STORED_READ_MS = 3000;
 
 /**
- * Reads under way (not yet at their loader) above which a quiet gathering goes on: a burst is
- * arriving. A few are duplicates of pending keys joining their loads, not new misses.
+ * Slow reads under way (not yet at their loader after a quiet period; hits answer in ms) above
+ * which a quiet gathering goes on: a cold burst is arriving. A few are duplicates of pending keys
+ * joining their loads, not new misses.
  */
 const BURST_READS = 8;
 
@@ -405,7 +407,6 @@ export class CallBatcher {
       ncms: new Set(),
       countries: new Set(),
       wanted: new Map(),
-      drained: new Set(),
       waiters: [],
       state: 'open',
       expectedAt: this.host.now() + wait,
@@ -577,15 +578,9 @@ export class CallBatcher {
     const back: PendingCell[] = [];
     for (const c of others) {
       const cell = { flow: b.flow, ...c, key: this.host.keyFor({ flow: b.flow, ...c }) };
-      if (b.wanted.has(cell.key)) {
-        b.drained.add(cell.key);
-        continue;
-      }
+      if (b.wanted.has(cell.key)) continue;
       if (this.cellsWith(b, cell) > this.host.maxCellsPerCall) back.push(c);
-      else {
-        this.addCell(b, cell);
-        b.drained.add(cell.key);
-      }
+      else this.addCell(b, cell);
     }
     if (back.length > 0) await shared.add(b.flow, back);
     return true;
@@ -775,7 +770,7 @@ export class CallBatcher {
         if (b.state !== 'open' || now >= until) break;
         // Quiet, and not a burst's reads still under way (they may join once through the
         // shared tiers: at a cold start each takes hundreds of ms): the misses are in.
-        if (now - this.lastJoin >= quiet && (this.host.approaching?.() ?? 0) <= BURST_READS) break;
+        if (now - this.lastJoin >= quiet && (this.host.approaching?.(quiet) ?? 0) <= BURST_READS) break;
       }
     } else await Promise.resolve();
     if (this.host.shared) void this.watch(b, this.host.shared);
@@ -821,6 +816,15 @@ export class CallBatcher {
         this.host.stats.unmappedRows += unmappedRows;
         this.host.countries.unknownName();
       }
+      if (this.host.onRows) {
+        const all = [...cells.values()].flatMap((c) => c.value.rows);
+        if (all.length > 0) {
+          const onRows = this.host.onRows;
+          Promise.resolve(all)
+            .then(onRows)
+            .catch((e) => this.host.onError(e));
+        }
+      }
       const loaderKeys = new Set(b.waiters.filter((w) => w.loader && !w.settled).map((w) => w.cell.key));
       // The cells someone waits for (other instances' drained cells, waiters past the bound, a
       // warming group) are written first: other instances' watches read them. Then the rest of
@@ -828,9 +832,8 @@ export class CallBatcher {
       const first: StoredCell[] = [];
       const rest: StoredCell[] = [];
       for (const [key, c] of cells) {
-        // A load stores its own key; one other instances wait for too is also written here, with
-        // theirs (the load's own write may come late or fail under a burst's load).
-        if (!c.storable || (loaderKeys.has(key) && !b.drained.has(key))) continue;
+        // A load stores its own key (version-checked against invalidations during the call).
+        if (!c.storable || loaderKeys.has(key)) continue;
         const item = { key, flow: b.flow, ano: c.ano, mes: c.mes, ncm: c.ncm, pais: c.pais, value: c.value };
         (b.wanted.has(key) ? first : rest).push(item);
       }
@@ -863,16 +866,6 @@ export class CallBatcher {
         await write(first);
       }
       await write(rest);
-      // The rows' side use (e.g. the L3 aggregates) after the cache's writes, not competing with them.
-      if (this.host.onRows) {
-        const all = [...cells.values()].flatMap((c) => c.value.rows);
-        if (all.length > 0) {
-          const onRows = this.host.onRows;
-          Promise.resolve(all)
-            .then(onRows)
-            .catch((e) => this.host.onError(e));
-        }
-      }
     } catch (error) {
       this.closeBatch(b);
       if (error !== GIVEN_UP) b.error = error;

@@ -227,8 +227,9 @@ export class ComexStatConnector {
   private readonly now: () => number;
   private readonly onError: (error: unknown) => void;
   private readonly refreshing = new Map<string, Promise<unknown>>();
-  /** Reads started and not yet at their loader nor answered. */
-  private approaching = 0;
+  /** Reads started and not yet at their loader nor answered: start time (performance.now()) by id. */
+  private readonly approaching = new Map<number, number>();
+  private nextRead = 0;
   private closed = false;
 
   constructor(options: ComexStatConnectorOptions) {
@@ -285,7 +286,12 @@ export class ComexStatConnector {
       gatherMs: limit('gatherMs', options.gatherMs, 50, true),
       gatherMaxMs: limit('gatherMaxMs', options.gatherMaxMs, 2500, true),
       sharedCheckMs: limit('sharedCheckMs', options.sharedCheckMs, 500),
-      approaching: () => this.approaching,
+      approaching: (olderThanMs) => {
+        const before = performance.now() - olderThanMs;
+        let n = 0;
+        for (const at of this.approaching.values()) if (at <= before) n++;
+        return n;
+      },
       maxCellsPerCall: this.config.api.maxCellsPerCall,
       fanOut: {
         enabled: this.config.fanOut.enabled,
@@ -367,13 +373,9 @@ export class ComexStatConnector {
     const release = this.releases.current;
     // Until it reaches its loader (or is answered), this read may still become a miss: a call
     // gathering misses waits for such reads (see CallBatcher, `approaching`).
-    this.approaching++;
-    let counted = true;
-    const arrived = () => {
-      if (!counted) return;
-      counted = false;
-      this.approaching--;
-    };
+    const id = this.nextRead++;
+    this.approaching.set(id, performance.now());
+    const arrived = () => this.approaching.delete(id);
     let res: Awaited<ReturnType<ComexStatCache['getOrLoad']>> & { value: ComexStatMonthValue };
     try {
       res = await this.cache.getOrLoad<ComexStatMonthValue>(
