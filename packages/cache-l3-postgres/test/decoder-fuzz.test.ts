@@ -26,7 +26,17 @@ const codecValue = fc.letrec((tie) => ({
     { depthSize: 'small', withCrossShrink: true },
     tie('leaf'),
     fc.array(tie('node'), { maxLength: 4 }),
-    fc.dictionary(fc.oneof(fc.string(), fc.constant('$bgc'), fc.constant('v')), tie('node'), { maxKeys: 4 }),
+    // Any key but "__proto__", which encodeValue refuses by design (the refusal has its own tests);
+    // fast-check's strings include it now and then, so leaving it in failed the fuzz by seed.
+    fc.dictionary(
+      fc.oneof(
+        fc.string().filter((k) => k !== '__proto__'),
+        fc.constant('$bgc'),
+        fc.constant('v'),
+      ),
+      tie('node'),
+      { maxKeys: 4 },
+    ),
     fc.array(fc.tuple(tie('node'), tie('node')), { maxLength: 3 }).map((pairs) => new Map(pairs)),
     fc.array(tie('node'), { maxLength: 3 }).map((items) => new Set(items)),
   ),
