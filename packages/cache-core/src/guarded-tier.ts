@@ -270,6 +270,18 @@ export class GuardedTier {
   }
 
   /**
+   * {@link removeMany} for a removal that must reach the tier eventually: when the tier fails (or
+   * its circuit is open) the keys are remembered for recovery ({@link remember}) and 0 is answered.
+   */
+  removeOrRemember(keys: readonly string[], options?: TierDeleteOptions): Promise<number> {
+    return this.removeMany(keys, options).then((r) => {
+      if (r !== SKIPPED) return r;
+      for (const k of keys) this.remember(k);
+      return 0;
+    });
+  }
+
+  /**
    * Remembers a key whose write or delete failed on this (shared) tier, to invalidate it once the
    * tier is back; the oldest key is dropped beyond `recoveryMaxKeys`. No-op on a local tier.
    */

@@ -198,7 +198,7 @@ export class Invalidator {
   async removeEverywhere(keys: readonly string[], version: number | undefined): Promise<void> {
     const options: TierDeleteOptions | undefined =
       version === undefined ? undefined : { version, tombstoneMs: this.ctx.opts.tombstoneMs };
-    await Promise.all(this.ctx.states.map((state) => state.removeMany(keys, options)));
+    await Promise.all(this.ctx.states.map((state) => state.removeOrRemember(keys, options)));
   }
 
   /** Local tiers: every entry stale at once (kept as fail-safe fallbacks, no longer fresh). */

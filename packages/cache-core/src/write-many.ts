@@ -78,17 +78,7 @@ export async function removeMany(
   const version = nextVersion();
   for (const k of keys) coherence.invalidate(k, version);
   const deleteOptions: TierDeleteOptions = { version, tombstoneMs: ctx.opts.tombstoneMs };
-  const counts = await Promise.all(
-    states.map((state) =>
-      state.removeMany(keys, deleteOptions).then((r) => {
-        if (r === SKIPPED) {
-          for (const k of keys) state.remember(k);
-          return 0;
-        }
-        return r;
-      }),
-    ),
-  );
+  const counts = await Promise.all(states.map((state) => state.removeOrRemember(keys, deleteOptions)));
   if (options.skipBus !== true) await coherence.publish({ type: 'delete', keys, version });
   return Math.max(0, ...counts);
 }
@@ -110,10 +100,8 @@ export async function expireMany(
   const counts = await Promise.all(
     states.map((state) => {
       const tier = state.tier;
-      if (!tier.expire || (sharedKeeps && !state.shared)) {
-        const r = state.removeMany(keys, { version, tombstoneMs: ctx.opts.tombstoneMs });
-        return r.then((n) => (n === SKIPPED ? 0 : n));
-      }
+      if (!tier.expire || (sharedKeeps && !state.shared))
+        return state.removeOrRemember(keys, { version, tombstoneMs: ctx.opts.tombstoneMs });
       const expire = tier.expire.bind(tier);
       return state
         .call('delete', undefined, () => expire(keys, version), keys.length)

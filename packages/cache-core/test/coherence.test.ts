@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type CacheEntry,
   type DistributedLock,
@@ -590,6 +590,23 @@ describe('backgroundWrites', () => {
     l2.failWith = undefined;
     await recovered;
     expect(l2.store.has('k')).toBe(false);
+  });
+
+  it('expire on a shared tier without expire() that is down: the removal goes to auto-recovery', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2' });
+    // A shared tier with no logical expiry: expire falls back to removing the key there.
+    Object.defineProperty(l2, 'expire', { value: undefined });
+    l2.store.set('k', fresh('fresh in L2'));
+    const cache = make({ tiers: [l1, l2], recoveryIntervalMs: 10, circuitBreaker: false });
+    cache.on('error', () => {});
+    l2.failWith = new Error('down');
+    await cache.expire('k');
+    const recovered = new Promise((r) => cache.once('recovered', r));
+    l2.failWith = undefined;
+    // Without recovery the tier would keep serving the entry as fresh once it is back.
+    await vi.waitFor(() => expect(l2.store.has('k')).toBe(false), { timeout: 2000, interval: 10 });
+    await recovered;
   });
 
   it('a value the shared tier refuses in the background is removed from L1 too', async () => {
