@@ -149,6 +149,7 @@ export class CacheContext {
       metrics: this.metrics,
       superseded: (key, entry) => this.parts.superseded(key, entry),
       removeEverywhere: (keys, version) => this.parts.removeEverywhere(keys, version),
+      coalesce: opts.tombstoneMs > 0,
     };
     const ms = (name: keyof TagOptions, v: number | undefined, d: number, min = 0): number => {
       if (v === undefined) return d;

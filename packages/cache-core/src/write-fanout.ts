@@ -2,12 +2,14 @@ import type { InvalidationMessage } from './bus.js';
 import type { CacheContext } from './cache-context.js';
 import { tiersFor } from './call-options.js';
 import type { CacheEntry } from './entry.js';
+import { coarseNow } from './clock.js';
 import { InvalidValueError } from './errors/invalid-value-error.js';
 import { type GuardedTier, Refusal } from './guarded-tier.js';
 import { validateKey } from './key-pattern.js';
 import { entryTags, type SetCallOptions } from './namespace.js';
 import { Level, type TierLevel } from './level.js';
 import type { MetricsAdapter } from './metrics.js';
+import type { TierWrite } from './tier.js';
 import { SKIPPED } from './tier-read.js';
 import { nextVersion } from './version.js';
 
@@ -24,6 +26,12 @@ export interface WriteHost {
   superseded(key: string, entry: CacheEntry): boolean;
   /** Removes keys from every tier (with tombstones of `version` on shared tiers). */
   removeEverywhere(keys: readonly string[], version: number | undefined): Promise<void>;
+  /**
+   * Whether a shared tier's single writes may be coalesced into batches ({@link writeOne}): only
+   * when deletes leave tombstones (`tombstoneMs` > 0), which keep a write that reaches the tier
+   * after a newer delete from bringing its key back.
+   */
+  readonly coalesce?: boolean;
 }
 
 /** The entry lifetimes an orchestrator resolved from its options. */
@@ -160,15 +168,93 @@ function writeAsync(
   if (n === 1) {
     const state = states[0] as GuardedTier;
     if (!state.shared && stale) return STORED[0] as Promise<number>;
-    return state.write(key, entry).then((r) => settleWrites(host, states, [r], key, entry, stale));
+    return writeOne(host, state, key, entry).then((r) => settleWrites(host, states, [r], key, entry, stale));
   }
   const results = new Array<WriteResult | Promise<WriteResult>>(n);
   for (let i = 0; i < n; i++) {
     const state = states[i] as GuardedTier;
     results[i] =
-      !state.shared && stale ? 0 : state.syncWrites ? state.writeNow(key, entry) : state.write(key, entry);
+      !state.shared && stale
+        ? 0
+        : state.syncWrites
+          ? state.writeNow(key, entry)
+          : writeOne(host, state, key, entry);
   }
   return Promise.all(results).then((r) => settleWrites(host, states, r, key, entry, stale));
+}
+
+/**
+ * Single writes to one shared tier in one turn of the event loop (one reading of the coarse clock)
+ * beyond which the next ones are coalesced into one `setMany` (one Redis pipeline, one PostgreSQL
+ * statement) at the end of the turn. A lone write, or a few, go at once as before.
+ */
+export const DIRECT_WRITES_PER_TURN = 16;
+/** Most writes in one coalesced `setMany` (its deadline grows by the tier timeout per 1,000 keys). */
+export const COALESCED_MAX = 1000;
+
+/** A shared tier's single writes queued to go as one `setMany`. */
+interface Coalescer {
+  /** The coarse clock reading of the current turn, and how many writes went in it. */
+  turn: number;
+  count: number;
+  queue: { key: string; entry: CacheEntry; resolve: (r: 1 | typeof SKIPPED | Refusal) => void }[];
+}
+
+const coalescers = new WeakMap<GuardedTier, Coalescer>();
+
+/**
+ * One write of `entry` to a tier that writes asynchronously, through {@link GuardedTier.write}; on a
+ * shared tier with `setMany`, a write past {@link DIRECT_WRITES_PER_TURN} in one turn of the event
+ * loop is queued and goes with the turn's others as one batch (a merged load's answer resolves
+ * thousands of loads in one turn, each writing its key: one command or statement each had the
+ * shared tiers time out and their circuits open). The same outcome per key: 1, `SKIPPED` when the
+ * batch failed (every key remembered for recovery by the caller), or the key's own {@link Refusal}
+ * (a batch holding a refused value is written again key by key). Versions are checked by the tier
+ * per entry, as on a single write.
+ */
+function writeOne(
+  host: WriteHost,
+  state: GuardedTier,
+  key: string,
+  entry: CacheEntry,
+): Promise<1 | typeof SKIPPED | Refusal> {
+  if (host.coalesce !== true || !state.shared || state.tier.setMany === undefined)
+    return state.write(key, entry);
+  let c = coalescers.get(state);
+  if (c === undefined) {
+    c = { turn: 0, count: 0, queue: [] };
+    coalescers.set(state, c);
+  }
+  const now = coarseNow();
+  if (c.turn !== now) {
+    c.turn = now;
+    c.count = 0;
+  }
+  if (++c.count <= DIRECT_WRITES_PER_TURN && c.queue.length === 0) return state.write(key, entry);
+  const co = c;
+  return new Promise((resolve) => {
+    if (co.queue.length === 0) setImmediate(() => flush(state, co));
+    co.queue.push({ key, entry, resolve });
+  });
+}
+
+/** Sends the queued writes of a tier as batches of at most {@link COALESCED_MAX}. */
+function flush(state: GuardedTier, c: Coalescer): void {
+  const queue = c.queue;
+  c.queue = [];
+  for (let i = 0; i < queue.length; i += COALESCED_MAX) {
+    const part = queue.slice(i, i + COALESCED_MAX);
+    const writes: TierWrite[] = part.map((q) => ({ key: q.key, entry: q.entry }));
+    state.writeMany(writes).then((r) => {
+      if (r === undefined || r === SKIPPED) {
+        const out = r === undefined ? 1 : SKIPPED;
+        for (const q of part) q.resolve(out);
+        return;
+      }
+      // A value of the batch was refused (nothing of it written): each key alone finds which.
+      for (const q of part) state.write(q.key, q.entry).then(q.resolve);
+    });
+  }
 }
 
 /** What one tier's write came to: stored (1), skipped by staleness (0), failed, or refused. */
@@ -239,9 +325,11 @@ export function setValue<T>(
     version = coherence.invalidate(key, nextVersion(entry.createdAt));
     entry.version = version;
     // Every tier local and synchronous (a memory-only cache): nothing changes the entry from here
-    // on, and frozen, the memory tier keeps this very object instead of a copy of it (half the
-    // cost of such a set). Shared tiers get it unfrozen, as before.
-    if (localOnly(states)) Object.freeze(entry);
+    // on, and frozen, the memory tier keeps this very object (with its tags) instead of a copy of
+    // it. Shared tiers get it unfrozen, as before. An entry without tags is not frozen: the memory
+    // tier stores such an entry's value and numbers without any entry object (it builds one only
+    // when asked for the entry), so freezing it would be wasted work (a call into the runtime).
+    if (tags !== undefined && localOnly(states)) Object.freeze(entry);
     written = writeNow(ctx.writeHost, states, key, entry);
   } catch (error) {
     return Promise.reject(error);

@@ -9,6 +9,7 @@ import {
   MultiLevelCache,
 } from '../src/index.js';
 import { FakeTier } from '../src/testing/index.js';
+import { COALESCED_MAX, DIRECT_WRITES_PER_TURN } from '../src/write-fanout.js';
 
 /**
  * The write path through local tiers that write synchronously (`Tier.setSync`, the memory tier):
@@ -77,7 +78,7 @@ describe('set through a synchronous local tier', () => {
     expect(l1.store.get('k')!.version).toBeGreaterThan(e.version!);
   });
 
-  it('hands a memory-only write its entry frozen (the tier may keep it); shared tiers get it unfrozen', async () => {
+  it('hands a memory-only write its tagged entry frozen (the tier may keep it); untagged ones and shared tiers get it unfrozen', async () => {
     const capture = (tier: FakeTier) => {
       const seen: CacheEntry[] = [];
       const setSync = tier.setSync!;
@@ -95,6 +96,11 @@ describe('set through a synchronous local tier', () => {
     expect(Object.isFrozen(seen[0])).toBe(true);
     expect(seen[0]).toMatchObject({ value: { a: 1 }, tags: ['t'] });
     expect(seen[0]!.version).toBeGreaterThan(0);
+    // Without tags the memory tier keeps no entry object (it builds one when asked): no freeze.
+    await cache.set('u', { b: 2 });
+    expect(seen).toHaveLength(2);
+    expect(Object.isFrozen(seen[1])).toBe(false);
+    expect(seen[1]).toMatchObject({ value: { b: 2 } });
     // With a shared tier the same entry goes to both: neither gets it frozen.
     const m1 = new FakeTier({ level: 'l1', sync: true });
     const mSeen = capture(m1);
@@ -110,8 +116,8 @@ describe('set through a synchronous local tier', () => {
     expect(mSeen).toHaveLength(1);
     expect(shared).toEqual([mSeen[0]]);
     expect(Object.isFrozen(mSeen[0])).toBe(false);
-    // skip.write of the shared level leaves only the local tier: frozen again.
-    await both.set('j', 3, { skip: { write: ['l2'] } });
+    // skip.write of the shared level leaves only the local tier: frozen again (tagged).
+    await both.set('j', 3, { skip: { write: ['l2'] }, tags: ['t'] });
     expect(Object.isFrozen(mSeen[1])).toBe(true);
     expect(shared).toHaveLength(1);
   });
@@ -308,5 +314,106 @@ describe('set through a synchronous local tier', () => {
     await cache.flush();
     expect(l1.store.has('k')).toBe(false);
     expect(l1.calls.set).toBeUndefined();
+  });
+});
+
+describe('single writes to a shared tier in one turn go as batches', () => {
+  const values = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+  it('a lone write goes at once; a burst in one turn reaches the shared tier as setMany batches, each key at its own version', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2', batch: true });
+    const cache = make({ tiers: [l1, l2] });
+    await cache.set('lone', 'x');
+    expect(l2.calls.set).toBe(1);
+    expect(l2.calls.setMany).toBeUndefined();
+    await Promise.all(values(300).map((i) => cache.set(`k${i}`, i)));
+    // A few go at once, the rest as one batch (without batching: 301 single writes).
+    expect(l2.calls.set).toBeLessThanOrEqual(1 + DIRECT_WRITES_PER_TURN);
+    expect(l2.calls.setMany).toBe(1);
+    for (const i of values(300)) {
+      expect(l2.store.get(`k${i}`)?.value).toBe(i);
+      expect(l2.store.get(`k${i}`)?.version).toBe(l1.store.get(`k${i}`)?.version);
+    }
+  });
+
+  it('the loads a merged answer settles in one turn write their keys in batches (background writes)', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2', batch: true });
+    const l3 = new FakeTier({ level: 'l3', batch: true });
+    const cache = make({ tiers: [l1, l2, l3] });
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const loads = values(2500).map((i) =>
+      cache.getOrLoad(`k${i}`, async () => {
+        await answered;
+        return i;
+      }),
+    );
+    answer();
+    await Promise.all(loads);
+    await cache.flush();
+    for (const tier of [l2, l3]) {
+      expect(tier.calls.set ?? 0).toBeLessThanOrEqual(2 * DIRECT_WRITES_PER_TURN);
+      // At most COALESCED_MAX keys per batch.
+      expect(tier.calls.setMany).toBeGreaterThanOrEqual(
+        Math.ceil((2500 - 2 * DIRECT_WRITES_PER_TURN) / COALESCED_MAX),
+      );
+      for (const i of values(2500)) expect(tier.store.get(`k${i}`)?.value).toBe(i);
+    }
+  });
+
+  it('a delete that reaches the tier before a queued write keeps the key deleted (the tombstone refuses the older write)', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2', batch: true });
+    const cache = make({ tiers: [l1, l2] });
+    const writes = values(100).map((i) => cache.set(`k${i}`, i));
+    // k99's write is queued (past the direct writes of this turn); the delete goes at once.
+    const deleted = cache.delete('k99');
+    await Promise.all([...writes, deleted]);
+    expect(l2.calls.setMany).toBe(1);
+    expect(l2.store.get('k99')).toBeUndefined();
+    await expect(cache.get('k99')).resolves.toMatchObject({ value: undefined });
+  });
+
+  it('without tombstones (tombstoneMs 0) every write goes alone, in order with deletes', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2', batch: true });
+    const cache = make({ tiers: [l1, l2], tombstoneMs: 0 });
+    await Promise.all(values(100).map((i) => cache.set(`k${i}`, i)));
+    expect(l2.calls.set).toBe(100);
+    expect(l2.calls.setMany).toBeUndefined();
+  });
+
+  it('a value the tier refuses in a batch fails its own write only; the batch is written key by key', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2', batch: true, codec: true });
+    const cache = make({ tiers: [l1, l2] });
+    const bad = JSON.parse('{"__proto__": 1}') as object;
+    const writes = values(50).map((i) => cache.set(`k${i}`, i === 40 ? bad : i));
+    const outcomes = await Promise.allSettled(writes);
+    expect(l2.calls.setMany).toBe(1);
+    for (const [i, o] of outcomes.entries()) expect(o.status).toBe(i === 40 ? 'rejected' : 'fulfilled');
+    expect((outcomes[40] as PromiseRejectedResult).reason).toBeInstanceOf(InvalidValueError);
+    for (const i of values(50)) {
+      if (i === 40) {
+        expect(l1.store.has('k40')).toBe(false);
+        expect(l2.store.has('k40')).toBe(false);
+      } else expect(l2.store.get(`k${i}`)?.value).toBe(i);
+    }
+  });
+
+  it('a failed batch is one failure of the tier: every key skipped and remembered, the others answered', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2', batch: true });
+    const { calls, metrics } = metricsLog();
+    const cache = make({ tiers: [l1, l2], metrics, circuitBreaker: { failureThreshold: 3 } });
+    await cache.set('warm', 0);
+    l2.failWith = new Error('down');
+    const direct = DIRECT_WRITES_PER_TURN;
+    await Promise.all(values(direct + 100).map((i) => cache.set(`k${i}`, i)));
+    // The direct writes fail one by one (3 open the circuit), the batch is refused by the open circuit.
+    expect(calls.filter((c) => c === 'error:l2:set_many:circuit_open')).toHaveLength(1);
+    for (const i of values(direct + 100)) expect(l1.store.get(`k${i}`)?.value).toBe(i);
   });
 });
