@@ -17,7 +17,10 @@ export abstract class Deadline {
   prev: Deadline | null = null;
   /** @internal */
   next: Deadline | null = null;
-  /** Called once, from the ticker, when the deadline passed while armed. */
+  /**
+   * Called once, from the ticker, when the deadline passed while armed (after the next I/O phase
+   * of the event loop: the operation may have been answered meanwhile, and must then ignore it).
+   */
   abstract expire(): void;
 }
 
@@ -33,19 +36,30 @@ let ticker: ReturnType<typeof setInterval> | undefined;
 
 function tick(): void {
   const now = Date.now();
+  let due: Deadline[] | undefined;
   let d = armed.next as Deadline;
   while (d !== armed) {
     const next = d.next as Deadline;
     if (d.at <= now) {
       cancelDeadline(d);
-      d.expire();
+      (due ??= []).push(d);
     }
     d = next;
   }
+  // Expired after the event loop's next I/O phase, not in this timers phase: after a stall of the
+  // process (a burst's CPU work, GC) the timers run before the replies that arrived meanwhile are
+  // read, and every operation in flight would count as timed out (and open the tier's circuit)
+  // though its tier answered in time. An operation answered by then settles as answered; its
+  // deadline's expire() is then a no-op (operations settle once).
+  if (due !== undefined) setImmediate(expireAll, due);
   if (armed.next === armed && ticker) {
     clearInterval(ticker);
     ticker = undefined;
   }
+}
+
+function expireAll(due: Deadline[]): void {
+  for (const d of due) d.expire();
 }
 
 /** Arms `d` to expire once `ms` have passed (checked every 5 ms, so up to 5 ms late). */
