@@ -102,6 +102,17 @@ interface PreparedWrite {
 /** The answer of a compare-and-set, written or refused (a lost race is not an error). */
 const written = (): undefined => undefined;
 
+/** Most keys remembered as read absent ({@link RedisTier}'s fill path); the oldest are forgotten first. */
+const MAX_ABSENT = 10_000;
+
+/**
+ * `entry` unless it is versioned and below `cleared` (a clear's version): such an entry was
+ * written by a load that started before the clear and landed after it.
+ */
+function visible(entry: CacheEntry | undefined, cleared: number): CacheEntry | undefined {
+  return entry !== undefined && entry.version !== undefined && entry.version < cleared ? undefined : entry;
+}
+
 /** Escapes the glob characters of `SCAN MATCH` (`* ? [ ] \`), so a prefix matches only itself. */
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
@@ -115,7 +126,9 @@ export function escapeGlob(text: string): string {
  * Coherence: every write is a compare-and-set script that never replaces an entry or tombstone of
  * a higher version ({@link CacheEntry.version}) and refuses a versioned entry older than the last
  * `clear()`; a versioned delete leaves a tombstone (`{"v":1,"n":<version>,"x":1}`, PX
- * `tombstoneMs`) read as a miss. The "cleared at" marker is `prefix + "\\0cleared"` (one per hash
+ * `tombstoneMs`) read as a miss. The write that fills a key this tier just read as absent is a
+ * plain `SET NX` instead (the script only when the key exists by then), and every read fetches the
+ * "cleared at" marker with the entry (one `MGET`): a versioned entry below it is a miss. The "cleared at" marker is `prefix + "\\0cleared"` (one per hash
  * slot under Cluster, `prefix + "\\0cleared{<tag>}"`), never removed by `clear()`.
  *
  * ```ts
@@ -147,6 +160,14 @@ export class RedisTier implements Tier {
   private readonly scripts: TierScripts;
   /** Cluster: the marker key of each hash slot (built on first use). */
   private slotMarkers: string[] | undefined;
+  /**
+   * Redis keys this tier read as absent (no entry, no tombstone) and has not written since, oldest
+   * first: their next `set` is a plain `SET NX` (see {@link RedisTier.set}).
+   */
+  private readonly absent = new Set<string>();
+  /** The last marker text read and its number (a clear is rare: the parse is cached). */
+  private markerText = '';
+  private markerVersion = 0;
 
   constructor(options: RedisTierOptions = {}) {
     this.prefix = options.prefix ?? DEFAULT_PREFIX;
@@ -211,8 +232,9 @@ export class RedisTier implements Tier {
   get(key: string): Promise<CacheEntry | undefined> {
     // One `.then` on the client's promise: no async frame of our own on the L2-hit path.
     batchWrites(this.client);
-    return this.client.get(this.prefix + key).then(
-      (text) => (text === null ? undefined : this.decode(text, 'get', Date.now())),
+    const redisKey = this.prefix + key;
+    return this.client.mget(redisKey, this.markerOf(redisKey)).then(
+      (reply) => this.answer(redisKey, reply, 'get', Date.now()),
       (error: unknown) => {
         throw this.fail('get', `key ${showKey(key)}`, error);
       },
@@ -225,11 +247,12 @@ export class RedisTier implements Tier {
    */
   getWith(key: string, callbacks: ReadCallbacks): void {
     batchWrites(this.client);
-    this.client.get(this.prefix + key).then(
-      (text) => {
+    const redisKey = this.prefix + key;
+    this.client.mget(redisKey, this.markerOf(redisKey)).then(
+      (reply) => {
         // A coarse clock (~1 ms, no clock read here): Redis has expired the key by then anyway
         // (its PX is the entry's stale-until), and the orchestrator checks the entry's times again.
-        const entry = text === null ? undefined : this.decode(text, 'get', coarseNow());
+        const entry = this.answer(redisKey, reply, 'get', coarseNow());
         if (entry instanceof Promise)
           entry.then(
             (e) => callbacks.ok(e),
@@ -242,24 +265,93 @@ export class RedisTier implements Tier {
   }
 
   /**
+   * The entry of one read's reply (`[entry text, cleared-at marker]`): a missing key is a miss and
+   * remembered as absent (its next `set` is a plain `SET NX`); a versioned entry below the marker
+   * is a miss (a write that started before a `clear()` and landed after it, see {@link RedisTier.set}).
+   */
+  private answer(
+    redisKey: string,
+    reply: (string | null)[],
+    operation: CacheOperation,
+    now: number,
+  ): CacheEntry | undefined | Promise<CacheEntry | undefined> {
+    const text = reply[0] ?? null;
+    if (text === null) {
+      this.rememberAbsent(redisKey);
+      return undefined;
+    }
+    const entry = this.decode(text, operation, now);
+    const marker = reply[1] ?? null;
+    if (marker === null || entry === undefined) return entry;
+    const cleared = this.markerNumber(marker);
+    if (entry instanceof Promise) return entry.then((e) => visible(e, cleared));
+    return visible(entry, cleared);
+  }
+
+  /** Remembers that `redisKey` was read absent (bounded, oldest forgotten first). */
+  private rememberAbsent(redisKey: string): void {
+    const absent = this.absent;
+    if (absent.size >= MAX_ABSENT) absent.delete(absent.values().next().value as string);
+    absent.add(redisKey);
+  }
+
+  /** The version in a cleared-at marker's text (0 when unreadable: nothing hidden). */
+  private markerNumber(text: string): number {
+    if (text !== this.markerText) {
+      const n = Number(text);
+      this.markerVersion = Number.isFinite(n) ? n : 0;
+      this.markerText = text;
+    }
+    return this.markerVersion;
+  }
+
+  /**
    * Stores one entry with a Redis TTL (PX) equal to its remaining stale-until time, through the
    * compare-and-set script: nothing is written when the stored entry or tombstone has a higher
    * version, or when the entry is versioned and older than the last `clear()` (a lost race, not an
    * error). An already expired entry deletes the stored one instead (same conditions).
+   *
+   * A key this tier just read as absent (a miss being filled) is written with a plain `SET NX PX`
+   * first (~2-3 µs of Redis time instead of ~15 µs for the script); when the key exists by then
+   * (another write or a delete's tombstone landed meanwhile), the compare-and-set decides as above.
+   * On an absent key the two differ only by the cleared-at marker, which the plain write does not
+   * check: every read checks it instead (a versioned entry below the marker is a miss).
    * @throws {InvalidValueError} when the value cannot be serialized or its envelope is over
    *   `maxValueBytes` (the previous value under the key is deleted, so no outdated value remains).
    */
   set(key: string, entry: CacheEntry): Promise<void> {
     // Not async, and the entry encoded without a promise unless compression runs: a write is the
-    // client's script promise and one `.then` (the background half of every miss).
+    // client's command promise and one `.then` (the background half of every miss).
     let write: PreparedWrite | Promise<PreparedWrite>;
     try {
       write = this.prepareNow(key, entry, Date.now());
     } catch (error) {
       return Promise.reject(error);
     }
-    if (write instanceof Promise) return write.then((w) => this.store(key, w));
-    return this.store(key, write);
+    if (write instanceof Promise) return write.then((w) => this.storeFirst(key, w));
+    return this.storeFirst(key, write);
+  }
+
+  /**
+   * A prepared write: `SET NX` when the key was read absent (and the write is a plain store of a
+   * version other than an explicit 0, which the marker check of the script would treat apart),
+   * the compare-and-set otherwise or when the key exists by then.
+   */
+  private storeFirst(key: string, write: PreparedWrite): Promise<void> {
+    if (
+      this.absent.size === 0 ||
+      !this.absent.delete(write.redisKey) ||
+      write.ttlMs <= 0 ||
+      (write.version === 0 && write.checkMarker === '1')
+    )
+      return this.store(key, write);
+    batchWrites(this.client);
+    return this.client.set(write.redisKey, write.text, 'PX', write.ttlMs, 'NX').then(
+      (ok) => (ok === null ? this.store(key, write) : undefined),
+      (error: unknown) => {
+        throw this.fail('set', `key ${showKey(key)}`, error);
+      },
+    );
   }
 
   /**
@@ -301,31 +393,44 @@ export class RedisTier implements Tier {
   }
 
   /**
-   * Reads many keys with `MGET` (one per hash slot under Cluster), aligned with `keys`.
+   * Reads many keys with `MGET` (one per hash slot under Cluster, each with its slot's cleared-at
+   * marker, checked as in {@link RedisTier.get}), aligned with `keys`.
    */
   async getMany(keys: readonly string[]): Promise<(CacheEntry | undefined)[]> {
     if (keys.length === 0) return [];
     const redisKeys = keys.map((k) => this.prefix + k);
     const texts: (string | null)[] = new Array(keys.length).fill(null);
+    const markers: (string | null)[] = new Array(keys.length).fill(null);
     try {
       if (this.cluster) {
+        // One MGET per hash slot, with that slot's cleared-at marker last.
         const groups = [...groupBySlot(redisKeys).values()];
-        const replies = await Promise.all(groups.map((g) => this.client.mget(g.keys)));
+        const replies = await Promise.all(
+          groups.map((g) => this.client.mget(...g.keys, this.markerOf(g.keys[0] as string))),
+        );
         groups.forEach((g, gi) => {
           const reply = replies[gi] as (string | null)[];
+          const marker = reply[g.keys.length] ?? null;
           g.indexes.forEach((index, j) => {
             texts[index] = reply[j] ?? null;
+            markers[index] = marker;
           });
         });
       } else {
-        const reply = await this.client.mget(redisKeys);
-        for (let i = 0; i < reply.length; i++) texts[i] = reply[i] ?? null;
+        const reply = await this.client.mget(...redisKeys, this.markerOf(''));
+        const marker = reply[keys.length] ?? null;
+        for (let i = 0; i < keys.length; i++) {
+          texts[i] = reply[i] ?? null;
+          markers[i] = marker;
+        }
       }
     } catch (error) {
       throw this.fail('get_many', `${keys.length} keys`, error);
     }
     const now = Date.now();
-    return Promise.all(texts.map((t) => (t === null ? undefined : this.decode(t, 'get_many', now))));
+    return Promise.all(
+      texts.map((t, i) => this.answer(redisKeys[i] as string, [t, markers[i] ?? null], 'get_many', now)),
+    );
   }
 
   /**

@@ -142,6 +142,46 @@ export function coherenceCases(setup: () => Promise<TierPair>): void {
     expect(await t.b.get(k2)).toBeUndefined();
   });
 
+  it('a fill after a miss is a plain SET NX: a clear between the miss and the fill hides it from every read, a delete between them refuses it', async () => {
+    const k = key('fill-clear');
+    const loadStarted = nextVersion();
+    expect(await t.a.get(k)).toBeUndefined(); // the miss: the load starts...
+    await t.b.clear(); // ...a clear lands while it runs...
+    await t.a.set(k, entry('stale fill', loadStarted)); // ...and the load's fill lands after it.
+    // Stored by the plain write (the compare-and-set script would have refused it)...
+    expect(await t.raw(k)).toContain('stale fill');
+    // ...but below the cleared-at marker: a miss on every read path of both clients.
+    expect(await t.a.get(k)).toBeUndefined();
+    expect(await t.b.get(k)).toBeUndefined();
+    expect((await t.b.getMany([k, key('fill-other')]))[0]).toBeUndefined();
+    const viaCallbacks = await new Promise((ok, failed) => t.b.getWith(k, { ok, failed }));
+    expect(viaCallbacks).toBeUndefined();
+    // A write after the clear replaces the hidden entry (the key exists: the script decides).
+    await t.b.set(k, entry('after', nextVersion()));
+    expect((await t.a.get(k))?.value).toBe('after');
+    // Unversioned fills are not compared with the marker, as the script never did.
+    const plain = key('fill-unversioned');
+    expect(await t.a.get(plain)).toBeUndefined();
+    await t.a.set(plain, entry('plain'));
+    expect((await t.b.get(plain))?.value).toBe('plain');
+    // A delete between the miss and the fill: the fill finds the tombstone, the script refuses it.
+    const k2 = key('fill-delete');
+    const v0 = nextVersion();
+    expect(await t.a.get(k2)).toBeUndefined();
+    const deleted = nextVersion();
+    await t.b.delete(k2, { version: deleted, tombstoneMs: 30_000 });
+    await t.a.set(k2, entry('resurrected', v0));
+    expect(await t.raw(k2)).toBe(`{"v":1,"n":${deleted},"x":1}`);
+    expect(await t.b.get(k2)).toBeUndefined();
+    // A newer write between the miss and the fill wins over the fill.
+    const k3 = key('fill-newer');
+    const v1 = nextVersion();
+    expect(await t.a.get(k3)).toBeUndefined();
+    await t.b.set(k3, entry('newer', nextVersion()));
+    await t.a.set(k3, entry('older fill', v1));
+    expect((await t.a.get(k3))?.value).toBe('newer');
+  });
+
   it('clear after a newer delete: the tombstone stays, and an older load cannot resurrect the key', async () => {
     const k = key('clear-after-delete');
     await t.a.set(k, entry('v(-1)', nextVersion()));

@@ -2,6 +2,7 @@ import { ConfigError, NOOP_METRICS } from '@bgc/cache-core';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
+import { nextVersion, observeVersion } from '@bgc/cache-core/internal';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { COMPRESSORS } from '../src/compression.js';
 import { DEFAULT_COORDINATION_PREFIX, RedisTier } from '../src/redis-tier.js';
@@ -230,6 +231,84 @@ describe('RedisTier interleavings (fast-check scheduler, two clients)', () => {
           expect(got).toBeUndefined();
         }
       }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('reads, fills, deletes and clears in any order: a fill that started before a clear never reads back, the highest version decides', async () => {
+    let run = 0;
+    const op = fc.record({
+      kind: fc.constantFrom('get', 'getMany', 'set', 'delete', 'clear'),
+      tier: fc.constantFrom(0, 1),
+      rank: fc.nat({ max: 1000 }),
+      // Whether the operation waits for those released before it to finish (a clear takes several
+      // round trips: a fill sent during its scan is removed by it, one sent after it is not).
+      after: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.scheduler(),
+        // Each run starts with a read of the key on both tiers (the miss every fill follows).
+        fc.array(op, { minLength: 1, maxLength: 8 }),
+        async (s, ops) => {
+          const key = `fill${run++}`;
+          const base = nextVersion();
+          // Distinct versions above every earlier run's (clears are prefix-wide and keep their
+          // marker), in a random order, so that issue order and version order differ.
+          const versions = ops.map((o, i) => base + 1 + o.rank * 16 + i);
+          observeVersion(base + 20_000);
+          await Promise.all((tiers as RedisTier[]).map((t) => t.get(key)));
+          const now = Date.now();
+          const entry = (i: number) => ({
+            value: `write ${i}`,
+            freshUntil: now + 60_000,
+            staleUntil: now + 120_000,
+            version: versions[i] as number,
+          });
+          const apply = (o: { kind: string; tier: number }, i: number): Promise<unknown> => {
+            const t = tiers[o.tier] as RedisTier;
+            const v = versions[i] as number;
+            if (o.kind === 'get') return t.get(key);
+            if (o.kind === 'getMany') return t.getMany([key]);
+            if (o.kind === 'set') return t.set(key, entry(i));
+            if (o.kind === 'delete') return t.delete(key, { version: v, tombstoneMs: 60_000 });
+            return t.clear({ version: v });
+          };
+          const released: Promise<unknown>[] = [];
+          const done = ops.map((o, i) =>
+            s
+              .schedule(
+                Promise.resolve(),
+                `${o.kind}#${i}@${o.tier} v${versions[i]}${o.after ? ' after' : ''}`,
+              )
+              .then((): Promise<unknown> => {
+                const before = o.after ? Promise.allSettled([...released]) : undefined;
+                const run = (before ?? Promise.resolve()).then(() => apply(o, i));
+                released.push(run);
+                return run;
+              }),
+          );
+          await s.waitAll();
+          await Promise.all(done);
+          const writes = ops.flatMap((o, i) => (o.kind === 'set' || o.kind === 'delete' ? [i] : []));
+          const clears = ops.flatMap((o, i) => (o.kind === 'clear' ? [versions[i] as number] : []));
+          const cleared = Math.max(0, ...clears);
+          const winner = writes.reduce(
+            (w, i) => (w < 0 || (versions[i] as number) > (versions[w] as number) ? i : w),
+            -1,
+          );
+          const expected =
+            winner >= 0 &&
+            (ops[winner] as { kind: string }).kind === 'set' &&
+            (versions[winner] as number) >= cleared
+              ? `write ${winner}`
+              : undefined;
+          for (const t of tiers as RedisTier[]) {
+            expect((await t.get(key))?.value).toBe(expected);
+            expect((await t.getMany([key]))[0]?.value).toBe(expected);
+          }
+        },
+      ),
       { numRuns: 150 },
     );
   });

@@ -227,15 +227,21 @@ describe('RedisTier on the real Redis', () => {
     expect(many.map((m) => m?.value)).toEqual([undefined, 'fine', undefined]);
     expect(metrics.errors).toHaveLength(5);
     expect(metrics.errors[4]).toEqual(['l2', 'get_many', 'serialization_error']);
-    // A non-string Redis type under our prefix rejects as a Redis error (WRONGTYPE), never crashes.
+    // A non-string Redis type under our prefix reads as a miss (MGET answers nil for it, as getMany
+    // always did), never crashes; a write over it rejects as a Redis error (WRONGTYPE), even right
+    // after that miss (its SET NX finds the key, the compare-and-set script fails on it).
     await raw.rpush(`${prefix}corrupt:list`, 'x');
-    await expect(tier.get('corrupt:list')).rejects.toMatchObject({ code: 'E_L2_REDIS' });
+    expect(await tier.get('corrupt:list')).toBeUndefined();
     // The callback form answers the same.
     const viaCallbacks = (k: string) =>
       new Promise<unknown>((resolve, reject) => tier.getWith(k, { ok: resolve, failed: reject }));
     expect(await viaCallbacks('corrupt:2')).toBeUndefined();
     expect(metrics.errors).toHaveLength(6);
-    await expect(viaCallbacks('corrupt:list')).rejects.toMatchObject({ code: 'E_L2_REDIS' });
+    expect(await viaCallbacks('corrupt:list')).toBeUndefined();
+    await expect(tier.set('corrupt:list', entry('over a list'))).rejects.toMatchObject({
+      code: 'E_L2_REDIS',
+    });
+    expect(await raw.lrange(`${prefix}corrupt:list`, 0, -1)).toEqual(['x']);
   });
 
   it('answers getWith through the compressed path as get does', async () => {
