@@ -91,6 +91,10 @@ const STALE: OwnerField = 2;
 const FRESH: OwnerField = 3;
 /** The entry's version (0 without one), read by writes without dereferencing the stored entry. */
 const VERSION: OwnerField = 4;
+/** The entry's `createdAt` (NaN without one), for an entry not built yet (see {@link MemoryTier.entryAt}). */
+const CREATED: OwnerField = 6;
+/** The entry's `ttlMs` (NaN without one), as {@link CREATED}. */
+const TTL: OwnerField = 7;
 /** Entries examined by the incremental sweep on each write. */
 const SWEEP_PER_WRITE = 2;
 
@@ -127,7 +131,10 @@ export class MemoryTier implements Tier {
   private readonly policy: WTinyLfuPolicy<string>;
   // Per slot (the policy's entry numbers): the entry and a copy of its value; the entry's times
   // and version live in the policy's slot data, beside its queue links (one cache line per slot),
-  // so that hits and writes never chase the entry object.
+  // so that hits and writes never chase the entry object. A plain entry (no meta, size or tags)
+  // is written as its value and numbers only: its entry object is built, frozen, the first time
+  // it is handed out (`undefined` here until then; see entryAt), so a write neither copies nor
+  // freezes one, and an entry only ever read through getFreshValueSync never needs one.
   private entries: (CacheEntry | undefined)[] = [];
   private values: unknown[] = [];
   private lastTier = false;
@@ -136,6 +143,8 @@ export class MemoryTier implements Tier {
   private readonly metrics: MetricsAdapter;
   private readonly reportHits: boolean;
   private readonly freeze: boolean;
+  /** Whether size changes go anywhere (not to {@link NOOP_METRICS}). */
+  private readonly reportSize: boolean;
   private readonly cost: ((value: unknown, entry: CacheEntry) => number) | undefined;
   private readonly now: () => number;
   /** The clock of rare operations that must be exact (expiry): Date.now unless a clock was given. */
@@ -161,6 +170,7 @@ export class MemoryTier implements Tier {
       throw new ConfigError('maxEntryFraction', `${fraction} is not in (0, 1]`);
     this.maxEntryBytes = this.maxSizeBytes * fraction;
     this.metrics = options.metrics ?? NOOP_METRICS;
+    this.reportSize = this.metrics !== NOOP_METRICS;
     this.reportHits = options.reportHits ?? false;
     this.freeze = options.freeze ?? true;
     this.cost = options.cost;
@@ -187,7 +197,7 @@ export class MemoryTier implements Tier {
     const slot = this.policy.find(key);
     if (slot !== -1) {
       if ((this.policy.slotData[(slot << 3) + STALE] as number) > this.now()) {
-        const found = this.entries[slot];
+        const found = this.entries[slot] ?? this.entryAt(slot);
         this.recordHit(slot);
         return found;
       }
@@ -232,8 +242,11 @@ export class MemoryTier implements Tier {
    * stale-until, or larger than {@link MemoryTier.maxEntryBytes}, is not stored and removes the
    * key's previous value. The stored entry keeps `version` and `ttlMs` (when the cap shortens an
    * entry without `ttlMs`, its loaded lifetime `freshUntil - createdAt` is kept as `ttlMs`). The
-   * tier stores a copy of `entry`, or `entry` itself when it is frozen and not capped (it cannot
-   * change; the orchestrator's `set` hands its entries over so).
+   * caller's later changes to its object never reach the tier: a plain entry (no `meta`, `size`
+   * or `tags`, no explicit version 0) is kept as its value and numbers, its frozen object built
+   * when first handed out; another is kept as the caller's object itself when that is frozen (it
+   * cannot change) and not capped (the orchestrator's tagged `set` on a memory-only cache hands
+   * its entries over so), else as a frozen copy.
    * @throws {InvalidValueError} when `entry.value` is `undefined`.
    */
   setSync(key: string, entry: CacheEntry): void {
@@ -254,23 +267,37 @@ export class MemoryTier implements Tier {
     )
       return;
     const now = this.now();
-    if (entry.staleUntil <= now) {
+    const staleUntil = entry.staleUntil;
+    if (staleUntil <= now) {
       if (existing !== -1) this.removeSlot(existing);
       return;
     }
-    let stored: CacheEntry;
-    if (!this.lastTier && entry.staleUntil > now + this.maxTtlMs) {
-      const limit = now + this.maxTtlMs;
-      let ttlMs = entry.ttlMs;
-      if (ttlMs === undefined && entry.createdAt !== undefined) ttlMs = entry.freshUntil - entry.createdAt;
-      stored = this.copy(entry, Math.min(entry.freshUntil, limit), limit, ttlMs);
-    } else if (Object.isFrozen(entry)) {
-      // Frozen by its owner (the orchestrator's set): it can no longer change, so the tier keeps
-      // the object itself. A copy costs as much as the rest of the write (an object and its
-      // boxed numbers, all kept as long as the entry).
+    let freshUntil = entry.freshUntil;
+    let servableUntil = staleUntil;
+    let ttlMs = entry.ttlMs;
+    const capped = !this.lastTier && staleUntil > now + this.maxTtlMs;
+    if (capped) {
+      servableUntil = now + this.maxTtlMs;
+      if (ttlMs === undefined && entry.createdAt !== undefined) ttlMs = freshUntil - entry.createdAt;
+      freshUntil = Math.min(freshUntil, servableUntil);
+    }
+    // The entry this write stores: none yet for a plain one (its numbers go to the slot, its
+    // object is built on first hand-out, see entryAt); the caller's object itself when frozen (it
+    // can no longer change) and not capped; otherwise a frozen copy.
+    let stored: CacheEntry | undefined;
+    if (
+      entry.meta === undefined &&
+      entry.size === undefined &&
+      entry.tags === undefined &&
+      entry.version !== 0 &&
+      freshUntil <= servableUntil &&
+      !this.cost
+    ) {
+      stored = undefined;
+    } else if (!capped && Object.isFrozen(entry)) {
       stored = entry;
     } else {
-      stored = this.copy(entry, entry.freshUntil, entry.staleUntil, entry.ttlMs);
+      stored = this.copy(entry, freshUntil, servableUntil, ttlMs);
     }
     const bytes =
       existing !== -1 &&
@@ -281,13 +308,13 @@ export class MemoryTier implements Tier {
         ? // the same frozen value again (a fail-safe re-store, new tags): its cost is unchanged
           this.policy.weightAt(existing)
         : (this.cost
-            ? this.cost(value, stored)
+            ? this.cost(value, stored as CacheEntry)
             : this.freeze || entry.size === undefined
               ? Math.max(entry.size ?? 0, sizeAndFreeze(value, this.freeze))
               : entry.size) +
           2 * key.length +
           ENTRY_OVERHEAD;
-    if (this.freeze) {
+    if (this.freeze && stored !== undefined) {
       if (this.cost) sizeAndFreeze(value, true);
       if (stored.meta !== undefined) Object.freeze(stored.meta);
       if (stored !== entry) Object.freeze(stored);
@@ -299,14 +326,15 @@ export class MemoryTier implements Tier {
       return;
     }
     if (existing !== -1) {
-      this.store(existing, stored);
+      this.store(existing, value, stored, freshUntil, servableUntil, entry.version, entry.createdAt, ttlMs);
       this.policy.update(existing, bytes);
     } else {
       const slot = this.policy.add(key, bytes);
-      if (slot !== -1) this.store(slot, stored);
+      if (slot !== -1)
+        this.store(slot, value, stored, freshUntil, servableUntil, entry.version, entry.createdAt, ttlMs);
     }
     this.sweep(SWEEP_PER_WRITE);
-    this.metrics.size('l1', this.policy.weightedSize);
+    if (this.reportSize) this.metrics.size('l1', this.policy.weightedSize);
   }
 
   /** Stores one entry; see {@link MemoryTier.setSync}. */
@@ -456,11 +484,13 @@ export class MemoryTier implements Tier {
     const data = this.policy.slotData;
     const at = slot << 3;
     if (!((data[at + STALE] as number) > now) || !((data[at + FRESH] as number) > now)) return false;
-    const e = this.entries[slot] as CacheEntry;
+    data[at + FRESH] = now;
+    // Not built yet: it will be, with this fresh-until.
+    const e = this.entries[slot];
+    if (e === undefined) return true;
     const stale: CacheEntry = { ...e, freshUntil: now };
     if (this.freeze) Object.freeze(stale);
     this.entries[slot] = stale;
-    data[at + FRESH] = now;
     return true;
   }
 
@@ -483,15 +513,58 @@ export class MemoryTier implements Tier {
     };
   }
 
-  private store(slot: number, entry: CacheEntry): void {
+  /**
+   * Records an entry in `slot`: `entry` is the stored object, or `undefined` for a plain entry
+   * whose object {@link MemoryTier.entryAt} builds from these fields when first handed out.
+   */
+  private store(
+    slot: number,
+    value: unknown,
+    entry: CacheEntry | undefined,
+    freshUntil: number,
+    staleUntil: number,
+    version: number | undefined,
+    createdAt: number | undefined,
+    ttlMs: number | undefined,
+  ): void {
     this.entries[slot] = entry;
-    this.values[slot] = entry.value;
+    this.values[slot] = value;
     const data = this.policy.slotData;
     const at = slot << 3;
     // Never fresher than servable, so that getFreshValueSync need not read both.
-    data[at + FRESH] = Math.min(entry.freshUntil, entry.staleUntil);
-    data[at + STALE] = entry.staleUntil;
-    data[at + VERSION] = entry.version ?? 0;
+    data[at + FRESH] = Math.min(freshUntil, staleUntil);
+    data[at + STALE] = staleUntil;
+    data[at + VERSION] = version ?? 0;
+    if (entry === undefined) {
+      data[at + CREATED] = createdAt ?? Number.NaN;
+      data[at + TTL] = ttlMs ?? Number.NaN;
+    }
+  }
+
+  /**
+   * The entry of an occupied `slot` written without its object (see `entries`): built from the
+   * slot's fields as {@link MemoryTier.copy} would have made it at the write (a version of 0 is
+   * none: writes of an explicit 0 keep their object), frozen, and kept for the next reads.
+   */
+  private entryAt(slot: number): CacheEntry {
+    const data = this.policy.slotData;
+    const at = slot << 3;
+    const createdAt = data[at + CREATED] as number;
+    const ttlMs = data[at + TTL] as number;
+    const version = data[at + VERSION] as number;
+    const entry: CacheEntry = {
+      value: this.values[slot],
+      freshUntil: data[at + FRESH] as number,
+      staleUntil: data[at + STALE] as number,
+      createdAt: Number.isNaN(createdAt) ? undefined : createdAt,
+      size: undefined,
+      meta: undefined,
+      version: version === 0 ? undefined : version,
+      ttlMs: Number.isNaN(ttlMs) ? undefined : ttlMs,
+    };
+    if (this.freeze) Object.freeze(entry);
+    this.entries[slot] = entry;
+    return entry;
   }
 
   private release(slot: number): void {

@@ -39,12 +39,12 @@ const path: object[] = [];
  */
 export function sizeAndFreeze(value: unknown, freeze: boolean): number {
   if (typeof value !== 'object' || value === null) return primitiveCost(value);
-  // Frozen already: stored before (or frozen by its owner), so maybe remembered, and worth remembering.
+  // Remembered: frozen (deeply) when remembered, so its cost cannot have changed. Looked up before
+  // asking whether it is frozen, which costs a call into the runtime (~4x the lookup).
+  const known = frozenCosts.get(value);
+  if (known !== undefined) return known;
+  // Frozen already: stored before (or frozen by its owner), so worth remembering.
   const again = Object.isFrozen(value);
-  if (again) {
-    const known = frozenCosts.get(value);
-    if (known !== undefined) return known;
-  }
   const bytes = walk(value, freeze, 0);
   if (freeze && again) frozenCosts.set(value, bytes);
   return bytes;

@@ -6,6 +6,7 @@ import {
   MultiLevelCache,
   NOOP_METRICS,
 } from '@bgc/cache-core';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryTier, memoryTierFromEnv } from '../src/index.js';
 
@@ -222,6 +223,99 @@ describe('MemoryTier', () => {
     // Versions of kept objects are checked as those of copies.
     tier.setSync('frozen', Object.freeze({ ...entry('older', c.t, 5000), version: 6 }));
     expect(tier.getSync('frozen')).toBe(frozen);
+  });
+
+  it('hands out a plain entry (written without an object) exactly as the copy a write used to make', () => {
+    // The copy every write made before plain entries were built on first read: the reference.
+    const reference = (e: CacheEntry, now: number, maxTtlMs: number, last: boolean): CacheEntry => {
+      if (!last && e.staleUntil > now + maxTtlMs) {
+        const limit = now + maxTtlMs;
+        const ttlMs = e.ttlMs ?? (e.createdAt !== undefined ? e.freshUntil - e.createdAt : undefined);
+        return {
+          value: e.value,
+          freshUntil: Math.min(e.freshUntil, limit),
+          staleUntil: limit,
+          createdAt: e.createdAt,
+          size: e.size,
+          meta: e.meta,
+          version: e.version,
+          ttlMs,
+        };
+      }
+      return {
+        value: e.value,
+        freshUntil: e.freshUntil,
+        staleUntil: e.staleUntil,
+        createdAt: e.createdAt,
+        size: e.size,
+        meta: e.meta,
+        version: e.version,
+        ttlMs: e.ttlMs,
+      };
+    };
+    const optional = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+    fc.assert(
+      fc.property(
+        fc.record({
+          value: fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.record({ a: fc.integer() })),
+          fresh: fc.integer({ min: -5, max: 20_000 }),
+          stale: fc.integer({ min: -10, max: 20_000 }),
+          createdAt: optional(fc.integer({ min: -50_000, max: 10 })),
+          ttlMs: optional(fc.integer({ min: 0, max: 50_000 })),
+          version: optional(fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 52 }))),
+          meta: optional(fc.constant({ source: 'x' })),
+          size: optional(fc.integer({ min: 1, max: 1000 })),
+          frozen: fc.boolean(),
+          last: fc.boolean(),
+          expireFirst: fc.boolean(),
+        }),
+        (g) => {
+          const c = clock();
+          const tier = new MemoryTier({ maxTtlMs: 10_000, now: c.now, sweepIntervalMs: 0 });
+          tier.attach({ index: 0, lastTier: g.last });
+          const e: CacheEntry = {
+            value: g.value,
+            freshUntil: c.t + g.fresh,
+            staleUntil: c.t + g.fresh + g.stale,
+          };
+          if (g.createdAt !== undefined) e.createdAt = c.t + g.createdAt;
+          if (g.ttlMs !== undefined) e.ttlMs = g.ttlMs;
+          if (g.version !== undefined) e.version = g.version;
+          if (g.meta !== undefined) e.meta = { ...g.meta };
+          if (g.size !== undefined) e.size = g.size;
+          if (g.frozen) Object.freeze(e);
+          const want = e.staleUntil > c.t ? reference(e, c.t, 10_000, g.last) : undefined;
+          tier.setSync('k', e);
+          if (!g.frozen) {
+            // What the caller does with its object afterwards changes nothing.
+            e.freshUntil = 1;
+            e.staleUntil = c.t + 1;
+            e.version = 3;
+            e.createdAt = 4;
+            e.ttlMs = 5;
+          }
+          if (g.expireFirst) {
+            c.t += 1;
+            tier.expireSync(['k']);
+            if (want !== undefined && want.freshUntil > c.t && want.staleUntil > c.t) want.freshUntil = c.t;
+          }
+          const got = tier.getSync('k');
+          if (want === undefined || !(want.staleUntil > c.t)) {
+            expect(got).toBeUndefined();
+            return;
+          }
+          expect(Object.isFrozen(got)).toBe(true);
+          // The caller's own frozen object, kept as it is, or a copy equal to the reference (a
+          // kept object turned stale is a copy of the caller's fields, without the undefined ones).
+          if (got !== e) expect(got).toEqual(want);
+          else expect(g.frozen && (g.last || e.staleUntil <= c.t + 10_000)).toBe(true);
+          // Built once: the next read hands out the same object.
+          expect(tier.getSync('k')).toBe(got);
+          expect(tier.getFreshValueSync('k', c.t)).toBe(want.freshUntil > c.t ? g.value : undefined);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it("keeps every entry's times and version across the growth of its slots", async () => {
