@@ -89,6 +89,8 @@ export interface RedisTierOptions extends RedisConnectionOptions {
 }
 
 interface PreparedWrite {
+  /** The cache key (without the prefix). */
+  key: string;
   redisKey: string;
   /** The envelope; empty when the entry is already expired (the write deletes instead). */
   text: string;
@@ -161,7 +163,7 @@ export class RedisTier implements Tier {
   /** Cluster: the marker key of each hash slot (built on first use). */
   private slotMarkers: string[] | undefined;
   /**
-   * Redis keys this tier read as absent (no entry, no tombstone) and has not written since, oldest
+   * Cache keys this tier read as absent (no entry, no tombstone) and has not written since, oldest
    * first: their next `set` is a plain `SET NX` (see {@link RedisTier.set}).
    */
   private readonly absent = new Set<string>();
@@ -234,7 +236,7 @@ export class RedisTier implements Tier {
     batchWrites(this.client);
     const redisKey = this.prefix + key;
     return this.client.mget(redisKey, this.markerOf(redisKey)).then(
-      (reply) => this.answer(redisKey, reply, 'get', Date.now()),
+      (reply) => this.answer(key, reply, 'get', Date.now()),
       (error: unknown) => {
         throw this.fail('get', `key ${showKey(key)}`, error);
       },
@@ -252,7 +254,7 @@ export class RedisTier implements Tier {
       (reply) => {
         // A coarse clock (~1 ms, no clock read here): Redis has expired the key by then anyway
         // (its PX is the entry's stale-until), and the orchestrator checks the entry's times again.
-        const entry = this.answer(redisKey, reply, 'get', coarseNow());
+        const entry = this.answer(key, reply, 'get', coarseNow());
         if (entry instanceof Promise)
           entry.then(
             (e) => callbacks.ok(e),
@@ -270,14 +272,14 @@ export class RedisTier implements Tier {
    * is a miss (a write that started before a `clear()` and landed after it, see {@link RedisTier.set}).
    */
   private answer(
-    redisKey: string,
+    key: string,
     reply: (string | null)[],
     operation: CacheOperation,
     now: number,
   ): CacheEntry | undefined | Promise<CacheEntry | undefined> {
     const text = reply[0] ?? null;
     if (text === null) {
-      this.rememberAbsent(redisKey);
+      this.rememberAbsent(key);
       return undefined;
     }
     const entry = this.decode(text, operation, now);
@@ -288,11 +290,14 @@ export class RedisTier implements Tier {
     return visible(entry, cleared);
   }
 
-  /** Remembers that `redisKey` was read absent (bounded, oldest forgotten first). */
-  private rememberAbsent(redisKey: string): void {
+  /**
+   * Remembers that `key` was read absent (bounded, oldest forgotten first). By cache key, not Redis
+   * key: the caller's own string comes back in the `set` (its hash is computed once).
+   */
+  private rememberAbsent(key: string): void {
     const absent = this.absent;
     if (absent.size >= MAX_ABSENT) absent.delete(absent.values().next().value as string);
-    absent.add(redisKey);
+    absent.add(key);
   }
 
   /** The version in a cleared-at marker's text (0 when unreadable: nothing hidden). */
@@ -338,19 +343,26 @@ export class RedisTier implements Tier {
    * the compare-and-set otherwise or when the key exists by then.
    */
   private storeFirst(key: string, write: PreparedWrite): Promise<void> {
-    if (
-      this.absent.size === 0 ||
-      !this.absent.delete(write.redisKey) ||
-      write.ttlMs <= 0 ||
-      (write.version === 0 && write.checkMarker === '1')
-    )
-      return this.store(key, write);
+    if (!this.takeFill(write)) return this.store(key, write);
     batchWrites(this.client);
     return this.client.set(write.redisKey, write.text, 'PX', write.ttlMs, 'NX').then(
       (ok) => (ok === null ? this.store(key, write) : undefined),
       (error: unknown) => {
         throw this.fail('set', `key ${showKey(key)}`, error);
       },
+    );
+  }
+
+  /**
+   * Whether `write` fills a key this tier read as absent (and forgets that read): a plain store of
+   * a version other than an explicit 0 (which the script's marker check treats apart).
+   */
+  private takeFill(write: PreparedWrite): boolean {
+    return (
+      this.absent.size !== 0 &&
+      this.absent.delete(write.key) &&
+      write.ttlMs > 0 &&
+      !(write.version === 0 && write.checkMarker === '1')
     );
   }
 
@@ -429,7 +441,7 @@ export class RedisTier implements Tier {
     }
     const now = Date.now();
     return Promise.all(
-      texts.map((t, i) => this.answer(redisKeys[i] as string, [t, markers[i] ?? null], 'get_many', now)),
+      texts.map((t, i) => this.answer(keys[i] as string, [t, markers[i] ?? null], 'get_many', now)),
     );
   }
 
@@ -442,33 +454,33 @@ export class RedisTier implements Tier {
     const now = Date.now();
     const prepared = await Promise.all(writes.map((w) => this.prepare(w.key, w.entry, now)));
     try {
-      if (this.cluster) {
-        await Promise.all(
-          prepared.map((p) =>
-            this.scripts.bgcL2Set(
-              p.redisKey,
-              this.markerOf(p.redisKey),
-              p.version,
-              p.text,
-              p.ttlMs,
-              p.checkMarker,
-            ),
-          ),
-        );
-        return;
-      }
-      const pipeline = this.client.pipeline() as unknown as TierScripts & {
-        exec(): Promise<[Error | null, unknown][] | null>;
-      };
-      const marker = this.markerOf('');
-      for (const p of prepared)
-        pipeline.bgcL2Set(p.redisKey, marker, p.version, p.text, p.ttlMs, p.checkMarker);
-      const results = (await pipeline.exec()) ?? [];
-      const failed = results.find(([err]) => err);
-      if (failed) throw failed[0];
+      // One command per write, all in one socket write (batchWrites; no pipeline object, one
+      // result each): fills of keys read absent as SET NX, the rest, and fills whose key exists by
+      // then, through the compare-and-set script, as RedisTier.set.
+      batchWrites(this.client);
+      await Promise.all(
+        prepared.map((p) => {
+          if (!this.takeFill(p)) return this.storeScripted(p);
+          return this.client
+            .set(p.redisKey, p.text, 'PX', p.ttlMs, 'NX')
+            .then((ok) => (ok === null ? this.storeScripted(p) : undefined));
+        }),
+      );
     } catch (error) {
       throw this.fail('set_many', `${writes.length} keys`, error);
     }
+  }
+
+  /** The compare-and-set of one prepared write through the client's defined command. */
+  private storeScripted(p: PreparedWrite): Promise<number> {
+    return this.scripts.bgcL2Set(
+      p.redisKey,
+      this.markerOf(p.redisKey),
+      p.version,
+      p.text,
+      p.ttlMs,
+      p.checkMarker,
+    );
   }
 
   /**
@@ -642,7 +654,7 @@ export class RedisTier implements Tier {
     const checkMarker = entry.version === undefined ? '0' : '1';
     const capped = capEntry(entry, this.maxTtlMs, now);
     const ttlMs = Math.ceil(capped.staleUntil - now);
-    if (!(ttlMs > 0)) return { redisKey, text: '', ttlMs: 0, version, checkMarker };
+    if (!(ttlMs > 0)) return { key, redisKey, text: '', ttlMs: 0, version, checkMarker };
     if (!Number.isFinite(ttlMs))
       throw new InvalidValueError(
         `Entry of key ${showKey(key)} has no finite staleUntil; give it a lifetime`,
@@ -682,7 +694,7 @@ export class RedisTier implements Tier {
         );
       }
     }
-    return { redisKey, text, ttlMs, version, checkMarker };
+    return { key, redisKey, text, ttlMs, version, checkMarker };
   }
 
   /** A refused write: the key's stored value is deleted (best effort), then `error` is thrown. */

@@ -173,6 +173,23 @@ export function coherenceCases(setup: () => Promise<TierPair>): void {
     await t.a.set(k2, entry('resurrected', v0));
     expect(await t.raw(k2)).toBe(`{"v":1,"n":${deleted},"x":1}`);
     expect(await t.b.get(k2)).toBeUndefined();
+    // The same through setMany (the core batches a turn's fills): a stale fill after a clear is
+    // stored but read as a miss, a fill over a tombstone is refused, a fresh one lands.
+    const [m1, m2, m3] = [key('fill-many'), key('fill-many'), key('fill-many')];
+    const v2 = nextVersion();
+    expect(await t.a.getMany([m1, m2, m3])).toEqual([undefined, undefined, undefined]);
+    await t.b.clear();
+    const tomb = nextVersion();
+    await t.b.delete(m2, { version: tomb, tombstoneMs: 30_000 });
+    await t.a.setMany([
+      { key: m1, entry: entry('stale fill', v2) },
+      { key: m2, entry: entry('stale fill', v2) },
+    ]);
+    expect(await t.raw(m1)).toContain('stale fill');
+    expect(await t.raw(m2)).toBe(`{"v":1,"n":${tomb},"x":1}`); // SET NX found it, the script refused
+    expect(await t.b.getMany([m1, m2])).toEqual([undefined, undefined]);
+    await t.a.setMany([{ key: m3, entry: entry('fresh fill', nextVersion()) }]);
+    expect((await t.b.get(m3))?.value).toBe('fresh fill');
     // A newer write between the miss and the fill wins over the fill.
     const k3 = key('fill-newer');
     const v1 = nextVersion();
