@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { CacheErrorEvent } from './cache-options.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { isInvalidValue } from './classify-error.js';
+import { classifyError, isInvalidValue } from './classify-error.js';
 import type { CacheEntry } from './entry.js';
 import { CircuitOpenError } from './errors/circuit-open-error.js';
 import type { Level } from './level.js';
@@ -211,7 +211,21 @@ export class GuardedTier {
 
   /** Bookkeeping of an operation that failed or timed out; the caller skips the tier. */
   failed(op: CacheOperation, key: string | undefined, error: unknown): typeof SKIPPED {
-    this.breaker?.failure();
+    const breaker = this.breaker;
+    // A write that timed out while the circuit is closed does not count towards opening it: a
+    // burst's writes (a merged answer's thousands of keys, a big batch) can outlast the deadline
+    // while the tier answers reads in time, and an open circuit would skip those reads (other
+    // instances' waiters then find nothing and load again). A tier that is down fails its reads
+    // too; a probe (half-open) that times out still counts.
+    if (
+      breaker !== undefined &&
+      !(
+        (op === 'set' || op === 'set_many') &&
+        breaker.state === 'closed' &&
+        classifyError(error) === 'timeout'
+      )
+    )
+      breaker.failure();
     this.lastError = true;
     this.host.report(this.tier.level, op, key, error, this.tier.name);
     return SKIPPED;

@@ -102,3 +102,69 @@ describe('a shared tier deadline after the process stalled', () => {
     expect(errors).toEqual(['l2:get:timeout']);
   });
 });
+
+describe('a shared tier whose writes time out', () => {
+  function errorLog() {
+    const errors: string[] = [];
+    const metrics: MetricsAdapter = {
+      hit: () => {},
+      miss: () => {},
+      latency: () => {},
+      size: () => {},
+      promotion: () => {},
+      eviction: () => {},
+      error: (level, op, type) => errors.push(`${level}:${op}:${type}`),
+    };
+    return { errors, metrics };
+  }
+
+  it('keeps its circuit closed for reads (write timeouts do not count); read failures still open it', async () => {
+    const { errors, metrics } = errorLog();
+    const l2 = new FakeTier({ level: 'l2' });
+    l2.set = () => new Promise(() => {});
+    cache = new MultiLevelCache({
+      tiers: [new FakeTier({ level: 'l1', sync: true }), l2],
+      metrics,
+      tierTimeoutMs: 20,
+      circuitBreaker: { failureThreshold: 3, cooldownMs: 60_000 },
+    });
+    for (let i = 0; i < 5; i++) await cache.set(`k${i}`, i);
+    expect(errors.filter((e) => e === 'l2:set:timeout')).toHaveLength(5);
+    await cache.get('other');
+    expect(l2.calls.get).toBe(1);
+    expect(errors.some((e) => e.endsWith(':circuit_open'))).toBe(false);
+    // Reads that fail open it as before.
+    l2.failWith = new Error('down');
+    for (let i = 0; i < 3; i++) await cache.get(`r${i}`);
+    await cache.get('r3');
+    expect(errors).toContain('l2:get:circuit_open');
+  });
+
+  it('a half-open probe that is a timed-out write opens the circuit again (never stuck half-open)', async () => {
+    const { errors, metrics } = errorLog();
+    const l2 = new FakeTier({ level: 'l2' });
+    cache = new MultiLevelCache({
+      tiers: [new FakeTier({ level: 'l1', sync: true }), l2],
+      metrics,
+      tierTimeoutMs: 20,
+      circuitBreaker: { failureThreshold: 1, cooldownMs: 50 },
+    });
+    l2.failWith = new Error('down');
+    await cache.get('a');
+    l2.failWith = undefined;
+    const realSet = l2.set.bind(l2);
+    l2.set = () => new Promise(() => {});
+    await new Promise((r) => setTimeout(r, 60));
+    await cache.set('probe', 1);
+    expect(errors).toContain('l2:set:timeout');
+    // Open again: a read right away is refused; after the cool-down a read probes and closes it.
+    await cache.get('b');
+    expect(errors).toContain('l2:get:circuit_open');
+    l2.set = realSet;
+    await new Promise((r) => setTimeout(r, 60));
+    const before = l2.calls.get ?? 0;
+    await cache.get('c');
+    await cache.get('d');
+    expect((l2.calls.get ?? 0) - before).toBe(2);
+  });
+});
