@@ -452,7 +452,20 @@ export class RedisTier implements Tier {
   async setMany(writes: readonly TierWrite[]): Promise<void> {
     if (writes.length === 0) return;
     const now = Date.now();
-    const prepared = await Promise.all(writes.map((w) => this.prepare(w.key, w.entry, now)));
+    // Encoded without a promise per write unless one compresses or is refused (every write is
+    // still prepared, and a refused one's key dropped, before the batch rejects).
+    let pending = false;
+    const ready = writes.map((w): PreparedWrite | Promise<PreparedWrite> => {
+      try {
+        const p = this.prepareNow(w.key, w.entry, now);
+        if (p instanceof Promise) pending = true;
+        return p;
+      } catch (error) {
+        pending = true;
+        return Promise.reject(error);
+      }
+    });
+    const prepared = pending ? await Promise.all(ready) : (ready as PreparedWrite[]);
     try {
       // One command per write, all in one socket write (batchWrites; no pipeline object, one
       // result each): fills of keys read absent as SET NX, the rest, and fills whose key exists by
@@ -635,13 +648,10 @@ export class RedisTier implements Tier {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  private async prepare(key: string, entry: CacheEntry, now: number): Promise<PreparedWrite> {
-    return this.prepareNow(key, entry, now);
-  }
-
   /**
-   * {@link prepare} without a promise unless compression runs or the value is refused (the key's
-   * stored value is then deleted before the rejection). Throws for an invalid version or lifetime.
+   * The prepared write of `entry`, without a promise unless compression runs or the value is
+   * refused (the key's stored value is then deleted before the rejection). Throws for an invalid
+   * version or lifetime.
    */
   private prepareNow(key: string, entry: CacheEntry, now: number): PreparedWrite | Promise<PreparedWrite> {
     const redisKey = this.prefix + key;

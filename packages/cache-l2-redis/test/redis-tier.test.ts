@@ -286,6 +286,30 @@ describe('RedisTier on the real Redis', () => {
     await expect(small.setMany([{ key: 'a', entry: entry('x'.repeat(2000)) }])).rejects.toThrow(
       InvalidValueError,
     );
+    // A batch with a refused value (thrown at once, or refused after dropping its key) writes
+    // nothing, and every refused key's previous value is gone.
+    await small.set('was', entry('previous'));
+    await small.set('was2', entry('previous'));
+    const badVersion = { ...entry('bad'), version: -1 };
+    for (const batch of [
+      [
+        { key: 'ok1', entry: entry('fine') },
+        { key: 'was', entry: entry('x'.repeat(2000)) },
+        { key: 'bad', entry: badVersion },
+      ],
+      [
+        { key: 'bad', entry: badVersion },
+        { key: 'ok1', entry: entry('fine') },
+        { key: 'was2', entry: entry('x'.repeat(2000)) },
+      ],
+    ])
+      await expect(small.setMany(batch)).rejects.toThrow(InvalidValueError);
+    expect(await small.getMany(['ok1', 'was', 'was2', 'bad'])).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
     await small.close();
   });
 
