@@ -51,7 +51,7 @@ export function entryStatements(schema: string): EntryStatements {
   const state = `"${schema}"."${STATE_TABLE}"`;
   const suffix = `_${Buffer.from(schema).toString('hex').slice(0, 40)}`;
   const named = (name: string, text: string): NamedStatement => ({
-    name: `bgc_l3v5_${name}${suffix}`,
+    name: `bgc_l3v6_${name}${suffix}`,
     text,
   });
   statements = {
@@ -59,9 +59,13 @@ export function entryStatements(schema: string): EntryStatements {
       'get',
       `SELECT ${READ_COLUMNS} FROM ${t} WHERE key = $1 AND stale_until > $2 AND value IS NOT NULL`,
     ),
+    // `stale_until + 0`: the expiry is a filter on the rows the primary key finds, never an index
+    // condition. Without it the planner may scan the stale_until index, i.e. every live row of the
+    // table, for each batch: the generic plan of a small analyzed table does (~2 ms for 1,000 rows
+    // instead of ~0.25 ms), and an unanalyzed one ANDs that whole index into a bitmap.
     getMany: named(
       'get_many',
-      `SELECT ${READ_COLUMNS}, key FROM ${t} WHERE key = ANY($1::text[]) AND stale_until > $2 AND value IS NOT NULL`,
+      `SELECT ${READ_COLUMNS}, key FROM ${t} WHERE key = ANY($1::text[]) AND stale_until + 0 > $2 AND value IS NOT NULL`,
     ),
     // A versioned write lands only when not older than the last clear (read under FOR SHARE, so a
     // clear running now either waits for this write or is seen by it), and replaces only a row of a
