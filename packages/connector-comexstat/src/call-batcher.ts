@@ -542,6 +542,35 @@ export class CallBatcher {
   }
 
   /**
+   * Resolves the waiters whose values another instance's call handed over in the answers hash
+   * (one round trip for all of them, not one cache read per key: see {@link SharedMerge.putAnswers});
+   * resolves the waiters left. Only waiters that were waiting when that call was sent take its
+   * value (their cells were drained into it; a load that began later, e.g. after an invalidation,
+   * reads the cache). A failed read leaves them all to the cache read.
+   */
+  private async fromAnswers(b: Batch, shared: SharedMerge, live: Waiter[]): Promise<Waiter[]> {
+    let values: (ComexStatMonthValue | undefined)[];
+    try {
+      values = await shared.getAnswers(
+        b.flow,
+        live.map((w) => w.cell.key),
+      );
+    } catch (error) {
+      this.host.onError(error);
+      return live;
+    }
+    const left: Waiter[] = [];
+    live.forEach((w, i) => {
+      const v = values[i];
+      if (w.settled) return;
+      if (v !== undefined && w.at <= v.fetchedAt && this.answered(w.cell, v))
+        this.settle(w, () => w.resolve(v));
+      else left.push(w);
+    });
+    return left;
+  }
+
+  /**
    * Cross-instance merge when the slot is granted: waiters another instance's call answered
    * meanwhile are resolved from the shared cache (release-aware); `false` gives the slot up when
    * nothing is left to ask. Then the cells other instances wait for join the call, as far as its
@@ -564,11 +593,14 @@ export class CallBatcher {
       }
     }
     if (live.length > 0 && orphans.length === 0 && storedSince) {
-      const values = await this.host.read(live.map((w) => w.cell.key));
-      live.forEach((w, i) => {
-        const v = values[i];
-        if (this.answered(w.cell, v)) this.settle(w, () => w.resolve(v as ComexStatMonthValue));
-      });
+      const left = await this.fromAnswers(b, shared, live);
+      if (left.length > 0) {
+        const values = await this.host.read(left.map((w) => w.cell.key));
+        left.forEach((w, i) => {
+          const v = values[i];
+          if (this.answered(w.cell, v)) this.settle(w, () => w.resolve(v as ComexStatMonthValue));
+        });
+      }
       if (b.waiters.every((w) => w.settled)) return false;
     }
     const others = await shared.drain(b.flow);
@@ -728,15 +760,18 @@ export class CallBatcher {
       const orphans = [...b.wanted.values()].some((c) => !b.waiters.some((w) => w.cell.key === c.key));
       if (live.length === 0 || orphans) continue;
       lastRead = now;
+      let left: Waiter[];
       let values: (ComexStatMonthValue | undefined)[];
       try {
-        values = await this.host.read(live.map((w) => w.cell.key));
+        left = await this.fromAnswers(b, shared, live);
+        if (b.state !== 'open') return;
+        values = left.length > 0 ? await this.host.read(left.map((w) => w.cell.key)) : [];
       } catch (error) {
         this.host.onError(error);
         continue;
       }
       if (b.state !== 'open') return;
-      live.forEach((w, i) => {
+      left.forEach((w, i) => {
         const v = values[i];
         if (this.answered(w.cell, v)) this.settle(w, () => w.resolve(v as ComexStatMonthValue));
       });
@@ -852,13 +887,24 @@ export class CallBatcher {
         }
       };
       if (shared && first.length > 0) {
-        // Other instances' waiters first: this instance's answered waiters each write their
-        // value to the shared tiers at once (hundreds of writes after a burst), which can push
-        // the tiers past their deadline and open their circuits, and a write skipped then leaves
-        // the other instances' waiters to their wait bound.
-        await write(first);
+        // Other instances' waiters take their values from the answers hash (one command per 500
+        // cells, read in one round trip by each instance), whatever the cache's tiers are going
+        // through: under a burst their writes and reads time out and their circuits open, and a
+        // waiter that found nothing in them was left to its wait bound. Then this instance's
+        // waiters are answered, and the cells are written to the cache (marked again once there,
+        // for waiters that read the cache: the loads that began after the call was sent).
+        try {
+          await shared.putAnswers(
+            b.flow,
+            first.map((c) => ({ key: c.key, value: c.value })),
+          );
+        } catch (error) {
+          this.host.onError(error);
+        }
         void markStored();
         this.answerWaiters(b);
+        await write(first);
+        void markStored();
       } else {
         // This instance's waiters are answered now, not after the writes.
         this.answerWaiters(b);

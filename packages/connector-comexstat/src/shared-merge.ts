@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ComexStatFlow } from './comexstat-types.js';
+import type { ComexStatFlow, ComexStatMonthValue } from './comexstat-types.js';
 import type { SpacerRedis } from './request-spacer.js';
 
 const ADD_CHUNK = 1000;
@@ -28,6 +28,13 @@ local m = redis.call('HMGET', KEYS[1], 'sealed', 'stored')
 local s = tonumber(m[1] or '')
 local w = tonumber(m[2] or '')
 return { s and (now - s) or -1, w and (now - w) or -1 }`;
+
+// Fields ARGV[2..] (key, value, key, value...) of the flow's answers hash, kept ARGV[1] ms.
+const PUT_ANSWERS = `redis.call('HSET', KEYS[1], unpack(ARGV, 2)); redis.call('PEXPIRE', KEYS[1], ARGV[1]); return 1`;
+const GET_ANSWERS = `return redis.call('HMGET', KEYS[1], unpack(ARGV))`;
+
+/** How long the answers a call gave to cells other instances waited for stay in Redis, ms. */
+export const ANSWERS_TTL_MS = 120_000;
 
 /** How long the sealed/stored marks of a flow last, ms. */
 export const MARK_TTL_MS = 300_000;
@@ -114,6 +121,36 @@ export class SharedMerge {
       : { sealedAgoMs: undefined, storedAgoMs: undefined };
   }
 
+  /**
+   * Hands the values of cells other instances wait for to them (one hash per flow, one command per
+   * 500 cells): their waiters take them from here in one round trip, whatever the cache's tiers
+   * are going through (a burst can open their circuits) and without one read per key.
+   */
+  async putAnswers(
+    flow: ComexStatFlow,
+    cells: readonly { key: string; value: ComexStatMonthValue }[],
+  ): Promise<void> {
+    for (let i = 0; i < cells.length; i += ADD_CHUNK / 2) {
+      const args: string[] = [];
+      for (const c of cells.slice(i, i + ADD_CHUNK / 2)) args.push(c.key, JSON.stringify(c.value));
+      await this.redis.eval(PUT_ANSWERS, 1, `${this.key(flow)}:answers`, ANSWERS_TTL_MS, ...args);
+    }
+  }
+
+  /** The values {@link putAnswers} holds for `keys` (`undefined` where none, or malformed). */
+  async getAnswers(
+    flow: ComexStatFlow,
+    keys: readonly string[],
+  ): Promise<(ComexStatMonthValue | undefined)[]> {
+    const out: (ComexStatMonthValue | undefined)[] = [];
+    for (let i = 0; i < keys.length; i += ADD_CHUNK) {
+      const part = keys.slice(i, i + ADD_CHUNK);
+      const r = (await this.redis.eval(GET_ANSWERS, 1, `${this.key(flow)}:answers`, ...part)) as unknown;
+      for (let j = 0; j < part.length; j++) out.push(parseAnswer(Array.isArray(r) ? r[j] : undefined));
+    }
+    return out;
+  }
+
   /** Takes every cell waited for in the flow (well-formed ones only). */
   async drain(flow: ComexStatFlow): Promise<PendingCell[]> {
     const members = (await this.redis.eval(DRAIN_PENDING, 1, this.key(flow))) as unknown;
@@ -129,4 +166,21 @@ export class SharedMerge {
     }
     return out;
   }
+}
+
+/** A value of the answers hash, `undefined` unless well-formed. */
+function parseAnswer(v: unknown): ComexStatMonthValue | undefined {
+  if (typeof v !== 'string') return undefined;
+  try {
+    const x = JSON.parse(v) as Partial<ComexStatMonthValue> | null;
+    if (
+      x !== null &&
+      typeof x === 'object' &&
+      (x.status === 'ok' || x.status === 'not_published') &&
+      Array.isArray(x.rows) &&
+      typeof x.fetchedAt === 'number'
+    )
+      return { status: x.status, rows: x.rows, fetchedAt: x.fetchedAt };
+  } catch {}
+  return undefined;
 }

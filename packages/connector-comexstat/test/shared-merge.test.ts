@@ -22,7 +22,7 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function pods(options: { shared: boolean }) {
+async function pods(options: { shared: boolean; failB?: boolean }) {
   const sim = await startComexStatSimulator({
     rateLimit: false,
     latency: { baseMs: 40, perRowMs: 0 },
@@ -33,13 +33,16 @@ async function pods(options: { shared: boolean }) {
     ...DEFAULT_CONNECTOR_CONFIG,
     fanOut: { ...DEFAULT_CONNECTOR_CONFIG.fanOut, enabled: false },
   };
-  const make = (name: string) => {
+  const make = (name: string, fail = false) => {
     const client = new ComexStatClient({
       baseUrl: sim.url,
       spacer: new RequestSpacer({ minIntervalMs: 250, redis, redisKey: `${prefix}spacer` }),
       retries: 0,
     });
-    const cache = new MultiLevelCache({ tiers: [new FakeTier({ level: 'l2', store, name })] });
+    const tier = new FakeTier({ level: 'l2', store, name, batch: true });
+    // A pod whose shared tier fails every call (its circuit open under a burst, say).
+    if (fail) tier.failWith = new Error('tier down');
+    const cache = new MultiLevelCache({ tiers: [tier], circuitBreaker: false });
     return new ComexStatConnector({
       client,
       cache,
@@ -47,7 +50,7 @@ async function pods(options: { shared: boolean }) {
       shared: options.shared ? { redis, keyPrefix: `${prefix}pending:` } : undefined,
     });
   };
-  return { sim, a: make('a'), b: make('b') };
+  return { sim, a: make('a'), b: make('b', options.failB) };
 }
 
 describe('cross-instance merging of cold misses', () => {
@@ -91,6 +94,48 @@ describe('cross-instance merging of cold misses', () => {
     }
     expect(await redis.exists(`${prefix}pending:export:2025`)).toBe(0);
     await sim.close();
+  });
+});
+
+describe('answers handed to the other instances', () => {
+  const q1 = { flow: 'import', ano: 2025, mes: 3, ncm: '12019000', pais: '160' } as const;
+  const q2 = { flow: 'import', ano: 2025, mes: 7, ncm: '09011110', pais: '249' } as const;
+
+  it("a pod whose cache cannot be read takes its cells' values from the call that carried them (answers hash): no second call", async () => {
+    const { sim, a, b } = await pods({ shared: true, failB: true });
+    await a.releaseInfo();
+    await b.releaseInfo();
+    const before = sim.stats.byPath['/general'] ?? 0;
+    // a's call asks for its slot first and carries b's cell (drained when it is granted).
+    const ra = a.getMonth(q1);
+    await new Promise((r) => setTimeout(r, 20));
+    const rb = b.getMonth(q2);
+    const [r1, r2] = await Promise.all([ra, rb]);
+    expect((sim.stats.byPath['/general'] ?? 0) - before).toBe(1);
+    expect(r1.status).toBe('ok');
+    expect(r2.status).toBe('ok');
+    expect(r2.level).toBe('external');
+    const hash = await redis.hgetall(`${prefix}pending:import:answers`);
+    expect(Object.keys(hash)).toHaveLength(1);
+    expect(await redis.pttl(`${prefix}pending:import:answers`)).toBeGreaterThan(0);
+    await sim.close();
+  });
+});
+
+describe('SharedMerge answers', () => {
+  it('hands values over per flow (many at once), ignores malformed ones, and expires them', async () => {
+    const a = new SharedMerge(redis, `${prefix}answers:`);
+    const b = new SharedMerge(redis, `${prefix}answers:`);
+    const value = (n: number) => ({ status: 'ok' as const, rows: [], fetchedAt: n });
+    const cells = Array.from({ length: 1200 }, (_, i) => ({ key: `k${i}`, value: value(i) }));
+    await a.putAnswers('export', cells);
+    const keys = [...cells.map((c) => c.key), 'missing'];
+    const got = await b.getAnswers('export', keys);
+    expect(got).toEqual([...cells.map((c) => c.value), undefined]);
+    expect(await b.getAnswers('import', ['k1'])).toEqual([undefined]);
+    await redis.hset(`${prefix}answers:export:answers`, 'bad', '{"status":"maybe"}', 'worse', '{');
+    expect(await b.getAnswers('export', ['bad', 'worse'])).toEqual([undefined, undefined]);
+    expect(await redis.pttl(`${prefix}answers:export:answers`)).toBeGreaterThan(60_000);
   });
 });
 
