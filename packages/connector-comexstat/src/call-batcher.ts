@@ -81,7 +81,8 @@ export interface BatcherHost {
       value: ComexStatMonthValue;
     }[],
   ): Promise<void>;
-  onRows: ((rows: ComexStatMonthRow[]) => void) | undefined;
+  /** Every row of an answer; a rejection of what it returns goes to `onError`. */
+  onRows: ((rows: ComexStatMonthRow[]) => unknown) | undefined;
   onError(error: unknown): void;
   stats: {
     generalCalls: number;

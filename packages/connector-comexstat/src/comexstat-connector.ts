@@ -306,7 +306,8 @@ export class ComexStatConnector {
       read: async (keys) => (await this.cache.getMany<ComexStatMonthValue>(keys)).map((r) => r.value),
       store: (cells) =>
         this.cache.setMany(cells.map((c) => this.item(c.key, c.ano, c.mes, c.value, comexstatTags(c)))),
-      onRows: onRows ? (rows) => void onRows(rows) : undefined,
+      // Its promise (if any) goes to the batcher, which reports a rejection through onError.
+      onRows: onRows ? (rows) => onRows(rows) : undefined,
       onError: this.onError,
       stats: this.stats,
     });

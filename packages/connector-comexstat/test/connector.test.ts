@@ -73,6 +73,29 @@ describe('ComexStatConnector: coalescing', () => {
     expect(stack.sim.stats.byPath['/general']).toBe(1);
   });
 
+  it('a rejection of what onRows returns (the aggregates store down) goes to onError, not unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const failure = new Error('aggregates down');
+      stack = await makeStack({ onRows: () => Promise.reject(failure) });
+      const r = await stack.connector.getMonth({
+        flow: 'export',
+        ano: 2025,
+        mes: 3,
+        ncm: '12019000',
+        pais: '160',
+      });
+      expect(r.level).toBe('external');
+      await new Promise((res) => setTimeout(res, 20));
+      expect(stack.errors).toContain(failure);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('merges the years of a flow into one call and stores the siblings each call covered', async () => {
     stack = await makeStack();
     const c = stack.connector;
