@@ -95,10 +95,11 @@ SELECT count(*) FILTER (WHERE stale_until > $2)::int AS n FROM d`,
 SELECT count(*) FILTER (WHERE stale_until > $2)::int AS n FROM d`,
     ),
     // The rows it replaces are locked first (FOR UPDATE), so the count is of entries this delete removed.
+    // `stale_until + 0` here and in expire: found by the primary key only, as in getMany.
     tombstone: named(
       'tombstone',
       `WITH old AS (
-  SELECT key FROM ${t} WHERE key = ANY($1::text[]) AND value IS NOT NULL AND stale_until > $3 AND version <= $4 FOR UPDATE
+  SELECT key FROM ${t} WHERE key = ANY($1::text[]) AND value IS NOT NULL AND stale_until + 0 > $3 AND version <= $4 FOR UPDATE
 ), up AS (
   INSERT INTO ${t} AS t (key, full_key, value, fresh_until, stale_until, created_at, updated_at, meta, version, ttl_ms, encoding)
   SELECT u.key, u.full_key, NULL, $3::bigint, $5::bigint, $3::bigint, $3::bigint, NULL, $4::bigint, NULL, 1
@@ -115,7 +116,7 @@ SELECT (SELECT count(*) FROM old)::int AS n, (SELECT count(*) FROM up)::int AS w
     expire: named(
       'expire',
       `UPDATE ${t} SET fresh_until = $2, updated_at = $2
-WHERE key = ANY($1::text[]) AND value IS NOT NULL AND fresh_until > $2 AND stale_until > $2
+WHERE key = ANY($1::text[]) AND value IS NOT NULL AND fresh_until > $2 AND stale_until + 0 > $2
   AND ($3::bigint IS NULL OR version <= $3::bigint)
 RETURNING 1`,
     ),

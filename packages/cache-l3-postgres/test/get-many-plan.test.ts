@@ -16,16 +16,33 @@ function indexes(plan: Record<string, unknown>): string[] {
   return [...own, ...children.flatMap(indexes)];
 }
 
-/** The indexes of the getMany statement's plan, generic (as a prepared statement runs after 5 calls) or custom. */
-async function getManyIndexes(mode: 'force_generic_plan' | 'force_custom_plan'): Promise<string[]> {
-  const st = entryStatements(schema).getMany;
+/** The statements that look keys up in a batch: their parameter types and arguments after the keys. */
+const BATCH_LOOKUPS = {
+  getMany: { types: 'text[], bigint, int', args: () => `${Date.now()}, 1048576` },
+  expire: { types: 'text[], bigint, bigint', args: () => `${Date.now()}, NULL` },
+  tombstone: {
+    types: 'text[], text[], bigint, bigint, bigint',
+    args: () => `'{}', ${Date.now()}, 1, ${Date.now() + 1000}`,
+  },
+} as const;
+
+/**
+ * The indexes of a batch statement's plan (not run), generic (as a prepared statement runs after 5
+ * calls) or custom.
+ */
+async function planIndexes(
+  statement: keyof typeof BATCH_LOOKUPS,
+  mode: 'force_generic_plan' | 'force_custom_plan',
+): Promise<string[]> {
+  const st = entryStatements(schema)[statement];
+  const { types, args } = BATCH_LOOKUPS[statement];
   const client = await pool.connect();
   try {
     await client.query(`SET plan_cache_mode = ${mode}`);
-    await client.query(`PREPARE plan_probe(text[], bigint, int) AS ${st.text}`);
+    await client.query(`PREPARE plan_probe(${types}) AS ${st.text}`);
     const keys = Array.from({ length: 50 }, (_, i) => `plan:${(i * 7) % ROWS}`);
     const { rows } = await client.query(
-      `EXPLAIN (FORMAT JSON) EXECUTE plan_probe('{${keys.join(',')}}', ${Date.now()}, 1048576)`,
+      `EXPLAIN (FORMAT JSON) EXECUTE plan_probe('{${keys.join(',')}}', ${args()})`,
     );
     return indexes(rows[0]['QUERY PLAN'][0].Plan);
   } finally {
@@ -55,18 +72,20 @@ afterAll(async () => {
   await pool.end();
 });
 
-describe('getMany plan', () => {
-  it('never reads the stale_until index (every live row) to find a batch of keys, with or without statistics', async () => {
+describe('batch lookup plans', () => {
+  it('never read the stale_until index (every live row) to find a batch of keys, with or without statistics', async () => {
     // Without statistics (autovacuum off or not run yet), then with them: on a small analyzed table
     // the generic plan of `stale_until > $2` as an index condition scanned every live row.
     for (const analyzed of [false, true]) {
       if (analyzed) await pool.query(`ANALYZE "${schema}".${ENTRIES_TABLE}`);
-      for (const mode of ['force_generic_plan', 'force_custom_plan'] as const) {
-        const used = await getManyIndexes(mode);
-        expect(
-          used.filter((name) => name.includes('stale_until')),
-          `${mode}, analyzed: ${analyzed}`,
-        ).toEqual([]);
+      for (const statement of ['getMany', 'expire', 'tombstone'] as const) {
+        for (const mode of ['force_generic_plan', 'force_custom_plan'] as const) {
+          const used = await planIndexes(statement, mode);
+          expect(
+            used.filter((name) => name.includes('stale_until')),
+            `${statement}, ${mode}, analyzed: ${analyzed}`,
+          ).toEqual([]);
+        }
       }
     }
     // And the answers are the same as before: live rows found, missing keys missing.
