@@ -16,6 +16,7 @@
 // upstream call (their own, or another instance's through the load lock: those read as 'l2').
 // During this burst nearly every request is of the second kind (the load is over before the second
 // call), so the cached-answer latency is a figure printed, not asserted.
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import {
@@ -233,6 +234,29 @@ describe('cold start under load', () => {
             (logged[`${m[1]}${op ? ` (${op[1]})` : ''}`] ?? 0) + 1;
       }
     console.log(`  gateway warnings: ${JSON.stringify(logged)}`);
+    for (const g of gateways)
+      for (const line of g.output().split('\n'))
+        if (/unhandled|uncaught/.test(line)) console.log(`  ${line.slice(0, 600)}`);
+    // Redis commands of the whole run (the test's own redis-server), and the gateways' cache errors
+    // by level, operation and type (timeouts and open circuits of the shared tiers).
+    const stats = execFileSync('redis-cli', ['-p', String(redis.port), 'info', 'commandstats'], {
+      encoding: 'utf8',
+    });
+    const commands = [...stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)]
+      .map((m) => [m[1] as string, Number(m[2])] as const)
+      .sort((x, y) => y[1] - x[1]);
+    console.log(`  redis commands: ${commands.map(([c, n]) => `${c} ${n}`).join(', ')}`);
+    const tierErrors: Record<string, number> = {};
+    for (const g of gateways) {
+      const text = await (await fetch(g.metricsUrl)).text();
+      for (const m of text.matchAll(
+        /^\w*cache_errors_total\{level="(\w+)",operation="(\w+)",error_type="(\w+)"\} (\d+)/gm,
+      )) {
+        const k = `${m[1]} ${m[2]} ${m[3]}`;
+        tierErrors[k] = (tierErrors[k] ?? 0) + Number(m[4]);
+      }
+    }
+    console.log(`  cache errors (3 instances, /metrics): ${JSON.stringify(tierErrors)}`);
     expect(distinct).toBeGreaterThan(2500);
     // Never refused by the upstream's rate limit, and few calls for ~2,800 cold keys.
     expect(sim.stats.rateLimited).toBe(0);
