@@ -165,6 +165,8 @@ export class RedisTier implements Tier {
   private readonly scripts: TierScripts;
   /** Cluster: the marker key of each hash slot (built on first use). */
   private slotMarkers: string[] | undefined;
+  /** The standalone marker key, built once (every read sends it). */
+  private readonly marker: string;
   /**
    * Cache keys this tier read as absent (no entry, no tombstone) and has not written since: their
    * next `set` is a plain `SET NX` (see {@link RedisTier.set}). Two generations, so that bounding
@@ -192,6 +194,7 @@ export class RedisTier implements Tier {
         );
       }
     }
+    this.marker = this.prefix + MARKER_SUFFIX;
     this.maxTtlMs = options.maxTtlMs;
     this.maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
     if (!(this.maxValueBytes > 0))
@@ -735,8 +738,8 @@ export class RedisTier implements Tier {
 
   /** The "cleared at" marker key governing `redisKey` (its hash slot's under Cluster). */
   private markerOf(redisKey: string): string {
-    if (!this.cluster) return this.prefix + MARKER_SUFFIX;
-    return (this.allMarkers()[keySlot(redisKey)] as string) ?? this.prefix + MARKER_SUFFIX;
+    if (!this.cluster) return this.marker;
+    return (this.allMarkers()[keySlot(redisKey)] as string) ?? this.marker;
   }
 
   /**
