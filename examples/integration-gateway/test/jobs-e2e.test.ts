@@ -185,6 +185,7 @@ describe('the CronJobs as deploy/k8s declares them', () => {
   it('a second run finds everything in place: no data call, every key already cached', async () => {
     const job = jobSpec('comexstat-warm-cache');
     const r = await runJob(job.argv, local(job.env));
+    if (r.code !== 0) console.log(r.stdout, r.stderr);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>;
     expect(report).toMatchObject({ keysWarmed: 0, keysSkipped: 4320, generalCalls: 0, incomplete: [] });
