@@ -1,9 +1,8 @@
 // Runs every package's tests (after `turbo run build`) in the order that keeps the whole run short
 // on a 2-core machine without letting load-sensitive tests share the CPU:
 //   1. at the same time: the packages' suites one after another (turbo, each with vitest's
-//      workers and coverage), and, beside them, the integration gateway's files that mostly wait
-//      (spaced upstream calls, process start-ups: its `gateway` project), one file at a time, then
-//      the connector's suite (the two lanes take about as long);
+//      workers and coverage), and the integration gateway's files that mostly wait (spaced upstream
+//      calls, process start-ups: its `gateway` project), one file at a time;
 //   2. then, alone, the gateway's two files that load the machine (its `gateway-heavy` project: the
 //      cold start at 1,000 req/s over three gateway processes, and the demo).
 // Every step runs even when an earlier one failed; the exit code is non-zero when any failed.
@@ -33,14 +32,7 @@ function run(label, command, args, prefix, cwd = process.cwd()) {
   });
 }
 
-const CONNECTOR = '@bgc/connector-comexstat';
-const turbo = (...filters) => [
-  'turbo',
-  'run',
-  'test',
-  '--concurrency=1',
-  ...filters.map((f) => `--filter=${f}`),
-];
+const turbo = ['turbo', 'run', 'test', '--concurrency=1', `--filter=!${GATEWAY}`];
 const vitest = (project, workers) => ['vitest', 'run', '--project', project, `--maxWorkers=${workers}`];
 const gatewayDir = fileURLToPath(new URL(`../examples/${GATEWAY}/`, import.meta.url));
 const prefix = `${GATEWAY}:test: `;
@@ -48,25 +40,13 @@ const prefix = `${GATEWAY}:test: `;
 process.chdir(fileURLToPath(new URL('..', import.meta.url)));
 const started = Date.now();
 const first = await Promise.all([
-  run('packages', 'npx', turbo(`!${GATEWAY}`, `!${CONNECTOR}`), ''),
-  (async () => {
-    const gateway = await run('gateway', 'npx', vitest('gateway', 1), prefix, gatewayDir);
-    // Its own vitest (the package's `test` script), not a second turbo beside the first one,
-    // which would restore the dependencies' dist/ from its cache under the running suites.
-    const connector = await run(
-      'connector',
-      'npx',
-      ['vitest', 'run', '--coverage'],
-      `${CONNECTOR}:test: `,
-      fileURLToPath(new URL('../packages/connector-comexstat/', import.meta.url)),
-    );
-    return gateway !== 0 ? gateway : connector;
-  })(),
+  run('packages', 'npx', turbo, ''),
+  run('gateway', 'npx', vitest('gateway', 1), prefix, gatewayDir),
 ]);
 const heavy = await run('gateway-heavy', 'npx', vitest('gateway-heavy', 1), prefix, gatewayDir);
 const codes = [...first, heavy];
 const seconds = ((Date.now() - started) / 1000).toFixed(0);
 process.stdout.write(
-  `\nrun-tests: packages ${first[0]}, gateway + connector ${first[1]}, gateway-heavy ${heavy} (exit codes) in ${seconds} s\n`,
+  `\nrun-tests: packages ${first[0]}, gateway ${first[1]}, gateway-heavy ${heavy} (exit codes) in ${seconds} s\n`,
 );
 process.exit(codes.some((c) => c !== 0) ? 1 : 0);
