@@ -170,6 +170,9 @@ type StoredCell = Parameters<BatcherHost['store']>[0][number];
  */
 const STORED_READ_MS = 3000;
 
+/** While an answer is written, how often the flow is marked as stored again, ms. */
+const STORED_MARK_MS = 1000;
+
 /**
  * Slow reads under way (not yet at their loader after a quiet period; hits answer in ms) above
  * which a quiet gathering goes on: a cold burst is arriving. A few are duplicates of pending keys
@@ -876,6 +879,11 @@ export class CallBatcher {
       const shared = this.host.shared;
       // Once the cells someone waits for are written, the other instances' watches read them.
       const markStored = () => shared?.mark(b.flow, 'stored').catch((e) => this.host.onError(e));
+      // Marked again while a long answer is written (every STORED_MARK_MS) and once it is all
+      // written: other instances' loads that joined a call of theirs after this answer (for cells
+      // no one waited for when it was sealed: neighbours) read the cache again then, instead of
+      // waiting for their own call (a second upstream call for cells already fetched).
+      let markedAt = performance.now();
       const write = async (items: StoredCell[]) => {
         for (let i = 0; i < items.length; i += STORE_CHUNK) {
           const chunk = items.slice(i, i + STORE_CHUNK);
@@ -884,6 +892,10 @@ export class CallBatcher {
             this.host.stats.keysStored += chunk.length;
           } catch (error) {
             this.host.onError(error);
+          }
+          if (shared && performance.now() - markedAt >= STORED_MARK_MS) {
+            markedAt = performance.now();
+            void markStored();
           }
         }
       };
@@ -913,6 +925,7 @@ export class CallBatcher {
         await write(first);
       }
       await write(rest);
+      if (rest.length > 0) void markStored();
     } catch (error) {
       this.closeBatch(b);
       if (error !== GIVEN_UP) b.error = error;

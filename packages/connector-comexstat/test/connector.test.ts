@@ -107,6 +107,9 @@ describe('ComexStatConnector: coalescing', () => {
     ]);
     // One call per flow: exports of 2024 and 2025 share one (years × whole-year window).
     expect(stack.sim.stats.byPath['/general']).toBe(2);
+    // The answers go to their waiters first; the cells no one waited for are written after (a
+    // read before that is answered from the call's results, as 'external', without a call).
+    await c.drain();
     // The export 2025 call covered months 3..5 × {soy, coffee} × {China, Argentina}.
     const sibling = await c.getMonth({ flow: 'export', ano: 2025, mes: 4, ncm: '09011110', pais: '160' });
     expect(sibling.level).toBe('l2');

@@ -22,7 +22,16 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-async function pods(options: { shared: boolean; failB?: boolean }) {
+async function pods(options: {
+  shared: boolean;
+  failB?: boolean;
+  /** Spacing of the pods' calls, ms. @default 250 */
+  spacingMs?: number;
+  /** Fan-out over the whole year of the asked NCM x country (nothing else). */
+  wholeYear?: boolean;
+  /** Pod a's writes each take this long, ms. */
+  slowWritesA?: number;
+}) {
   const sim = await startComexStatSimulator({
     rateLimit: false,
     latency: { baseMs: 40, perRowMs: 0 },
@@ -31,17 +40,27 @@ async function pods(options: { shared: boolean; failB?: boolean }) {
   const store = new Map<string, CacheEntry>();
   const config = {
     ...DEFAULT_CONNECTOR_CONFIG,
-    fanOut: { ...DEFAULT_CONNECTOR_CONFIG.fanOut, enabled: false },
+    fanOut: options.wholeYear
+      ? { enabled: true, wholeYear: true, topLists: false, allCountries: false }
+      : { ...DEFAULT_CONNECTOR_CONFIG.fanOut, enabled: false },
   };
-  const make = (name: string, fail = false) => {
+  const spacerKey = `${prefix}spacer:${Math.random()}`;
+  const make = (name: string, fail = false, slowWrites = 0) => {
     const client = new ComexStatClient({
       baseUrl: sim.url,
-      spacer: new RequestSpacer({ minIntervalMs: 250, redis, redisKey: `${prefix}spacer` }),
+      spacer: new RequestSpacer({ minIntervalMs: options.spacingMs ?? 250, redis, redisKey: spacerKey }),
       retries: 0,
     });
     const tier = new FakeTier({ level: 'l2', store, name, batch: true });
     // A pod whose shared tier fails every call (its circuit open under a burst, say).
     if (fail) tier.failWith = new Error('tier down');
+    if (slowWrites > 0) {
+      const setMany = (tier.setMany as NonNullable<typeof tier.setMany>).bind(tier);
+      tier.setMany = async (items) => {
+        await new Promise((r) => setTimeout(r, slowWrites));
+        return setMany(items);
+      };
+    }
     const cache = new MultiLevelCache({ tiers: [tier], circuitBreaker: false });
     return new ComexStatConnector({
       client,
@@ -50,7 +69,7 @@ async function pods(options: { shared: boolean; failB?: boolean }) {
       shared: options.shared ? { redis, keyPrefix: `${prefix}pending:` } : undefined,
     });
   };
-  return { sim, a: make('a'), b: make('b', options.failB) };
+  return { sim, a: make('a', false, options.slowWritesA), b: make('b', options.failB) };
 }
 
 describe('cross-instance merging of cold misses', () => {
@@ -120,6 +139,31 @@ describe('answers handed to the other instances', () => {
     expect(await redis.pttl(`${prefix}pending:import:answers`)).toBeGreaterThan(0);
     await sim.close();
   });
+});
+
+describe('the rest of an answer (cells no one waited for)', () => {
+  it("another pod's load that began after the call is answered from the cache once they are written, not by a second call", async () => {
+    // a's call fans out over the year; writing its 11 other months takes 3.5 s (longer than the
+    // 3 s during which other pods' watches read the cache after a "stored" mark). b asks for one
+    // of them while they are written: its own call's slot is 6 s away; the mark after the rest's write
+    // makes its watch read the cache, find the cell and give its slot up.
+    const { sim, a, b } = await pods({ shared: true, spacingMs: 6000, wholeYear: true, slowWritesA: 3500 });
+    const before = sim.stats.byPath['/general'] ?? 0;
+    const q = { flow: 'export', ano: 2025, mes: 3, ncm: '12019000', pais: '160' } as const;
+    const neighbour = { ...q, mes: 7 } as const;
+    const ra = await a.getMonth(q);
+    expect(ra.level).toBe('external');
+    const t0 = performance.now();
+    const rb = await b.getMonth(neighbour);
+    const waited = performance.now() - t0;
+    expect(rb.status).toBe('ok');
+    expect(rb.level).toBe('external'); // its own load, answered by its watch from the cache
+    expect((sim.stats.byPath['/general'] ?? 0) - before).toBe(1);
+    expect(waited).toBeLessThan(5500);
+    await a.close();
+    await b.close();
+    await sim.close();
+  }, 20_000);
 });
 
 describe('SharedMerge answers', () => {
