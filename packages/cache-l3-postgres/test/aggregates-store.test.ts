@@ -116,6 +116,29 @@ describe('AggregatesStore on PostgreSQL', () => {
     expect(stored).toEqual([{ fob: 2 }]);
   });
 
+  it('upserts more rows than one statement takes (1,000), each as given, and updates them in place', async () => {
+    const many = Array.from({ length: 2500 }, (_, i) => ({
+      flow: i % 2 === 0 ? ('exp' as const) : ('imp' as const),
+      year: 2019,
+      month: (i % 12) + 1,
+      ncm: String(10_000_000 + i),
+      countryCode: String(100 + (i % 7)),
+      fob: i * 3.4,
+      kg: i,
+    }));
+    expect(await store.upsertComexStatRows(many)).toBe(2500);
+    expect(await store.upsertComexStatRows(many.map((r) => ({ ...r, kg: r.kg + 1 })))).toBe(2500);
+    const { rows: stored } = await pool.query(
+      `SELECT flow, month, ncm, country_code, fob::int, kg::int FROM "${schema}".comexstat_rows WHERE year = 2019 ORDER BY ncm`,
+    );
+    expect(stored).toHaveLength(2500);
+    expect(stored[1001]).toEqual({ flow: 'imp', month: 6, ncm: '10001001', country_code: '100', fob: 3403, kg: 1002 });
+  });
+
+  it('refuses a schema name it could not quote safely (ConfigError)', () => {
+    expect(() => new AggregatesStore({ pool, schema: 'x"; DROP TABLE y; --' })).toThrow(/schema/);
+  });
+
   it('CONCURRENTLY never blocks readers; a plain refresh would', async () => {
     const view = `"${schema}".${TOP_VIEW}`;
     const refresher = await pool.connect();
