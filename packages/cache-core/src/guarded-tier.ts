@@ -37,6 +37,12 @@ export class Refusal {
   constructor(readonly error: unknown) {}
 }
 
+/**
+ * A timeout does not count towards opening a tier's circuit while the tier answered another
+ * operation in time within this many ms (see {@link GuardedTier.failed}).
+ */
+export const ALIVE_MS = 1000;
+
 /** Reports a failed tier call on its {@link GuardedTier}: one function for every {@link TierCall}. */
 const failCall: FailCall = (state, op, key, error) => state.failed(op, key, error);
 
@@ -50,10 +56,16 @@ const failCall: FailCall = (state, op, key, error) => state.failed(op, key, erro
 export class GuardedTier {
   /** Whether the tier is shared between instances (`tier.scope === 'shared'`). */
   readonly shared: boolean;
-  /** Keys whose write or delete failed on this tier, to invalidate when it comes back. */
-  readonly pending = new Set<string>();
+  /**
+   * Keys whose write or delete failed on this tier, to repair when it comes back: with the entry
+   * of a failed write (written again if nothing superseded it meanwhile), `undefined` for a failed
+   * delete (deleted). The last failure of a key wins.
+   */
+  readonly pending = new Map<string, CacheEntry | undefined>();
   /** Whether the tier's last operation failed. */
   lastError = false;
+  /** When the tier last answered an operation in time (performance.now()). */
+  private answeredAt = Number.NEGATIVE_INFINITY;
   /**
    * Whether writes go through {@link writeNow}: a local tier with {@link Tier.setSync} (no
    * deadline or breaker applies to it).
@@ -200,7 +212,9 @@ export class GuardedTier {
 
   /** Bookkeeping of an operation that succeeded: latency, breaker, recovery. Returns `r`. */
   succeeded<R>(op: CacheOperation, t0: number, r: R): R {
-    this.metrics.latency(this.tier.level, op, (performance.now() - t0) / 1000);
+    const now = performance.now();
+    this.metrics.latency(this.tier.level, op, (now - t0) / 1000);
+    this.answeredAt = now;
     this.breaker?.success();
     if (this.lastError) {
       this.lastError = false;
@@ -217,12 +231,18 @@ export class GuardedTier {
     // while the tier answers reads in time, and an open circuit would skip those reads (other
     // instances' waiters then find nothing and load again). A tier that is down fails its reads
     // too; a probe (half-open) that times out still counts.
+    //
+    // Nor does a timeout while the tier answered another operation within ALIVE_MS: the tier is up,
+    // and the replies are late because this process or the tier is starved of CPU for a moment
+    // (a burst on a small machine). Skipping its reads then turns hits into misses (loads, and
+    // upstream calls that may be rationed). A tier that hangs (SIGSTOP, a black hole) answers
+    // nothing: its timeouts count once ALIVE_MS has passed since its last answer.
     if (
       breaker !== undefined &&
       !(
-        (op === 'set' || op === 'set_many') &&
-        breaker.state === 'closed' &&
-        classifyError(error) === 'timeout'
+        classifyError(error) === 'timeout' &&
+        (((op === 'set' || op === 'set_many') && breaker.state === 'closed') ||
+          (breaker.state === 'closed' && performance.now() - this.answeredAt < ALIVE_MS))
       )
     )
       breaker.failure();
@@ -290,22 +310,23 @@ export class GuardedTier {
   removeOrRemember(keys: readonly string[], options?: TierDeleteOptions): Promise<number> {
     return this.removeMany(keys, options).then((r) => {
       if (r !== SKIPPED) return r;
-      for (const k of keys) this.remember(k);
+      for (const k of keys) this.remember(k, undefined);
       return 0;
     });
   }
 
   /**
-   * Remembers a key whose write or delete failed on this (shared) tier, to invalidate it once the
-   * tier is back; the oldest key is dropped beyond `recoveryMaxKeys`. No-op on a local tier.
+   * Remembers a key whose write (`entry`) or delete (`undefined`) failed on this (shared) tier, to
+   * repair it once the tier is back (see `Recovery`); the oldest key is dropped beyond
+   * `recoveryMaxKeys`. No-op on a local tier.
    */
-  remember(key: string): void {
+  remember(key: string, entry: CacheEntry | undefined): void {
     if (!this.shared) return;
-    if (this.pending.size >= this.host.recoveryMaxKeys) {
-      const oldest = this.pending.values().next().value as string;
+    if (!this.pending.delete(key) && this.pending.size >= this.host.recoveryMaxKeys) {
+      const oldest = this.pending.keys().next().value as string;
       this.pending.delete(oldest);
     }
-    this.pending.add(key);
+    this.pending.set(key, entry);
     this.host.scheduleRecovery();
   }
 }

@@ -277,7 +277,7 @@ function settleWrites(
   for (let i = 0; i < results.length; i++) {
     const r = results[i];
     if (r === 1) stored++;
-    else if (r === SKIPPED) (states[i] as GuardedTier).remember(key);
+    else if (r === SKIPPED) (states[i] as GuardedTier).remember(key, entry);
     else if (r instanceof Refusal && refused === -1) refused = i;
   }
   if (refused !== -1) {

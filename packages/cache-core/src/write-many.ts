@@ -49,7 +49,7 @@ export async function writeMany<T>(
   await Promise.all(
     states.map((state) =>
       state.writeMany(writes).then((r) => {
-        if (r === SKIPPED) for (const w of writes) state.remember(w.key);
+        if (r === SKIPPED) for (const w of writes) state.remember(w.key, w.entry);
         else if (r !== undefined && invalid === undefined) invalid = r;
       }),
     ),
@@ -107,7 +107,7 @@ export async function expireMany(
         .call('delete', undefined, () => expire(keys, version), keys.length)
         .then((n) => {
           if (n !== SKIPPED) return n;
-          for (const k of keys) state.remember(k);
+          for (const k of keys) state.remember(k, undefined);
           return 0;
         });
     }),

@@ -589,7 +589,39 @@ describe('backgroundWrites', () => {
     const recovered = new Promise((r) => cache.once('recovered', r));
     l2.failWith = undefined;
     await recovered;
-    expect(l2.store.has('k')).toBe(false);
+    // Written again (nothing superseded it): the old value is gone from the L2.
+    expect(l2.store.get('k')?.value).toBe('new');
+  });
+
+  it("a failed write that another instance's delete superseded meanwhile is invalidated by the recovery, never written again", async () => {
+    const bus = memoryBus();
+    const store = new Map<string, CacheEntry>();
+    // No tombstones in the shared tier: the recovery's own check is what keeps the value out.
+    const l2a = new FakeTier({ level: 'l2', store, tombstones: false });
+    const a = make({
+      tiers: [new FakeTier({ level: 'l1', sync: true }), l2a],
+      bus: bus.make(),
+      recoveryIntervalMs: 10,
+      circuitBreaker: false,
+    });
+    const b = make({
+      tiers: [
+        new FakeTier({ level: 'l1', sync: true }),
+        new FakeTier({ level: 'l2', store, tombstones: false }),
+      ],
+      bus: bus.make(),
+    });
+    a.on('error', () => {});
+    store.set('k', fresh('old'));
+    l2a.failWith = new Error('down for a');
+    await a.set('k', 'new');
+    await a.flush();
+    await b.delete('k');
+    const recovered = new Promise((r) => a.once('recovered', r));
+    l2a.failWith = undefined;
+    await recovered;
+    expect(store.has('k')).toBe(false);
+    expect((await b.get('k')).value).toBeUndefined();
   });
 
   it('expire on a shared tier without expire() that is down: the removal goes to auto-recovery', async () => {

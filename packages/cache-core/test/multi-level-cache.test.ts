@@ -579,7 +579,7 @@ describe('tier failures', () => {
     expect(cache.tierStatus()).toEqual({ l1: 'up', l2: 'up' });
   });
 
-  it('auto-recovery: keys written while a tier was down are invalidated there when it returns', async () => {
+  it('auto-recovery: a write that failed while a tier was down is written there again when it returns', async () => {
     const { l1, l2 } = threeTiers();
     const cache = make({
       tiers: [l1, l2],
@@ -593,16 +593,63 @@ describe('tier failures', () => {
     const recovered = new Promise((r) => cache.once('recovered', r));
     l2.failWith = undefined;
     await recovered;
-    expect(l2.store.has('k')).toBe(false);
-    // The L2 came back: the L1 copy is no longer vouched for (stale), but still a fallback.
-    // (A tick first, so that the read path's coarse clock is past the expiry instant.)
-    await new Promise((r) => setTimeout(r, 5));
-    expect(await cache.get('k')).toEqual({ value: undefined, level: 'external', stale: false });
-    expect(await cache.get('k', { allowStale: true })).toMatchObject({
-      value: 'new',
-      level: 'l1',
-      stale: true,
+    expect(l2.store.get('k')?.value).toBe('new');
+    expect((await cache.get('k')).value).toBe('new');
+  });
+
+  it('auto-recovery: a failed write older than the tombstone lifetime is invalidated, not written again', async () => {
+    const { l1, l2 } = threeTiers();
+    const cache = make({
+      tiers: [l1, l2],
+      circuitBreaker: { failureThreshold: 1, cooldownMs: 20 },
+      recoveryIntervalMs: 20,
+      // Invalidations are remembered for 5 ms here.
+      tombstoneMs: 5,
     });
+    l2.store.set('aged', entry('old', 60_000));
+    l2.failWith = new Error('down');
+    // Older than the tombstone lifetime when the tier returns: what superseded it may be
+    // forgotten by then, so it is deleted there rather than written again.
+    await cache.set('aged', 'older than the tombstones');
+    await new Promise((r) => setTimeout(r, 10));
+    const recovered = new Promise((r) => cache.once('recovered', r));
+    l2.failWith = undefined;
+    await recovered;
+    expect(l2.store.has('aged')).toBe(false);
+  });
+
+  it("timeouts of a tier that answered another operation within the last second do not open its circuit (it is slow, not down); a tier that answers nothing opens it", async () => {
+    const { l1, l2 } = threeTiers();
+    l2.store.set('fast', entry('v', 60_000));
+    // Reads of 'slow*' keys never answer; the others do.
+    const get = l2.get.bind(l2);
+    l2.get = (key: string) => (key.startsWith('slow') ? new Promise<never>(() => {}) : get(key));
+    const cache = make({
+      tiers: [l1, l2],
+      tierTimeoutMs: 20,
+      circuitBreaker: { failureThreshold: 2, cooldownMs: 60_000 },
+    });
+    cache.on('error', () => {});
+    l1.failWith = new Error('no L1: every read goes to the L2');
+    expect((await cache.get('fast')).value).toBe('v');
+    for (const k of ['slow1', 'slow2', 'slow3', 'slow4']) expect((await cache.get(k)).value).toBeUndefined();
+    expect(cache.tierStatus().l2).not.toBe('down');
+    const reads = l2.calls.get ?? 0;
+    expect((await cache.get('fast')).value).toBe('v');
+    expect(l2.calls.get).toBe(reads + 1);
+
+    // A tier that never answered: its timeouts count, and the circuit opens at the threshold.
+    const dead = new FakeTier({ level: 'l2' });
+    dead.get = () => new Promise<never>(() => {});
+    const other = make({
+      tiers: [new FakeTier({ level: 'l1', sync: true }), dead],
+      tierTimeoutMs: 20,
+      circuitBreaker: { failureThreshold: 2, cooldownMs: 60_000 },
+    });
+    other.on('error', () => {});
+    await other.get('slow1');
+    await other.get('slow2');
+    expect(other.tierStatus().l2).toBe('down');
   });
 
   it('checkTiers pings the tiers and reports health', async () => {
