@@ -170,6 +170,9 @@ type StoredCell = Parameters<BatcherHost['store']>[0][number];
  */
 const STORED_READ_MS = 3000;
 
+/** Waiters answered in one turn of the event loop (see CallBatcher.answerWaiters). */
+const ANSWER_CHUNK = 100;
+
 /** While an answer is written, how often the flow is marked as stored again, ms. */
 const STORED_MARK_MS = 1000;
 
@@ -504,6 +507,11 @@ export class CallBatcher {
   private overdue(w: Waiter): void {
     const b = w.batch;
     if (w.settled || b.state === 'done') return;
+    // Answered, its turn not yet come (see answerWaiters): the answer, not a backlog error.
+    if (b.state === 'storing') {
+      this.answerOne(b, w);
+      return;
+    }
     w.loader = false;
     this.host.stats.backlogRefused++;
     const left = Math.max(0, b.expectedAt - this.host.now()) + this.host.limits.callTimeMs;
@@ -935,22 +943,37 @@ export class CallBatcher {
     this.answerWaiters(b);
   }
 
-  /** Settles every waiter left with its cell's value (or the call's error). */
+  /**
+   * Settles every waiter left with its cell's value (or the call's error): ANSWER_CHUNK at once,
+   * the next ones after the event loop's next turn. A burst's call answers thousands of waiters,
+   * and each answer runs its request to its response in the same microtask checkpoint: all at
+   * once, that stalled the instance for hundreds of ms (its Redis replies read after their
+   * command timeout, hits queued behind).
+   */
   private answerWaiters(b: Batch): void {
     // Answered: later loads of its cells take the answer while they are written; then done.
     b.state = b.state === 'sealed' && b.results !== undefined ? 'storing' : 'done';
     b.markAnswered();
-    for (const w of b.waiters) {
-      if (w.settled) continue;
-      let value: ComexStatMonthValue;
-      try {
-        value = this.answerOf(b, w.cell.key);
-      } catch (error) {
-        this.settle(w, () => w.reject(error));
-        continue;
-      }
-      this.settle(w, () => w.resolve(value));
+    const left = b.waiters.filter((w) => !w.settled);
+    const answer = (from: number): void => {
+      const end = Math.min(left.length, from + ANSWER_CHUNK);
+      for (let i = from; i < end; i++) this.answerOne(b, left[i] as Waiter);
+      if (end < left.length) setImmediate(() => answer(end));
+    };
+    answer(0);
+  }
+
+  /** Settles one waiter with its cell's value (or the call's error); a no-op once settled. */
+  private answerOne(b: Batch, w: Waiter): void {
+    if (w.settled) return;
+    let value: ComexStatMonthValue;
+    try {
+      value = this.answerOf(b, w.cell.key);
+    } catch (error) {
+      this.settle(w, () => w.reject(error));
+      return;
     }
+    this.settle(w, () => w.resolve(value));
   }
 }
 
