@@ -572,13 +572,14 @@ export class CallBatcher {
       return live;
     }
     const left: Waiter[] = [];
+    const answers: [Waiter, ComexStatMonthValue][] = [];
     live.forEach((w, i) => {
       const v = values[i];
       if (w.settled) return;
-      if (v !== undefined && w.at <= v.fetchedAt && this.answered(w.cell, v))
-        this.settle(w, () => w.resolve(v));
+      if (v !== undefined && w.at <= v.fetchedAt && this.answered(w.cell, v)) answers.push([w, v]);
       else left.push(w);
     });
+    await this.resolveInTurns(answers);
     return left;
   }
 
@@ -608,10 +609,7 @@ export class CallBatcher {
       const left = await this.fromAnswers(b, shared, live);
       if (left.length > 0) {
         const values = await this.host.read(left.map((w) => w.cell.key));
-        left.forEach((w, i) => {
-          const v = values[i];
-          if (this.answered(w.cell, v)) this.settle(w, () => w.resolve(v as ComexStatMonthValue));
-        });
+        await this.resolveInTurns(this.answeredOf(left, values));
       }
       if (b.waiters.every((w) => w.settled)) return false;
     }
@@ -783,10 +781,7 @@ export class CallBatcher {
         continue;
       }
       if (b.state !== 'open') return;
-      left.forEach((w, i) => {
-        const v = values[i];
-        if (this.answered(w.cell, v)) this.settle(w, () => w.resolve(v as ComexStatMonthValue));
-      });
+      await this.resolveInTurns(this.answeredOf(left, values));
       if (b.waiters.every((w) => w.settled) && b.wanted.size === b.waiters.length) {
         this.closeBatch(b);
         b.state = 'done';
@@ -961,6 +956,34 @@ export class CallBatcher {
       if (end < left.length) setImmediate(() => answer(end));
     };
     answer(0);
+  }
+
+  /** The waiters whose read value answers their cell, with it. */
+  private answeredOf(
+    waiters: readonly Waiter[],
+    values: readonly (ComexStatMonthValue | undefined)[],
+  ): [Waiter, ComexStatMonthValue][] {
+    const out: [Waiter, ComexStatMonthValue][] = [];
+    waiters.forEach((w, i) => {
+      const v = values[i];
+      if (this.answered(w.cell, v)) out.push([w, v as ComexStatMonthValue]);
+    });
+    return out;
+  }
+
+  /**
+   * Settles waiters with their values, ANSWER_CHUNK per turn of the event loop (as
+   * {@link CallBatcher.answerWaiters}); resolves once all are settled.
+   */
+  private async resolveInTurns(answers: readonly [Waiter, ComexStatMonthValue][]): Promise<void> {
+    for (let i = 0; i < answers.length; i += ANSWER_CHUNK) {
+      if (i > 0) await new Promise<void>((r) => setImmediate(r));
+      const end = Math.min(answers.length, i + ANSWER_CHUNK);
+      for (let j = i; j < end; j++) {
+        const [w, v] = answers[j] as [Waiter, ComexStatMonthValue];
+        this.settle(w, () => w.resolve(v));
+      }
+    }
   }
 
   /** Settles one waiter with its cell's value (or the call's error); a no-op once settled. */

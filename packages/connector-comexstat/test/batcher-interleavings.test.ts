@@ -322,3 +322,35 @@ describe('CallBatcher: answering a big call', () => {
     expect(h.host.stats.backlogRefused).toBe(0);
   });
 });
+
+describe('CallBatcher: waiters answered by the shared cache at grant time', () => {
+  it('are answered 100 per turn of the event loop, and the call is given up', async () => {
+    const { s, grantNext } = heldGrants();
+    const h = harness(s);
+    h.tick(Date.UTC(2027, 0, 1) - 1_000_000);
+    // A call of the flow was stored since they began waiting: their keys are read at the grant,
+    // and the cache holds every one (another instance's call wrote them).
+    const shared = h.host.shared as unknown as Record<string, unknown>;
+    shared.state = async () => ({ sealedAgoMs: undefined, storedAgoMs: 0 });
+    shared.getAnswers = async (_flow: string, keys: readonly string[]) => keys.map(() => undefined);
+    h.host.read = async (keys) => keys.map(() => ({ status: 'ok' as const, rows: [], fetchedAt: Date.now() }));
+    const cells = Array.from({ length: 250 }, (_, i) =>
+      cell(3, String(12_019_000 + (i % 5)), String(100 + Math.floor(i / 5))),
+    );
+    const waits = cells.map((c) => h.batcher.want(c, { loader: true, priority: 'user', admit: true }));
+    const answered: number[] = [];
+    let seenByNextTurn = -1;
+    waits.forEach((p, i) =>
+      p.then(() => {
+        if (answered.length === 0) setImmediate(() => (seenByNextTurn = answered.length));
+        answered.push(i);
+      }),
+    );
+    while (h.asked.length === 0) await settle();
+    grantNext();
+    await Promise.all(waits);
+    expect(answered).toHaveLength(250);
+    expect(h.queries).toHaveLength(0);
+    expect([100, 200]).toContain(seenByNextTurn);
+  });
+});
