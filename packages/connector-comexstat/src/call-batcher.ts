@@ -171,7 +171,7 @@ type StoredCell = Parameters<BatcherHost['store']>[0][number];
 const STORED_READ_MS = 3000;
 
 /** Waiters answered in one turn of the event loop (see CallBatcher.answerWaiters). */
-const ANSWER_CHUNK = 100;
+const ANSWER_CHUNK = 25;
 
 /** While an answer is written, how often the flow is marked as stored again, ms. */
 const STORED_MARK_MS = 1000;

@@ -278,7 +278,7 @@ describe('CallBatcher: answering a big call', () => {
     return cells.map((c) => h.batcher.want(c, { loader: true, priority: 'user', admit: true }));
   }
 
-  it('answers its waiters 100 per turn of the event loop (I/O and timers run between), all of them', async () => {
+  it('answers its waiters 25 per turn of the event loop (I/O and timers run between), all of them', async () => {
     const { s, grantNext } = heldGrants();
     const h = harness(s);
     h.tick(Date.UTC(2027, 0, 1) - 1_000_000); // 2025 is published: the cells are storable
@@ -297,8 +297,8 @@ describe('CallBatcher: answering a big call', () => {
     expect(h.queries).toHaveLength(1);
     expect(answered).toHaveLength(250);
     // A callback queued for the loop's next turn by the first answer ran before all 250 were
-    // answered (after the first turn of 100, or the second: both are queued for the check phase).
-    expect([100, 200]).toContain(seenByNextTurn);
+    // answered (after the first turn of 25, or the second: both are queued for the check phase).
+    expect([25, 50]).toContain(seenByNextTurn);
   });
 
   it('a waiter whose wait bound passes while its answer waits for its turn gets the answer, not a backlog error', async () => {
@@ -308,8 +308,8 @@ describe('CallBatcher: answering a big call', () => {
     // The cells are written for a second after the answer (the call stays 'storing').
     h.host.store = () => new Promise((r) => setTimeout(r, 1000));
     const waits = bigCall(h);
-    // Each answer takes 1 ms of CPU (its request's response): a turn of 100 takes ~100 ms, and the
-    // bound (150 ms after the want) passes before the third turn.
+    // Each answer takes 1 ms of CPU (its request's response): a turn of 25 takes ~25 ms, and the
+    // bound (150 ms after the want) passes before the last of the ten turns.
     for (const p of waits)
       p.then(() => {
         const until = performance.now() + 1;
@@ -324,7 +324,7 @@ describe('CallBatcher: answering a big call', () => {
 });
 
 describe('CallBatcher: waiters answered by the shared cache at grant time', () => {
-  it('are answered 100 per turn of the event loop, and the call is given up', async () => {
+  it('are answered 25 per turn of the event loop, and the call is given up', async () => {
     const { s, grantNext } = heldGrants();
     const h = harness(s);
     h.tick(Date.UTC(2027, 0, 1) - 1_000_000);
@@ -351,6 +351,6 @@ describe('CallBatcher: waiters answered by the shared cache at grant time', () =
     await Promise.all(waits);
     expect(answered).toHaveLength(250);
     expect(h.queries).toHaveLength(0);
-    expect([100, 200]).toContain(seenByNextTurn);
+    expect([25, 50]).toContain(seenByNextTurn);
   });
 });
