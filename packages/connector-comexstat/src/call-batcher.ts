@@ -782,6 +782,8 @@ export class CallBatcher {
       }
       if (b.state !== 'open') return;
       await this.resolveInTurns(this.answeredOf(left, values));
+      // Settled over several turns: the slot may have been granted meanwhile.
+      if (b.state !== 'open') return;
       if (b.waiters.every((w) => w.settled) && b.wanted.size === b.waiters.length) {
         this.closeBatch(b);
         b.state = 'done';
