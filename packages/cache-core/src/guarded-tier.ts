@@ -241,8 +241,8 @@ export class GuardedTier {
       breaker !== undefined &&
       !(
         classifyError(error) === 'timeout' &&
-        (((op === 'set' || op === 'set_many') && breaker.state === 'closed') ||
-          (breaker.state === 'closed' && performance.now() - this.answeredAt < ALIVE_MS))
+        breaker.state === 'closed' &&
+        (op === 'set' || op === 'set_many' || performance.now() - this.answeredAt < ALIVE_MS)
       )
     )
       breaker.failure();

@@ -76,8 +76,8 @@ export class Recovery {
       if (written !== undefined) for (const w of replays) removals.push(w.key);
       const r = removals.length > 0 ? await state.removeMany(removals) : 0;
       if (r === SKIPPED) {
-        // The replays landed; the removals stay pending.
-        for (const w of written === undefined ? replays : []) this.forget(state, w.key, w.entry);
+        // The replays landed (unless refused: then they are removals); the removals stay pending.
+        if (written === undefined) for (const w of replays) this.forget(state, w.key, w.entry);
         left += state.pending.size;
         continue;
       }

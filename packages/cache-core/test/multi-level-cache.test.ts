@@ -618,7 +618,7 @@ describe('tier failures', () => {
     expect(l2.store.has('aged')).toBe(false);
   });
 
-  it("timeouts of a tier that answered another operation within the last second do not open its circuit (it is slow, not down); a tier that answers nothing opens it", async () => {
+  it('timeouts of a tier that answered another operation within the last second do not open its circuit (it is slow, not down); a tier that answers nothing opens it', async () => {
     const { l1, l2 } = threeTiers();
     l2.store.set('fast', entry('v', 60_000));
     // Reads of 'slow*' keys never answer; the others do.

@@ -132,7 +132,14 @@ describe('AggregatesStore on PostgreSQL', () => {
       `SELECT flow, month, ncm, country_code, fob::int, kg::int FROM "${schema}".comexstat_rows WHERE year = 2019 ORDER BY ncm`,
     );
     expect(stored).toHaveLength(2500);
-    expect(stored[1001]).toEqual({ flow: 'imp', month: 6, ncm: '10001001', country_code: '100', fob: 3403, kg: 1002 });
+    expect(stored[1001]).toEqual({
+      flow: 'imp',
+      month: 6,
+      ncm: '10001001',
+      country_code: '100',
+      fob: 3403,
+      kg: 1002,
+    });
   });
 
   it('refuses a schema name it could not quote safely (ConfigError)', () => {

@@ -269,36 +269,43 @@ describe('CallBatcher priorities', () => {
   });
 });
 
-describe('CallBatcher: answering a big call', () => {
-  /** 250 cold cells of one call (5 NCMs x 50 countries of one month), each with its own loader. */
-  function bigCall(h: ReturnType<typeof harness>) {
-    const cells = Array.from({ length: 250 }, (_, i) =>
-      cell(3, String(12_019_000 + (i % 5)), String(100 + Math.floor(i / 5))),
-    );
-    return cells.map((c) => h.batcher.want(c, { loader: true, priority: 'user', admit: true }));
-  }
+/** 250 cold cells of one call (5 NCMs x 50 countries of one month), each with its own loader. */
+function bigCall(h: ReturnType<typeof harness>) {
+  const cells = Array.from({ length: 250 }, (_, i) =>
+    cell(3, String(12_019_000 + (i % 5)), String(100 + Math.floor(i / 5))),
+  );
+  return cells.map((c) => h.batcher.want(c, { loader: true, priority: 'user', admit: true }));
+}
 
+/**
+ * Counts the answers of `waits`, and how many there were when a callback the first answer queued
+ * for the event loop's next turn ran (-1 until then).
+ */
+function turns(waits: readonly Promise<unknown>[]) {
+  const seen = { answered: 0, byNextTurn: -1 };
+  for (const p of waits)
+    p.then(() => {
+      if (seen.answered === 0) setImmediate(() => (seen.byNextTurn = seen.answered));
+      seen.answered++;
+    });
+  return seen;
+}
+
+describe('CallBatcher: answering a big call', () => {
   it('answers its waiters 25 per turn of the event loop (I/O and timers run between), all of them', async () => {
     const { s, grantNext } = heldGrants();
     const h = harness(s);
     h.tick(Date.UTC(2027, 0, 1) - 1_000_000); // 2025 is published: the cells are storable
-    const answered: number[] = [];
-    let seenByNextTurn = -1;
     const waits = bigCall(h);
-    waits.forEach((p, i) =>
-      p.then(() => {
-        if (answered.length === 0) setImmediate(() => (seenByNextTurn = answered.length));
-        answered.push(i);
-      }),
-    );
+    const seen = turns(waits);
     while (h.asked.length === 0) await settle();
     grantNext();
     await Promise.all(waits);
     expect(h.queries).toHaveLength(1);
-    expect(answered).toHaveLength(250);
+    expect(seen.answered).toBe(250);
     // A callback queued for the loop's next turn by the first answer ran before all 250 were
     // answered (after the first turn of 25, or the second: both are queued for the check phase).
-    expect([25, 50]).toContain(seenByNextTurn);
+    expect([25, 50]).toContain(seen.byNextTurn);
   });
 
   it('a waiter whose wait bound passes while its answer waits for its turn gets the answer, not a backlog error', async () => {
@@ -333,24 +340,15 @@ describe('CallBatcher: waiters answered by the shared cache at grant time', () =
     const shared = h.host.shared as unknown as Record<string, unknown>;
     shared.state = async () => ({ sealedAgoMs: undefined, storedAgoMs: 0 });
     shared.getAnswers = async (_flow: string, keys: readonly string[]) => keys.map(() => undefined);
-    h.host.read = async (keys) => keys.map(() => ({ status: 'ok' as const, rows: [], fetchedAt: Date.now() }));
-    const cells = Array.from({ length: 250 }, (_, i) =>
-      cell(3, String(12_019_000 + (i % 5)), String(100 + Math.floor(i / 5))),
-    );
-    const waits = cells.map((c) => h.batcher.want(c, { loader: true, priority: 'user', admit: true }));
-    const answered: number[] = [];
-    let seenByNextTurn = -1;
-    waits.forEach((p, i) =>
-      p.then(() => {
-        if (answered.length === 0) setImmediate(() => (seenByNextTurn = answered.length));
-        answered.push(i);
-      }),
-    );
+    h.host.read = async (keys) =>
+      keys.map(() => ({ status: 'ok' as const, rows: [], fetchedAt: Date.now() }));
+    const waits = bigCall(h);
+    const seen = turns(waits);
     while (h.asked.length === 0) await settle();
     grantNext();
     await Promise.all(waits);
-    expect(answered).toHaveLength(250);
+    expect(seen.answered).toBe(250);
     expect(h.queries).toHaveLength(0);
-    expect([25, 50]).toContain(seenByNextTurn);
+    expect([25, 50]).toContain(seen.byNextTurn);
   });
 });
