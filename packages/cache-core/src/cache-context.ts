@@ -28,6 +28,7 @@ export type ResolvedOptions = Required<
     | 'negativeTtlMs'
     | 'ttlJitter'
     | 'coalesceWindowMs'
+    | 'turnBudgetMs'
     | 'tierTimeoutMs'
     | 'softTimeoutMs'
     | 'hardTimeoutMs'
@@ -71,6 +72,7 @@ export function resolveOptions(options: MultiLevelCacheOptions): ResolvedOptions
     negativeTtlMs: nonNeg('negativeTtlMs', options.negativeTtlMs, 60_000),
     ttlJitter: jitter,
     coalesceWindowMs: nonNeg('coalesceWindowMs', options.coalesceWindowMs, 10_000),
+    turnBudgetMs: nonNeg('turnBudgetMs', options.turnBudgetMs, 5),
     tierTimeoutMs: nonNeg('tierTimeoutMs', options.tierTimeoutMs, 1000),
     softTimeoutMs: nonNeg('softTimeoutMs', options.softTimeoutMs, 1000),
     hardTimeoutMs: hard,

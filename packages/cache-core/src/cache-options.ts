@@ -37,6 +37,17 @@ export interface MultiLevelCacheOptions extends TagOptions {
    * the tiers. Writes and invalidations end the window. @default 10000
    */
   coalesceWindowMs?: number;
+  /**
+   * Cooperative time slicing of answered misses. Node goes on with every caller whose promise
+   * settled in one I/O callback in one go: a reply or message that answers a thousand waiting
+   * misses runs a thousand requests to their responses before the process reads its next request,
+   * and the hits that arrive meanwhile wait behind them. Once the current turn of the event loop
+   * has spent this long, the next answered misses go on in later turns, this long's worth per turn,
+   * in the order they were answered, with I/O (and its hits) read in between. The line is shared by
+   * every cache of the process (one event loop). `0` turns it off. Hits are never held.
+   * @default 5
+   */
+  turnBudgetMs?: number;
   /** Timeout of each operation on a shared (remote) tier. @default 1000 */
   tierTimeoutMs?: number;
   /**

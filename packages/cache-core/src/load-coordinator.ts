@@ -23,6 +23,7 @@ import type { CacheEmitter, EventSwitches } from './events.js';
 import { channels, traced } from './instrumentation.js';
 import type { TierLevel } from './level.js';
 import { entryResult, uncachedResult } from './result.js';
+import { nextSlice } from './turn-slicer.js';
 
 const noop = (): void => {};
 
@@ -123,7 +124,9 @@ export class LoadCoordinator {
       ).then(
         (result) => {
           settle();
-          return result;
+          // Past the turn's budget, the callers go on in a later turn (see turnBudgetMs).
+          const slice = nextSlice(this.ctx.opts.turnBudgetMs);
+          return slice === undefined ? result : slice.then(() => result);
         },
         (error: unknown) => {
           settle();
