@@ -78,6 +78,14 @@ export interface PostgresTierOptions extends L3ConnectionOptions {
   /** Rows per `setMany` statement (one statement of 10 array parameters each). @default 5000 */
   writeBatchRows?: number;
   /**
+   * Single-key reads (`get`) run as statements of their own while fewer than this many reads are
+   * in flight; past it, the reads that come wait (within `operationTimeoutMs`) and go together as
+   * one `getMany` statement (`key = ANY($1)`, up to 1,000 keys) when a read finishes. A burst of
+   * thousands of misses then costs a few statements instead of a queue of thousands on the pool
+   * (whose waits passed the callers' deadlines: timeouts, then loads). @default 4
+   */
+  readConcurrency?: number;
+  /**
    * `'local'` for a database only this process uses (PGlite): the orchestrator then sends it the
    * invalidation bus's deletes. @default 'local' for `pglite`/`dataDir` (or a drizzle PGlite `db`), else 'shared'
    */
@@ -101,6 +109,16 @@ export interface ClearOptions {
   /** Version of the clear: later writes of lower versions are refused. @default nextVersion() */
   version?: number;
 }
+
+/** A `get` waiting to go in a merged read (see {@link PostgresTierOptions.readConcurrency}). */
+interface QueuedRead {
+  key: string;
+  resolve: (entry: CacheEntry | undefined) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Most keys in one merged read. */
+const READ_BATCH_MAX = 1000;
 
 /** An entry ready for the upsert's arrays. */
 interface EncodedRow {
@@ -177,6 +195,11 @@ export class PostgresTier implements Tier {
   private sweeping = false;
   private closed: Promise<void> | undefined;
   private readonly deadlines: OperationDeadlines | undefined;
+  private readonly readConcurrency: number;
+  /** Read statements in flight (single `get`s and merged batches). */
+  private readsRunning = 0;
+  /** Reads waiting to go together as one statement (see `readConcurrency`). */
+  private readQueue: QueuedRead[] = [];
 
   /** @throws {ConfigError} for an invalid schema name or a non-positive size. */
   constructor(options: PostgresTierOptions) {
@@ -192,6 +215,7 @@ export class PostgresTier implements Tier {
     this.maxKeyBytes = options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
     this.maxValueBytes = positive('maxValueBytes', options.maxValueBytes, DEFAULT_MAX_VALUE_BYTES);
     this.batchRows = positive('writeBatchRows', options.writeBatchRows, DEFAULT_WRITE_BATCH_ROWS);
+    this.readConcurrency = positive('readConcurrency', options.readConcurrency, 4);
     this.tombstoneMs = options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS;
     this.metrics = options.metrics ?? NOOP_METRICS;
     this.now = options.now ?? Date.now;
@@ -247,14 +271,63 @@ export class PostgresTier implements Tier {
     });
   }
 
-  /** Reads one entry. Resolves `undefined` on a miss, a tombstone, an expired row, or a row that fails to decode. */
+  /**
+   * Reads one entry. Resolves `undefined` on a miss, a tombstone, an expired row, or a row that
+   * fails to decode. Past `readConcurrency` reads in flight, it waits and goes in one merged
+   * statement with the others that came meanwhile.
+   */
   get(key: string): Promise<CacheEntry | undefined> {
+    if (this.readsRunning >= this.readConcurrency)
+      return this.run(
+        'get',
+        () => new Promise((resolve, reject) => this.readQueue.push({ key, resolve, reject })),
+      );
     const { id } = storageKey(key, this.maxKeyBytes);
     const st = this.statements;
-    return this.run('get', (s) =>
+    this.readsRunning++;
+    const read = this.run('get', (s) =>
       s
         .query<StoredRow>(st.get.text, [id, this.now(), this.maxValueBytes], st.get.name, ARRAYS)
         .then((rows) => (rows[0] === undefined ? undefined : this.decode(key, rows[0], 'get'))),
+    );
+    read.then(this.readDone, this.readDone);
+    return read;
+  }
+
+  /** A read statement finished: the waiting reads go, merged, while there is room. */
+  private readonly readDone = (): void => {
+    this.readsRunning--;
+    while (this.readQueue.length > 0 && this.readsRunning < this.readConcurrency) this.mergedRead();
+  };
+
+  /**
+   * One statement for up to READ_BATCH_MAX waiting reads (`getMany`). A key asked twice is
+   * decoded once and cloned for the second caller (no entry object shared between callers).
+   */
+  private mergedRead(): void {
+    const batch = this.readQueue.splice(0, READ_BATCH_MAX);
+    const keys = [...new Set(batch.map((r) => r.key))];
+    this.readsRunning++;
+    this.getMany(keys).then(
+      (entries) => {
+        this.readDone();
+        const byKey = new Map<string, CacheEntry | undefined>();
+        keys.forEach((k, i) => {
+          byKey.set(k, entries[i]);
+        });
+        const given = new Set<string>();
+        for (const r of batch) {
+          const entry = byKey.get(r.key);
+          if (entry === undefined || !given.has(r.key)) {
+            given.add(r.key);
+            r.resolve(entry);
+          } else r.resolve(structuredClone(entry));
+        }
+      },
+      (error: unknown) => {
+        this.readDone();
+        for (const r of batch) r.reject(error);
+      },
     );
   }
 

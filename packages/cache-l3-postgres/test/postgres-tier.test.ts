@@ -220,6 +220,80 @@ describe('values', () => {
   });
 });
 
+describe('merged reads (readConcurrency)', () => {
+  it('answers a burst of single reads with a few statements, each caller its own entry, misses and expired rows included', async () => {
+    const burstPool = testPool(4);
+    let statements = 0;
+    const query = burstPool.query.bind(burstPool);
+    // Counts the statements the tier sends (the spy sits where the tier's queries go).
+    (burstPool as unknown as { query: unknown }).query = (...args: Parameters<typeof query>) => {
+      statements++;
+      return query(...args);
+    };
+    const burst = new PostgresTier({ pool: burstPool, schema, sweepIntervalMs: 0, readConcurrency: 2 });
+    try {
+      await tier.setMany(
+        Array.from({ length: 200 }, (_, i) => ({
+          key: `burst:${i}`,
+          entry: entry({ i, at: new Date(0) }, 60_000),
+        })),
+      );
+      await tier.set('burst:expired', entry('old', -1000));
+      statements = 0;
+      // 200 present keys, 50 absent, an expired row, and 20 keys asked twice.
+      const keys = [
+        ...Array.from({ length: 200 }, (_, i) => `burst:${i}`),
+        ...Array.from({ length: 50 }, (_, i) => `burst:absent:${i}`),
+        'burst:expired',
+        ...Array.from({ length: 20 }, (_, i) => `burst:${i}`),
+      ];
+      const got = await Promise.all(keys.map((k) => burst.get(k)));
+      expect(got.slice(0, 200).map((e) => (e?.value as { i: number }).i)).toEqual(
+        Array.from({ length: 200 }, (_, i) => i),
+      );
+      expect((got[0]?.value as { at: Date }).at).toEqual(new Date(0));
+      expect(got.slice(200, 251).every((e) => e === undefined)).toBe(true);
+      expect(got.slice(251).map((e) => (e?.value as { i: number }).i)).toEqual(
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+      // A key asked twice: equal entries, not one object shared by two callers.
+      expect(got[251]).toEqual(got[0]);
+      expect(got[251]).not.toBe(got[0]);
+      // Two single reads went at once; the other 269 waited for one of them and went together.
+      expect(statements).toBeLessThanOrEqual(4);
+    } finally {
+      await burst.close();
+      await burstPool.end();
+    }
+  });
+
+  it('a merged read that fails rejects each of its callers with a TierError, and reads work again after', async () => {
+    const failing = new PostgresTier({
+      connectionString: DATABASE_URL,
+      schema,
+      sweepIntervalMs: 0,
+      readConcurrency: 1,
+    });
+    try {
+      await failing.connect();
+      const reads = Array.from({ length: 10 }, (_, i) => failing.get(`burst:${i}`));
+      // Closing under the reads: the waiting ones go once the first finishes, on a closed tier.
+      const closing = failing.close();
+      const settled = await Promise.allSettled(reads);
+      await closing;
+      const rejected = settled.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+      expect(rejected.length).toBeGreaterThanOrEqual(9);
+      for (const r of rejected) expect(r.reason).toBeInstanceOf(TierError);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it('refuses a readConcurrency that is not a positive number', () => {
+    expect(() => new PostgresTier({ pool, schema, readConcurrency: 0 })).toThrow(/readConcurrency/);
+  });
+});
+
 describe('failures', () => {
   it('rejects with E_L3_TIMEOUT within operationTimeoutMs when the table is locked', async () => {
     const fast = new PostgresTier({ pool, schema, sweepIntervalMs: 0, operationTimeoutMs: 150 });
