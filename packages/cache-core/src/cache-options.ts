@@ -38,13 +38,15 @@ export interface MultiLevelCacheOptions extends TagOptions {
    */
   coalesceWindowMs?: number;
   /**
-   * Cooperative time slicing of answered misses. Node goes on with every caller whose promise
-   * settled in one I/O callback in one go: a reply or message that answers a thousand waiting
-   * misses runs a thousand requests to their responses before the process reads its next request,
-   * and the hits that arrive meanwhile wait behind them. Once the current turn of the event loop
-   * has spent this long, the next answered misses go on in later turns, this long's worth per turn,
-   * in the order they were answered, with I/O (and its hits) read in between. The line is shared by
-   * every cache of the process (one event loop). `0` turns it off. Hits are never held.
+   * Cooperative time slicing of the answers of misses that waited (for a load, or for another
+   * instance's load through the lock). Node goes on with every caller whose promise settled in one
+   * I/O callback in one go: a reply or message that answers a thousand waiting misses runs a
+   * thousand requests to their responses before the process reads its next request, and the
+   * requests that arrive meanwhile wait behind them. Once the current turn of the event loop has
+   * spent this long, the next waiters go on in later turns, this long's worth per turn (at least
+   * one), in the order they were answered, with I/O read in between. Hits, and misses answered by a
+   * shared tier's read without waiting, are never held. The line is shared by every cache of the
+   * process (one event loop). `0` turns it off.
    * @default 5
    */
   turnBudgetMs?: number;

@@ -124,9 +124,7 @@ export class LoadCoordinator {
       ).then(
         (result) => {
           settle();
-          // Past the turn's budget, the callers go on in a later turn (see turnBudgetMs).
-          const slice = nextSlice(this.ctx.opts.turnBudgetMs);
-          return slice === undefined ? result : slice.then(() => result);
+          return result;
         },
         (error: unknown) => {
           settle();
@@ -138,6 +136,18 @@ export class LoadCoordinator {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * The answer of a caller that waited (for a load, or for another instance's through the lock),
+   * through the turn's budget (see `turnBudgetMs`): a burst of such answers (a call that lands for
+   * thousands of waiters, a release message that wakes them) goes on over several turns of the
+   * event loop, with I/O read in between. A hit read from a tier without waiting goes on at once:
+   * it is the answer the requests arriving meanwhile expect in milliseconds.
+   */
+  private afterWait<T>(result: LoadResult<T>): LoadResult<T> | Promise<LoadResult<T>> {
+    const slice = nextSlice(this.ctx.opts.turnBudgetMs);
+    return slice === undefined ? result : slice.then(() => result);
   }
 
   /** `p`, emitting `'hit'` or `'miss'` for `key` once it answers. */
@@ -332,7 +342,7 @@ export class LoadCoordinator {
       const after = this.freshOf(
         await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, isStale),
       );
-      if (after) return after;
+      if (after) return this.afterWait(after);
     }
   }
 
@@ -445,11 +455,11 @@ export class LoadCoordinator {
     }
     try {
       // The message is built only if the deadline passes.
-      return await withTimeout(run, soft, () => `Loading key ${JSON.stringify(key)}`);
+      return this.afterWait(await withTimeout(run, soft, () => `Loading key ${JSON.stringify(key)}`));
     } catch (error) {
       if (error instanceof TimeoutError && stale) {
         if (this.listening.timeout) this.timedOut(key, soft < hard ? 'soft' : 'hard', soft, true);
-        return entryResult(stale.entry, ctx.levelOf(stale.index), true);
+        return this.afterWait(entryResult(stale.entry, ctx.levelOf(stale.index), true));
       }
       if (error instanceof TimeoutError) {
         if (this.listening.timeout) this.timedOut(key, 'hard', hard, false);

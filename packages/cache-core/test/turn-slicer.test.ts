@@ -176,6 +176,56 @@ describe('turnBudgetMs (the orchestrator)', () => {
     expect(await beforeProbe(0)).toBe(40);
   });
 
+  it('holds only answers that waited: a hit read from a shared tier meanwhile goes on at once', async () => {
+    const l1 = new FakeTier({ level: 'l1', sync: true });
+    const l2 = new FakeTier({ level: 'l2' });
+    const cache = new MultiLevelCache({ tiers: [l1, l2], turnBudgetMs: 5, coalesceWindowMs: 0 });
+    caches.push(cache);
+    await l2.set('hot', {
+      value: 'cached',
+      freshUntil: Date.now() + 60_000,
+      staleUntil: Date.now() + 60_000,
+      createdAt: Date.now(),
+    });
+    let release!: () => void;
+    const landed = new Promise<void>((r) => {
+      release = r;
+    });
+    let answered = 0;
+    const callers = Array.from({ length: 40 }, (_, i) =>
+      cache
+        .getOrLoad(`k${i}`, async () => {
+          await landed;
+          return i;
+        })
+        .then(() => {
+          busy(2);
+          answered++;
+        }),
+    );
+    await nextTurn();
+    let atHit = -1;
+    const hit = new Promise<void>((r) =>
+      setImmediate(() => {
+        release();
+        // A request that arrives just after the loads landed (their callers in line): its L1
+        // misses, its L2 hits.
+        setImmediate(() => {
+          expect(slicesWaiting()).toBeGreaterThan(20);
+          void cache
+            .getOrLoad('hot', async () => 'loaded')
+            .then((res) => {
+              expect(res.value).toBe('cached');
+              atHit = answered;
+              r();
+            });
+        });
+      }),
+    );
+    await Promise.all([...callers, hit]);
+    expect(atHit).toBeLessThan(10);
+  });
+
   it('is validated', () => {
     expect(() => new MultiLevelCache({ tiers: [], turnBudgetMs: -1 })).toThrow(ConfigError);
   });
