@@ -116,6 +116,8 @@ interface Waiter {
   rank: number;
   clientId: string | undefined;
   settled: boolean;
+  /** Rechecks of the cache done (see RECHECK_AT_MS). */
+  rechecks: number;
   cancelTimer: (() => void) | undefined;
   resolve(value: ComexStatMonthValue): void;
   reject(error: unknown): void;
@@ -169,6 +171,16 @@ type StoredCell = Parameters<BatcherHost['store']>[0][number];
  * before its last read, ms (the loads' own writes land shortly after the mark).
  */
 const STORED_READ_MS = 3000;
+
+/**
+ * Ages (ms since it joined) at which a waiter still waiting for its call is read from the cache
+ * again, whether a call of its flow was stored since or not: its cell may have been answered by
+ * then through a write that lagged (another instance's load writes its own key in the background,
+ * with no mark after), a write replayed by the cache's recovery (every 2 s), or it was there all
+ * along and the read before the load timed out under a burst. Without it, such a waiter waited a
+ * whole spacing for a call of its own.
+ */
+const RECHECK_AT_MS = [1000, 4000] as const;
 
 /** Waiters answered in one turn of the event loop (see CallBatcher.answerWaiters). */
 const ANSWER_CHUNK = 25;
@@ -305,6 +317,7 @@ export class CallBatcher {
         rank,
         clientId: options.admit ? options.clientId : undefined,
         settled: false,
+        rechecks: 0,
         cancelTimer: undefined,
         resolve,
         reject,
@@ -765,15 +778,17 @@ export class CallBatcher {
         const at = now - state.sealedAgoMs;
         if (at > (this.sealedAt.get(b.flow) ?? Number.NEGATIVE_INFINITY)) this.sealedAt.set(b.flow, at);
       }
-      if (state.storedAgoMs === undefined || now - state.storedAgoMs < lastRead - STORED_READ_MS) continue;
+      // All the waiters after a store of the flow; else those due for a recheck (RECHECK_AT_MS).
+      const stored = state.storedAgoMs !== undefined && now - state.storedAgoMs >= lastRead - STORED_READ_MS;
       const live = b.waiters.filter((w) => !w.settled);
-      const orphans = [...b.wanted.values()].some((c) => !b.waiters.some((w) => w.cell.key === c.key));
-      if (live.length === 0 || orphans) continue;
-      lastRead = now;
+      const due = stored ? live : live.filter((w) => now - w.at >= (RECHECK_AT_MS[w.rechecks] ?? Infinity));
+      if (due.length === 0) continue;
+      if (stored) lastRead = now;
+      for (const w of due) while (now - w.at >= (RECHECK_AT_MS[w.rechecks] ?? Infinity)) w.rechecks++;
       let left: Waiter[];
       let values: (ComexStatMonthValue | undefined)[];
       try {
-        left = await this.fromAnswers(b, shared, live);
+        left = await this.fromAnswers(b, shared, due);
         if (b.state !== 'open') return;
         values = left.length > 0 ? await this.host.read(left.map((w) => w.cell.key)) : [];
       } catch (error) {

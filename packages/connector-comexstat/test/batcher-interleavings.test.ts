@@ -352,3 +352,73 @@ describe('CallBatcher: waiters answered by the shared cache at grant time', () =
     expect([25, 50]).toContain(seen.byNextTurn);
   });
 });
+
+describe('CallBatcher: rechecks of the cache while a call waits for its slot', () => {
+  it('reads a waiter again at 1 s and 4 s of waiting, no store of its flow since, and gives the slot up once the cache answered every waiter', async () => {
+    const { s } = heldGrants(); // the slot is never granted: the next call is a spacing away
+    const h = harness(s);
+    h.tick(Date.UTC(2027, 0, 1) - 1_000_000);
+    h.host.sharedCheckMs = 5;
+    const shared = h.host.shared as unknown as Record<string, unknown>;
+    shared.getAnswers = async (_flow: string, keys: readonly string[]) => keys.map(() => undefined);
+    // The cache: written late, with no mark (another instance's load writing its own key, a write
+    // replayed by recovery, or a read before the load that timed out).
+    const cache = new Map<string, { status: 'ok'; rows: []; fetchedAt: number }>();
+    const reads: string[][] = [];
+    h.host.read = async (keys) => {
+      reads.push([...keys]);
+      return keys.map((k) => cache.get(k));
+    };
+    const opts = { loader: true, priority: 'user', admit: true } as const;
+    const a = cell(3, '12019000');
+    const b = cell(4, '12019000');
+    const answered: string[] = [];
+    const waits = [a, b].map((c) => h.batcher.want(c, opts).then(() => answered.push(c.key)));
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await wait(50);
+    expect(h.asked).toHaveLength(1);
+    // No store of the flow, not yet a second of waiting: no read.
+    expect(reads).toEqual([]);
+    cache.set(a.key, { status: 'ok', rows: [], fetchedAt: Date.UTC(2027, 0, 1) - 2_000_000 });
+    h.tick(1000);
+    await wait(50);
+    // At 1 s: both read once; the one the cache holds is answered.
+    expect(reads).toEqual([[a.key, b.key]]);
+    expect(answered).toEqual([a.key]);
+    cache.set(b.key, { status: 'ok', rows: [], fetchedAt: Date.UTC(2027, 0, 1) - 2_000_000 });
+    h.tick(2000);
+    await wait(50);
+    expect(reads).toHaveLength(1);
+    h.tick(1000);
+    await Promise.all(waits);
+    // At 4 s: the other one, and the slot is given up (no call for cells the cache answered).
+    expect(reads).toEqual([[a.key, b.key], [b.key]]);
+    expect(answered).toEqual([a.key, b.key]);
+    expect(h.host.stats.slotsGivenUp).toBe(1);
+    expect(h.queries).toHaveLength(0);
+  });
+
+  it('reads a waiter at most twice without a store: one the cache never answers waits for its call', async () => {
+    const { s, grantNext } = heldGrants();
+    const h = harness(s);
+    h.tick(Date.UTC(2027, 0, 1) - 1_000_000);
+    h.host.sharedCheckMs = 5;
+    const shared = h.host.shared as unknown as Record<string, unknown>;
+    shared.getAnswers = async (_flow: string, keys: readonly string[]) => keys.map(() => undefined);
+    let reads = 0;
+    h.host.read = async (keys) => {
+      reads++;
+      return keys.map(() => undefined);
+    };
+    const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const w = h.batcher.want(cell(3, '12019000'), { loader: true, priority: 'user', admit: true });
+    for (let i = 0; i < 12; i++) {
+      h.tick(1000);
+      await wait(20);
+    }
+    expect(reads).toBe(2);
+    grantNext();
+    await w;
+    expect(h.queries).toHaveLength(1);
+  });
+});
