@@ -18,11 +18,11 @@
 // call lands). So the day's traffic goes on after it at a steady 200 req/s until the burst's last
 // request is answered (~45-70 s: the leftovers' calls land, their cells are written, their waiters
 // answered meanwhile; its own answers are waited for 5 s more), and the cached answers of that phase
-// are the figure: their median is
-// asserted (< 50 ms), their p95 printed (the issue's target is p95 < 50 ms, not met on this 2-core
-// machine running 3 gateways, Redis, PostgreSQL and this client: see the gateway README).
+// are the figure: their p95 is asserted < 50 ms (the issue's target). The client runs in worker
+// threads (load-client.mjs): in this process's event loop, reading the thousands of answers a
+// landing releases at once delayed the requests due meanwhile by up to 500 ms.
 import { execFileSync } from 'node:child_process';
-import http from 'node:http';
+import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import {
   type ComexStatSimulator,
@@ -75,57 +75,122 @@ interface Answer {
   retryAfter?: string;
 }
 
-/** Connection resets retried (see {@link get}). */
-let resetsRetried = 0;
-
 /**
- * One GET from a given local address (its own keep-alive agent), timed from `scheduledAt`. A reset
- * of a reused keep-alive socket (the server closed it as the request left) is retried once, as
- * Node's documentation advises for idempotent requests; so is a reset of a new connection (on this
- * loaded 2-core machine, a few runs in four see 70-140 of them in the first seconds, when the
- * gateways' event loops stall and their accept queues overflow; they are counted and printed).
+ * The load client: worker threads (test/load-client.mjs), each sending the requests of its client
+ * addresses open-loop. In this process's own event loop, reading the thousands of answers a landing
+ * releases at once stalled it for 150-500 ms: the requests due meanwhile left late, and the
+ * gateways were charged with the client's delay. The workers post their news every 20 ms.
  */
-function get(
-  url: string,
-  agent: http.Agent,
-  localAddress: string,
-  scheduledAt: number,
-  retried = false,
-): Promise<Answer> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { agent, localAddress }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => {
-        const at = performance.now();
-        const ms = at - scheduledAt;
-        const level = (res.headers['x-cache-level'] as string | undefined) ?? null;
-        let code: string | undefined;
-        if (res.statusCode !== 200) {
-          try {
-            code = (JSON.parse(body) as { error?: { code?: string } }).error?.code;
-          } catch {}
-        }
-        const retryAfter = res.headers['retry-after'] as string | undefined;
-        resolve({ status: res.statusCode ?? 0, level, ms, at, code, retryAfter });
+const WORKERS = 5; // CLIENTS % WORKERS === 0: each client address belongs to one worker
+
+interface Phase {
+  /** Indexes of the requests sent so far. */
+  sent: Set<number>;
+  answers: Map<number, Answer>;
+  /** When the phase's last request was sent (performance.now()), once it was. */
+  allSentAt?: number;
+  total: number;
+  /** Stopped before all were sent (see LoadClient.stop). */
+  stopped?: boolean;
+  changed: () => void;
+}
+
+/** A worker's news (see load-client.mjs). */
+interface LoadNews {
+  phase: string;
+  sent: number[];
+  answers: [number, Answer][];
+  resetsRetried: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+}
+
+class LoadClient {
+  /** The workers' event-loop delay, worst of them: p99 and max, ms. */
+  lagP99Ms = 0;
+  lagMaxMs = 0;
+  private readonly workers: Worker[];
+  private readonly phases = new Map<string, Phase>();
+  private readonly resets = new Map<string, number>();
+  constructor() {
+    this.workers = Array.from({ length: WORKERS }, (_, w) => {
+      const worker = new Worker(new URL('./load-client.mjs', import.meta.url));
+      worker.on('message', (m: LoadNews) => {
+        const phase = this.phases.get(m.phase) as Phase;
+        for (const i of m.sent) phase.sent.add(i);
+        if (phase.allSentAt === undefined && phase.sent.size === phase.total)
+          phase.allSentAt = performance.now();
+        // Epoch ms to this thread's performance.now().
+        for (const [i, a] of m.answers) phase.answers.set(i, { ...a, at: a.at - performance.timeOrigin });
+        this.resets.set(`${w} ${m.phase}`, m.resetsRetried);
+        this.lagP99Ms = Math.max(this.lagP99Ms, m.lagP99Ms);
+        this.lagMaxMs = Math.max(this.lagMaxMs, m.lagMaxMs);
+        phase.changed();
       });
+      return worker;
     });
-    req.on('error', (e: NodeJS.ErrnoException) => {
-      if (!retried && e.code === 'ECONNRESET') {
-        if (!req.reusedSocket) resetsRetried++;
-        resolve(get(url, agent, localAddress, scheduledAt, true));
-        return;
-      }
-      resolve({
-        status: 0,
-        level: null,
-        ms: performance.now() - scheduledAt,
-        at: performance.now(),
-        code: e.message,
-      });
+  }
+
+  /** Connection resets retried (see load-client.mjs). */
+  get resetsRetried(): number {
+    return [...this.resets.values()].reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Sends `sequence` open-loop: request i is due at `start` + i / rate (performance.now() frame),
+   * round-robin over the instances and the client addresses.
+   */
+  offer(id: string, sequence: readonly { path: string }[], rate: number, start: number): Phase {
+    const phase: Phase = { sent: new Set(), answers: new Map(), total: sequence.length, changed: () => {} };
+    this.phases.set(id, phase);
+    const perWorker: [number, string, string, number][][] = this.workers.map(() => []);
+    sequence.forEach((t, i) => {
+      const c = i % CLIENTS;
+      const g = gateways[i % 3] as GatewayProcess;
+      (perWorker[c % WORKERS] as [number, string, string, number][]).push([
+        i,
+        `${g.url}${t.path}`,
+        `127.0.0.${c + 2}`,
+        performance.timeOrigin + start + (i * 1000) / rate,
+      ]);
     });
-  });
+    this.workers.forEach((w, k) => {
+      w.postMessage({ type: 'send', phase: id, requests: perWorker[k] });
+    });
+    return phase;
+  }
+
+  /** Sends no more of the phase; resolves once the workers' last news of it has come. */
+  async stop(phase: Phase, id: string): Promise<void> {
+    for (const w of this.workers) w.postMessage({ type: 'stop', phase: id });
+    await new Promise((r) => setTimeout(r, 100));
+    phase.stopped = true;
+  }
+
+  /** Resolves once every request of the phase sent so far is answered, or after `ms` (then false). */
+  settled(phase: Phase, ms = Number.POSITIVE_INFINITY): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = () =>
+        phase.answers.size === phase.sent.size && (phase.total === phase.sent.size || phase.stopped === true);
+      if (done()) return resolve(true);
+      const timer = Number.isFinite(ms) ? setTimeout(() => resolve(false), ms) : undefined;
+      phase.changed = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.workers.map((w) => {
+        const exited = new Promise((r) => w.once('exit', r));
+        w.postMessage({ type: 'close' });
+        return exited;
+      }),
+    );
+  }
 }
 
 const p = (sorted: number[], q: number) =>
@@ -157,71 +222,32 @@ describe('cold start under load', () => {
     };
     const traffic = buildTraffic({ ...trafficOptions, requests: REQUESTS, seed: 20240301 });
     const distinct = new Set(traffic.map((t) => t.key)).size;
-    const agents = Array.from({ length: CLIENTS }, () => new http.Agent({ keepAlive: true, maxSockets: 64 }));
-    const t0 = performance.now();
-    // Open loop: request i of a phase is due at its start + i / rate, whatever the answers do; sent
-    // in 5 ms ticks, round-robin over the instances and the client addresses.
-    const offer = (
-      sequence: readonly { path: string }[],
-      rate: number,
-      start: number,
-      answers: Promise<Answer>[],
-      stop: () => boolean,
-    ) =>
-      new Promise<void>((done) => {
-        let i = 0;
-        const tick = () => {
-          const due = Math.min(sequence.length, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
-          for (; i < due; i++) {
-            const c = i % CLIENTS;
-            const g = gateways[i % 3] as GatewayProcess;
-            answers.push(
-              get(
-                `${g.url}${(sequence[i] as { path: string }).path}`,
-                agents[c] as http.Agent,
-                `127.0.0.${c + 2}`,
-                start + (i * 1000) / rate,
-              ),
-            );
-          }
-          if (i < sequence.length && !stop()) setTimeout(tick, 5);
-          else done();
-        };
-        tick();
-      });
-    const answers: Promise<Answer>[] = [];
-    await offer(traffic, RATE, t0, answers, () => false);
-    const offeredMs = performance.now() - t0;
-    // Phase 2: the same day's traffic goes on at a steady rate until the burst's last request is
-    // answered (its leftovers' calls landing, their cells written, their waiters woken meanwhile).
-    // Its requests for keys answered before they were sent are the cached answers whose latency
-    // the cold path around them must not spoil.
-    let burstDone = false;
-    const burst = Promise.all(answers).then((all) => {
-      burstDone = true;
-      return all;
-    });
+    const client = new LoadClient();
+    // A moment for the workers to receive their requests.
+    const t0 = performance.now() + 200;
+    const burstPhase = client.offer('burst', traffic, RATE, t0);
+    // Phase 2: the same day's traffic goes on at a steady rate from the burst's end until its last
+    // request is answered (its leftovers' calls landing, their cells written, their waiters woken
+    // meanwhile). Its requests for keys answered before they were sent are the cached answers whose
+    // latency the cold path around them must not spoil.
     const steady = buildTraffic({ ...trafficOptions, requests: STEADY_RATE * 120, seed: 20240302 });
-    const t1 = performance.now();
-    const steadyAnswers: Promise<Answer>[] = [];
-    await offer(steady, STEADY_RATE, t1, steadyAnswers, () => burstDone);
-    const all = await burst;
+    const t1 = t0 + (REQUESTS * 1000) / RATE;
+    const steadyPhase = client.offer('steady', steady, STEADY_RATE, t1);
+    await client.settled(burstPhase);
+    const offeredMs = (burstPhase.allSentAt ?? Number.NaN) - t0;
     const totalMs = performance.now() - t0;
-    // The steady phase's answers, as they stand STEADY_GRACE_MS after the burst was answered: its
-    // own cold keys may wait for calls long after (they are not what this phase measures), and a
-    // request still unanswered then counts with the time it has waited so far (a cached one is
-    // then a slow cached answer, not left out).
-    const settledAnswers: (Answer | undefined)[] = steadyAnswers.map(() => undefined);
-    steadyAnswers.forEach((a, i) => {
-      a.then((x) => {
-        settledAnswers[i] = x;
-      });
-    });
-    await Promise.race([Promise.all(steadyAnswers), new Promise((r) => setTimeout(r, STEADY_GRACE_MS))]);
+    await client.stop(steadyPhase, 'steady');
+    // Then the steady phase's answers as they stand
+    // STEADY_GRACE_MS after the burst was answered: its own cold keys may wait for calls long after
+    // (they are not what this phase measures), and a request still unanswered then counts with the
+    // time it has waited so far (a cached one is then a slow cached answer, not left out).
+    await client.settled(steadyPhase, STEADY_GRACE_MS);
     const cutAt = performance.now();
-    const after: Answer[] = settledAnswers.map(
-      (a, i) =>
-        a ?? {
+    const all: Answer[] = traffic.map((_, i) => burstPhase.answers.get(i) as Answer);
+    const sentSteady = Math.max(-1, ...steadyPhase.sent) + 1;
+    const after: Answer[] = steady.slice(0, sentSteady).map(
+      (_, i) =>
+        steadyPhase.answers.get(i) ?? {
           status: -1,
           level: null,
           ms: cutAt - (t1 + (i * 1000) / STEADY_RATE),
@@ -229,7 +255,8 @@ describe('cold start under load', () => {
         },
     );
     const pendingAtCut = after.filter((a) => a.status === -1).length;
-    for (const a of agents) a.destroy();
+    const resetsRetried = client.resetsRetried;
+    await client.close();
 
     const errors = [...all, ...after].filter((a) => a.status !== 200 && a.status !== -1);
     // When each key's value was first answered (some tier held it from then on).
@@ -288,7 +315,7 @@ describe('cold start under load', () => {
         `cold start under load (3 instances, default spacing 20 s, simulator window ${WINDOW_MS / 1000} s): ${REQUESTS} requests over ${distinct} keys offered in ${(offeredMs / 1000).toFixed(1)} s, all answered in ${(totalMs / 1000).toFixed(1)} s`,
         `  errors ${errors.length} ${JSON.stringify(codes)}; levels ${JSON.stringify(levels)}; new connections reset and retried ${resetsRetried}`,
         `  then ${after.length} requests at ${STEADY_RATE} req/s until the burst was answered: cached answers (sent after their key's first answer) p50 ${p(steadyHits, 0.5).toFixed(1)} ms, p95 ${p(steadyHits, 0.95).toFixed(1)} ms, p99 ${p(steadyHits, 0.99).toFixed(1)} ms, max ${(steadyHits[steadyHits.length - 1] ?? 0).toFixed(0)} ms (${steadyHits.length}); ${steadyWaited.length} waited for a call; ${pendingAtCut} unanswered ${STEADY_GRACE_MS / 1000} s after the burst`,
-        `  slow cached answers by level: ${JSON.stringify(slow)}`,
+        `  slow cached answers by level: ${JSON.stringify(slow)}; load client's event-loop delay (worst worker) p99 ${client.lagP99Ms.toFixed(0)} ms, max ${client.lagMaxMs.toFixed(0)} ms`,
         `  burst's cached answers (sent after their key's first answer): p50 ${p(hits, 0.5).toFixed(1)} ms, p95 ${p(hits, 0.95).toFixed(1)} ms, p99 ${p(hits, 0.99).toFixed(1)} ms (${hits.length})`,
         `  answers that waited for an upstream call: p50 ${(p(waited, 0.5) / 1000).toFixed(1)} s, max ${((waited[waited.length - 1] ?? 0) / 1000).toFixed(1)} s (${waited.length}); by level header, non-external p95 ${p(byLevel, 0.95).toFixed(0)} ms (${byLevel.length})`,
         `  upstream calls ${sim.stats.calls} (data ${byPath['/general'] ?? 0}, dates ${byPath['/general/dates/updated'] ?? 0}, countries ${byPath['/tables/countries'] ?? 0}), refused ${sim.stats.rateLimited}; seconds from the first request:`,
@@ -314,10 +341,13 @@ describe('cold start under load', () => {
     const stats = execFileSync('redis-cli', ['-p', String(redis.port), 'info', 'commandstats'], {
       encoding: 'utf8',
     });
-    const commands = [...stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)]
-      .map((m) => [m[1] as string, Number(m[2])] as const)
+    // Calls and Redis' own CPU time (commands run by scripts are counted apart as well).
+    const commands = [...stats.matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+)/g)]
+      .map((m) => [m[1] as string, Number(m[2]), Number(m[3]) / 1000] as const)
       .sort((x, y) => y[1] - x[1]);
-    console.log(`  redis commands: ${commands.map(([c, n]) => `${c} ${n}`).join(', ')}`);
+    console.log(
+      `  redis commands (calls, ms of Redis CPU): ${commands.map(([c, n, ms]) => `${c} ${n} ${ms.toFixed(0)} ms`).join(', ')}`,
+    );
     const tierErrors: Record<string, number> = {};
     for (const g of gateways) {
       const text = await (await fetch(g.metricsUrl)).text();
@@ -334,6 +364,7 @@ describe('cold start under load', () => {
     // without waiting behind the cold path around them.
     expect(steadyHits.length).toBeGreaterThan(1000);
     expect(p(steadyHits, 0.5)).toBeLessThan(50);
+    expect(p(steadyHits, 0.95)).toBeLessThan(50);
     // Never refused by the upstream's rate limit, and few calls for ~2,800 cold keys.
     expect(sim.stats.rateLimited).toBe(0);
     expect(sim.stats.calls).toBeLessThanOrEqual(20);
