@@ -72,7 +72,6 @@ interface Answer {
   /** When the answer arrived (performance.now()). */
   at: number;
   code?: string;
-  retryAfter?: string;
 }
 
 /**
@@ -197,7 +196,7 @@ const p = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? 0;
 
 describe('cold start under load', () => {
-  it('3 fresh instances, 6,000 requests at 1,000 req/s open loop then 200 req/s, default spacing: 0 refused, <= 20 upstream calls, every failure a typed 503 with Retry-After, cached answers in ms', async () => {
+  it('3 fresh instances, 6,000 requests at 1,000 req/s open loop then 200 req/s, default spacing: 0 errors, 0 refused, <= 20 upstream calls, cached answers p95 < 50 ms', async () => {
     const env = {
       COMEXSTAT_BASE_URL: sim.url,
       COMEXSTAT_CONFIG: path.resolve(here, '../config/comexstat.yaml'),
@@ -372,11 +371,9 @@ describe('cold start under load', () => {
     // meanwhile): the first two data calls are one per flow.
     const flows = sim.stats.log.filter((r) => r.query).map((r) => r.query?.flow);
     expect(new Set(flows.slice(0, 2)).size).toBe(2);
-    // Every request answered (no reset, no bare timeout, no 500): what is not 200 is the typed
-    // 503 E_UPSTREAM_BACKLOG of a waiter past the connector's wait bound, with a Retry-After (its
-    // call goes on: the retry is a hit). Their count is the figure above; the target is 0
-    // (not met reliably on a loaded 2-core machine: see the gateway README, "Cold start").
-    expect(errors.filter((e) => e.status !== 503 || e.code !== 'E_UPSTREAM_BACKLOG')).toEqual([]);
-    expect(errors.filter((e) => !(Number(e.retryAfter) >= 1))).toEqual([]);
+    // Every request answered 200 (the 0 errors): no reset, no bare timeout, no 500, and no
+    // typed 503 E_UPSTREAM_BACKLOG of a waiter past the connector's wait bound (0 in every run of
+    // this round; earlier, 5-3,270 on a loaded machine: see the gateway README, "Cold start").
+    expect(errors).toEqual([]);
   }, 600_000);
 });

@@ -66,7 +66,6 @@ function get(phase, url, localAddress, due, retried = false) {
           ms: at - due,
           at,
           code,
-          retryAfter: res.headers['retry-after'],
         });
       });
     });
