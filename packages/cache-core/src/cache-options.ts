@@ -43,8 +43,9 @@ export interface MultiLevelCacheOptions extends TagOptions {
    * I/O callback in one go: a reply or message that answers a thousand waiting misses runs a
    * thousand requests to their responses before the process reads its next request, and the
    * requests that arrive meanwhile wait behind them. Once the current turn of the event loop has
-   * spent this long, the next waiters go on in later turns, this long's worth per turn (at least
-   * one), in the order they were answered, with I/O read in between. Hits, and misses answered by a
+   * spent this long (or let 64 of them go on at once), the next waiters go on one at a time while
+   * the turn has budget left, the rest in later turns, this long's worth per turn (at least one),
+   * in the order they were answered, with I/O read in between. Hits, and misses answered by a
    * shared tier's read without waiting, are never held. The line is shared by every cache of the
    * process (one event loop). `0` turns it off.
    * @default 5

@@ -19,7 +19,7 @@ describe('nextSlice (cooperative slicing of one event-loop turn)', () => {
     await nextTurn();
   });
 
-  it('lets the first caller of a turn go on at once, the next ones one immediate each while the budget lasts, and never holds any with budget 0', async () => {
+  it('lets callers go on at once while the turn is within its budget, up to 64 of them, the next ones in line; never holds any with budget 0', async () => {
     await nextTurn();
     // Counts the check phases (queued first: it runs before the line in each).
     let immediates = 0;
@@ -28,12 +28,12 @@ describe('nextSlice (cooperative slicing of one event-loop turn)', () => {
       if (slicesWaiting() > 0) setImmediate(count);
     };
     setImmediate(count);
-    expect(nextSlice(50)).toBeUndefined();
-    const second = nextSlice(50);
-    const third = nextSlice(50);
-    expect(second).toBeInstanceOf(Promise);
+    const now = Array.from({ length: 64 }, () => nextSlice(50));
+    expect(now.every((p) => p === undefined)).toBe(true);
+    const next = [nextSlice(50), nextSlice(50)];
+    expect(next[0]).toBeInstanceOf(Promise);
     expect(slicesWaiting()).toBe(2);
-    await Promise.all([second, third]);
+    await Promise.all(next);
     // Within the budget: both went on in the very next check phase.
     expect(immediates).toBe(1);
     busy(3);
@@ -124,7 +124,7 @@ describe('turnBudgetMs (the orchestrator)', () => {
   });
 
   /**
-   * 40 misses whose loads one event answers at once, each caller then working 2 ms on its answer
+   * 150 misses whose loads one event answers at once, each caller then working 0.5 ms on its answer
    * (a response to build): how many of them went on before a probe queued at that instant (the
    * next request a process would read) got its turn.
    */
@@ -141,7 +141,7 @@ describe('turnBudgetMs (the orchestrator)', () => {
     });
     let answered = 0;
     let atProbe = -1;
-    const callers = Array.from({ length: 40 }, (_, i) =>
+    const callers = Array.from({ length: 150 }, (_, i) =>
       cache
         .getOrLoad(`k${i}`, async () => {
           await landed;
@@ -149,7 +149,7 @@ describe('turnBudgetMs (the orchestrator)', () => {
         })
         .then((r) => {
           expect(r.value).toBe(i);
-          busy(2);
+          busy(0.5);
           answered++;
         }),
     );
@@ -169,11 +169,11 @@ describe('turnBudgetMs (the orchestrator)', () => {
 
   it('answers a burst of misses over several turns, so that a request arriving meanwhile is read within about the budget', async () => {
     const sliced = await beforeProbe(5);
-    // 2 ms each: a 5 ms slice lets a few go on, not all 40.
-    expect(sliced).toBeGreaterThanOrEqual(1);
-    expect(sliced).toBeLessThan(10);
-    // Off: all 40 went on before the probe.
-    expect(await beforeProbe(0)).toBe(40);
+    // 64 go on at once (their work runs after they were let go), then about 5 ms' worth (10).
+    expect(sliced).toBeGreaterThanOrEqual(64);
+    expect(sliced).toBeLessThan(100);
+    // Off: all 150 went on before the probe.
+    expect(await beforeProbe(0)).toBe(150);
   });
 
   it('holds only answers that waited: a hit read from a shared tier meanwhile goes on at once', async () => {
@@ -192,14 +192,14 @@ describe('turnBudgetMs (the orchestrator)', () => {
       release = r;
     });
     let answered = 0;
-    const callers = Array.from({ length: 40 }, (_, i) =>
+    const callers = Array.from({ length: 150 }, (_, i) =>
       cache
         .getOrLoad(`k${i}`, async () => {
           await landed;
           return i;
         })
         .then(() => {
-          busy(2);
+          busy(0.5);
           answered++;
         }),
     );
@@ -208,10 +208,10 @@ describe('turnBudgetMs (the orchestrator)', () => {
     const hit = new Promise<void>((r) =>
       setImmediate(() => {
         release();
-        // A request that arrives just after the loads landed (their callers in line): its L1
-        // misses, its L2 hits.
+        // A request that arrives just after the loads landed (64 answered, the rest in line): its
+        // L1 misses, its L2 hits.
         setImmediate(() => {
-          expect(slicesWaiting()).toBeGreaterThan(20);
+          expect(slicesWaiting()).toBeGreaterThan(50);
           void cache
             .getOrLoad('hot', async () => 'loaded')
             .then((res) => {
@@ -223,7 +223,7 @@ describe('turnBudgetMs (the orchestrator)', () => {
       }),
     );
     await Promise.all([...callers, hit]);
-    expect(atHit).toBeLessThan(10);
+    expect(atHit).toBeLessThan(90);
   });
 
   it('is validated', () => {
