@@ -301,28 +301,23 @@ export class PostgresTier implements Tier {
   };
 
   /**
-   * One statement for up to READ_BATCH_MAX waiting reads (`getMany`). A key asked twice is
-   * decoded once and cloned for the second caller (no entry object shared between callers).
+   * One statement for up to READ_BATCH_MAX waiting reads (`getMany`, which decodes a key asked
+   * twice once): the entry object is cloned for its second caller (none shared between callers).
    */
   private mergedRead(): void {
     const batch = this.readQueue.splice(0, READ_BATCH_MAX);
-    const keys = [...new Set(batch.map((r) => r.key))];
     this.readsRunning++;
-    this.getMany(keys).then(
+    this.getMany(batch.map((r) => r.key)).then(
       (entries) => {
         this.readDone();
-        const byKey = new Map<string, CacheEntry | undefined>();
-        keys.forEach((k, i) => {
-          byKey.set(k, entries[i]);
-        });
-        const given = new Set<string>();
-        for (const r of batch) {
-          const entry = byKey.get(r.key);
-          if (entry === undefined || !given.has(r.key)) {
-            given.add(r.key);
+        const given = new Set<CacheEntry>();
+        batch.forEach((r, i) => {
+          const entry = entries[i];
+          if (entry === undefined || !given.has(entry)) {
+            if (entry !== undefined) given.add(entry);
             r.resolve(entry);
           } else r.resolve(structuredClone(entry));
-        }
+        });
       },
       (error: unknown) => {
         this.readDone();

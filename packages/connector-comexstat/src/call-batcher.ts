@@ -781,10 +781,11 @@ export class CallBatcher {
       // All the waiters after a store of the flow; else those due for a recheck (RECHECK_AT_MS).
       const stored = state.storedAgoMs !== undefined && now - state.storedAgoMs >= lastRead - STORED_READ_MS;
       const live = b.waiters.filter((w) => !w.settled);
-      const due = stored ? live : live.filter((w) => now - w.at >= (RECHECK_AT_MS[w.rechecks] ?? Infinity));
+      const recheckDue = (w: Waiter) => now - w.at >= (RECHECK_AT_MS[w.rechecks] ?? Infinity);
+      const due = stored ? live : live.filter(recheckDue);
       if (due.length === 0) continue;
       if (stored) lastRead = now;
-      for (const w of due) while (now - w.at >= (RECHECK_AT_MS[w.rechecks] ?? Infinity)) w.rechecks++;
+      for (const w of due) while (recheckDue(w)) w.rechecks++;
       let left: Waiter[];
       let values: (ComexStatMonthValue | undefined)[];
       try {
