@@ -60,6 +60,11 @@ async function scenario(config: object) {
     // value can only come from their own L1, never from the shared L2 (which the set wrote first).
     const [a, b, c] = instances as [Instance, Instance, Instance];
     await a.call({ cmd: 'set', key: 'hot', value: 'v1' });
+    // That set's own invalidation reaches b and c first (else it could drop the copy their first
+    // read promotes, and the second read would come from L2).
+    for (const other of [b, c])
+      while (((await other.call({ cmd: 'received', key: 'hot' })).count as number) < 1)
+        await new Promise((r) => setTimeout(r, 5));
     for (const other of [b, c]) {
       expect((await other.call({ cmd: 'get', key: 'hot' })).value).toBe('v1');
       expect(await other.call({ cmd: 'get', key: 'hot' })).toMatchObject({ value: 'v1', level: 'l1' });
