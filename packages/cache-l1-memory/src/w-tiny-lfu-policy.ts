@@ -75,6 +75,23 @@ const SHADOW_ENTRIES = 1024;
 const SHADOW_MARGIN = 0.005;
 /** See {@link SHADOW_MARGIN}. */
 const SHADOW_RELATIVE = 0.2;
+/**
+ * The relative margin of an early look over the latest accesses only ({@link
+ * WTinyLfuPolicy.lruWinsLately}): wider than {@link SHADOW_RELATIVE}, since fewer accesses are
+ * judged. At 0.3, orm-night at 4,323 entries loses 2.7 points (LRU leads its first phase by ~7%
+ * and the window never comes back down); at 0.4, the generated recency trace at 4,901 entries
+ * stays 3.3 points below LRU (LRU leads it by ~35%).
+ */
+const LOOK_RELATIVE = 0.35;
+/**
+ * The smallest window the climber sets, as a share of the capacity (Caffeine keeps at least one
+ * entry). With none, a loop larger than the cache settles at an empty window, where each new entry
+ * competes at once: lirs-loop at 252 entries hit 22.5% instead of 23.9%, orm-night at 4,323 88.3%
+ * instead of 88.9%.
+ */
+const MIN_WINDOW_FRACTION = 0.005;
+/** An early look judges at least this many times the shadow's entries (at least 128) of sampled accesses. */
+const LOOK_MIN_FACTOR = 0.75;
 
 /**
  * The eviction and admission policy of the memory tier, shared with the hit-rate simulator:
@@ -136,6 +153,10 @@ export class WTinyLfuPolicy<K> {
   private sampledHits = 0;
   private sampledAccesses = 0;
   private judgeAt = 128;
+  /** The shadow's counters at the last early look ({@link WTinyLfuPolicy.lruWinsLately}). */
+  private lookShadowHits = 0;
+  private lookSampledHits = 0;
+  private lookAccesses = 0;
   private readonly readBuffer = new Int32Array(READ_BUFFER);
   /** The hashes of the buffered slots while draining. */
   private readonly readHashes = new Int32Array(READ_BUFFER);
@@ -326,7 +347,8 @@ export class WTinyLfuPolicy<K> {
     if (this.shadowEnabled && (h & this.shadowMask) === 0) {
       this.shadowAccess(h, weight);
       // Early looks within the sample, so that a recency-heavy start need not wait a whole sample.
-      if (this.sampledAccesses % this.judgeAt === 0 && this.lruWins()) this.maxWindow = this.maximumWeight;
+      if (this.sampledAccesses % this.judgeAt === 0 && this.lruWinsLately())
+        this.maxWindow = this.maximumWeight;
     }
     this.data[(slot << 3) + WEIGHT] = weight;
     this.links[(slot << 4) + 3] = WINDOW;
@@ -412,6 +434,7 @@ export class WTinyLfuPolicy<K> {
     this.shadow.clear();
     this.shadowWeight = 0;
     this.shadowHits = this.sampledHits = this.sampledAccesses = 0;
+    this.lookShadowHits = this.lookSampledHits = this.lookAccesses = 0;
   }
 
   /** Whether the shadow LRU hit clearly more than the policy on the sampled accesses of this sample. */
@@ -420,6 +443,26 @@ export class WTinyLfuPolicy<K> {
       this.shadowHits - this.sampledHits >
       SHADOW_MARGIN * this.sampledAccesses + SHADOW_RELATIVE * this.sampledHits
     );
+  }
+
+  /**
+   * An early look within the sample: whether the shadow LRU won the whole sample so far
+   * ({@link WTinyLfuPolicy.lruWins}), or won by a wide margin ({@link LOOK_RELATIVE}) the sampled
+   * accesses since the previous look, once they are at least {@link LOOK_MIN_FACTOR} times the
+   * shadow's entries. A workload that turns recency-heavy within a long sample is then judged on
+   * its own instead of diluted by what came before it in the sample.
+   */
+  private lruWinsLately(): boolean {
+    const accesses = this.sampledAccesses - this.lookAccesses;
+    if (accesses >= LOOK_MIN_FACTOR * Math.max(128, this.shadow.size)) {
+      const hits = this.sampledHits - this.lookSampledHits;
+      const lead = this.shadowHits - this.lookShadowHits - hits;
+      this.lookShadowHits = this.shadowHits;
+      this.lookSampledHits = this.sampledHits;
+      this.lookAccesses = this.sampledAccesses;
+      if (lead > SHADOW_MARGIN * accesses + LOOK_RELATIVE * hits) return true;
+    }
+    return this.lruWins();
   }
 
   /** One access of a sampled key to the shadow LRU. */
@@ -470,11 +513,15 @@ export class WTinyLfuPolicy<K> {
       this.stepSize = this.stepFraction * this.maximumWeight;
     }
     this.shadowHits = this.sampledHits = this.sampledAccesses = 0;
+    this.lookShadowHits = this.lookSampledHits = this.lookAccesses = 0;
     this.judgeAt = Math.max(128, 2 * this.shadow.size);
     this.previousHitRate = hitRate;
     this.hitsInSample = 0;
     this.missesInSample = 0;
-    this.maxWindow = Math.min(this.maximumWeight, Math.max(0, this.maxWindow + amount));
+    this.maxWindow = Math.min(
+      this.maximumWeight,
+      Math.max(MIN_WINDOW_FRACTION * this.maximumWeight, this.maxWindow + amount),
+    );
     this.maxProtected = this.protectedFraction * (this.maximumWeight - this.maxWindow);
     if (this.protectedWeight > this.maxProtected) this.demoteProtected();
     this.evict();
