@@ -1,5 +1,6 @@
 import { MultiLevelCache } from '@bgc/cache-core';
-import { PostgresTier } from '@bgc/cache-l3-postgres';
+import { DEFAULT_MAX_VALUE_BYTES, PostgresTier } from '@bgc/cache-l3-postgres';
+import { entryStatements } from '@bgc/cache-l3-postgres/internal';
 import pg from 'pg';
 import {
   type Contender,
@@ -19,6 +20,8 @@ const KEYS = 1000;
 const BATCH = 50;
 const TTL = 3_600_000;
 const RAW = 'pg query (limit)';
+/** Informational: the tier's own getMany statement on the bare pool (its columns and filters, no tier code). */
+const TIER_SQL = "pg query, the tier's getMany statement";
 
 function concurrent(impl: string, concurrency: number, op: Op): Contender {
   return { impl, round: (durationMs) => runConcurrent(op, { concurrency, durationMs }) };
@@ -99,6 +102,20 @@ export const l3Get: Scenario = {
             values: [batch(i), Date.now()],
           })
           .then(parseValues);
+      // The tier's statement itself (keys this short are their own storage id), values parsed alike.
+      const tierMany = entryStatements(schema).getMany;
+      const tierSqlMany = (i: number) =>
+        rawPool
+          .query({
+            name: 'bench-tier-get-many',
+            text: tierMany.text,
+            values: [batch(i), Date.now(), DEFAULT_MAX_VALUE_BYTES],
+            rowMode: 'array',
+          })
+          .then((r) => {
+            for (const row of r.rows) if (typeof row[1] === 'string') row[1] = JSON.parse(row[1]);
+            return r;
+          });
       const t = tier;
       const c = cache;
       const settings = roundSettings(ctx, 400, 4);
@@ -122,6 +139,7 @@ export const l3Get: Scenario = {
             `getMany(${BATCH}) c=${conc}`,
             [
               concurrent(RAW, conc, rawMany),
+              concurrent(TIER_SQL, conc, tierSqlMany),
               concurrent(TIER_MANY, conc, (i) => t.getMany(batch(i))),
               concurrent('bgc orchestrator getMany (postgres tier only)', conc, (i) => c.getMany(batch(i))),
             ],
@@ -155,6 +173,19 @@ export const l3Get: Scenario = {
           'Targets: the getMany cases run 12 rounds; each ratio is the median over rounds of ours / the limit measured back to back in the same round.',
           'The limit is the same SELECT, prepared, on a bare pg.Pool of the same size (10) with no decoding beyond a JSON.parse of each value (pg’s own jsonb decoding before the column became text); ours filters expiry, tombstones and over-bound values in the same SQL and decodes each entry with the shared value codec.',
           'A getMany operation reads 50 keys: multiply ops/s by 50 for keys/s.',
+          `The tier's own getMany statement on the bare pool (its columns: the six numbers as one text, meta, tags, the size bound; its filters; values parsed alike, no tier code), paired: ${[
+            1, 16,
+          ]
+            .map((conc) => {
+              const f = manyFigures.get(conc) ?? [];
+              const sql = f.find((x) => x.impl === TIER_SQL);
+              const raw = f.find((x) => x.impl === RAW);
+              const ours = f.find((x) => x.impl === TIER_MANY);
+              const r = (a?: ContenderFigures, b?: ContenderFigures) =>
+                a && b ? `${pairedRatio(a, b).toFixed(2)}x` : 'n/a';
+              return `c=${conc}: statement / limit ${r(sql, raw)}, PostgresTier / statement ${r(ours, sql)}`;
+            })
+            .join('; ')}.`,
         ],
       };
     } finally {

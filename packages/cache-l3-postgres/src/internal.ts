@@ -1,7 +1,8 @@
 /**
  * `@bgc/cache-l3-postgres/internal`: the tier's building blocks, shared with its command line, its
  * tests, the gateway's end-to-end tests and the benchmarks: the connection opener, the schema's
- * table names, the stored key's encoding, the error mapping and the daily schedule. They follow the
+ * table names, the stored key's encoding, the entry statements (the benchmarks run the tier's own
+ * getMany statement on a bare pool), the error mapping and the daily schedule. They follow the
  * tier's needs, not semver: an application imports `PostgresTier`, `createPgliteTier`,
  * `AggregatesStore` and `migrate` from `@bgc/cache-l3-postgres`.
  */
@@ -18,5 +19,6 @@ export {
   STATE_TABLE,
 } from './schema.js';
 export { toTierError } from './postgres-errors.js';
+export { entryStatements, type EntryStatements } from './statements.js';
 export { storageKey } from './key-encoding.js';
 export { nextDailyRun, scheduleDaily } from './daily-schedule.js';

@@ -17,7 +17,7 @@ describe('package entries', () => {
     ]);
   });
 
-  it('exports the connection opener, table names, key encoding, error mapping and schedule from /internal', () => {
+  it('exports the connection opener, table names, key encoding, statements, error mapping and schedule from /internal', () => {
     expect(Object.keys(internal).sort()).toEqual([
       'COMEXSTAT_ROWS_TABLE',
       'ENTRIES_TABLE',
@@ -25,6 +25,7 @@ describe('package entries', () => {
       'STATE_TABLE',
       'TOP_VIEW',
       'defaultMigrationsDir',
+      'entryStatements',
       'l3Tables',
       'nextDailyRun',
       'openConnection',
