@@ -36,6 +36,38 @@ end
 return 1`;
 
 /**
+ * {@link SET_SCRIPT} for many entries of one hash slot in one call (a batch write: one script run
+ * instead of one per entry). KEYS: the slot's cleared-at marker, then the entry keys. ARGV: for
+ * each entry key in order, its version, envelope, PX ms and check-marker flag. Each entry is
+ * decided as SET_SCRIPT decides it, in order (a key given twice: the later decides against the
+ * earlier); the marker is read once, as nothing else runs meanwhile. Returns how many were written.
+ */
+export const SET_MANY_SCRIPT = `
+local c = tonumber(redis.call('get', KEYS[1]) or '')
+local written = 0
+for i = 2, #KEYS do
+  local a = (i - 2) * 4
+  local v = tonumber(ARGV[a + 1])
+  local ok = not (ARGV[a + 4] == '1' and c and c > v)
+  if ok then
+    local head = redis.call('getrange', KEYS[i], 0, 47)
+    if head ~= '' then
+      local n = string.match(head, '^{"v":1,"n":(%d+)')
+      if n and tonumber(n) > v then ok = false end
+    end
+  end
+  if ok then
+    if tonumber(ARGV[a + 3]) <= 0 then
+      redis.call('del', KEYS[i])
+    else
+      redis.call('set', KEYS[i], ARGV[a + 2], 'PX', ARGV[a + 3])
+    end
+    written = written + 1
+  end
+end
+return written`;
+
+/**
  * Versioned delete. KEYS: entry. ARGV: version, tombstone, PX ms of the tombstone (<= 0: no
  * tombstone, plain delete). Leaves the stored entry or tombstone alone when its version is higher.
  * Returns 1 when a (non-tombstone) entry was removed, else 0.
@@ -158,6 +190,8 @@ export interface TierScripts {
     pxMs: number,
     checkMarker: string,
   ): Promise<number>;
+  /** {@link SET_MANY_SCRIPT}: `numberOfKeys` keys (the marker, then the entries), then 4 values per entry. */
+  bgcL2SetMany(numberOfKeys: number, ...keysThenValues: (string | number)[]): Promise<number>;
   bgcL2Delete(entryKey: string, version: number, tombstone: string, pxMs: number): Promise<number>;
   bgcL2Expire(entryKey: string, now: number, version: string): Promise<number>;
   bgcL2ClearMark(markerKey: string, version: number): Promise<number>;
@@ -179,4 +213,5 @@ export function defineTierScripts(client: Redis | Cluster): void {
   client.defineCommand('bgcL2ClearMark', { numberOfKeys: 1, lua: CLEAR_MARK_SCRIPT });
   // Variable key count: the first argument of each call is the number of keys.
   client.defineCommand('bgcL2ClearBatch', { lua: CLEAR_BATCH_SCRIPT });
+  client.defineCommand('bgcL2SetMany', { lua: SET_MANY_SCRIPT });
 }

@@ -109,6 +109,12 @@ const written = (): undefined => undefined;
  * generations of 5,000; the older one is dropped whole when the newer one fills).
  */
 const ABSENT_GENERATION = 5_000;
+/**
+ * Entries per compare-and-set run of a batch write (`RedisTier.setMany`): one script call holds
+ * Redis for their writes (~1 ms for 200 on a slow machine), so other clients' commands wait at
+ * most that long between two runs.
+ */
+const SET_MANY_CHUNK = 200;
 
 /**
  * `entry` unless it is versioned and below `cleared` (a clear's version): such an entry was
@@ -479,20 +485,57 @@ export class RedisTier implements Tier {
     });
     const prepared = pending ? await Promise.all(ready) : (ready as PreparedWrite[]);
     try {
-      // One command per write, all in one socket write (batchWrites; no pipeline object, one
-      // result each): fills of keys read absent as SET NX, the rest, and fills whose key exists by
-      // then, through the compare-and-set script, as RedisTier.set.
+      // All in one socket write (batchWrites; no pipeline object): fills of keys read absent as
+      // SET NX, first, then the rest through the compare-and-set script, one run per hash slot
+      // for up to SET_MANY_CHUNK entries (as RedisTier.set decides each); a fill whose key exists
+      // by then goes through the single script once SET NX answers.
       batchWrites(this.client);
-      await Promise.all(
-        prepared.map((p) => {
-          if (!this.takeFill(p)) return this.storeScripted(p);
-          return this.client
+      const calls: Promise<unknown>[] = [];
+      const scripted: PreparedWrite[] = [];
+      for (const p of prepared) {
+        if (!this.takeFill(p)) {
+          scripted.push(p);
+          continue;
+        }
+        calls.push(
+          this.client
             .set(p.redisKey, p.text, 'PX', p.ttlMs, 'NX')
-            .then((ok) => (ok === null ? this.storeScripted(p) : undefined));
-        }),
-      );
+            .then((ok) => (ok === null ? this.storeScripted(p) : undefined)),
+        );
+      }
+      this.storeScriptedMany(scripted, calls);
+      await Promise.all(calls);
     } catch (error) {
       throw this.fail('set_many', `${writes.length} keys`, error);
+    }
+  }
+
+  /**
+   * The compare-and-set of many prepared writes: one `SET_MANY_SCRIPT` (lua-scripts.ts) run per hash slot
+   * (its cleared-at marker) and {@link SET_MANY_CHUNK} writes, in their order; a lone write runs
+   * the single script. Appends the calls to `calls`.
+   */
+  private storeScriptedMany(writes: readonly PreparedWrite[], calls: Promise<unknown>[]): void {
+    if (writes.length === 0) return;
+    const bySlot = new Map<string, PreparedWrite[]>();
+    for (const p of writes) {
+      const marker = this.markerOf(p.redisKey);
+      const group = bySlot.get(marker);
+      if (group === undefined) bySlot.set(marker, [p]);
+      else group.push(p);
+    }
+    for (const [marker, group] of bySlot) {
+      for (let from = 0; from < group.length; from += SET_MANY_CHUNK) {
+        const chunk = group.slice(from, from + SET_MANY_CHUNK);
+        if (chunk.length === 1) {
+          calls.push(this.storeScripted(chunk[0] as PreparedWrite));
+          continue;
+        }
+        const args: (string | number)[] = [marker];
+        for (const p of chunk) args.push(p.redisKey);
+        for (const p of chunk) args.push(p.version, p.text, p.ttlMs, p.checkMarker);
+        calls.push(this.scripts.bgcL2SetMany(chunk.length + 1, ...args));
+      }
     }
   }
 
