@@ -1,4 +1,5 @@
 import type { Scenario } from '../scenario.js';
+import { gatewayColdStart } from './gateway-cold-start.js';
 import { gatewayHttp } from './gateway-http.js';
 import { keyvCacheManager } from './keyv-cache-manager.js';
 import { l1GetHit } from './l1-get-hit.js';
@@ -18,4 +19,5 @@ export const SCENARIOS: readonly Scenario[] = [
   gatewayHttp,
   l1Hitrate,
   keyvCacheManager,
+  gatewayColdStart,
 ];
