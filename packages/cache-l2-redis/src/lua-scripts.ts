@@ -37,10 +37,11 @@ return 1`;
 
 /**
  * {@link SET_SCRIPT} for many entries of one hash slot in one call (a batch write: one script run
- * instead of one per entry). KEYS: the slot's cleared-at marker, then the entry keys. ARGV: for
- * each entry key in order, its version, envelope, PX ms and check-marker flag. Each entry is
- * decided as SET_SCRIPT decides it, in order (a key given twice: the later decides against the
- * earlier); the marker is read once, as nothing else runs meanwhile. Returns how many were written.
+ * instead of one per entry; `RedisTier.setMany` sends up to 50 a run). KEYS: the slot's cleared-at
+ * marker, then the entry keys. ARGV: for each entry key in order, its version, envelope, PX ms and
+ * check-marker flag. Each entry is decided as SET_SCRIPT decides it, in order (a key given twice:
+ * the later decides against the earlier); the marker is read once, as nothing else runs
+ * meanwhile. Returns how many were written.
  */
 export const SET_MANY_SCRIPT = `
 local c = tonumber(redis.call('get', KEYS[1]) or '')
