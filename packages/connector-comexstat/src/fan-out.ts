@@ -72,30 +72,58 @@ export interface FanOutResult {
 export function fanOutRows(input: FanOutInput): FanOutResult {
   const { call, release, fetchedAt } = input;
   const cells = new Map<string, FannedCell>();
+  // A row's country name, normalized and looked up once per distinct spelling (a call's rows
+  // repeat a few dozen names thousands of times; normalizing is the costly part).
+  const codeOfName = new Map<string, string | null>();
+  const codeOf = (name: string | undefined): string | undefined => {
+    const raw = name ?? '';
+    let code = codeOfName.get(raw);
+    if (code === undefined) {
+      code = input.codesByName.get(normalizeName(raw)) ?? null;
+      codeOfName.set(raw, code);
+    }
+    return code ?? undefined;
+  };
   let countries: readonly string[] = call.countries;
   if (call.allCountries) {
     const seen = new Set(call.countries);
     for (const row of input.rows) {
-      const code = input.codesByName.get(normalizeName(row.country ?? ''));
+      const code = codeOf(row.country);
       if (code !== undefined) seen.add(code);
     }
     countries = [...seen];
   }
+  // Cells by position (month, NCM, country) as well as by key: a row finds its cell without
+  // building its key again.
+  const months = call.toMonth - call.fromMonth + 1;
+  const ncmIndex = new Map<string, number>();
+  for (const ncm of call.ncms) if (!ncmIndex.has(ncm)) ncmIndex.set(ncm, ncmIndex.size);
+  const countryIndex = new Map<string, number>();
+  for (const pais of countries) if (!countryIndex.has(pais)) countryIndex.set(pais, countryIndex.size);
+  const nNcm = ncmIndex.size;
+  const nCountry = countryIndex.size;
+  const byPosition: (FannedCell | undefined)[] = new Array(
+    Math.max(0, (call.toYear - call.fromYear + 1) * Math.max(0, months) * nNcm * nCountry),
+  );
+  const position = (ano: number, mes: number, ncmAt: number, paisAt: number): number =>
+    (((ano - call.fromYear) * months + (mes - call.fromMonth)) * nNcm + ncmAt) * nCountry + paisAt;
   for (let ano = call.fromYear; ano <= call.toYear; ano++) {
     for (let mes = call.fromMonth; mes <= call.toMonth; mes++) {
       if (release && !isPublishedMonth(ano, mes, release)) continue;
       const unsure = !release && input.maybeUnpublished(ano, mes);
-      for (const ncm of call.ncms) {
-        for (const pais of countries) {
+      for (const [ncm, ncmAt] of ncmIndex) {
+        for (const [pais, paisAt] of countryIndex) {
           const key = input.keyFor({ flow: call.flow, ano, mes, ncm, pais });
-          cells.set(key, {
+          const cell: FannedCell = {
             ano,
             mes,
             ncm,
             pais,
             value: { status: unsure ? 'not_published' : 'ok', rows: [], fetchedAt },
             storable: !unsure,
-          });
+          };
+          cells.set(key, cell);
+          byPosition[position(ano, mes, ncmAt, paisAt)] = cell;
         }
       }
     }
@@ -108,13 +136,26 @@ export function fanOutRows(input: FanOutInput): FanOutResult {
     const ano = Number(row.year);
     const mes = Number(row.monthNumber);
     const ncm = row.coNcm ?? '';
-    const pais = input.codesByName.get(normalizeName(row.country ?? ''));
+    const pais = codeOf(row.country);
     if (pais === undefined) {
       unmappedRows++;
       unmappedGroups.add(`${ano}|${mes}|${ncm}`);
       continue;
     }
-    const cell = cells.get(input.keyFor({ flow: call.flow, ano, mes, ncm, pais }));
+    const ncmAt = ncmIndex.get(ncm);
+    const paisAt = countryIndex.get(pais);
+    if (
+      ncmAt === undefined ||
+      paisAt === undefined ||
+      !Number.isInteger(ano) ||
+      !Number.isInteger(mes) ||
+      ano < call.fromYear ||
+      ano > call.toYear ||
+      mes < call.fromMonth ||
+      mes > call.toMonth
+    )
+      continue;
+    const cell = byPosition[position(ano, mes, ncmAt, paisAt)];
     if (!cell) continue;
     published.add(ano * 12 + mes);
     cell.value.rows.push({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { COUNTRIES_SNAPSHOT, fanOutRows, normalizeName, type SealedCall } from '../src/internal.js';
 import { SIM_COUNTRIES } from '../src/simulator/index.js';
 
@@ -138,5 +139,123 @@ describe('fanOutRows (pure)', () => {
     expect(cells.get('2025:5:12019000:160')).toMatchObject({ storable: false, unmapped: true });
     expect(cells.get('2025:5:12019000:063')).toMatchObject({ storable: true });
     expect(cells.get('2025:6:12019000:160')).toMatchObject({ storable: true });
+  });
+});
+
+describe('fanOutRows against a by-key reference', () => {
+  /** The rule stated plainly: a row lands in the cell whose key it builds, if the call made one. */
+  function reference(input: Parameters<typeof fanOutRows>[0]) {
+    const out = fanOutRows({ ...input, rows: [] });
+    const published = new Set<number>();
+    let unmappedRows = 0;
+    const unmappedGroups = new Set<string>();
+    const extra = new Set<string>();
+    for (const r of input.rows) {
+      const code = input.codesByName.get(normalizeName(r.country ?? ''));
+      if (code !== undefined) extra.add(code);
+    }
+    // allCountries: cells for every named country, as the real one makes them.
+    const base = input.call.allCountries
+      ? fanOutRows({
+          ...input,
+          call: {
+            ...input.call,
+            countries: [...new Set([...input.call.countries, ...extra])],
+            allCountries: false,
+          },
+          rows: [],
+        })
+      : out;
+    const cells = base.cells;
+    for (const r of input.rows) {
+      const ano = Number(r.year);
+      const mes = Number(r.monthNumber);
+      const ncm = r.coNcm ?? '';
+      const pais = input.codesByName.get(normalizeName(r.country ?? ''));
+      if (pais === undefined) {
+        unmappedRows++;
+        unmappedGroups.add(`${ano}|${mes}|${ncm}`);
+        continue;
+      }
+      const cell = cells.get(input.keyFor({ flow: input.call.flow, ano, mes, ncm, pais }));
+      if (!cell) continue;
+      published.add(ano * 12 + mes);
+      cell.value.rows.push({
+        flow: input.call.flow,
+        ano,
+        mes,
+        ncm,
+        pais,
+        fob: Number(r.metricFOB ?? 0),
+        kg: Number(r.metricKG ?? 0),
+      });
+    }
+    for (const c of cells.values()) {
+      if (c.value.status === 'not_published' && published.has(c.ano * 12 + c.mes)) {
+        c.value.status = 'ok';
+        c.storable = true;
+      }
+      if (c.value.rows.length === 0 && unmappedGroups.has(`${c.ano}|${c.mes}|${c.ncm}`)) {
+        c.storable = false;
+        c.unmapped = true;
+      }
+    }
+    return { cells, unmappedRows };
+  }
+
+  it('gives the same cells for random rows: outside the window, other NCMs, spellings, unknown names, odd years', () => {
+    const names = ['China', ' china ', 'CHINA', 'Argentina', 'Japão', 'japao', 'Atlântida', ''];
+    const codesByName = new Map([
+      ['china', '160'],
+      ['argentina', '063'],
+      ['japao', '399'],
+    ]);
+    const keyFor = (c: { flow: string; ano: number; mes: number; ncm: string; pais: string }) =>
+      `${c.flow}:${c.ano}:${String(c.mes).padStart(2, '0')}:${c.ncm}:${c.pais}`;
+    const rowArb = fc.record({
+      year: fc.constantFrom('2024', '2025', '2026', '2027', 'x', '2025.5', ''),
+      monthNumber: fc.constantFrom('0', '1', '02', '3', '6', '11', '12', '13', 'y'),
+      coNcm: fc.constantFrom('12019000', '02013000', '99999999', ''),
+      country: fc.constantFrom(...names),
+      metricFOB: fc.constantFrom('1', '2.5', '0'),
+      metricKG: fc.constantFrom('3', '0'),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(rowArb, { maxLength: 60 }),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 6, max: 12 }),
+        fc.option(fc.integer({ min: 1, max: 12 }), { nil: undefined }),
+        (rows, allCountries, fromMonth, toMonth, releaseMonth) => {
+          const input = {
+            call: {
+              flow: 'import' as const,
+              fromYear: 2025,
+              toYear: 2026,
+              fromMonth,
+              toMonth,
+              ncms: ['12019000', '02013000', '12019000'],
+              countries: ['160'],
+              allCountries,
+            },
+            rows,
+            codesByName,
+            release:
+              releaseMonth === undefined
+                ? undefined
+                : { updated: '', updatedAt: 0, year: 2026, month: releaseMonth },
+            maybeUnpublished: (ano: number, mes: number) => ano === 2026 && mes >= 9,
+            fetchedAt: 7,
+            keyFor,
+          };
+          const got = fanOutRows(input);
+          const want = reference(input);
+          expect(got.unmappedRows).toBe(want.unmappedRows);
+          expect(new Map(got.cells)).toEqual(new Map(want.cells));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
