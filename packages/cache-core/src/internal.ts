@@ -20,6 +20,7 @@ export { withTimeout, delay } from './timeout.js';
 export { coarseNow } from './clock.js';
 export {
   encodeValue,
+  encodePlainValue,
   decodeValue,
   type DecodeValueOptions,
   hasValueTags,

@@ -36,8 +36,20 @@ export interface DecodeValueOptions {
  * @throws {InvalidValueError} naming where the first value that cannot be stored is.
  */
 export function encodeValue(value: unknown): string {
+  return encodePlainValue(value) ?? encodeTaggedValue(value);
+}
+
+/**
+ * {@link encodeValue} of plain JSON data (see `isPlainJson`): its `JSON.stringify` text, which
+ * never needs {@link reviveValue}; `undefined` for any other value (then call
+ * {@link encodeValue}). For writers that record whether a text holds tags without searching it.
+ */
+export function encodePlainValue(value: unknown): string | undefined {
   // Plain JSON data (the common case) needs no replacer: JSON.stringify without one is ~3x faster.
-  if (isPlainJson(value, 0)) return JSON.stringify(value);
+  return isPlainJson(value, 0) ? JSON.stringify(value) : undefined;
+}
+
+function encodeTaggedValue(value: unknown): string {
   try {
     return JSON.stringify(value, replacer) as string;
   } catch (error) {

@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidValueError, SerializationError } from '../src/index.js';
-import { decodeValue, encodeValue, hasValueTags, parseJsonSafely, reviveValue } from '../src/internal.js';
+import {
+  decodeValue,
+  encodePlainValue,
+  encodeValue,
+  hasValueTags,
+  parseJsonSafely,
+  reviveValue,
+} from '../src/internal.js';
 
 const roundTrip = (v: unknown) => decodeValue(encodeValue(v));
 
@@ -78,6 +85,19 @@ describe('encodeValue / decodeValue', () => {
     for (let i = 0; i < 100; i++) chain = chain.next = {};
     chain.next = top;
     expect(() => encodeValue(top)).toThrow(/cycles/);
+  });
+
+  it('encodePlainValue: the JSON text of plain data only, undefined for what needs tags or checks', () => {
+    const plain = { a: [1, 'x', null, true], '"$bgc': 'a key that only looks like a tag', n: -1.5 };
+    expect(encodePlainValue(plain)).toBe(JSON.stringify(plain));
+    expect(encodePlainValue(plain)).toBe(encodeValue(plain));
+    // Its text may even contain the tag mark (an escaped quote before $bgc): still plain, no revive needed.
+    expect(hasValueTags(encodePlainValue(plain) as string)).toBe(true);
+    expect(decodeValue(encodePlainValue(plain) as string)).toEqual(plain);
+    let deep: unknown = 1;
+    for (let i = 0; i < 70; i++) deep = [deep];
+    for (const v of [new Date(0), new Map(), new Set(), 1n, -0, Number.NaN, { $bgc: 1 }, { a: undefined }, deep, () => 1])
+      expect(encodePlainValue(v)).toBeUndefined();
   });
 
   it('keeps a user object that has a "$bgc" key distinct from a tag', () => {

@@ -1,5 +1,5 @@
 import { type CacheEntry, ConfigError, InvalidValueError, SerializationError } from '@bgc/cache-core';
-import { encodeValue, hasValueTags, parseJsonSafely, reviveValue } from '@bgc/cache-core/internal';
+import { encodePlainValue, encodeValue, hasValueTags, parseJsonSafely, reviveValue } from '@bgc/cache-core/internal';
 import { COMPRESSORS, type CompressionAlgorithm } from './compression.js';
 import { readMeta, readTags, validateMeta, validateTags } from '@bgc/cache-core/internal';
 import { MSGPACK_SERIALIZER, type Serializer, type SerializerOption } from './serializer.js';
@@ -142,8 +142,12 @@ export class EnvelopeCodec {
       head += `,"g":${JSON.stringify(entry.tags)}`;
     }
     if (this.serializer === undefined) {
-      const text = encodeValue(entry.value);
-      if (hasValueTags(text)) head += ',"t":1';
+      // Plain data (the common case) holds no tags: no search of its text for one.
+      let text = encodePlainValue(entry.value);
+      if (text === undefined) {
+        text = encodeValue(entry.value);
+        if (hasValueTags(text)) head += ',"t":1';
+      }
       if (text.length <= this.threshold && text.length * 3 <= this.maxValueBytes)
         return `${head},"d":${text}}`;
       const bytes = Buffer.from(text);

@@ -23,6 +23,20 @@ afterEach(() => {
 });
 
 describe('EnvelopeCodec', () => {
+  it('flags tagged values only: plain data is written without "t", whatever its text holds', async () => {
+    const codec = new EnvelopeCodec();
+    const times = { freshUntil: 2000, staleUntil: 3000 };
+    // A key spelled like the tag mark: plain data, its text holds "$bgc" but it needs no revive.
+    const plain = { '"$bgc': { v: 1 }, rows: [1, 2] };
+    const plainText = await codec.encode({ value: plain, ...times });
+    expect(JSON.parse(plainText).t).toBeUndefined();
+    expect((await codec.decode(plainText)).value).toEqual(plain);
+    const tagged = { when: new Date(5), set: new Set([1]) };
+    const taggedText = await codec.encode({ value: tagged, ...times });
+    expect(JSON.parse(taggedText).t).toBe(1);
+    expect((await codec.decode(taggedText)).value).toEqual(tagged);
+  });
+
   it('writes a readable JSON envelope with version, times, ttlMs, meta and the value inline', async () => {
     const codec = new EnvelopeCodec();
     const text = await codec.encode({
