@@ -1,4 +1,5 @@
 import { FrequencySketch, hashKey, spreadHash } from './frequency-sketch.js';
+import { ShadowLru } from './shadow-lru.js';
 
 /** Options of {@link WTinyLfuPolicy}. */
 export interface WTinyLfuPolicyOptions<K> {
@@ -144,10 +145,9 @@ export class WTinyLfuPolicy<K> {
   private stepSize: number;
   private random: number;
   private readonly shadowEnabled: boolean;
-  /** Sampled key hashes -> weight, in LRU order (a Map keeps insertion order). */
-  private readonly shadow = new Map<number, number>();
+  /** Sampled key hashes and their weights, in LRU order. */
+  private readonly shadow = new ShadowLru();
   private shadowMask = 0;
-  private shadowWeight = 0;
   private shadowCapacity = 0;
   private shadowHits = 0;
   private sampledHits = 0;
@@ -432,7 +432,6 @@ export class WTinyLfuPolicy<K> {
     this.shadowMask = mask;
     this.shadowCapacity = this.maximumWeight / (mask + 1);
     this.shadow.clear();
-    this.shadowWeight = 0;
     this.shadowHits = this.sampledHits = this.sampledAccesses = 0;
     this.lookShadowHits = this.lookSampledHits = this.lookAccesses = 0;
   }
@@ -468,20 +467,7 @@ export class WTinyLfuPolicy<K> {
   /** One access of a sampled key to the shadow LRU. */
   private shadowAccess(h: number, weight: number): void {
     this.sampledAccesses++;
-    const shadow = this.shadow;
-    const old = shadow.get(h);
-    if (old !== undefined) {
-      this.shadowHits++;
-      shadow.delete(h);
-      this.shadowWeight -= old;
-    }
-    shadow.set(h, weight);
-    this.shadowWeight += weight;
-    while (this.shadowWeight > this.shadowCapacity && shadow.size > 0) {
-      const [oldest, w] = shadow.entries().next().value as [number, number];
-      shadow.delete(oldest);
-      this.shadowWeight -= w;
-    }
+    if (this.shadow.access(h, weight, this.shadowCapacity)) this.shadowHits++;
   }
 
   private sampleSize(): number {
