@@ -55,7 +55,8 @@ export interface MultiLevelCacheOptions extends TagOptions {
   tierTimeoutMs?: number;
   /**
    * When a stale entry exists and the loader takes longer than this, answer with the stale value
-   * and let the load finish in the background. `0` answers stale at once. @default 1000
+   * and let the load finish in the background; the same bound applies to waiting for another
+   * instance's load of the key (the distributed lock). `0` answers stale at once. @default 1000
    */
   softTimeoutMs?: number;
   /** Longest time a caller waits for a loader; then it gets the stale value or a TimeoutError. @default 10000 */
@@ -75,7 +76,10 @@ export interface MultiLevelCacheOptions extends TagOptions {
   lock?: DistributedLock;
   /** Lease time of the distributed lock, renewed while the load runs. @default 15000 */
   lockLeaseMs?: number;
-  /** Longest wait for another instance's load before loading here. @default hardTimeoutMs */
+  /**
+   * Longest wait for another instance's load before loading here (with a stale value at hand,
+   * `softTimeoutMs` ends the wait first, answering it). @default hardTimeoutMs
+   */
   lockWaitMs?: number;
   /** Most keys remembered per tier for auto-recovery after an outage. @default 10000 */
   recoveryMaxKeys?: number;
@@ -230,7 +234,7 @@ export type Loader<T> = (ctx: LoaderContext<T>) => Promise<T> | T;
  * ({@link MultiLevelCacheOptions}). Durations in ms.
  */
 export interface LoadCallOptions {
-  /** When a stale entry exists, answer it once the loader takes longer than this. */
+  /** When a stale entry exists, answer it once the loader (or another instance's load) takes longer than this. */
   softTimeoutMs?: number;
   /** Longest wait for the loader; then the stale value or a TimeoutError. */
   hardTimeoutMs?: number;

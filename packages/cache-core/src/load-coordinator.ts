@@ -308,7 +308,13 @@ export class LoadCoordinator {
     const lock = this.ctx.lock;
     if (!lock) return this.load(key, loader, options, policy, stale, undefined);
     const opts = this.ctx.opts;
-    const deadline = Date.now() + policy.lockWaitMs;
+    const started = Date.now();
+    const deadline = started + policy.lockWaitMs;
+    // With a stale value at hand, another instance's load is waited for no longer than this
+    // caller would wait for its own (softTimeoutMs): then the stale value is answered, and that
+    // load's value reaches this instance when it lands (its write and invalidation).
+    const soft = Math.min(policy.softTimeoutMs, policy.hardTimeoutMs);
+    const softAt = stale && !policy.forceFresh ? started + soft : Number.POSITIVE_INFINITY;
     let tryFirst = !heldElsewhere;
     for (;;) {
       let lease: Lease | undefined;
@@ -331,14 +337,17 @@ export class LoadCoordinator {
         }
         return this.load(key, loader, options, policy, stale, lease);
       }
-      const remaining = deadline - Date.now();
+      const now = Date.now();
+      const remaining = deadline - now;
       if (remaining <= 0) return this.load(key, loader, options, policy, stale, undefined);
-      // Serve stale at once instead of waiting for the other instance when soft timeout is 0.
-      if (stale && policy.softTimeoutMs === 0 && !policy.forceFresh) {
-        if (this.listening.timeout) this.timedOut(key, 'soft', 0, true);
-        return entryResult(stale.entry, this.ctx.levelOf(stale.index), true);
+      if (stale && now >= softAt) {
+        if (this.listening.timeout) this.timedOut(key, 'soft', soft, true);
+        const answer = entryResult(stale.entry, this.ctx.levelOf(stale.index), true);
+        return soft > 0 ? this.afterWait(answer) : answer;
       }
-      await lock.waitForRelease(key, Math.min(remaining, opts.lockLeaseMs)).catch(() => delay(50));
+      await lock
+        .waitForRelease(key, Math.min(remaining, opts.lockLeaseMs, softAt - now))
+        .catch(() => delay(Math.min(50, Math.max(0, softAt - Date.now()))));
       const after = this.freshOf(
         await this.reads.cascade<T>(key, endpoint, this.reads.start, undefined, isStale),
       );

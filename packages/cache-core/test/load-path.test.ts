@@ -120,6 +120,46 @@ describe('per-call load options', () => {
     expect(Math.max(...waits)).toBeLessThanOrEqual(30);
   });
 
+  it('another instance’s load is waited for no longer than softTimeoutMs when a stale value is at hand', async () => {
+    const waits: number[] = [];
+    // Another instance holds the key's lease all along (its load slow: an upstream in trouble).
+    const busy: DistributedLock = {
+      tryAcquire: async () => undefined,
+      waitForRelease: async (_key, timeoutMs) => {
+        waits.push(timeoutMs);
+        await new Promise((r) => setTimeout(r, timeoutMs));
+      },
+    };
+    const { l1, l2 } = tiers();
+    l2.store.set('k', staleEntry('old'));
+    const cache = make({ tiers: [l1, l2], lock: busy, lockWaitMs: 5000, softTimeoutMs: 40 });
+    const timeouts: unknown[] = [];
+    cache.on('timeout', (e) => timeouts.push(e));
+    let calls = 0;
+    const t0 = performance.now();
+    const r = await cache.getOrLoad('k', () => {
+      calls++;
+      return 'new';
+    });
+    const took = performance.now() - t0;
+    expect(r).toMatchObject({ value: 'old', level: 'l2', stale: true });
+    // Not the 5 s lock wait: the soft timeout (40 ms; the bound leaves room for a loaded machine).
+    expect(took).toBeLessThan(2000);
+    expect(calls).toBe(0);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(40);
+    expect(timeouts).toEqual([{ key: 'k', kind: 'soft', ms: 40, stale: true }]);
+    // softTimeoutMs 0: at once, without waiting at all.
+    waits.length = 0;
+    expect(await cache.getOrLoad('k', () => 'new', { softTimeoutMs: 0 })).toMatchObject({
+      value: 'old',
+      stale: true,
+    });
+    expect(waits).toEqual([]);
+    // forceFresh never answers the stale value on a timeout: it waits out lockWaitMs, then loads here.
+    const forced = await cache.getOrLoad('k', () => 'forced', { forceFresh: true, lockWaitMs: 60 });
+    expect(forced).toMatchObject({ value: 'forced', level: 'external', stale: false });
+  });
+
   it('a call’s own hardTimeoutMs also bounds its wait for the lock', async () => {
     const waits: number[] = [];
     const busy: DistributedLock = {

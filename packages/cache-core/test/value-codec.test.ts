@@ -96,7 +96,18 @@ describe('encodeValue / decodeValue', () => {
     expect(decodeValue(encodePlainValue(plain) as string)).toEqual(plain);
     let deep: unknown = 1;
     for (let i = 0; i < 70; i++) deep = [deep];
-    for (const v of [new Date(0), new Map(), new Set(), 1n, -0, Number.NaN, { $bgc: 1 }, { a: undefined }, deep, () => 1])
+    for (const v of [
+      new Date(0),
+      new Map(),
+      new Set(),
+      1n,
+      -0,
+      Number.NaN,
+      { $bgc: 1 },
+      { a: undefined },
+      deep,
+      () => 1,
+    ])
       expect(encodePlainValue(v)).toBeUndefined();
   });
 

@@ -1,5 +1,11 @@
 import { type CacheEntry, ConfigError, InvalidValueError, SerializationError } from '@bgc/cache-core';
-import { encodePlainValue, encodeValue, hasValueTags, parseJsonSafely, reviveValue } from '@bgc/cache-core/internal';
+import {
+  encodePlainValue,
+  encodeValue,
+  hasValueTags,
+  parseJsonSafely,
+  reviveValue,
+} from '@bgc/cache-core/internal';
 import { COMPRESSORS, type CompressionAlgorithm } from './compression.js';
 import { readMeta, readTags, validateMeta, validateTags } from '@bgc/cache-core/internal';
 import { MSGPACK_SERIALIZER, type Serializer, type SerializerOption } from './serializer.js';
