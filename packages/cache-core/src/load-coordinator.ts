@@ -9,7 +9,7 @@ import { TimeoutError } from './errors/timeout-error.js';
 import { validateKey } from './key-pattern.js';
 import { Level } from './level.js';
 import type { ReadCascade } from './read-cascade.js';
-import type { Cascaded, Found, RecentLoad } from './tier-read.js';
+import type { CascadeNotes, Cascaded, Found, RecentLoad } from './tier-read.js';
 import { delay, withTimeout } from './timeout.js';
 import { nextVersion } from './version.js';
 import type { VersionGuard } from './coherence.js';
@@ -26,6 +26,12 @@ import { entryResult, uncachedResult } from './result.js';
 import { nextSlice } from './turn-slicer.js';
 
 const noop = (): void => {};
+
+/** Where a load's second read looks (see LoadCoordinator.waitWithLateLook). */
+interface LateLook<T> {
+  endpoint: string;
+  isStale: ((entry: CacheEntry<T>) => boolean) | undefined;
+}
 
 /**
  * Resolves once the event loop went through its I/O phase: bus messages already received by this
@@ -211,16 +217,20 @@ export class LoadCoordinator {
     const combined = this.ctx.lock?.tryAcquireAndRead
       ? await this.readWithLease<T>(key, endpoint, l1Stale, isStale)
       : undefined;
+    const notes: CascadeNotes = { unread: false };
     const found = combined
       ? combined.found
-      : await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale);
+      : await this.reads.cascade<T>(key, endpoint, this.reads.start, l1Stale, isStale, 0, notes);
     if (found?.fresh) return entryResult(found.best.entry, this.ctx.levelOf(found.best.index), false);
     const stale = found?.best;
     this.ctx.metrics.miss(Level.External, this.ctx.connector, endpoint);
+    // Nothing servable known because a tier did not answer: the load looks again (lateLook).
+    const late: LateLook<T> | undefined =
+      stale === undefined && notes.unread ? { endpoint, isStale } : undefined;
     // The tier was read after the lease was taken: no other instance's load can land unseen.
     if (combined?.lease) return this.load(key, loader, options, policy, stale, combined.lease);
-    if (!this.ctx.lock) return this.load(key, loader, options, policy, stale, undefined);
-    return this.loadWithLock(key, loader, options, policy, isStale, endpoint, stale, !!combined);
+    if (!this.ctx.lock) return this.load(key, loader, options, policy, stale, undefined, late);
+    return this.loadWithLock(key, loader, options, policy, isStale, endpoint, stale, !!combined, late);
   }
 
   /**
@@ -304,9 +314,10 @@ export class LoadCoordinator {
     stale: Found<T> | undefined,
     /** Another holder was found by {@link readWithLease}: wait for it before trying again. */
     heldElsewhere = false,
+    late?: LateLook<T>,
   ): Promise<LoadResult<T>> {
     const lock = this.ctx.lock;
-    if (!lock) return this.load(key, loader, options, policy, stale, undefined);
+    if (!lock) return this.load(key, loader, options, policy, stale, undefined, late);
     const opts = this.ctx.opts;
     const started = Date.now();
     const deadline = started + policy.lockWaitMs;
@@ -324,7 +335,7 @@ export class LoadCoordinator {
       } catch (error) {
         // No lock service: load here rather than fail the request.
         this.ctx.report(Level.L2, 'load', key, error);
-        return this.load(key, loader, options, policy, stale, undefined);
+        return this.load(key, loader, options, policy, stale, undefined, late);
       }
       if (lease) {
         // Another instance may have finished its load between our read and the lease.
@@ -335,11 +346,11 @@ export class LoadCoordinator {
           await lease.release();
           return again;
         }
-        return this.load(key, loader, options, policy, stale, lease);
+        return this.load(key, loader, options, policy, stale, lease, late);
       }
       const now = Date.now();
       const remaining = deadline - now;
-      if (remaining <= 0) return this.load(key, loader, options, policy, stale, undefined);
+      if (remaining <= 0) return this.load(key, loader, options, policy, stale, undefined, late);
       if (stale && now >= softAt) {
         if (this.listening.timeout) this.timedOut(key, 'soft', soft, true);
         const answer = entryResult(stale.entry, this.ctx.levelOf(stale.index), true);
@@ -362,6 +373,8 @@ export class LoadCoordinator {
     policy: LoadPolicy,
     stale: Found<T> | undefined,
     lease: Lease | undefined,
+    /** No stale value known because a tier did not answer its read: look again while waiting. */
+    late?: LateLook<T>,
   ): Promise<LoadResult<T>> {
     const ctx = this.ctx;
     const opts = ctx.opts;
@@ -454,6 +467,8 @@ export class LoadCoordinator {
     );
     ctx.track(settled);
 
+    if (late !== undefined && stale === undefined && !policy.forceFresh)
+      return this.waitWithLateLook(key, run, policy, late);
     const hard = policy.hardTimeoutMs;
     // forceFresh: the cached value is only the fallback of a failed or hard-timed-out load.
     const soft = stale && !policy.forceFresh ? Math.min(policy.softTimeoutMs, hard) : hard;
@@ -475,6 +490,73 @@ export class LoadCoordinator {
         throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
       }
       if (stale) return entryResult(stale.entry, ctx.levelOf(stale.index), true);
+      throw error;
+    }
+  }
+
+  /**
+   * The wait for a load that started with nothing servable known because a tier did not answer
+   * its read (it failed, timed out or was skipped by an open circuit: a stale value may be there).
+   * Once the soft timeout passes, or as soon as the load fails, the tiers are read again: a value
+   * found then is answered (stale; or fresh, when another load landed meanwhile) while the load
+   * goes on in the background, instead of waiting for the hard timeout or failing. Else the wait
+   * goes on to the hard timeout, as without a stale value.
+   */
+  private async waitWithLateLook<T>(
+    key: string,
+    run: Promise<LoadResult<T>>,
+    policy: LoadPolicy,
+    late: LateLook<T>,
+  ): Promise<LoadResult<T>> {
+    const hard = policy.hardTimeoutMs;
+    const hardAt = performance.now() + hard;
+    const soft = Math.min(policy.softTimeoutMs, hard);
+    const message = () => `Loading key ${JSON.stringify(key)}`;
+    let first: unknown;
+    if (soft > 0) {
+      try {
+        return this.afterWait(await withTimeout(run, soft, message));
+      } catch (error) {
+        first = error;
+      }
+    } else first = new TimeoutError(message(), 0);
+    const look = this.reads
+      .cascade<T>(key, late.endpoint, this.reads.start, undefined, late.isStale)
+      .catch(() => undefined);
+    let found: Cascaded<T> | undefined;
+    if (first instanceof TimeoutError) {
+      // The load may answer while the tier is read again (a tier still failing takes its
+      // deadline): whichever comes first.
+      const outcome = await Promise.race([
+        run.then(
+          (result) => ({ result }),
+          (error: unknown) => ({ error }),
+        ),
+        look.then((again) => ({ again })),
+      ]);
+      if ('result' in outcome) return this.afterWait(outcome.result);
+      if ('error' in outcome) {
+        first = outcome.error;
+        found = await look;
+      } else found = outcome.again;
+    } else found = await look;
+    if (found) {
+      const level = this.ctx.levelOf(found.best.index);
+      if (found.fresh) return this.afterWait(entryResult(found.best.entry, level, false));
+      if (first instanceof TimeoutError && this.listening.timeout) this.timedOut(key, 'soft', soft, true);
+      return this.afterWait(entryResult(found.best.entry, level, true));
+    }
+    if (!(first instanceof TimeoutError)) throw first;
+    try {
+      // hardTimeoutMs 0: no hard timeout (withTimeout treats 0 as none).
+      const left = hard > 0 ? hardAt - performance.now() : 0;
+      if (hard > 0 && left <= 0) throw new TimeoutError(message(), hard);
+      return this.afterWait(await withTimeout(run, left, message));
+    } catch (error) {
+      if (error instanceof TimeoutError) {
+        if (this.listening.timeout) this.timedOut(key, 'hard', hard, false);
+        throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
+      }
       throw error;
     }
   }

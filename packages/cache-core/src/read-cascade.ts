@@ -11,6 +11,7 @@ import type { MetricsAdapter } from './metrics.js';
 import { entryResult, missResult } from './result.js';
 import type { ReadCallbacks, Tier } from './tier.js';
 import {
+  type CascadeNotes,
   type Cascaded,
   CascadeRead,
   type OperationDeadline,
@@ -206,9 +207,10 @@ export class ReadCascade implements ReadHost {
     staleSoFar: CacheEntry<T> | undefined,
     isStale?: (entry: CacheEntry<T>) => boolean,
     staleIndex = 0,
+    notes?: CascadeNotes,
   ): Promise<Cascaded<T> | undefined> {
     return new Promise((resolve, reject) => {
-      const read = new CascadeRead<T>(this, key, endpoint, staleSoFar, isStale, resolve, reject);
+      const read = new CascadeRead<T>(this, key, endpoint, staleSoFar, isStale, resolve, reject, notes);
       if (staleSoFar) read.staleIndex = staleIndex;
       this.startRead(read, start);
     });
@@ -234,6 +236,7 @@ export class ReadCascade implements ReadHost {
       read.index = i;
       read.state = state;
       if (!state.admit('get', read.key)) {
+        read.unread = true;
         this.readStep(read, undefined);
         return;
       }
@@ -275,6 +278,7 @@ export class ReadCascade implements ReadHost {
 
   /** {@link ReadHost}: the tier of `read` failed or timed out: reported, then skipped. */
   failed(read: TierRead<unknown>, error: unknown): void {
+    read.unread = true;
     (read.state as GuardedTier).failed('get', read.key, error);
     this.readStep(read, undefined);
   }

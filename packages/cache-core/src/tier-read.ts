@@ -26,6 +26,12 @@ export interface Cascaded<T> {
   fresh: boolean;
 }
 
+/** What a cascade tells besides what it found (filled when it settles). */
+export interface CascadeNotes {
+  /** A tier did not answer (failed, timed out, or skipped by an open circuit). */
+  unread: boolean;
+}
+
 /** A settled load kept shareable for the coalescing window. */
 export interface RecentLoad {
   result: LoadResult<unknown>;
@@ -102,6 +108,8 @@ export abstract class TierRead<T> extends OperationDeadline implements ReadCallb
   staleIndex: number;
   /** Whether the read object itself already served as a tier call's callbacks. */
   asked = false;
+  /** Whether a tier did not answer (failed, timed out, or skipped by an open circuit). */
+  unread = false;
 
   constructor(
     protected readonly host: ReadHost,
@@ -171,11 +179,13 @@ export class CascadeRead<T> extends TierRead<T> {
     isStale: ((entry: CacheEntry<T>) => boolean) | undefined,
     private readonly resolve: (found: Cascaded<T> | undefined) => void,
     reject: (error: unknown) => void,
+    private readonly notes?: CascadeNotes,
   ) {
     super(host, key, endpoint, staleSoFar, isStale, reject);
   }
 
   finish(entry: CacheEntry<T> | undefined, index: number, fresh: boolean): void {
+    if (this.notes !== undefined) this.notes.unread = this.unread;
     this.resolve(entry ? { best: { entry, index }, fresh } : undefined);
   }
 }

@@ -160,6 +160,130 @@ describe('per-call load options', () => {
     expect(forced).toMatchObject({ value: 'forced', level: 'external', stale: false });
   });
 
+  it('a tier that failed the first read is read again at the soft timeout: its stale value is answered', async () => {
+    const { l1, l2 } = tiers();
+    l2.store.set('k', staleEntry('old'));
+    // The first read fails (a timeout under load, say); the tier answers again by the time the
+    // loader runs, and the loader is slow (an upstream in trouble).
+    l2.failWith = new Error('read timed out');
+    const cache = make({ tiers: [l1, l2], softTimeoutMs: 40, hardTimeoutMs: 5000 });
+    cache.on('error', () => {});
+    const timeouts: unknown[] = [];
+    cache.on('timeout', (e) => timeouts.push(e));
+    const release = gate<void>();
+    const t0 = performance.now();
+    const r = await cache.getOrLoad('k', async () => {
+      l2.failWith = undefined;
+      await release.promise;
+      return 'new';
+    });
+    expect(r).toMatchObject({ value: 'old', level: 'l2', stale: true });
+    // Not the 5 s hard timeout.
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(timeouts).toEqual([{ key: 'k', kind: 'soft', ms: 40, stale: true }]);
+    release.resolve();
+    await cache.flush();
+    expect(l2.store.get('k')?.value).toBe('new');
+  });
+
+  it('the second read answers what is there then: a value another instance wrote (fresh), or stale at once with softTimeoutMs 0', async () => {
+    const { l1, l2 } = tiers();
+    l2.store.set('k', staleEntry('old'));
+    l2.failWith = new Error('read timed out');
+    const cache = make({ tiers: [l1, l2], softTimeoutMs: 40, hardTimeoutMs: 5000 });
+    cache.on('error', () => {});
+    const release = gate<void>();
+    const r = await cache.getOrLoad('k', async () => {
+      l2.failWith = undefined;
+      // Another instance's load lands meanwhile.
+      const now = Date.now();
+      l2.store.set('k', {
+        value: 'theirs',
+        freshUntil: now + 60_000,
+        staleUntil: now + 120_000,
+        createdAt: now,
+      });
+      await release.promise;
+      return 'mine';
+    });
+    expect(r).toMatchObject({ value: 'theirs', level: 'l2', stale: false });
+    release.resolve();
+    await cache.flush();
+    l2.store.set('z', staleEntry('old z'));
+    l2.failWith = new Error('read timed out');
+    const zero = gate<void>();
+    const t0 = performance.now();
+    const z = await cache.getOrLoad(
+      'z',
+      async () => {
+        l2.failWith = undefined;
+        await zero.promise;
+        return 'new z';
+      },
+      { softTimeoutMs: 0 },
+    );
+    expect(z).toMatchObject({ value: 'old z', stale: true });
+    expect(performance.now() - t0).toBeLessThan(2000);
+    zero.resolve();
+  });
+
+  it('a tier that failed the first read is read again when the load fails: stale, not the error', async () => {
+    const { l1, l2 } = tiers();
+    l2.store.set('k', staleEntry('old'));
+    l2.failWith = new Error('read timed out');
+    const cache = make({ tiers: [l1, l2], softTimeoutMs: 60_000 });
+    cache.on('error', () => {});
+    const r = await cache.getOrLoad('k', async () => {
+      l2.failWith = undefined;
+      throw new Error('upstream 500');
+    });
+    expect(r).toMatchObject({ value: 'old', level: 'l2', stale: true });
+    // Still failing when read again: the load's own error, as without a stale value.
+    l2.store.set('j', staleEntry('old'));
+    l2.failWith = new Error('read timed out');
+    await expect(
+      cache.getOrLoad('j', async () => {
+        throw new Error('upstream 500');
+      }),
+    ).rejects.toThrow('upstream 500');
+    // And a slow load with the tier still failing waits for the hard timeout, then times out.
+    await expect(
+      cache.getOrLoad('j', () => new Promise((res) => setTimeout(() => res('late'), 300)), {
+        softTimeoutMs: 10,
+        hardTimeoutMs: 60,
+      }),
+    ).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('the load’s own answer is not held by a second read that takes long', async () => {
+    const { l1, l2 } = tiers();
+    l2.failWith = new Error('read timed out');
+    const cache = make({ tiers: [l1, l2], softTimeoutMs: 20, hardTimeoutMs: 10_000, tierTimeoutMs: 5000 });
+    cache.on('error', () => {});
+    const t0 = performance.now();
+    const r = await cache.getOrLoad('k', async () => {
+      // The tier is still failing, and slowly: the second read takes 1.5 s.
+      l2.delayMs = 1500;
+      await new Promise((res) => setTimeout(res, 60));
+      return 'loaded';
+    });
+    expect(r).toMatchObject({ value: 'loaded', level: 'external', stale: false });
+    expect(performance.now() - t0).toBeLessThan(1000);
+    l2.delayMs = 0;
+    l2.failWith = undefined;
+  });
+
+  it('a read that answered (nothing there) is not repeated while the load runs', async () => {
+    const { l1, l2 } = tiers();
+    const cache = make({ tiers: [l1, l2], softTimeoutMs: 10, hardTimeoutMs: 5000 });
+    const r = await cache.getOrLoad('cold', async () => {
+      await new Promise((res) => setTimeout(res, 80));
+      return 'loaded';
+    });
+    expect(r).toMatchObject({ value: 'loaded', level: 'external', stale: false });
+    expect(l2.calls.get).toBe(1);
+  });
+
   it('a call’s own hardTimeoutMs also bounds its wait for the lock', async () => {
     const waits: number[] = [];
     const busy: DistributedLock = {
