@@ -56,7 +56,10 @@ export interface MultiLevelCacheOptions extends TagOptions {
   /**
    * When a stale entry exists and the loader takes longer than this, answer with the stale value
    * and let the load finish in the background; the same bound applies to waiting for another
-   * instance's load of the key (the distributed lock). `0` answers stale at once. @default 1000
+   * instance's load of the key (the distributed lock). When a tier did not answer the read before
+   * the load (failed, timed out, circuit open), the tiers are read again once this passes (or as
+   * soon as the load fails) and a value found then is answered. `0` answers stale at once.
+   * @default 1000
    */
   softTimeoutMs?: number;
   /** Longest time a caller waits for a loader; then it gets the stale value or a TimeoutError. @default 10000 */
