@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CacheEntry, Tier } from '../src/index.js';
 import { MultiLevelCache } from '../src/index.js';
+import { type ModelCmd, modelRunner } from './model-commands.js';
 
 /**
  * Model-based concurrency test of a cache with one local tier that keeps no versions of its own
@@ -14,10 +15,7 @@ import { MultiLevelCache } from '../src/index.js';
  * key completed never returns an older value, and once everything settled the tier holds none.
  */
 
-type Cmd =
-  | { op: 'set'; key: 'a' | 'b'; stale: boolean }
-  | { op: 'delete' | 'get'; key: 'a' | 'b' }
-  | { op: 'getOrLoad'; key: 'a' | 'b'; fail: boolean };
+type Cmd = ModelCmd;
 
 const key = fc.constantFrom('a', 'a', 'b') as fc.Arbitrary<'a' | 'b'>;
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
@@ -63,52 +61,7 @@ async function runModel(s: fc.Scheduler, cmds: Cmd[], viaSetSync: boolean): Prom
     defaultTtlMs: 3_600_000,
     staleTtlMs: 3_600_000,
   });
-  const source: Record<string, number> = { a: 0, b: 0 };
-  const completed: Record<string, number> = { a: 0, b: 0 };
-  const violations: string[] = [];
-  const check = (what: string, k: string, floor: number, value: unknown) => {
-    if (value === undefined) return;
-    if (typeof value !== 'number' || value < floor)
-      violations.push(`${what}(${k}) returned ${String(value)} after ${floor} completed`);
-  };
-  const run = async (cmd: Cmd): Promise<void> => {
-    await s.schedule(Promise.resolve(`start ${JSON.stringify(cmd)}`));
-    const k = cmd.key;
-    const floor = completed[k] as number;
-    switch (cmd.op) {
-      case 'set': {
-        const v = (source[k] as number) + 1;
-        source[k] = v;
-        await cache.set(k, v, cmd.stale ? { ttlMs: 0 } : {});
-        completed[k] = Math.max(completed[k] as number, v);
-        return;
-      }
-      case 'delete': {
-        const v = (source[k] as number) + 1;
-        source[k] = v;
-        await cache.delete(k);
-        completed[k] = Math.max(completed[k] as number, v);
-        return;
-      }
-      case 'get':
-        check('get', k, floor, (await cache.get(k)).value);
-        return;
-      case 'getOrLoad': {
-        const loader = () => {
-          const v = source[k] as number;
-          return s
-            .schedule(Promise.resolve(v), `load ${k}`)
-            .then((x) => (cmd.fail ? Promise.reject(new Error('upstream down')) : x));
-        };
-        try {
-          check('getOrLoad', k, floor, (await cache.getOrLoad(k, loader)).value);
-        } catch {
-          // A failed load without a fallback: nothing returned.
-        }
-        return;
-      }
-    }
-  };
+  const { run, violations, completed } = modelRunner(s, cache);
   await s.waitFor(Promise.all(cmds.map(run)));
   await s.waitFor(cache.flush());
   for (const k of ['a', 'b']) {
