@@ -169,6 +169,12 @@ export class LoadCoordinator {
     this.events.tell('timeout', { key, kind, ms, stale });
   }
 
+  /** A load's hard timeout with no stale value to answer: told, and the caller's error. */
+  private hardTimedOut(key: string, hard: number): TimeoutError {
+    if (this.listening.timeout) this.timedOut(key, 'hard', hard, false);
+    return new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
+  }
+
   /** A write or invalidation of `key`: callers that come next start a new load, never join an older one. */
   forget(key: string): void {
     this.inflight.delete(key);
@@ -485,10 +491,7 @@ export class LoadCoordinator {
         if (this.listening.timeout) this.timedOut(key, soft < hard ? 'soft' : 'hard', soft, true);
         return this.afterWait(entryResult(stale.entry, ctx.levelOf(stale.index), true));
       }
-      if (error instanceof TimeoutError) {
-        if (this.listening.timeout) this.timedOut(key, 'hard', hard, false);
-        throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
-      }
+      if (error instanceof TimeoutError) throw this.hardTimedOut(key, hard);
       if (stale) return entryResult(stale.entry, ctx.levelOf(stale.index), true);
       throw error;
     }
@@ -553,10 +556,7 @@ export class LoadCoordinator {
       if (hard > 0 && left <= 0) throw new TimeoutError(message(), hard);
       return this.afterWait(await withTimeout(run, left, message));
     } catch (error) {
-      if (error instanceof TimeoutError) {
-        if (this.listening.timeout) this.timedOut(key, 'hard', hard, false);
-        throw new TimeoutError(`Loading key ${JSON.stringify(key)} (no stale value to fall back on)`, hard);
-      }
+      if (error instanceof TimeoutError) throw this.hardTimedOut(key, hard);
       throw error;
     }
   }
